@@ -1,0 +1,41 @@
+"""napari sample data: a matched phantom pair with its mask, and pydicom's real CT_small.dcm."""
+
+from __future__ import annotations
+
+from ._layers import LayerData, ct_image_layer, mask_labels_layer
+
+#: The seed and level of the sample pair: a heart-level slice (chambers, aorta, lung vessels).
+SAMPLE_SEED = 2024
+SAMPLE_LEVEL = 0.58
+
+
+def phantom_pair() -> list[LayerData]:
+    """Same anatomy and noise without contrast and in the arterial phase, plus the reference mask."""
+    from .phantom import make_slice
+
+    plain = make_slice(SAMPLE_SEED, contrast=False, phase="arterial", level=SAMPLE_LEVEL)
+    art = make_slice(SAMPLE_SEED, contrast=True, phase="arterial", level=SAMPLE_LEVEL)
+    layers = []
+    for s, name in ((plain, "phantom · no contrast"), (art, "phantom · arterial")):
+        meta = {"source": "napari_ctinterp.phantom", "phantom": s.meta, "spacing_mm": s.spacing_mm,
+                "label": "contrast" if s.meta["contrast"] else "no contrast"}
+        layers.append(ct_image_layer(s.hu, s.spacing_mm, name, meta))
+    mask_meta = {"source": "napari_ctinterp.phantom", "spacing_mm": art.spacing_mm,
+                 "definition": "contrast raises HU by >= 50 in the arterial phase"}
+    layers.append(mask_labels_layer(art.mask.astype("uint8"), art.spacing_mm, "phantom · reference mask",
+                                    mask_meta))
+    return layers
+
+
+def ct_small() -> list[LayerData]:
+    """pydicom's ``CT_small.dcm`` (128×128 chest crop with contrast), read by ``io.read_ct``."""
+    from pydicom.data import get_testdata_file
+
+    from ._reader import read_ct_layers
+
+    path = get_testdata_file("CT_small.dcm", download=False)
+    if path is None:  # pragma: no cover - pydicom always ships it
+        raise FileNotFoundError("pydicom's CT_small.dcm is missing: reinstall pydicom")
+    data, kwargs, kind = read_ct_layers(path)[0]
+    kwargs["name"] = "CT_small (pydicom)"
+    return [(data, kwargs, kind)]
