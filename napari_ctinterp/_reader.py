@@ -7,7 +7,6 @@ what to do; napari shows it as a notification instead of crashing.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -32,7 +31,11 @@ def get_reader(path: PathLike | Sequence[PathLike]) -> ReaderFunction | None:
 
 
 def read_ct_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
-    """Read a CT series into one Image layer in HU, scaled in mm, mediastinal window."""
+    """Read a CT series into one Image layer in HU, scaled in mm, mediastinal window.
+
+    ``read_ct`` already raises each of ``meta["warnings"]`` (other series found, non-CT modality,
+    uneven spacing) as a ``CTReadWarning``, which napari shows as a notification.
+    """
     from .io import read_ct
 
     paths = _paths(path)
@@ -40,8 +43,6 @@ def read_ct_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
     meta = dict(vol.meta)
     meta["spacing_mm"] = tuple(vol.spacing_mm)
     meta["origin_mm"] = tuple(vol.origin)
-    for w in meta.get("warnings", []):
-        warnings.warn(w, stacklevel=2)
     hu, spacing = vol.hu, tuple(vol.spacing_mm)
     if hu.shape[0] == 1:  # a single slice is a 2D image
         hu, spacing = hu[0], spacing[1:]

@@ -1,0 +1,234 @@
+"""Reading a CT volume from DICOM: :func:`read_ct` and :class:`CTVolume`."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_modality_lut
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from .dicom_files import SeriesGroup, Source, collect_paths, group_series, read_headers
+from .dicom_geometry import Frame, check_sizes, frames_of, order_frames
+from .errors import CTReadError, CTReadWarning, codec_install_hint
+
+__all__ = ["CTVolume", "read_ct"]
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+@dataclass(frozen=True, eq=False)
+class CTVolume:
+    """A CT volume in Hounsfield units with its geometry.
+
+    Attributes
+    ----------
+    hu : numpy.ndarray
+        float32 array (Z, H, W) in Hounsfield units (the modality LUT applied). Z runs along the
+        slice normal ``cross(row_dir, col_dir)`` of *ImageOrientationPatient*, so for axial
+        head-first-supine scans index 0 is the most inferior slice.
+    spacing_mm : tuple of float
+        (z, y, x) voxel size in mm: distance between slice centres, then *PixelSpacing*
+        (row spacing, column spacing).
+    origin : tuple of float
+        *ImagePositionPatient* of the first slice (index 0): the centre of its top-left voxel in
+        DICOM patient coordinates (x, y, z) in mm, LPS (x to the patient's left, y posterior,
+        z superior). Note the order differs from ``spacing_mm``.
+    meta : dict
+        Series information without patient identifiers: ``series_uid``, ``modality``,
+        ``n_files``, ``n_slices``, ``files`` (paths in slice order), ``other_series`` (dicts with
+        uid, modality, n_files, n_frames, description), ``warnings``, ``orientation``
+        (ImageOrientationPatient), ``slice_normal``, ``slice_positions_mm``,
+        ``transfer_syntaxes``, ``sop_class``, ``series_description``, ``study_date``,
+        ``n_skipped_files``, ``source``.
+    """
+
+    hu: np.ndarray
+    spacing_mm: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(Z, H, W) shape of :attr:`hu`."""
+        return tuple(self.hu.shape)  # type: ignore[return-value]
+
+
+def _sop_name(ds: Dataset) -> str:
+    sop = ds.get("SOPClassUID")
+    return sop.name if sop is not None else "no SOP Class"
+
+
+def _choose_series(groups: list[SeriesGroup], kind: str, warn: list[str]) -> SeriesGroup:
+    images = [g for g in groups if g.is_image]
+    if not images:
+        found = ", ".join(sorted({_sop_name(h.ds) for g in groups for h in g.headers}))
+        what = f"{groups[0].headers[0].path} is a DICOM file" if kind == "file" else "The DICOM files found are"
+        raise CTReadError(
+            f"{what} without pixel data ({found}); it holds no image. "
+            "Open the CT image series (the files with pixel data) instead."
+        )
+    cts = [g for g in images if g.modality.upper() == "CT"]
+    chosen = cts[0] if cts else images[0]
+    if not cts:
+        warn.append(
+            f"modality {chosen.modality or 'unknown'}, not CT: values are not Hounsfield units and "
+            "a CT classifier's output on them is meaningless."
+        )
+    others = [g for g in groups if g is not chosen]
+    if others:
+        listed = "; ".join(f"{g.modality or '?'} '{g.description}' ({len(g.headers)} files)" for g in others)
+        warn.append(
+            f"found {len(others)} other series besides the one opened ({listed}); opened the largest "
+            f"{'CT ' if cts else ''}series ({chosen.n_frames} slices). To open another one, pass its "
+            "files or folder on their own (see meta['other_series'])."
+        )
+    return chosen
+
+
+def _decode(ds: Dataset, path: Path) -> np.ndarray:
+    """``ds.pixel_array`` with pydicom's errors turned into actionable :class:`CTReadError`."""
+    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    ts_name = ts.name if ts is not None else "unknown transfer syntax"
+    try:
+        return ds.pixel_array
+    except (RuntimeError, NotImplementedError) as exc:
+        # pydicom: RuntimeError "... all plugins are missing dependencies" when no codec is
+        # installed, NotImplementedError when no decoder exists for the syntax at all.
+        if "missing dependencies" in str(exc) or isinstance(exc, NotImplementedError):
+            raise CTReadError(
+                f"Cannot decode {path.name}: its pixel data is compressed as '{ts_name}' and no "
+                f"decoder for it is installed. Install one with: {codec_install_hint(ts or '')}"
+            ) from exc
+        cause: Exception = exc
+    except Exception as exc:  # noqa: BLE001 - truncated/corrupt data surfaces as many types
+        cause = exc
+    raise CTReadError(
+        f"Cannot decode the pixel data of {path} ('{ts_name}'): {cause}. "
+        "The file may be truncated or corrupt; re-export the series."
+    ) from cause
+
+
+def _ensure_transfer_syntax(ds: Dataset) -> None:
+    """Give a dataset read without File Meta (forced) the syntax it was actually parsed with."""
+    if "TransferSyntaxUID" in ds.file_meta:
+        return
+    implicit, little = ds.original_encoding
+    ds.file_meta.TransferSyntaxUID = (
+        ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    )
+
+
+def _fill(hu: np.ndarray, frames: Sequence[Frame]) -> None:
+    """Decode each file once and write its frames' HU into ``hu`` (slice order = frame order)."""
+    slots: dict[Path, list[tuple[int, Frame]]] = {}
+    for z, frame in enumerate(frames):
+        slots.setdefault(frame.header.path, []).append((z, frame))
+    for path, items in slots.items():
+        try:
+            ds = pydicom.dcmread(path, force=items[0][1].header.forced)
+        except Exception as exc:  # noqa: BLE001
+            raise CTReadError(f"Cannot read {path}: {exc}. The file may be truncated.") from exc
+        if not any(k in ds for k in _PIXEL_KEYWORDS):
+            raise CTReadError(
+                f"{path} is a DICOM file without pixel data (no (7FE0,0010) Pixel Data element); "
+                "it holds no image. Remove it or open the CT image files instead."
+            )
+        _ensure_transfer_syntax(ds)
+        n_frames = items[0][1].header.n_frames
+        h, w = hu.shape[1:]
+        arr = _decode(ds, path)
+        if arr.size != n_frames * h * w:
+            raise CTReadError(f"{path}: decoded pixel data has shape {arr.shape}, expected {n_frames} x {h} x {w}.")
+        arr = arr.reshape(n_frames, h, w)
+        for z, frame in items:
+            stored = arr[frame.index or 0]
+            if frame.slope is None:
+                hu[z] = apply_modality_lut(stored, ds)
+            else:
+                hu[z] = stored * np.float32(frame.slope) + np.float32(frame.intercept or 0.0)
+
+
+def _meta(group: SeriesGroup, groups: list[SeriesGroup], frames: Sequence[Frame], source: Source,
+          skipped: int) -> dict[str, Any]:
+    ds = group.headers[0].ds
+    files: list[str] = []
+    for f in frames:
+        if not files or files[-1] != str(f.header.path):
+            files.append(str(f.header.path))
+    syntaxes = sorted({h.ds.file_meta.TransferSyntaxUID.name for h in group.headers
+                       if "TransferSyntaxUID" in getattr(h.ds, "file_meta", {})})
+    return {
+        "series_uid": group.uid,
+        "modality": group.modality,
+        "n_files": len(group.headers),
+        "n_slices": len(frames),
+        "files": files,
+        "other_series": [g.summary() for g in groups if g is not group],
+        "transfer_syntaxes": syntaxes,
+        "sop_class": _sop_name(ds),
+        "series_description": group.description,
+        "study_date": str(ds.get("StudyDate", "") or ""),
+        "n_skipped_files": skipped,
+        "source": [str(s) for s in source] if isinstance(source, (list, tuple)) else str(source),
+    }
+
+
+def read_ct(source: Source) -> CTVolume:
+    """Read a CT volume from DICOM.
+
+    Files are grouped by *SeriesInstanceUID*; the largest CT series is opened (if there is no CT
+    series, the largest image series, with a warning). Slices are ordered by their position
+    along the slice normal, never by file name or *InstanceNumber*. Classic (one slice per file)
+    and enhanced multi-frame CT are supported, uncompressed or compressed (JPEG 2000, JPEG-LS,
+    JPEG lossless, RLE) when the pylibjpeg/pyjpegls codecs are installed.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or sequence of them
+        A DICOM file, a folder (searched recursively; non-DICOM files are skipped), or a list of
+        files (non-DICOM files are skipped with a warning).
+
+    Returns
+    -------
+    CTVolume
+        HU volume (Z, H, W), spacing (z, y, x), origin and metadata. Every entry of
+        ``meta["warnings"]`` is also emitted as a :class:`CTReadWarning`.
+
+    Raises
+    ------
+    CTReadError
+        With a message that says what to do: no DICOM files, a non-DICOM file, no pixel data,
+        slices of different sizes or at the same position, or a missing codec.
+    """
+    paths, kind = collect_paths(source)
+    headers, skipped = read_headers(paths, kind, source)
+    warn: list[str] = []
+    if kind == "list" and skipped:
+        warn.append(f"skipped {skipped} non-DICOM file(s) among the files given")
+    groups = group_series(headers)
+    group = _choose_series(groups, kind, warn)
+    frames = [f for h in group.headers if h.is_image for f in frames_of(h)]
+    check_sizes(frames)
+    geometry = order_frames(frames)
+    warn.extend(geometry.warnings)
+
+    hu = np.empty((len(frames), frames[0].rows, frames[0].cols), dtype=np.float32)
+    _fill(hu, geometry.frames)
+
+    meta = _meta(group, groups, geometry.frames, source, skipped)
+    meta.update(
+        warnings=warn,
+        orientation=geometry.orientation,
+        slice_normal=geometry.normal,
+        slice_positions_mm=list(geometry.positions_mm),
+    )
+    for message in warn:
+        warnings.warn(message, CTReadWarning, stacklevel=2)
+    return CTVolume(hu=hu, spacing_mm=geometry.spacing_mm, origin=geometry.origin, meta=meta)

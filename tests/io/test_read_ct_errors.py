@@ -1,0 +1,147 @@
+"""read_ct on bad input: each case raises CTReadError (or warns) with a message that says what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.pixels import get_decoder
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+
+from napari_ctinterp.io import CTReadError, CTReadWarning, read_ct, write_dicom_series
+
+
+def test_non_dicom_file(tmp_path: Path) -> None:
+    bad = tmp_path / "scan.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(300))
+    with pytest.raises(CTReadError, match="is not a DICOM file"):
+        read_ct(bad)
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    with pytest.raises(CTReadError, match="does not exist"):
+        read_ct(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("content", [None, "readme"])
+def test_empty_or_non_dicom_folder(tmp_path: Path, content: str | None) -> None:
+    if content:
+        (tmp_path / "sub").mkdir()
+        (tmp_path / "sub" / "README").write_text(content)
+    with pytest.raises(CTReadError, match="No DICOM files found"):
+        read_ct(tmp_path)
+
+
+def test_empty_list() -> None:
+    with pytest.raises(CTReadError, match="No DICOM files found"):
+        read_ct([])
+
+
+@pytest.mark.parametrize("drop", [("PixelData",), ("PixelData", "Rows", "Columns")])
+def test_dicom_without_pixel_data(tmp_path: Path, hu: np.ndarray, drop: tuple[str, ...]) -> None:
+    src = write_dicom_series(hu[:1], tmp_path / "src")[0]
+    ds = pydicom.dcmread(src)
+    for keyword in drop:
+        delattr(ds, keyword)
+    ds.save_as(tmp_path / "nopix.dcm", enforce_file_format=True)
+    with pytest.raises(CTReadError, match="without pixel data"):
+        read_ct(tmp_path / "nopix.dcm")
+
+
+def test_non_ct_modality_is_read_with_warning(tmp_path: Path, hu: np.ndarray) -> None:
+    write_dicom_series(hu, tmp_path, modality="MR")
+    with pytest.warns(CTReadWarning, match="modality MR, not CT"):
+        vol = read_ct(tmp_path)
+    np.testing.assert_array_equal(vol.hu, hu)
+    assert vol.meta["modality"] == "MR"
+    assert any("modality MR, not CT" in w for w in vol.meta["warnings"])
+
+
+def test_slices_of_different_sizes(tmp_path: Path, make_hu) -> None:
+    uid = "1.2.826.0.1.3680043.8.498.1"
+    a = write_dicom_series(make_hu((3, 32, 32)), tmp_path / "a", series_uid=uid)
+    b = write_dicom_series(make_hu((1, 40, 40)), tmp_path / "b", series_uid=uid, origin=(0, 0, 10))
+    with pytest.raises(CTReadError, match=r"different sizes.*3 slice\(s\) of 32x32.*1 slice\(s\) of 40x40"):
+        read_ct(a + b)
+
+
+def test_duplicate_positions(tmp_path: Path, hu: np.ndarray) -> None:
+    write_dicom_series(hu, tmp_path / "copy1", seed=0)
+    write_dicom_series(hu, tmp_path / "copy2", seed=0)  # same UIDs and positions: a duplicated export
+    with pytest.raises(CTReadError, match="Duplicate slice positions: 5 pair"):
+        read_ct(tmp_path)
+
+
+def test_missing_position(tmp_path: Path, hu: np.ndarray) -> None:
+    files = write_dicom_series(hu[:3], tmp_path)
+    ds = pydicom.dcmread(files[1])
+    del ds.ImagePositionPatient
+    ds.save_as(files[1], enforce_file_format=True)
+    with pytest.raises(CTReadError, match="no ImagePositionPatient"):
+        read_ct(tmp_path)
+
+
+def test_mixed_orientation(tmp_path: Path, hu: np.ndarray) -> None:
+    files = write_dicom_series(hu[:3], tmp_path)
+    ds = pydicom.dcmread(files[2])
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+    ds.save_as(files[2], enforce_file_format=True)
+    with pytest.raises(CTReadError, match="different orientations"):
+        read_ct(tmp_path)
+
+
+def test_gap_in_series_warns(tmp_path: Path, hu: np.ndarray) -> None:
+    files = write_dicom_series(hu, tmp_path, spacing_mm=(2.0, 1.0, 1.0))
+    with pytest.warns(CTReadWarning, match="inconsistent"):
+        vol = read_ct([files[0], files[1], files[3], files[4]])  # slice 2 missing
+    assert vol.spacing_mm[0] == 2.0  # median, not the 4 mm gap
+    np.testing.assert_array_equal(vol.hu, hu[[0, 1, 3, 4]])
+
+
+def test_non_dicom_in_list_warns(tmp_path: Path, hu: np.ndarray) -> None:
+    files = write_dicom_series(hu[:2], tmp_path)
+    (tmp_path / "x.txt").write_text("x")
+    with pytest.warns(CTReadWarning, match="skipped 1 non-DICOM"):
+        read_ct([*files, tmp_path / "x.txt"])
+
+
+@pytest.mark.parametrize(
+    ("syntax", "uid", "package"),
+    [
+        ("jpeg2000", JPEG2000Lossless, "pylibjpeg-openjpeg"),
+        ("jpegls", JPEGLSLossless, "pylibjpeg-libjpeg"),
+        ("rle", RLELossless, "pylibjpeg-rle"),
+    ],
+)
+def test_missing_codec_names_package(
+    tmp_path: Path, hu: np.ndarray, monkeypatch: pytest.MonkeyPatch, syntax: str, uid: str, package: str
+) -> None:
+    write_dicom_series(hu[:2], tmp_path, transfer_syntax=syntax)
+    # Make pydicom believe no plugin is installed: it then raises its own RuntimeError
+    # "Unable to decompress ... because all plugins are missing dependencies".
+    decoder = get_decoder(uid)
+    monkeypatch.setattr(decoder, "_available", {})
+    monkeypatch.setattr(decoder, "_unavailable", {"pylibjpeg": ("pylibjpeg", package)})
+    with pytest.raises(CTReadError, match=rf"no decoder .* installed.*pip install pylibjpeg {package}") as info:
+        read_ct(tmp_path)
+    assert "missing dependencies" in str(info.value.__cause__)
+
+
+@pytest.mark.filterwarnings("ignore:End of file reached:UserWarning")
+@pytest.mark.parametrize("syntax", ["explicit", "jpeg2000"])
+def test_truncated_file(tmp_path: Path, hu: np.ndarray, syntax: str) -> None:
+    (f,) = write_dicom_series(hu[:1], tmp_path, transfer_syntax=syntax)
+    f.write_bytes(f.read_bytes()[:-300])
+    with pytest.raises(CTReadError, match="truncated"):
+        read_ct(f)
+
+
+def test_random_binary_files_are_skipped(tmp_path: Path, hu: np.ndarray) -> None:
+    write_dicom_series(hu[:2], tmp_path / "ct")
+    rng = np.random.default_rng(0)
+    (tmp_path / "blob.bin").write_bytes(b"\x08\x00" + rng.bytes(5000))  # looks like a tag, isn't DICOM
+    (tmp_path / "noise.raw").write_bytes(rng.bytes(5000))
+    vol = read_ct(tmp_path)
+    assert vol.shape[0] == 2 and vol.meta["n_skipped_files"] == 2

@@ -1,0 +1,110 @@
+"""The plugin as napari sees it: manifest, sample data, reader and writer in a real viewer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from npe2 import PluginManager
+
+from napari_ctinterp._layers import MEDIASTINAL_WINDOW
+from napari_ctinterp._reader import get_reader
+from napari_ctinterp.io import write_dicom_series
+from napari_ctinterp.phantom import make_slice
+
+PLUGIN = "napari-ctinterp"
+EXPECTED_WIDGETS = {"Classify"}
+
+
+def test_napari_lists_the_plugin_with_reader_writer_sample_data_and_widgets():
+    pm = PluginManager.instance()
+    pm.discover()
+    manifest = pm.get_manifest(PLUGIN)
+    contrib = manifest.contributions
+    assert {r.command for r in contrib.readers} == {f"{PLUGIN}.read_ct", f"{PLUGIN}.read_mask"}
+    assert [w.command for w in contrib.writers] == [f"{PLUGIN}.write_mask"]
+    assert {s.key for s in contrib.sample_data} == {"phantom_pair", "ct_small"}
+    widgets = {w.display_name for w in contrib.widgets or []}
+    assert widgets == EXPECTED_WIDGETS
+    # The manifest that ships in the package is the one at the repository root.
+    assert manifest.name == PLUGIN
+
+
+def test_sample_pair_opens_as_scaled_layers(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "phantom_pair")
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["phantom · no contrast", "phantom · arterial", "phantom · reference mask"]
+    plain, art, mask = viewer.layers
+    assert tuple(plain.contrast_limits) == MEDIASTINAL_WINDOW
+    spacing = plain.metadata["spacing_mm"]
+    assert np.allclose(plain.scale, spacing) and np.allclose(mask.scale, spacing)
+    assert 0.5 < spacing[0] < 0.9
+    diff = art.data - plain.data
+    assert np.array_equal(mask.data > 0, diff >= 50) or (np.mean((mask.data > 0) == (diff >= 50)) > 0.9999)
+
+
+def test_ct_small_sample_is_real_ct(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "ct_small")
+    layer = viewer.layers[0]
+    assert layer.data.shape == (128, 128)
+    assert layer.metadata["modality"] == "CT"
+    assert "PatientName" not in str(layer.metadata) and "CompressedSamples" not in layer.name
+
+
+def test_reader_opens_folder_into_one_scaled_layer(make_napari_viewer, tmp_path):
+    vol = np.stack([make_slice(s, size=64, level=0.6).hu for s in range(4)])
+    write_dicom_series(vol, tmp_path / "series", spacing_mm=(2.5, 0.7, 0.7), shuffle_names=True)
+    (tmp_path / "series" / "notes.txt").write_text("not dicom")
+    viewer = make_napari_viewer()
+    layers = viewer.open(tmp_path / "series", plugin=PLUGIN)
+    assert len(layers) == 1 and len(viewer.layers) == 1
+    layer = layers[0]
+    assert layer.data.shape == (4, 64, 64)
+    assert np.allclose(layer.scale, (2.5, 0.7, 0.7))
+    assert np.array_equal(layer.data, np.round(vol).astype(np.float32))
+    assert tuple(layer.contrast_limits) == MEDIASTINAL_WINDOW
+    assert layer.metadata["series_uid"]
+
+
+def test_reader_declines_what_is_not_dicom(tmp_path):
+    txt = tmp_path / "a.txt"
+    txt.write_text("hello")
+    assert get_reader(str(txt)) is None
+    (tmp_path / "empty").mkdir()
+    assert get_reader(str(tmp_path / "empty")) is None
+
+
+def test_bad_series_gets_a_message_not_a_crash(make_napari_viewer, tmp_path):
+    import pydicom
+
+    vol = np.zeros((2, 16, 16), np.float32)
+    files = write_dicom_series(vol, tmp_path / "dup", spacing_mm=(1.0, 1.0, 1.0))
+    ds = pydicom.dcmread(files[1])
+    ds.ImagePositionPatient = pydicom.dcmread(files[0]).ImagePositionPatient
+    ds.save_as(files[1])
+    viewer = make_napari_viewer()
+    with pytest.raises(Exception, match="(?i)duplicate"):
+        viewer.open(tmp_path / "dup", plugin=PLUGIN)
+    assert len(viewer.layers) == 0
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".nii.gz"])
+def test_mask_writer_round_trip_keeps_geometry(make_napari_viewer, tmp_path, suffix):
+    viewer = make_napari_viewer()
+    labels = np.zeros((3, 20, 24), np.uint8)
+    labels[1, 5:9, 3:11] = 1
+    labels[2, 0:4, 0:2] = 2
+    layer = viewer.add_labels(labels, scale=(2.0, 0.6, 0.65), name="ref")
+    path = tmp_path / f"ref{suffix}"
+    layer.save(str(path), plugin=PLUGIN)
+    back = viewer.open(path, plugin=PLUGIN)[0]
+    assert np.array_equal(back.data, labels)
+    assert np.allclose(back.scale, (2.0, 0.6, 0.65))
+
+
+def test_viewer_draws_the_ct(make_napari_viewer):
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample(PLUGIN, "phantom_pair")
+    shot = viewer.screenshot(canvas_only=True)
+    assert shot.ndim == 3 and shot[..., :3].std() > 10, "the canvas came back blank"
