@@ -37,6 +37,143 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tqdm_progress(desc: str):
+    from tqdm import tqdm
+
+    bars: dict = {}
+
+    def report(i: int, n: int) -> None:
+        bar = bars.get("bar")
+        if bar is None:
+            bar = bars["bar"] = tqdm(total=n, desc=desc, unit="slice")
+        bar.update(i - bar.n)
+        if i >= n:
+            bar.close()
+
+    return report
+
+
+def _cached_phantom_set(cache, split, n, seed, window, size, workers):
+    """Phantom slices in input space, read from / written to ``cache`` (a folder) when given."""
+    from pathlib import Path
+
+    import torch
+
+    from .model.datasets import SliceSet, phantom_set, phantom_spec
+
+    specs = phantom_spec(split, n, seed)
+    path = Path(cache) / f"phantom-{split}-n{n}-seed{seed}-{size[0]}x{size[1]}-w{window[0]:g}_{window[1]:g}.pt" \
+        if cache else None
+    if path is not None and path.exists():
+        d = torch.load(path, weights_only=True)
+        return SliceSet(d["x"], d["y"], tuple(specs))
+    data = phantom_set(specs, window, size, workers=workers, progress=_tqdm_progress(f"phantom {split} slices"))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"x": data.x, "y": data.y}, path)
+    return data
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    """Train a classifier on phantom slices or on a user's folder; keep the best epoch."""
+    import shlex
+
+    import torch
+    from tqdm import tqdm
+
+    from .model.datasets import folder_set
+    from .model.loading import demo_weights_path
+    from .model.training import TrainOptions, make_card, save_trained, train
+
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    size = (args.input_size, args.input_size)
+    opts = TrainOptions(architecture=args.arch, output=args.output, input_size=size, epochs=args.epochs,
+                        batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+                        bf16=not args.no_bf16)
+    if args.data:
+        if not args.labels:
+            raise SystemExit("--data needs --labels CSV (columns file,label)")
+        full = folder_set(args.data, args.labels, opts.hu_window, size)
+        n_val = max(1, len(full.y) // 5)
+        perm = torch.randperm(len(full.y), generator=torch.Generator().manual_seed(args.seed))
+        from .model.datasets import SliceSet
+
+        def part(ix):
+            return SliceSet(full.x[ix], full.y[ix], tuple(full.info[i] for i in ix.tolist()))
+
+        val, tr = part(perm[:n_val]), part(perm[n_val:])
+        data_desc = f"folder {args.data} with labels {args.labels}"
+    else:
+        tr = _cached_phantom_set(args.cache, "train", args.n_train, args.seed, opts.hu_window, size, args.workers)
+        val = _cached_phantom_set(args.cache, "val", args.n_val, args.seed, opts.hu_window, size, args.workers)
+        data_desc = (f"napari_ctinterp.phantom: {args.n_train} training slices (seed range train), "
+                     f"{args.n_val} validation slices (seed range val), 512x512, fast noise, all levels")
+    bar = tqdm(total=opts.epochs * ((len(tr.y) + opts.batch_size - 1) // opts.batch_size), desc="training",
+               unit="batch")
+
+    def progress(ev: dict) -> None:
+        if ev["stage"] == "train":
+            bar.update(1)
+            bar.set_postfix(epoch=ev["epoch"], loss=f"{ev['loss']:.4f}")
+        else:
+            tqdm.write(f"epoch {ev['epoch']}: val accuracy {ev['val_accuracy']:.4f}, "
+                       f"val loss {ev['val_loss']:.4f}{'  (best)' if ev.get('best') else ''}")
+
+    net, history = train(opts, tr, val, progress=progress)
+    bar.close()
+    out = demo_weights_path() if args.demo else args.out
+    if out is None:
+        raise SystemExit("say where to save: --out PATH.safetensors (or --demo)")
+    card = make_card(opts, history, data=data_desc, command="ctinterp " + shlex.join(args.argv),
+                     n_train=len(tr.y), n_val=len(val.y),
+                     name="demo resnet18 (phantom)" if args.demo else "ct-contrast classifier",
+                     notes=DEMO_NOTES if args.demo else "")
+    path, card = save_trained(net, card, out, half=not args.full_precision)
+    print(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB), card {path.with_suffix('.json')}; "
+          f"best val accuracy {card.accuracy['val']:.4f}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """Accuracy of a model on fresh held-out phantom slices; optionally written into its card."""
+    import json
+
+    from .model import load
+    from .model.card import card_path_for
+    from .model.datasets import phantom_set, phantom_spec
+    from .model.loading import demo_weights_path
+    from .model.training import accuracy_of
+
+    clf = load(args.model, device=args.device)
+    specs = phantom_spec("test", args.n, args.seed)
+    data = phantom_set(specs, clf.card.hu_window, clf.card.input_size, workers=args.workers,
+                       progress=_tqdm_progress("held-out phantom slices"))
+    logits = clf.logits(data.x.to(clf.device)).cpu()
+    acc = accuracy_of(logits, data.y)
+    pred = (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
+    by_phase: dict = {}
+    for s, p, y in zip(specs, pred.tolist(), data.y.tolist()):
+        key = s["phase"] if s["contrast"] else "no contrast"
+        ok, n = by_phase.get(key, (0, 0))
+        by_phase[key] = (ok + int(p == y), n + 1)
+    result = {"held_out": acc, "held_out_n": len(specs), "held_out_seed_range": "test",
+              "held_out_by_group": {k: ok / n for k, (ok, n) in by_phase.items()}}
+    print(json.dumps(result, indent=2))
+    if args.write_card:
+        weights = demo_weights_path() if args.model == "demo" else args.model
+        cp = card_path_for(weights)
+        d = json.loads(cp.read_text())
+        d["accuracy"].update(result)
+        cp.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
+        print(f"accuracy written into {cp}")
+    return 0
+
+
+DEMO_NOTES = ("Demo model for napari-ctinterp: resnet18, one grey channel, one logit (sigmoid = "
+              "P(contrast)), 256x256 input, HU window -1000..1000 -> [0, 1]. Trained only on the "
+              "synthetic phantom; not for clinical use and not validated on real CT.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ctinterp`` argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="ctinterp", description=__doc__.splitlines()[0])
@@ -44,12 +181,45 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="open napari with the demo data and the plugin's widgets")
     demo.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window and exit")
     demo.set_defaults(func=_cmd_demo)
+
+    tr = sub.add_parser("train", help="train a classifier (phantom slices, or --data/--labels)")
+    tr.add_argument("--demo", action="store_true", help="train the bundled demo model (writes package data)")
+    tr.add_argument("--out", help="where to save the .safetensors (the card goes beside it)")
+    tr.add_argument("--arch", default="resnet18", choices=["resnet18", "resnet34", "resnet50"])
+    tr.add_argument("--output", default="logit", choices=["logit", "softmax2"])
+    tr.add_argument("--input-size", type=int, default=256)
+    tr.add_argument("--n-train", type=int, default=2400)
+    tr.add_argument("--n-val", type=int, default=300)
+    tr.add_argument("--epochs", type=int, default=8)
+    tr.add_argument("--batch-size", type=int, default=32)
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--workers", type=int, default=2, help="processes generating phantom slices")
+    tr.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--full-precision", action="store_true", help="save fp32 instead of fp16 weights")
+    tr.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is 2x faster on CPU)")
+    tr.add_argument("--cache", help="folder to keep generated phantom slices for re-runs")
+    tr.add_argument("--data", help="folder of DICOM slices (with --labels)")
+    tr.add_argument("--labels", help="CSV with columns file,label (1/0 or contrast/no contrast)")
+    tr.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("evaluate", help="accuracy on fresh held-out phantom slices")
+    ev.add_argument("--model", default="demo")
+    ev.add_argument("--n", type=int, default=1000)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--workers", type=int, default=2)
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--write-card", action="store_true", help="record the result in the model card")
+    ev.set_defaults(func=_cmd_evaluate)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ctinterp`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     return int(args.func(args) or 0)
 
 

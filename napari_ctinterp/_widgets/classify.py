@@ -1,0 +1,119 @@
+"""Classify dock widget: P(contrast) for the current slice or every slice of a CT layer.
+
+Thin: reads its fields, runs ``model.load`` and ``Classifier.predict`` in a background worker
+with a progress bar, shows the result and stores it in the layer's metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, RadioButtons, Table
+
+from ._common import current_slice_index, image_layers, show_error, start_worker
+
+METADATA_KEY = "ctinterp_classification"
+
+
+class ClassifyWidget(Container):
+    """Dock widget: choose the CT layer and the model, classify, see P(contrast)."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.layer = ComboBox(label="CT layer", choices=self._layer_choices)
+        self.model = ComboBox(label="model", choices=["demo", "file…"], value="demo")
+        self.path = FileEdit(label="checkpoint", mode="r", filter="*.safetensors *.pt *.pth *.ts", visible=False)
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.scope = RadioButtons(label="slices", choices=["current slice", "all slices"], value="current slice")
+        self.run_button = PushButton(text="Classify")
+        self.result = Label(value="")
+        self.table = Table(value={"slice": [], "P(contrast)": [], "class": []})
+        self.table.visible = False
+        self.extend([self.layer, self.model, self.path, self.device, self.scope, self.run_button, self.result,
+                     self.table])
+        self.model.changed.connect(lambda v: setattr(self.path, "visible", v == "file…"))
+        self.run_button.changed.connect(self.classify)
+        self.viewer.layers.events.inserted.connect(self.layer.reset_choices)
+        self.viewer.layers.events.removed.connect(self.layer.reset_choices)
+        self.worker = None
+
+    def _layer_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        return [(ly.name, ly) for ly in image_layers(self.viewer)]
+
+    def _source(self) -> str:
+        if self.model.value == "demo":
+            return "demo"
+        p = Path(str(self.path.value))
+        if not p.is_file():
+            raise ValueError("choose a checkpoint file (.safetensors / .pt with its .json card)")
+        return str(p)
+
+    def classify(self) -> None:
+        """Start classification in a background worker."""
+        layer = self.layer.value
+        if layer is None:
+            show_error("Classify: open a CT image layer first (File ▸ Open, or a sample)")
+            return
+        try:
+            source = self._source()
+        except ValueError as e:
+            show_error(f"Classify: {e}")
+            return
+        data = np.asarray(layer.data)
+        if self.scope.value == "current slice" or data.ndim == 2:
+            idx = current_slice_index(self.viewer, layer)
+            indices = [idx] if idx is not None else [None]
+        else:
+            indices = list(range(data.shape[0]))
+        device = self.device.value
+        self.run_button.enabled = False
+        self.result.value = "classifying…"
+
+        def job() -> Generator[None, None, dict]:
+            from ..model import load
+
+            clf = load(source, device=device)
+            yield
+            probs: dict[int | None, float] = {}
+            for i in range(0, len(indices), 16):
+                chunk = indices[i : i + 16]
+                if chunk == [None]:
+                    probs[None] = float(clf.predict(data))
+                else:
+                    p = clf.predict(data[chunk])
+                    probs.update(zip(chunk, (float(v) for v in np.atleast_1d(p))))
+                yield
+            return {"probs": probs, "model": source, "card_hash": clf.card.short_hash,
+                    "class_names": clf.card.class_names, "device": str(clf.device)}
+
+        self.worker = start_worker(job, total=1 + (len(indices) + 15) // 16, description="Classifying",
+                                   on_done=lambda res: self._show(layer, res),
+                                   on_error=lambda e: self._reset(f"error: {e}"))
+
+    def _reset(self, text: str) -> None:
+        self.run_button.enabled = True
+        self.result.value = text
+
+    def _show(self, layer: napari.layers.Image, res: dict) -> None:
+        names = res["class_names"]
+        rows = [{"slice": "—" if k is None else k, "P(contrast)": round(p, 4), "class": names[int(p >= 0.5)]}
+                for k, p in sorted(res["probs"].items(), key=lambda kv: -1 if kv[0] is None else kv[0])]
+        first = rows[0]
+        where = "" if first["slice"] == "—" else f" (slice {first['slice']})"
+        text = f"P(contrast) = {first['P(contrast)']:.3f} → {first['class']}{where}"
+        if len(rows) > 1:
+            n_c = sum(r["class"] == names[1] for r in rows)
+            text = f"{n_c} of {len(rows)} slices: {names[1]}"
+        self._reset(text)
+        self.table.value = {k: [r[k] for r in rows] for k in ("slice", "P(contrast)", "class")}
+        self.table.visible = True
+        meta = dict(layer.metadata.get(METADATA_KEY, {}))
+        for r in rows:
+            meta[str(r["slice"])] = {"p_contrast": r["P(contrast)"], "class": r["class"], "model": res["model"],
+                                     "card_sha256_12": res["card_hash"]}
+        layer.metadata[METADATA_KEY] = meta

@@ -1,0 +1,26 @@
+"""CT-contrast classifiers: architectures, model cards, checkpoints, loading, training.
+
+``model.load("demo")`` returns the bundled resnet18 (256², trained on the phantom);
+``model.load(path)`` a checkpoint with its card. See docs/model.md.
+"""
+
+from .architectures import ARCHITECTURES, build
+from .card import ModelCard
+from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from .classifier import Classifier
+from .devices import resolve_device
+from .loading import clear_cache, demo_weights_path, load
+
+__all__ = [
+    "ARCHITECTURES",
+    "CheckpointError",
+    "Classifier",
+    "ModelCard",
+    "build",
+    "clear_cache",
+    "demo_weights_path",
+    "load",
+    "load_checkpoint",
+    "resolve_device",
+    "save_checkpoint",
+]

@@ -1,0 +1,146 @@
+"""Reading and writing classifier checkpoints: safetensors, state_dict, TorchScript, (trusted) pickle.
+
+Every format travels with a model card (``<name>.json`` beside the weights). A fully pickled
+model runs code when loaded, so it is refused unless the caller says it trusts the file.
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from .architectures import build
+from .card import ModelCard, card_path_for, file_sha256
+
+Format = Literal["safetensors", "state_dict", "torchscript"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded as asked; the message says what to do."""
+
+
+def save_checkpoint(module: nn.Module, path: str | Path, card: ModelCard, *,
+                    fmt: Format = "safetensors", half: bool = False) -> tuple[Path, ModelCard]:
+    """Save weights (and the card beside them, with the weights' hash); returns (path, card)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    module = module.eval()
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        sd = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+              for k, v in module.state_dict().items()}
+        save_file(sd, str(p), metadata={"architecture": card.architecture, "output": card.output})
+    elif fmt == "state_dict":
+        torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, p)
+    elif fmt == "torchscript":
+        example = torch.zeros(1, 1, *card.input_size)
+        with torch.no_grad():
+            traced = torch.jit.trace(module.cpu().float(), example)
+        traced.save(str(p))
+    else:
+        raise ValueError(f"unknown checkpoint format {fmt!r}: safetensors, state_dict or torchscript")
+    card = card.with_weights(p)
+    card.save(card_path_for(p))
+    return p, card
+
+
+def _is_torchscript(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.endswith("constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
+def _find_card(path: Path, card: ModelCard | str | Path | None) -> ModelCard:
+    if isinstance(card, ModelCard):
+        return card
+    cp = Path(card) if card is not None else card_path_for(path)
+    if not cp.exists():
+        raise CheckpointError(
+            f"no model card for {path.name}: expected {cp.name} beside it. Write one with "
+            f"napari_ctinterp.model.ModelCard(architecture='resnet50', input_size=(512, 512), "
+            f"hu_window=(-1000, 1000), output='logit').save('{cp.name}') — see docs/model.md")
+    return ModelCard.load(cp)
+
+
+def _unwrap_state_dict(obj: object) -> dict[str, torch.Tensor] | None:
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+        if all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return {k.removeprefix("module."): v for k, v in obj.items()}
+    return None
+
+
+def module_from_state_dict(sd: dict[str, torch.Tensor], card: ModelCard, source: str) -> nn.Module:
+    """Build the card's architecture and load ``sd`` into it; mismatches name the keys."""
+    net = build(card.architecture, card.output)
+    own = net.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    shapes = sorted(f"{k}: checkpoint {tuple(sd[k].shape)} vs {card.architecture} {tuple(own[k].shape)}"
+                    for k in set(own) & set(sd) if tuple(own[k].shape) != tuple(sd[k].shape))
+    if missing or unexpected or shapes:
+        def few(items: list[str]) -> str:
+            return ", ".join(items[:6]) + (f" … (+{len(items) - 6} more)" if len(items) > 6 else "")
+
+        parts = [f"{name} ({len(items)}): {few(items)}" for name, items in
+                 (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes))
+                 if items]
+        raise CheckpointError(
+            f"{source} does not match its card (architecture={card.architecture!r}, "
+            f"output={card.output!r}): " + "; ".join(parts)
+            + ". Fix the card's architecture/output or load the right checkpoint.")
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    return net
+
+
+def load_checkpoint(path: str | Path, *, card: ModelCard | str | Path | None = None,
+                    trust_pickle: bool = False) -> tuple[nn.Module, ModelCard]:
+    """Load a checkpoint file into (module, card). See ``model.load`` for the formats."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"checkpoint {p} does not exist")
+    the_card = _find_card(p, card)
+    if the_card.weights_sha256 and the_card.weights_sha256 != file_sha256(p):
+        warnings.warn(f"{p.name}: weights hash differs from the one its card records; the card may "
+                      f"describe another file", stacklevel=3)
+    if p.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            sd = load_file(str(p))
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{p.name} is not a readable safetensors file: {e}") from None
+        return module_from_state_dict(sd, the_card, p.name), the_card
+    if _is_torchscript(p):
+        return torch.jit.load(str(p), map_location="cpu"), the_card
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        if not trust_pickle:
+            raise CheckpointError(
+                f"{p.name} is a fully pickled model: loading it runs arbitrary code from the file. "
+                f"Refused. If you trust its origin, pass trust_pickle=True (CLI: --trust-pickle); "
+                f"better, re-save it as a state_dict or safetensors.") from None
+        obj = torch.load(p, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{p.name} is not a PyTorch checkpoint ({e})") from None
+    if isinstance(obj, nn.Module):
+        return obj, the_card
+    sd = _unwrap_state_dict(obj)
+    if sd is None:
+        raise CheckpointError(f"{p.name} holds a {type(obj).__name__}, neither a state_dict nor a model")
+    return module_from_state_dict(sd, the_card, p.name), the_card

@@ -1,0 +1,101 @@
+"""Training and evaluation data for the classifier: phantom slices, or a user's DICOM + labels CSV.
+
+Slices are brought to the model's input space exactly as ``Classifier.preprocess`` does (window,
+then antialiased resize), so training sees what inference sees. Phantom seeds for training,
+validation and evaluation come from disjoint ranges (``SEED_RANGES``).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..phantom import PHASES, make_slice
+from .classifier import hu_to_unit, resize_batch
+
+#: Disjoint seed ranges: training, validation (best-checkpoint choice), held-out evaluation.
+SEED_RANGES = {"train": (0, 1_000_000), "val": (2_000_000, 3_000_000), "test": (5_000_000, 6_000_000)}
+
+
+@dataclass(frozen=True)
+class SliceSet:
+    """Slices in input space with labels. ``x``: float32 (N, 1, H, W) in [0, 1]; ``y``: int64 (N,)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    info: tuple[dict, ...]
+
+
+def phantom_spec(split: str, n: int, seed: int = 0) -> list[dict]:
+    """Balanced, reproducible phantom specs (seed, contrast, phase) for one split."""
+    lo, hi = SEED_RANGES[split]
+    rng = np.random.default_rng([seed, lo])
+    seeds = rng.choice(np.arange(lo, hi), size=n, replace=False)
+    return [{"seed": int(s), "contrast": bool(i % 2), "phase": PHASES[(i // 2) % len(PHASES)]}
+            for i, s in enumerate(seeds)]
+
+
+def _one(args: tuple[dict, tuple[float, float], tuple[int, int], int]) -> np.ndarray:
+    spec, window, size, phantom_size = args
+    torch.set_num_threads(1)
+    s = make_slice(spec["seed"], contrast=spec["contrast"], phase=spec["phase"], size=phantom_size)
+    return resize_batch(hu_to_unit(s.hu, window)[None, None], size)[0, 0].numpy()
+
+
+def phantom_set(specs: Sequence[dict], window: tuple[float, float], input_size: tuple[int, int], *,
+                phantom_size: int = 512, workers: int = 1,
+                progress: Callable[[int, int], None] | None = None) -> SliceSet:
+    """Generate phantom slices (in parallel processes when ``workers`` > 1) in input space."""
+    jobs = [(s, tuple(window), tuple(input_size), phantom_size) for s in specs]
+    out: list[np.ndarray] = []
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as ex:
+            for i, arr in enumerate(ex.map(_one, jobs, chunksize=8)):
+                out.append(arr)
+                if progress:
+                    progress(i + 1, len(jobs))
+    else:
+        for i, job in enumerate(jobs):
+            out.append(_one(job))
+            if progress:
+                progress(i + 1, len(jobs))
+    x = torch.from_numpy(np.stack(out))[:, None] if out else torch.empty(0, 1, *input_size)
+    y = torch.tensor([int(s["contrast"]) for s in specs], dtype=torch.int64)
+    return SliceSet(x=x, y=y, info=tuple(dict(s) for s in specs))
+
+
+def folder_set(folder: str | Path, labels_csv: str | Path, window: tuple[float, float],
+               input_size: tuple[int, int]) -> SliceSet:
+    """A user's data: DICOM files under ``folder`` and a CSV with columns ``file,label``.
+
+    ``file`` is relative to ``folder``; ``label`` is 1/0 or ``contrast``/``no contrast``. A file
+    holding a series contributes each slice with the same label.
+    """
+    from ..io import read_ct
+
+    root = Path(folder)
+    xs: list[torch.Tensor] = []
+    ys: list[int] = []
+    info: list[dict] = []
+    with open(labels_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"file", "label"} <= set(rows[0]):
+        raise ValueError(f"{labels_csv}: expected a CSV with header 'file,label' and one row per file")
+    for row in rows:
+        lab = row["label"].strip().lower()
+        if lab not in ("0", "1", "contrast", "no contrast"):
+            raise ValueError(f"{labels_csv}: label {row['label']!r} for {row['file']}: use 1/0 or "
+                             f"'contrast'/'no contrast'")
+        y = 1 if lab in ("1", "contrast") else 0
+        vol = read_ct(root / row["file"])
+        x = resize_batch(hu_to_unit(vol.hu, window)[:, None], input_size)
+        xs.append(x)
+        ys.extend([y] * len(x))
+        info.extend({"file": row["file"], "slice": i, "contrast": bool(y)} for i in range(len(x)))
+    return SliceSet(x=torch.cat(xs), y=torch.tensor(ys), info=tuple(info))

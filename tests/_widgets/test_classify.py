@@ -1,0 +1,63 @@
+"""Classify widget in a real viewer: the sample pair, a volume, and errors as notifications."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_ctinterp._widgets.classify import METADATA_KEY, ClassifyWidget
+
+
+@pytest.fixture()
+def viewer_and_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-ctinterp", "phantom_pair")
+    widget = ClassifyWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Classify")
+    return viewer, widget
+
+
+def _run(qtbot, widget):
+    widget.classify()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=120_000)
+
+
+def test_classifies_the_sample_pair_and_shows_probability(qtbot, viewer_and_widget):
+    viewer, widget = viewer_and_widget
+    assert [c[0] for c in widget._layer_choices()] == ["phantom · no contrast", "phantom · arterial"]
+    for name, expected in (("phantom · arterial", "contrast"), ("phantom · no contrast", "no contrast")):
+        widget.layer.value = viewer.layers[name]
+        _run(qtbot, widget)
+        assert widget.result.value.startswith("P(contrast) = ")
+        assert widget.result.value.endswith(f"→ {expected}"), widget.result.value
+        stored = viewer.layers[name].metadata[METADATA_KEY]["—"]
+        assert stored["class"] == expected and stored["model"] == "demo"
+
+
+def test_classifies_every_slice_of_a_volume(qtbot, viewer_and_widget):
+    viewer, widget = viewer_and_widget
+    vol = np.stack([viewer.layers["phantom · no contrast"].data, viewer.layers["phantom · arterial"].data] * 2)
+    layer = viewer.add_image(vol, name="stack")
+    widget.layer.value = layer
+    widget.scope.value = "all slices"
+    _run(qtbot, widget)
+    assert widget.result.value == "2 of 4 slices: contrast"
+    assert widget.table.data.to_list()[1][2] == "contrast"
+    assert layer.metadata[METADATA_KEY]["0"]["class"] == "no contrast"
+    widget.scope.value = "current slice"
+    viewer.dims.set_current_step(0, 3)
+    _run(qtbot, widget)
+    assert "(slice 3)" in widget.result.value and "→ contrast" in widget.result.value
+
+
+def test_bad_checkpoint_is_a_message_not_a_crash(qtbot, viewer_and_widget, tmp_path):
+    viewer, widget = viewer_and_widget
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"garbage")
+    widget.model.value = "file…"
+    widget.path.value = bad
+    _run(qtbot, widget)
+    assert widget.result.value.startswith("error:") and "model card" in widget.result.value
+    widget.path.value = tmp_path / "missing.pt"
+    widget.classify()
+    assert widget.run_button.enabled  # refused before any work started
