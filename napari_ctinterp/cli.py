@@ -89,7 +89,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     size = (args.input_size, args.input_size)
     opts = TrainOptions(architecture=args.arch, output=args.output, input_size=size, epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-                        bf16=not args.no_bf16)
+                        bf16=not args.no_bf16,
+                        init=str(demo_weights_path()) if args.init == "demo" else (args.init or ""))
     if args.data:
         if not args.labels:
             raise SystemExit("--data needs --labels CSV (columns file,label)")
@@ -169,6 +170,48 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_study(args: argparse.Namespace) -> int:
+    """Run (or resume) a study and print a short summary."""
+    import json
+
+    from tqdm import tqdm
+
+    from .explain import METHODS, VARIANTS
+    from .study import StudyConfig, run_study
+
+    if not args.demo and not args.data:
+        raise SystemExit("say what to study: --demo (phantom slices) or --data DIR (with labels.csv)")
+    cfg = StudyConfig(data="demo" if args.demo else args.data, model=args.model, slices=args.slices,
+                      methods=tuple(args.methods or METHODS), variants=tuple(args.variants or VARIANTS),
+                      steps=args.steps, samples=args.samples, sg_samples=args.sg_samples, sg_level=args.sg_level,
+                      seed=args.seed, xrai=args.xrai, fidelity_step=args.fidelity_step)
+    bar = tqdm(desc="study", unit="slice")
+
+    def progress(done: int, total: int, res: dict | None) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if res is not None and res.get("error"):
+            tqdm.write(f"slice {res['slice_id']} failed: {res['error']}")
+
+    run_dir = run_study(cfg, args.out, device=args.device, batch_size=args.batch_size or None,
+                        workers=args.workers, scheduler=args.scheduler, labels_csv=args.labels, progress=progress)
+    bar.close()
+    import pandas as pd
+
+    acc = json.loads((run_dir / "accuracy.json").read_text())
+    fid = pd.read_csv(run_dir / "fidelity.csv")
+    summ = pd.read_csv(run_dir / "summary.csv")
+    print(f"\nresults: {run_dir}  (report: {run_dir / 'report.html'})")
+    print(f"slices: {acc['n']} scored, {acc['n_failed']} failed; model accuracy {acc['accuracy']}")
+    sel = summ[(summ["sign"] == "absolute")][["method", "variant", "map_type", "auc_mean", "max_dice_mean"]]
+    if len(fid):
+        f = fid[fid["sign"] == "absolute"][["method", "variant", "map_type", "F"]]
+        sel = sel.merge(f, on=["method", "variant", "map_type"], how="left")
+    print(sel.round(3).to_string(index=False))
+    return 0
+
+
 DEMO_NOTES = ("Demo model for napari-ctinterp: resnet18, one grey channel, one logit (sigmoid = "
               "P(contrast)), 256x256 input, HU window -1000..1000 -> [0, 1]. Trained only on the "
               "synthetic phantom; not for clinical use and not validated on real CT.")
@@ -200,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--full-precision", action="store_true", help="save fp32 instead of fp16 weights")
     tr.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is 2x faster on CPU)")
     tr.add_argument("--cache", help="folder to keep generated phantom slices for re-runs")
+    tr.add_argument("--init", help="start from this checkpoint (fine-tuning) instead of random weights")
     tr.add_argument("--data", help="folder of DICOM slices (with --labels)")
     tr.add_argument("--labels", help="CSV with columns file,label (1/0 or contrast/no contrast)")
     tr.set_defaults(func=_cmd_train)
@@ -212,6 +256,28 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("--write-card", action="store_true", help="record the result in the model card")
     ev.set_defaults(func=_cmd_evaluate)
+
+    st = sub.add_parser("study", help="the comparison over a data set: tables, figures, HTML report")
+    st.add_argument("--demo", action="store_true", help="held-out phantom slices with ground-truth masks")
+    st.add_argument("--data", help="folder of DICOM slices with labels.csv (file,label[,mask])")
+    st.add_argument("--labels", help="labels CSV (default DATA/labels.csv)")
+    st.add_argument("--model", default="demo")
+    st.add_argument("--slices", type=int, default=4, help="number of slices (demo; 0 = all for --data)")
+    st.add_argument("--methods", nargs="+", choices=["BP", "IGB", "IGBW", "EG", "D"])
+    st.add_argument("--variants", nargs="+", choices=["plain", "SG", "SG2"])
+    st.add_argument("--steps", type=int, default=25)
+    st.add_argument("--samples", type=int, default=50)
+    st.add_argument("--sg-samples", type=int, default=15)
+    st.add_argument("--sg-level", type=float, default=0.15)
+    st.add_argument("--xrai", default="full", choices=["full", "fast", "off"])
+    st.add_argument("--fidelity-step", type=float, default=2.5)
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--device", default="auto")
+    st.add_argument("--batch-size", type=int, default=0)
+    st.add_argument("--workers", type=int, default=0, help="start a Dask LocalCluster with N workers")
+    st.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://host:8786)")
+    st.add_argument("--out", default="study-results")
+    st.set_defaults(func=_cmd_study)
     return parser
 
 

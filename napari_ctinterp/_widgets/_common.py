@@ -11,6 +11,10 @@ from napari.qt.threading import GeneratorWorker, thread_worker
 from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info
 
+# Import torch/torchvision (and through them triton, on CUDA builds) in the main thread: importing
+# them for the first time inside a worker thread, while Qt runs, segfaulted here (triton's loader).
+from .. import model as _model  # noqa: F401
+
 
 def image_layers(viewer: napari.Viewer) -> list[napari.layers.Image]:
     """Greyscale image layers of the viewer (candidates for a CT)."""
@@ -25,6 +29,33 @@ def current_slice_index(viewer: napari.Viewer, layer: napari.layers.Layer) -> in
     return int(np.clip(np.round(data_pos[0]), 0, layer.data.shape[0] - 1))
 
 
+class ModelPicker:
+    """The "model" field of the widgets: the demo model or a checkpoint file (shared by ``model.load``)."""
+
+    def __init__(self) -> None:
+        from magicgui.widgets import ComboBox, FileEdit
+
+        self.model = ComboBox(label="model", choices=["demo", "file…"], value="demo")
+        self.path = FileEdit(label="checkpoint", mode="r", filter="*.safetensors *.pt *.pth *.ts", visible=False)
+        self.model.changed.connect(lambda v: setattr(self.path, "visible", v == "file…"))
+
+    @property
+    def widgets(self) -> list:
+        """The two magicgui widgets to place in a container."""
+        return [self.model, self.path]
+
+    def source(self) -> str:
+        """``"demo"`` or the checkpoint path; ``ValueError`` if no file is chosen."""
+        from pathlib import Path
+
+        if self.model.value == "demo":
+            return "demo"
+        p = Path(str(self.path.value))
+        if not p.is_file():
+            raise ValueError("choose a checkpoint file (.safetensors / .pt with its .json card)")
+        return str(p)
+
+
 def start_worker(
     job: Callable[[], Generator[Any, None, Any]],
     *,
@@ -36,11 +67,12 @@ def start_worker(
     """Run a generator job in a thread with a napari progress bar.
 
     The job yields once per unit of work (the bar advances) and returns its result; the UI thread
-    receives it in ``on_done``. Errors become napari notifications, never a crash.
+    receives it in ``on_done``. Errors become napari notifications (napari's worker relays them)
+    and reach ``on_error``, never a crash.
     """
     bar = napari_progress(total=total, desc=description)
 
-    @thread_worker
+    @thread_worker(ignore_errors=True)  # errors go to ``_error`` below, not re-raised in the UI
     def run() -> Generator[Any, None, Any]:
         return (yield from job())
 
@@ -48,7 +80,7 @@ def start_worker(
     worker.yielded.connect(lambda _: bar.update(1))
 
     def _error(e: BaseException) -> None:
-        show_error(f"{description} failed: {e}")
+        # napari's worker already relays the exception to a notification; here the widget resets.
         if on_error is not None:
             on_error(e)
 
@@ -59,4 +91,4 @@ def start_worker(
     return worker
 
 
-__all__ = ["current_slice_index", "image_layers", "show_error", "show_info", "start_worker"]
+__all__ = ["ModelPicker", "current_slice_index", "image_layers", "show_error", "show_info", "start_worker"]

@@ -7,14 +7,13 @@ with a progress bar, shows the result and stores it in the layer's metadata.
 from __future__ import annotations
 
 from collections.abc import Generator
-from pathlib import Path
 from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, RadioButtons, Table
+from magicgui.widgets import ComboBox, Container, Label, PushButton, RadioButtons, Table
 
-from ._common import current_slice_index, image_layers, show_error, start_worker
+from ._common import ModelPicker, current_slice_index, image_layers, show_error, start_worker
 
 METADATA_KEY = "ctinterp_classification"
 
@@ -26,8 +25,8 @@ class ClassifyWidget(Container):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.layer = ComboBox(label="CT layer", choices=self._layer_choices)
-        self.model = ComboBox(label="model", choices=["demo", "file…"], value="demo")
-        self.path = FileEdit(label="checkpoint", mode="r", filter="*.safetensors *.pt *.pth *.ts", visible=False)
+        self.picker = ModelPicker()
+        self.model, self.path = self.picker.widgets
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
         self.scope = RadioButtons(label="slices", choices=["current slice", "all slices"], value="current slice")
         self.run_button = PushButton(text="Classify")
@@ -36,7 +35,6 @@ class ClassifyWidget(Container):
         self.table.visible = False
         self.extend([self.layer, self.model, self.path, self.device, self.scope, self.run_button, self.result,
                      self.table])
-        self.model.changed.connect(lambda v: setattr(self.path, "visible", v == "file…"))
         self.run_button.changed.connect(self.classify)
         self.viewer.layers.events.inserted.connect(self.layer.reset_choices)
         self.viewer.layers.events.removed.connect(self.layer.reset_choices)
@@ -46,12 +44,7 @@ class ClassifyWidget(Container):
         return [(ly.name, ly) for ly in image_layers(self.viewer)]
 
     def _source(self) -> str:
-        if self.model.value == "demo":
-            return "demo"
-        p = Path(str(self.path.value))
-        if not p.is_file():
-            raise ValueError("choose a checkpoint file (.safetensors / .pt with its .json card)")
-        return str(p)
+        return self.picker.source()
 
     def classify(self) -> None:
         """Start classification in a background worker."""

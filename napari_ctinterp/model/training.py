@@ -45,6 +45,7 @@ class TrainOptions:
     device: str = "auto"
     bf16: bool = True
     precise_bn_images: int = 512
+    init: str = ""  # checkpoint to start from (fine-tuning); "" = random initialisation
 
 
 @torch.no_grad()
@@ -100,7 +101,13 @@ def train(opts: TrainOptions, train_set: SliceSet, val_set: SliceSet, *, progres
     torch.manual_seed(opts.seed)
     gen = torch.Generator().manual_seed(opts.seed)
     order_rng = np.random.default_rng(opts.seed)
-    net = build(opts.architecture, opts.output).to(device).to(memory_format=torch.channels_last)
+    net = build(opts.architecture, opts.output)
+    if opts.init:
+        from .checkpoints import load_checkpoint
+
+        start, _card = load_checkpoint(opts.init)
+        net.load_state_dict(start.state_dict())
+    net = net.to(device).to(memory_format=torch.channels_last)
     optim = torch.optim.Adam(net.parameters(), lr=opts.lr)
     steps_per_epoch = math.ceil(len(train_set.y) / opts.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=opts.epochs * steps_per_epoch)
@@ -156,7 +163,7 @@ def make_card(opts: TrainOptions, history: list[dict], *, data: str, command: st
     training = {"data": data, "command": command, "seed": opts.seed, "epochs": opts.epochs,
                 "best_epoch": best.get("epoch"), "batch_size": opts.batch_size, "lr": opts.lr,
                 "optimizer": "Adam + OneCycle", "bf16_autocast": opts.bf16,
-                "precise_bn_images": opts.precise_bn_images, "n_train": n_train, "n_val": n_val,
+                "precise_bn_images": opts.precise_bn_images, "init": opts.init, "n_train": n_train, "n_val": n_val,
                 "augment": asdict(opts.augment), "history": history}
     return ModelCard(architecture=opts.architecture, input_size=opts.input_size, hu_window=opts.hu_window,
                      output=opts.output, training=training,

@@ -190,8 +190,8 @@ def paint_lung_vessels(cv: Canvas, rng: np.random.Generator, hu: dict, b: Body, 
             cv.paint(cv.capsule(x, y, x1, y1, r), hu["blood"], L["lung_vessel"], enh=enh, within=lung)
             if depth < 5 and r > 0.55:
                 for turn in (-1, 1)[: 1 + (rng.random() < 0.75)]:
-                    stack.append((x1, y1, ang + turn * rng.uniform(0.25, 0.7) + rng.normal(0, 0.15), r * rng.uniform(0.6, 0.78),
-                                  depth + 1))
+                    turn_ang = ang + turn * rng.uniform(0.25, 0.7) + rng.normal(0, 0.15)
+                    stack.append((x1, y1, turn_ang, r * rng.uniform(0.6, 0.78), depth + 1))
         # Vessels crossing the slice, larger near the hilum; some with a bronchus beside them.
         for _ in range(rng.integers(45, 75)):
             rr = np.sqrt(rng.uniform(0.02, 1.0))
