@@ -16,7 +16,6 @@ from typing import Literal
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.valuerep import DSfloat
 from pydicom.uid import (
     UID,
     CTImageStorage,
@@ -28,6 +27,7 @@ from pydicom.uid import (
     SecondaryCaptureImageStorage,
     generate_uid,
 )
+from pydicom.valuerep import DSfloat
 
 from .errors import codec_install_hint
 

@@ -1,0 +1,112 @@
+"""Time the 15-map set (5 methods × plain/SG/SG²) through our engine and the usual Captum way.
+
+Same model, same slice, same settings, one run. Captum "the usual way": Saliency,
+IntegratedGradients per baseline (IGBW = two IG calls), GradientShap for EG, Deconvolution, each
+wrapped in NoiseTunnel once per variant. Also times a single plain IG map both ways.
+
+Usage: python benchmarks/explain_vs_captum.py [--model demo] [--threads 2] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+from torch import nn
+
+
+class _Scores(nn.Module):
+    """Column c = the engine's target score of class c, so Captum explains the same number."""
+
+    def __init__(self, clf) -> None:
+        super().__init__()
+        self.clf, self.net = clf, clf.module
+
+    def forward(self, x):
+        logits = self.net(x)
+        return torch.stack([self.clf.target_score(logits, torch.full((len(x),), c)) for c in (0, 1)], 1)
+
+
+def captum_15(clf, x, refs, target, *, steps, samples, sg_samples, sigma, batch):
+    from captum.attr import Deconvolution, GradientShap, IntegratedGradients, NoiseTunnel, Saliency
+
+    f = _Scores(clf)
+    out = {}
+    for v, nt in (("plain", None), ("SG", "smoothgrad"), ("SG2", "smoothgrad_sq")):
+        def run(method, **kw):
+            if nt is None:
+                return method.attribute(x, target=target, **kw)
+            return NoiseTunnel(method).attribute(x, nt_type=nt, nt_samples=sg_samples, stdevs=sigma,
+                                                 target=target, **kw)
+        out["BP", v] = run(Saliency(f), abs=False)
+        igb = run(IntegratedGradients(f), baselines=0.0, n_steps=steps, internal_batch_size=batch)
+        igw = run(IntegratedGradients(f), baselines=1.0, n_steps=steps, internal_batch_size=batch)
+        out["IGB", v], out["IGBW", v] = igb, 0.5 * (igb + igw)
+        # GradientShap (stdevs 0 = EG) cannot sit inside NoiseTunnel with a baseline distribution, so SG/SG²
+        # of EG is NoiseTunnel's loop written out: one GradientShap call per noisy copy.
+        if nt is None:
+            out["EG", v] = GradientShap(f).attribute(x, baselines=refs, n_samples=samples, target=target)
+        else:
+            gs = [GradientShap(f).attribute(x + sigma * torch.randn_like(x), baselines=refs, n_samples=samples,
+                                            target=target) for _ in range(sg_samples)]
+            out["EG", v] = torch.stack(gs).mean(0) if v == "SG" else (torch.stack(gs) ** 2).mean(0)
+        out["D", v] = run(Deconvolution(f))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="demo")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="fewer samples (smoke run, not a benchmark)")
+    ap.add_argument("--batch", type=int, default=0, help="engine batch size (0 = auto)")
+    ap.add_argument("--ours-only", action="store_true", help="time only the engine")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    from napari_ctinterp.explain import demo_references, explain
+    from napari_ctinterp.model import load
+    from napari_ctinterp.phantom import make_slice
+
+    clf = load(args.model, device="cpu")
+    hu = make_slice(2024, contrast=True, phase="arterial", level=0.58).hu
+    refs_hu = demo_references()
+    steps, samples, sg = (25, 50, 15) if not args.quick else (5, 5, 3)
+    x = clf.preprocess(hu).contiguous()
+    refs = clf.preprocess(refs_hu).contiguous()
+    sigma = 0.15 * float(x.max() - x.min())
+    target = int(clf.predict(hu) >= 0.5)
+    print(f"machine: {platform.machine()} {platform.processor()}, torch {torch.__version__}, "
+          f"{args.threads} threads, model {args.model} ({clf.card.architecture} {clf.card.input_size})")
+
+    explain(clf, hu, methods=("BP",), variants=("plain",))  # warm-up both paths
+    t0 = time.perf_counter()
+    ours = explain(clf, hu, steps=steps, samples=samples, sg_samples=sg, references=refs_hu, target=target,
+                   batch_size=args.batch or None)
+    t_ours = time.perf_counter() - t0
+    print(f"15 maps  ours {t_ours:7.1f} s", flush=True)
+    if args.ours_only:
+        return
+    t0 = time.perf_counter()
+    captum_15(clf, x, refs, target, steps=steps, samples=samples, sg_samples=sg, sigma=sigma, batch=32)
+    t_captum = time.perf_counter() - t0
+    print(f"15 maps  ours {t_ours:7.1f} s   captum {t_captum:7.1f} s   ratio {t_captum / t_ours:5.2f}x")
+
+    from captum.attr import IntegratedGradients
+
+    times = {"ours": [], "captum": []}
+    for _ in range(3):
+        t0 = time.perf_counter()
+        explain(clf, hu, methods=("IGB",), variants=("plain",), steps=steps, target=target)
+        times["ours"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        IntegratedGradients(_Scores(clf)).attribute(x, baselines=0.0, target=target, n_steps=steps)
+        times["captum"].append(time.perf_counter() - t0)
+    o, c = min(times["ours"]), min(times["captum"])
+    print(f"1 IG map ours {o:7.2f} s   captum {c:7.2f} s   ratio {c / o:5.2f}x  (best of 3)")
+    print(f"maps: {len(ours)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""Attribution methods (BP, IGB, IGBW, EG, D × plain / SG / SG²) and the batched engine.
+
+``explain.explain(clf, hu, ...)`` → ``{(method, variant): signed float32 (H, W)}``.
+"""
+
+from .api import AttributionMaps, demo_references, explain, iter_explain, predicted_class, random_map
+from .deconv import UnreachableReLUError
+from .engine import ExplainCancelled
+from .plan import METHODS, VARIANTS, ExplainOptions, ig_quadrature
+
+__all__ = ["METHODS", "VARIANTS", "AttributionMaps", "ExplainCancelled", "ExplainOptions",
+           "UnreachableReLUError", "demo_references", "explain", "ig_quadrature", "iter_explain", "predicted_class",
+           "random_map"]

@@ -1,0 +1,153 @@
+"""``explain``: signed attribution maps of a CT slice for the study's methods and variants."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Generator, Sequence
+
+import numpy as np
+import torch
+
+from ..model.classifier import Classifier
+from .engine import drive, iter_run, resize_map
+from .plan import METHODS, VARIANTS, ExplainOptions
+
+#: Number of phantom slices in the demo model's EG reference set.
+DEMO_REFERENCES = 16
+
+
+class AttributionMaps(dict):
+    """``{(method, variant): signed float32 map (H, W)}`` plus ``params`` (every setting used)."""
+
+    params: dict
+
+    def __init__(self, maps: dict, params: dict) -> None:
+        super().__init__(maps)
+        self.params = params
+        self.regions: dict | None = None  # filled by callers that add XRAI region maps
+
+
+@functools.lru_cache(maxsize=2)
+def demo_references(n: int = DEMO_REFERENCES) -> np.ndarray:
+    """The demo model's EG reference set: phantom slices from its *training* seed range (HU)."""
+    from ..model.datasets import phantom_spec
+    from ..phantom import make_slice
+
+    specs = phantom_spec("train", n, seed=424242)
+    return np.stack([make_slice(s["seed"], contrast=s["contrast"], phase=s["phase"]).hu for s in specs])
+
+
+def random_map(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """The random baseline: i.i.d. U(0, 1) values (float32), fixed by ``seed``."""
+    return np.random.default_rng([int(seed), 0xBA5E]).uniform(0, 1, size=shape).astype(np.float32)
+
+
+def predicted_class(clf: Classifier, x: torch.Tensor) -> int:
+    """Class the model predicts for a preprocessed (1, 1, h, w) input (1 = contrast)."""
+    return int(float(clf.probability(clf.logits(x))[0]) >= 0.5)
+
+
+def explain(clf: Classifier, hu: np.ndarray, *, progress: Callable[[int, int], object] | None = None,
+            **kwargs) -> AttributionMaps:
+    """Signed attribution maps of one slice (see ``iter_explain`` for every parameter).
+
+    ``progress(done, total)`` is called after each gradient batch; returning False cancels
+    (``ExplainCancelled``).
+    """
+    return drive(iter_explain(clf, hu, **kwargs), progress)
+
+
+def iter_explain(
+    clf: Classifier,
+    hu: np.ndarray,
+    *,
+    methods: Sequence[str] = METHODS,
+    variants: Sequence[str] = VARIANTS,
+    steps: int = 25,
+    samples: int = 50,
+    sg_samples: int = 15,
+    sg_level: float = 0.15,
+    references: np.ndarray | None = None,
+    target: int | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    ig_method: str = "gausslegendre",
+) -> Generator[tuple[int, int], None, AttributionMaps]:
+    """Signed attribution maps of one slice, as a generator of progress.
+
+    Yields ``(done, total)`` gradient evaluations after each batch and returns the maps (drive it
+    with ``explain``, or ``yield from`` it in a napari worker so the UI can show progress and
+    cancel between batches).
+
+    Parameters
+    ----------
+    clf : Classifier
+        From ``model.load``. All work happens in its input space ([0, 1] over the HU window).
+    hu : numpy.ndarray
+        The slice (H, W) in HU.
+    methods : sequence of {"BP", "IGB", "IGBW", "EG", "D"}
+        Backprop; Integrated Gradients, black baseline (0); mean of IG with black and white (1)
+        baselines; Expected Gradients; Deconvolution.
+    variants : sequence of {"plain", "SG", "SG2"}
+        Plain; SmoothGrad (mean over noisy copies); SmoothGrad² (mean of squares) — SG and SG2
+        reduce the same noisy samples, shared by all methods.
+    steps : int
+        IG path points (25, the study's), Gauss–Legendre quadrature like Captum's default.
+    samples : int
+        EG samples (reference, α ~ U(0, 1)) per input.
+    sg_samples, sg_level : int, float
+        Noisy copies n and σ = sg_level × (max − min) of the input.
+    references : numpy.ndarray, optional
+        EG reference slices (K, H, W) in HU. Default for the demo model: its demo set (phantom
+        slices from the training seed range). Other models need them: a folder of training slices
+        or the other slices of the open volume.
+    target : {0, 1}, optional
+        Class whose score is explained; default the predicted class (single logit: z for
+        contrast, −z for no contrast, so positive = evidence for that class).
+    seed : int
+        Fixes the SG noise and the EG draws.
+    batch_size : int, optional
+        Gradient batch; default from free memory.
+    ig_method : str
+        IG quadrature (``gausslegendre`` or a ``riemann_*`` rule).
+
+    Returns
+    -------
+    AttributionMaps
+        dict ``{(method, variant): float32 (H, W)}`` resized back to the slice, with ``.params``.
+    """
+    opts = ExplainOptions(methods=tuple(methods), variants=tuple(variants), steps=int(steps),
+                          samples=int(samples), sg_samples=int(sg_samples), sg_level=float(sg_level),
+                          seed=int(seed), ig_method=ig_method)
+    arr = np.asarray(hu)
+    if arr.ndim != 2:
+        raise ValueError(f"explain takes one slice (H, W); got shape {arr.shape}. Loop over a stack's slices.")
+    x = clf.preprocess(arr)
+    refs = None
+    ref_source = None
+    if "EG" in opts.methods:
+        if references is None:
+            if clf.source != "demo":
+                raise ValueError("EG needs reference slices for this model: pass references=(K, H, W) HU "
+                                 "slices, e.g. training slices or the other slices of the open volume")
+            references, ref_source = demo_references(), f"demo set ({DEMO_REFERENCES} phantom slices)"
+        references = np.asarray(references)
+        if references.ndim == 2:
+            references = references[None]
+        if references.ndim != 3 or len(references) == 0:
+            raise ValueError(f"references must be HU slices (K, H, W), got shape {references.shape}")
+        refs = clf.preprocess(references)
+        ref_source = ref_source or f"{len(references)} given slices"
+    if target is None:
+        target = predicted_class(clf, x)
+    if target not in (0, 1):
+        raise ValueError(f"target must be 0 (no contrast) or 1 (contrast), got {target!r}")
+    maps = yield from iter_run(clf, x, int(target), opts, refs, batch_size=batch_size)
+    out = {key: resize_map(m, arr.shape) for key, m in maps.items()}
+    params = {"methods": list(opts.methods), "variants": list(opts.variants), "steps": opts.steps,
+              "samples": opts.samples, "sg_samples": opts.sg_samples, "sg_level": opts.sg_level,
+              "seed": opts.seed, "ig_method": opts.ig_method, "target": int(target),
+              "target_name": clf.card.class_names[int(target)], "references": ref_source,
+              "model": clf.source, "model_sha256_12": clf.card.short_hash, "input_size": list(clf.card.input_size),
+              "hu_window": list(clf.card.hu_window)}
+    return AttributionMaps(out, params)

@@ -1,0 +1,125 @@
+"""What gradient evaluations a set of maps needs, and every random draw, decided up front.
+
+Sharing is planned here: one set of noisy inputs serves every method and both SG variants (SG and
+SG² are two reductions of the same samples); IGB's path is computed once and reused inside IGBW.
+Each plan row is one gradient evaluation ``(rule, slot, base, point kind, index)``; the engine
+runs rows in large batches and adds ``coefficient × gradient`` into the row's accumulator slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+METHODS: tuple[str, ...] = ("BP", "IGB", "IGBW", "EG", "D")
+VARIANTS: tuple[str, ...] = ("plain", "SG", "SG2")
+IG_METHODS: tuple[str, ...] = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle",
+                               "riemann_trapezoid")
+
+
+@dataclass(frozen=True)
+class ExplainOptions:
+    """Settings of one ``explain`` call (recorded with every map)."""
+
+    methods: tuple[str, ...] = METHODS
+    variants: tuple[str, ...] = VARIANTS
+    steps: int = 25
+    samples: int = 50
+    sg_samples: int = 15
+    sg_level: float = 0.15
+    seed: int = 0
+    ig_method: str = "gausslegendre"
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad or not self.methods:
+            raise ValueError(f"unknown method(s) {bad}; choose from {METHODS}")
+        badv = [v for v in self.variants if v not in VARIANTS]
+        if badv or not self.variants:
+            raise ValueError(f"unknown variant(s) {badv}; choose from {VARIANTS}")
+        if self.steps < 1 or self.samples < 1 or self.sg_samples < 1:
+            raise ValueError("steps, samples and sg_samples must be >= 1")
+        if not self.sg_level >= 0:
+            raise ValueError(f"sg_level must be >= 0, got {self.sg_level}")
+        if self.ig_method not in IG_METHODS:
+            raise ValueError(f"ig_method must be one of {IG_METHODS}")
+
+
+def ig_quadrature(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, np.ndarray]:
+    """Path positions α and weights of the IG integral over [0, 1] (Captum's conventions).
+
+    ``gausslegendre`` (Captum's default): Gauss–Legendre nodes and weights mapped to [0, 1].
+    ``riemann_*``: equal weights 1/n at the left/right/middle points; trapezoid at linspace(0, 1, n).
+    """
+    if method == "gausslegendre":
+        nodes, weights = np.polynomial.legendre.leggauss(steps)
+        return 0.5 * (1 + nodes), 0.5 * weights
+    n = steps
+    if method == "riemann_trapezoid":
+        if n < 2:
+            raise ValueError("riemann_trapezoid needs steps >= 2")
+        w = np.full(n, 1.0 / (n - 1))
+        w[0] = w[-1] = 0.5 / (n - 1)
+        return np.linspace(0, 1, n), w
+    alphas = {"riemann_left": np.linspace(0, 1 - 1 / n, n), "riemann_right": np.linspace(1 / n, 1, n),
+              "riemann_middle": np.linspace(1 / (2 * n), 1 - 1 / (2 * n), n)}[method]
+    return alphas, np.full(n, 1.0 / n)
+
+
+def draw_expected_gradients(seed: int, n_base: int, samples: int, n_refs: int) -> tuple[np.ndarray, np.ndarray]:
+    """EG draws per base input: reference indices (n_base, samples) and α ~ U(0, 1), same shape."""
+    rng = np.random.default_rng([int(seed), 0xE6])
+    return rng.integers(0, n_refs, size=(n_base, samples)), rng.uniform(0.0, 1.0, size=(n_base, samples))
+
+
+#: Accumulator kinds: what a slot sums before the final per-method formula.
+KINDS = ("BP", "IGB", "IGW", "EG", "D")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """All gradient evaluations: parallel arrays, one entry per evaluation."""
+
+    n_base: int
+    kinds: tuple[str, ...]
+    rule: np.ndarray  # 0 ordinary gradient, 1 deconvolution rule
+    kind: np.ndarray  # index into KINDS
+    base: np.ndarray  # which base input (0 = clean when plain is asked, then noisy copies)
+    index: np.ndarray  # step k (IG) or sample j (EG); 0 otherwise
+
+    @property
+    def total(self) -> int:
+        """Number of gradient evaluations."""
+        return len(self.kind)
+
+
+def needed_kinds(methods: tuple[str, ...]) -> tuple[str, ...]:
+    """Accumulators the methods need (IGB is shared by IGB and IGBW)."""
+    need = set()
+    for m in methods:
+        need |= {"BP": {"BP"}, "IGB": {"IGB"}, "IGBW": {"IGB", "IGW"}, "EG": {"EG"}, "D": {"D"}}[m]
+    return tuple(k for k in KINDS if k in need)
+
+
+def base_inputs(opts: ExplainOptions) -> tuple[bool, int]:
+    """(clean input needed, number of noisy copies)."""
+    clean = "plain" in opts.variants
+    noisy = opts.sg_samples if ({"SG", "SG2"} & set(opts.variants)) else 0
+    return clean, noisy
+
+
+def make_plan(opts: ExplainOptions) -> Plan:
+    """Every gradient evaluation the requested maps need, ordinary-rule rows first."""
+    clean, noisy = base_inputs(opts)
+    n_base = int(clean) + noisy
+    kinds = needed_kinds(opts.methods)
+    per_kind = {"BP": 1, "IGB": opts.steps, "IGW": opts.steps, "EG": opts.samples, "D": 1}
+    rows = []
+    for k in kinds:
+        for b in range(n_base):
+            for j in range(per_kind[k]):
+                rows.append((int(k == "D"), KINDS.index(k), b, j))
+    rows.sort(key=lambda r: r[0])  # deconvolution rows last: they need hooks installed
+    arr = np.array(rows, dtype=np.int64).reshape(-1, 4)
+    return Plan(n_base=n_base, kinds=kinds, rule=arr[:, 0], kind=arr[:, 1], base=arr[:, 2], index=arr[:, 3])

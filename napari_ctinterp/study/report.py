@@ -1,0 +1,147 @@
+"""The study report: figures in the spirit of the poster and one self-contained HTML file."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..metrics.fidelity import fidelity_grid  # noqa: E402
+
+
+def _png(fig) -> tuple[bytes, str]:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    data = buf.getvalue()
+    return data, base64.b64encode(data).decode()
+
+
+def figure_distributions(table: pd.DataFrame, score: str) -> plt.Figure:
+    """Box plots of a score per method × variant, pixel vs region maps (absolute maps)."""
+    ok = table[(table["error"].isna()) & (table["sign"] == "absolute")]
+    groups = [g for g, _ in ok.groupby(["method", "variant"], sort=False)]
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(groups) * 2), 3.6))
+    for j, map_type in enumerate(("pixel", "region")):
+        data = [pd.to_numeric(ok[(ok["method"] == m) & (ok["variant"] == v) & (ok["map_type"] == map_type)][score],
+                              errors="coerce").dropna().to_numpy() for m, v in groups]
+        pos = np.arange(len(groups)) * 2.6 + j
+        ax.boxplot(data, positions=pos, widths=0.8, patch_artist=True,
+                   boxprops={"facecolor": ("#8ecae6" if j == 0 else "#ffb703")}, medianprops={"color": "k"})
+    ax.set_xticks(np.arange(len(groups)) * 2.6 + 0.5, [f"{m}\n{v}" for m, v in groups], fontsize=7)
+    ax.set_ylabel(score)
+    ax.set_title(f"{score} per method and variant — blue: pixel maps, orange: XRAI region maps")
+    if score.startswith("auc"):
+        ax.axhline(0.5, color="grey", ls=":", lw=1)
+    fig.tight_layout()
+    return fig
+
+
+def figure_fidelity(fid: pd.DataFrame, step: float) -> plt.Figure:
+    """MiF/LiF balanced-accuracy curves of absolute pixel maps, and F per method (abs vs signed)."""
+    p = fidelity_grid(step)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
+    sel = fid[(fid["map_type"] == "pixel") & (fid["sign"] == "absolute")]
+    for _, r in sel.iterrows():
+        line, = a.plot(p, json.loads(r["mif_curve"]), lw=1, label=f"{r['method']} {r['variant']}")
+        a.plot(p, json.loads(r["lif_curve"]), ":", lw=1, color=line.get_color())
+    a.set(title="MiF (—) and LiF (··), absolute pixel maps", xlabel="% pixels replaced", ylabel="balanced accuracy")
+    a.legend(fontsize=6, ncol=2)
+    piv = fid[fid["map_type"] == "pixel"].assign(name=lambda d: d["method"] + " " + d["variant"])
+    names = list(dict.fromkeys(piv["name"]))
+    for j, sign in enumerate(("absolute", "signed")):
+        vals = [piv[(piv["name"] == n) & (piv["sign"] == sign)]["F"].mean() for n in names]
+        b.bar(np.arange(len(names)) + 0.4 * j, vals, width=0.4, label=sign)
+    b.set_xticks(np.arange(len(names)) + 0.2, names, rotation=70, fontsize=7)
+    b.set(title="fidelity F = ∫(LiF − MiF) dp, pixel maps", ylabel="F")
+    b.axhline(0, color="k", lw=0.8)
+    b.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def figure_example(example: dict | None) -> plt.Figure | None:
+    """The maps of one slice (absolute values) beside the slice and its mask."""
+    if not example:
+        return None
+    keys = [k for k in example if k not in ("hu", "mask", "slice_id")]
+    n = len(keys) + 2
+    cols = min(n, 6)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.3 * rows))
+    axes = np.atleast_1d(axes).ravel()
+    axes[0].imshow(example["hu"], cmap="gray", vmin=-160, vmax=240)
+    axes[0].set_title(f"slice {example['slice_id']}", fontsize=7)
+    if example.get("mask") is not None:
+        axes[1].imshow(example["mask"], cmap="magma")
+    axes[1].set_title("reference mask", fontsize=7)
+    for ax, k in zip(axes[2:], keys):
+        m = np.abs(example[k])
+        ax.imshow(m, cmap="inferno", vmin=0, vmax=np.percentile(m, 99.5) or 1)
+        ax.set_title(k, fontsize=7)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid: pd.DataFrame, acc: dict,
+                 cfg: dict, results: list[dict]) -> Path:
+    """Write figures (PNG) and ``report.html`` (figures embedded) into ``run_dir``."""
+    figs_dir = run_dir / "figures"
+    figs_dir.mkdir(exist_ok=True)
+    example_path = run_dir / "example_maps.npz"
+    example = None
+    if example_path.exists():
+        with np.load(example_path, allow_pickle=False) as z:
+            example = {k: z[k] for k in z.files}
+            example["slice_id"] = str(example["slice_id"])
+    images = []
+    ok = table[table["error"].isna()]
+    has_loc = pd.to_numeric(ok["auc"], errors="coerce").notna().any() if len(ok) else False
+    figures = []
+    if has_loc:
+        figures += [("auc", figure_distributions(table, "auc")), ("max_dice", figure_distributions(table, "max_dice"))]
+    if len(fid):
+        figures.append(("fidelity", figure_fidelity(fid, cfg["config"]["fidelity_step"])))
+    ex = figure_example(example)
+    if ex is not None:
+        figures.append(("example_maps", ex))
+    for name, fig in figures:
+        data, b64 = _png(fig)
+        (figs_dir / f"{name}.png").write_bytes(data)
+        images.append((name, b64))
+    failed = table[table["error"].notna()][["slice_id", "error"]]
+    f_piv = fid.drop(columns=["mif_curve", "lif_curve"], errors="ignore")
+    summ_cols = [c for c in summary.columns if c.endswith(("_mean", "_sd", "_n")) or c in
+                 ("method", "variant", "map_type", "sign")]
+    accuracy = "n/a" if acc["accuracy"] is None else f"{acc['accuracy']:.3f}"
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>napari-ctinterp study</title>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px} table{border-collapse:collapse;font-size:12px}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} img{max-width:100%}</style></head><body>",
+        "<h1>napari-ctinterp study</h1>",
+        f"<p>{acc['n']} slices scored, {acc['n_failed']} failed; model accuracy on the set: {accuracy}</p>",
+        "<h2>Localisation (mean, SD, n per group)</h2>", summary[summ_cols].round(4).to_html(index=False),
+        "<h2>Fidelity F per group</h2>", f_piv.round(4).to_html(index=False),
+    ]
+    for name, b64 in images:
+        parts.append(f"<h2>{html.escape(name)}</h2><img src='data:image/png;base64,{b64}'>")
+    if len(failed):
+        parts += ["<h2>Failed slices</h2>", failed.to_html(index=False)]
+    parts += ["<h2>Parameters</h2><pre>", html.escape(json.dumps(cfg["config"], indent=2)), "</pre>",
+              "<h2>Model card</h2><pre>", html.escape(json.dumps({k: v for k, v in cfg["card"].items()
+                                                                   if k != "training"}, indent=2)), "</pre>",
+              "</body></html>"]
+    out = run_dir / "report.html"
+    out.write_text("\n".join(parts))
+    return out

@@ -1,0 +1,104 @@
+"""Assembling a study's per-slice results into tidy tables and group summaries.
+
+``table.csv``: one row per slice × method × variant × map type × sign (errors as rows with the
+error text). ``summary.csv``: per group, n, mean ± SD and a 95 % CI (normal approximation) of
+exact AUC, grid AUC, max Dice and continuous fidelity. ``fidelity.csv``: per group, the paper's
+F from balanced-accuracy MiF/LiF curves pooled over slices, and the curves themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..metrics.fidelity import fidelity_grid, pooled_F
+
+GROUP = ["method", "variant", "map_type", "sign"]
+SCORES = ["auc", "auc_grid", "max_dice", "fidelity_continuous"]
+COLUMNS = ["slice_id", "label", "p_contrast", "prediction", *GROUP, "auc", "auc_grid", "max_dice", "k_star",
+           "relevance_mass", "fidelity_continuous", "error"]
+
+
+def load_results(run_dir: Path, slice_ids: list[str] | None = None) -> list[dict]:
+    """Per-slice result dicts in study order (or file order)."""
+    from .runner import _safe
+
+    files = {p.stem: p for p in (run_dir / "slices").glob("*.json")}
+    order = [_safe(s) for s in slice_ids] if slice_ids else sorted(files)
+    return [json.loads(files[k].read_text()) for k in order if k in files]
+
+
+def tidy_table(results: list[dict]) -> pd.DataFrame:
+    """One row per slice × group; failed slices as one row carrying the error."""
+    rows = []
+    for r in results:
+        base = {"slice_id": r["slice_id"], "label": r["label"], "p_contrast": r["p_contrast"],
+                "prediction": None if r["p_contrast"] is None else int(r["p_contrast"] >= 0.5), "error": r["error"]}
+        if r["error"]:
+            rows.append(base)
+            continue
+        rows.extend({**base, **row} for row in r["rows"])
+    df = pd.DataFrame(rows)
+    for c in COLUMNS:
+        if c not in df:
+            df[c] = None
+    return df[COLUMNS]
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean, SD, n and 95 % CI of each score per group."""
+    ok = df[df["error"].isna()]
+    out = []
+    for key, g in ok.groupby(GROUP, sort=False):
+        rec = dict(zip(GROUP, key))
+        for s in SCORES:
+            v = pd.to_numeric(g[s], errors="coerce").dropna().to_numpy(float)
+            n = len(v)
+            mean = float(v.mean()) if n else np.nan
+            sd = float(v.std(ddof=1)) if n > 1 else np.nan
+            half = 1.96 * sd / np.sqrt(n) if n > 1 else np.nan
+            rec.update({f"{s}_mean": mean, f"{s}_sd": sd, f"{s}_n": n, f"{s}_ci_low": mean - half,
+                        f"{s}_ci_high": mean + half})
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def fidelity_table(results: list[dict], step: float) -> pd.DataFrame:
+    """The paper's F per group: balanced accuracy over the slices at each p, LiF − MiF area."""
+    ok = [r for r in results if not r["error"]]
+    if not ok:
+        return pd.DataFrame(columns=[*GROUP, "F", "n"])
+    p = fidelity_grid(step)
+    labels = np.array([r["label"] for r in ok])
+    out = []
+    for key in ok[0]["fidelity"]:
+        mif = np.array([r["fidelity"][key]["pred_mif"] for r in ok])
+        lif = np.array([r["fidelity"][key]["pred_lif"] for r in ok])
+        mif_c, lif_c, f = pooled_F(mif, lif, labels, p)
+        out.append({**dict(zip(GROUP, key.split("|"))), "F": f, "n": len(ok),
+                    "mif_curve": json.dumps(np.round(mif_c, 4).tolist()),
+                    "lif_curve": json.dumps(np.round(lif_c, 4).tolist())})
+    return pd.DataFrame(out)
+
+
+def assemble(run_dir: Path, slice_ids: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """Write table.csv, summary.csv, fidelity.csv, accuracy.json and the report; return the tables."""
+    cfg = json.loads((run_dir / "config.json").read_text())
+    results = load_results(run_dir, slice_ids)
+    table = tidy_table(results)
+    summary = summary_table(table)
+    fid = fidelity_table(results, cfg["config"]["fidelity_step"])
+    table.to_csv(run_dir / "table.csv", index=False)
+    summary.to_csv(run_dir / "summary.csv", index=False)
+    fid.to_csv(run_dir / "fidelity.csv", index=False)
+    ok = [r for r in results if not r["error"]]
+    acc = {"n": len(ok), "n_failed": len(results) - len(ok),
+           "accuracy": float(np.mean([int(r["p_contrast"] >= 0.5) == r["label"] for r in ok])) if ok else None}
+    (run_dir / "accuracy.json").write_text(json.dumps(acc, indent=2))
+    from .report import write_report
+
+    write_report(run_dir, table, summary, fid, acc, cfg, results)
+    return {"table": table, "summary": summary, "fidelity": fid}

@@ -1,0 +1,101 @@
+"""Explain widget in a real viewer: the 15 map layers for the sample slice; cancel leaves nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_ctinterp._widgets.explain import ExplainWidget
+
+
+@pytest.fixture()
+def viewer_and_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-ctinterp", "phantom_pair")
+    widget = ExplainWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Explain")
+    widget.layer.value = viewer.layers["phantom · arterial"]
+    return viewer, widget
+
+
+def test_sample_slice_gives_the_15_layers_and_rerun_updates_them(qtbot, viewer_and_widget):
+    viewer, widget = viewer_and_widget
+    widget.run()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=600_000)
+    names = [ly.name for ly in viewer.layers if "ctinterp_map" in ly.metadata]
+    expected = [f"phantom · arterial · {m} · {v}" for m in ("BP", "IGB", "IGBW", "EG", "D")
+                for v in ("plain", "SG", "SG2")]
+    assert names == expected, widget.status.value
+    ct = viewer.layers["phantom · arterial"]
+    for name in expected:
+        layer = viewer.layers[name]
+        assert layer.data.shape == ct.data.shape and np.allclose(layer.scale, ct.scale)
+        assert np.array_equal(layer.data, np.abs(layer.metadata["signed"]))
+        info = layer.metadata["ctinterp_map"]
+        assert info["steps"] == 25 and info["sg_samples"] == 15 and info["target_name"] == "contrast"
+        assert layer.colormap.name == "inferno"
+    # Re-running only BP updates the existing layer instead of adding a copy.
+    before = viewer.layers[expected[0]].data.copy()
+    for m, box in widget.methods.items():
+        box.value = m == "BP"
+    widget.seed.value = 1
+    widget.run()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=120_000)
+    assert len([ly for ly in viewer.layers if "ctinterp_map" in ly.metadata]) == 15
+    assert np.array_equal(viewer.layers[expected[0]].data, before)  # plain BP has no randomness
+    assert not np.array_equal(viewer.layers[expected[1]].data, viewer.layers[expected[1]].metadata["signed"] * 0)
+
+
+def test_cancel_leaves_no_half_made_layer(qtbot, viewer_and_widget):
+    viewer, widget = viewer_and_widget
+    for m, box in widget.methods.items():
+        box.value = m in ("IGB", "IGBW")
+    widget.steps.value = 200
+    widget.batch.value = 4
+    n_layers = len(viewer.layers)
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is not None and widget.status.value.startswith("explaining"), timeout=10_000)
+    qtbot.wait(1500)
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=60_000)
+    assert widget.status.value.startswith("cancelled")
+    assert len(viewer.layers) == n_layers
+
+
+def test_nothing_ticked_is_refused(viewer_and_widget):
+    viewer, widget = viewer_and_widget
+    for box in widget.variants.values():
+        box.value = False
+    widget.run()
+    assert widget.worker is None and widget.run_button.enabled
+
+
+def test_xrai_option_adds_region_layers_and_top_k_slider(qtbot, viewer_and_widget):
+    viewer, widget = viewer_and_widget
+    for m, box in widget.methods.items():
+        box.value = m == "BP"
+    for v, box in widget.variants.items():
+        box.value = v in ("plain", "SG2")
+    widget.sg_samples.value = 3
+    widget.xrai.value = "full"
+    widget.run()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=300_000)
+    ct = viewer.layers["phantom · arterial"]
+    region_layer = viewer.layers["phantom · arterial · BP · SG2 · XRAI"]
+    assert region_layer.data.shape == ct.data.shape
+    assert region_layer.metadata["ctinterp_map"]["kind"] == "region"
+    labels = viewer.layers["phantom · arterial · XRAI regions"]
+    widget.regions_of.value = "phantom · arterial · BP · SG2 · XRAI"
+    assert labels.metadata["ctinterp_regions"]["source"].endswith("BP · SG2 · XRAI")
+    ranks = labels.metadata["all_ranks"]
+    assert ranks.min() == 1 and np.array_equal(labels.data, ranks)  # 100 %: every region shown
+    # Region values are constant over each ranked region.
+    for r in range(1, 4):
+        assert np.unique(region_layer.data[ranks == r]).size == 1
+    widget.top_percent.value = 10.0
+    shown = labels.data > 0
+    assert 0 < shown.mean() <= 0.10 + 1e-9 or labels.data.max() == 1
+    assert labels.data.max() < ranks.max()
+    widget.regions_of.value = "phantom · arterial · BP · plain · XRAI"
+    assert labels.metadata["ctinterp_regions"]["source"].endswith("BP · plain · XRAI")
+    assert not np.array_equal(labels.metadata["all_ranks"], ranks)

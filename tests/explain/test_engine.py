@@ -1,0 +1,109 @@
+"""Engine properties: IG completeness, determinism, batching, cancelling, clear refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from napari_ctinterp.explain import ExplainCancelled, UnreachableReLUError, explain, random_map
+from napari_ctinterp.explain.plan import ExplainOptions, make_plan
+from napari_ctinterp.model import Classifier, ModelCard
+
+
+def test_plan_shares_noise_and_igb_inside_igbw():
+    all15 = make_plan(ExplainOptions())
+    # 16 base inputs (1 clean + 15 noisy) × (BP 1 + IG black 25 + IG white 25 + EG 50 + D 1)
+    assert all15.n_base == 16 and all15.total == 16 * 102
+    assert make_plan(ExplainOptions(methods=("IGB", "IGBW"), variants=("plain",))).total == 50
+    assert make_plan(ExplainOptions(methods=("BP",), variants=("SG", "SG2"))).total == 15
+
+
+def test_ig_completeness_within_2_percent_at_64_steps(clf, hu):
+    x = clf.preprocess(hu)
+    for target in (0, 1):
+        maps = explain(clf, hu, methods=("IGB",), variants=("plain",), steps=64, target=target)
+        with torch.no_grad():
+            f = clf.target_score(clf.module(torch.cat([x, torch.zeros_like(x)])), torch.tensor([target] * 2))
+        expected = float(f[0] - f[1])
+        total = float(maps["IGB", "plain"].sum())  # no resize here: the map is in model space
+        assert abs(total - expected) <= 0.02 * abs(expected), (total, expected)
+
+
+def test_deterministic_and_independent_of_batch_size(clf, hu):
+    refs = np.random.default_rng(0).uniform(-1000, 1000, (4, 40, 40)).astype(np.float32)
+    kw = dict(methods=("BP", "EG", "D"), variants=("plain", "SG", "SG2"), samples=6, sg_samples=4,
+              references=refs, seed=9)
+    a = explain(clf, hu, batch_size=32, **kw)
+    b = explain(clf, hu, batch_size=32, **kw)
+    c = explain(clf, hu, batch_size=3, **kw)
+    d = explain(clf, hu, batch_size=32, **{**kw, "seed": 10})
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+        assert np.allclose(a[key], c[key], rtol=1e-4, atol=1e-6 * np.abs(a[key]).max()), key
+    assert not np.allclose(a["EG", "SG"], d["EG", "SG"])
+    assert all(m.dtype == np.float32 and m.shape == hu.shape for m in a.values())
+    assert np.all(a["BP", "SG2"] >= 0)
+
+
+def test_maps_come_back_in_the_slice_geometry(clf):
+    hu = np.random.default_rng(2).uniform(-1000, 1000, (100, 80)).astype(np.float32)
+    maps = explain(clf, hu, methods=("BP",), variants=("plain",))
+    assert maps["BP", "plain"].shape == (100, 80)
+
+
+def test_progress_reports_and_cancel_between_batches(clf, hu):
+    seen = []
+    explain(clf, hu, methods=("IGB",), variants=("plain",), steps=10, batch_size=4,
+            progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(4, 10), (8, 10), (10, 10)]
+    calls = []
+
+    def stop(done, total):
+        calls.append(done)
+        return False
+
+    with pytest.raises(ExplainCancelled):
+        explain(clf, hu, methods=("IGB",), variants=("plain",), steps=10, batch_size=4, progress=stop)
+    assert calls == [4]
+
+
+class _FunctionalReLUNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(4, 1)
+
+    def forward(self, x):
+        h = F.relu(self.conv(x))  # a ReLU no hook can reach
+        return self.fc(self.act(h).mean((2, 3)))
+
+
+def test_deconvolution_refuses_unreachable_relus(hu):
+    clf = Classifier(_FunctionalReLUNet(), ModelCard(input_size=(40, 40)), torch.device("cpu"), source="t")
+    with pytest.raises(UnreachableReLUError, match="cannot reach 1 ReLU"):
+        explain(clf, hu, methods=("D",), variants=("plain",))
+    maps = explain(clf, hu, methods=("BP",), variants=("plain",))  # other methods are fine
+    assert np.isfinite(maps["BP", "plain"]).all()
+
+
+def test_bad_arguments_get_clear_errors(clf, hu):
+    with pytest.raises(ValueError, match=r"unknown method\(s\) \['LRP'\]"):
+        explain(clf, hu, methods=("LRP",))
+    with pytest.raises(ValueError, match=r"unknown variant\(s\) \['SG3'\]"):
+        explain(clf, hu, variants=("SG3",))
+    with pytest.raises(ValueError, match="EG needs reference slices"):
+        explain(clf, hu, methods=("EG",))
+    with pytest.raises(ValueError, match="NaN/inf"):
+        explain(clf, np.full((40, 40), np.nan, np.float32), methods=("BP",))
+    with pytest.raises(ValueError, match="one slice"):
+        explain(clf, np.zeros((2, 40, 40), np.float32), methods=("BP",))
+
+
+def test_random_map_baseline():
+    a, b = random_map((30, 20), seed=1), random_map((30, 20), seed=1)
+    assert np.array_equal(a, b) and a.shape == (30, 20) and 0 <= a.min() and a.max() < 1
+    assert not np.array_equal(a, random_map((30, 20), seed=2))

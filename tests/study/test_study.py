@@ -1,0 +1,109 @@
+"""Batch study: complete tables, resume after a kill, same table on a Dask LocalCluster, bad slices."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_ctinterp.study import StudyConfig, run_study
+
+SMALL = dict(slices=4, methods=("BP", "IGB"), variants=("plain", "SG2"), steps=4, samples=4, sg_samples=2,
+             xrai="fast", fidelity_step=25.0)
+CLI_SMALL = ["--slices", "4", "--methods", "BP", "IGB", "--variants", "plain", "SG2", "--steps", "4",
+             "--samples", "4", "--sg-samples", "2", "--xrai", "fast", "--fidelity-step", "25"]
+
+
+def _frame(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "table.csv").sort_values(["slice_id", "method", "variant", "map_type", "sign"])
+
+
+def _same_tables(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    for c in a.columns:
+        x, y = a[c].to_numpy(), b[c].to_numpy()
+        if a[c].dtype.kind == "f":
+            assert np.allclose(x, y, rtol=1e-5, atol=1e-6, equal_nan=True), c
+        else:
+            assert (pd.isna(x) & pd.isna(y) | (x == y)).all(), c
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    return run_study(StudyConfig(**SMALL), out, device="cpu")
+
+
+def test_demo_study_has_every_row_and_column(in_process):
+    table = pd.read_csv(in_process / "table.csv")
+    # 4 slices × (2 methods × 2 variants × 2 signs + random abs) × 2 map types
+    assert len(table) == 4 * (2 * 2 * 2 + 1) * 2
+    assert {"slice_id", "label", "p_contrast", "method", "variant", "map_type", "sign", "auc", "auc_grid",
+            "max_dice", "k_star", "fidelity_continuous", "error"} <= set(table.columns)
+    assert table["error"].isna().all() and table["auc"].between(0, 1).all()
+    assert set(table["label"]) == {0, 1}
+    summary = pd.read_csv(in_process / "summary.csv")
+    assert len(summary) == (2 * 2 * 2 + 1) * 2 and (summary["auc_n"] == 4).all()
+    fid = pd.read_csv(in_process / "fidelity.csv")
+    assert len(fid) == len(summary) and fid["F"].between(-1, 1).all()
+    assert json.loads((in_process / "accuracy.json").read_text())["n"] == 4
+    report = (in_process / "report.html").read_text()
+    assert "data:image/png;base64" in report and "Model card" in report and '&quot;steps&quot;: 4' in report
+    assert (in_process / "figures" / "example_maps.png").exists()
+
+
+def test_killed_run_resumes_to_the_same_table(in_process, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "napari_ctinterp.cli", "study", "--demo", *CLI_SMALL, "--device", "cpu",
+           "--out", str(tmp_path)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    slices = tmp_path / in_process.name / "slices"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (slices.exists() and any(slices.glob("*.json"))):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_first = len(list(slices.glob("*.json")))
+    assert 1 <= n_first < 4, "the kill must land after the first slice and before the last"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "model accuracy" in done.stdout
+    _same_tables(_frame(tmp_path / in_process.name), _frame(in_process))
+
+
+def test_changed_parameters_never_mix(in_process, tmp_path):
+    other = run_study(StudyConfig(**{**SMALL, "slices": 1, "steps": 5}), in_process.parent, device="cpu")
+    assert other.name != in_process.name
+    assert len(pd.read_csv(in_process / "table.csv")["slice_id"].unique()) == 4
+
+
+def test_local_cluster_gives_the_same_table(in_process, tmp_path):
+    run_dir = run_study(StudyConfig(**SMALL), tmp_path, device="cpu", workers=2)
+    _same_tables(_frame(run_dir), _frame(in_process))
+
+
+def test_corrupt_slice_is_reported_and_the_run_goes_on(tmp_path):
+    from napari_ctinterp.phantom import make_slice, write_dicom_series
+
+    data = tmp_path / "data"
+    for i, c in enumerate((True, False)):
+        write_dicom_series([make_slice(i, contrast=c, size=128)], data / f"case{i}", seed=i)
+    (data / "broken").mkdir()
+    (data / "broken" / "slice.dcm").write_bytes(b"DICM" * 50)
+    (data / "labels.csv").write_text("file,label\ncase0,1\nbroken/slice.dcm,0\ncase1,0\n")
+    run_dir = run_study(StudyConfig(**{**SMALL, "data": str(data), "slices": 0}), tmp_path / "out", device="cpu")
+    table = pd.read_csv(run_dir / "table.csv")
+    bad = table[table["slice_id"] == "broken/slice.dcm"]
+    assert len(bad) == 1 and isinstance(bad["error"].iloc[0], str) and "DICOM" in bad["error"].iloc[0]
+    good = table[table["slice_id"] != "broken/slice.dcm"]
+    assert good["error"].isna().all() and len(good) == 2 * 9 * 2
+    assert good["auc"].isna().all()  # no masks given: localisation skipped, fidelity computed
+    assert good["fidelity_continuous"].notna().all()
