@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--data", help="folder of DICOM slices with labels.csv (file,label[,mask])")
     st.add_argument("--labels", help="labels CSV (default DATA/labels.csv)")
     st.add_argument("--model", default="demo")
-    st.add_argument("--slices", type=int, default=4, help="number of slices (demo; 0 = all for --data)")
+    st.add_argument("--slices", type=int, default=2, help="number of slices (demo; 0 = all for --data)")
     st.add_argument("--methods", nargs="+", choices=["BP", "IGB", "IGBW", "EG", "D"])
     st.add_argument("--variants", nargs="+", choices=["plain", "SG", "SG2"])
     st.add_argument("--steps", type=int, default=25)

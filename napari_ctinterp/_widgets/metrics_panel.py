@@ -46,9 +46,9 @@ class MetricsPanel(Container):
         self.table.setHorizontalHeaderLabels(HEADERS)
         self.table.setSortingEnabled(True)
         self.table.setMinimumHeight(220)
-        self.figure = Figure(figsize=(9, 3), tight_layout=True)
+        self.figure = Figure(figsize=(4.5, 10), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(260)
+        self.canvas.setMinimumHeight(720)
         self.extend([self.image, self.mask, self.with_fidelity, self.auto, self.compute_button, self.status])
         self.native.layout().addWidget(self.table)
         self.native.layout().addWidget(self.canvas)
@@ -165,24 +165,7 @@ class MetricsPanel(Container):
                    f"{best.kind})")
 
     def _plot(self, scores: list[MapScore]) -> None:
-        self.figure.clear()
-        roc, dice, fid = (self.figure.add_subplot(1, 3, i) for i in (1, 2, 3))
-        for s in scores:
-            label = f"{s.method} {s.variant}{' XRAI' if s.kind == 'region' else ''}"
-            style = "--" if s.kind == "region" else "-"
-            roc.plot(np.r_[0, s.curves.fpr, 1], np.r_[0, s.curves.tpr, 1], style, lw=1, label=label)
-            dice.plot(s.curves.k, s.curves.dice, style, lw=1, label=label)
-            if s.fidelity_curves is not None:
-                fid.plot(s.fidelity_curves.p, s.fidelity_curves.prob_mif[0], style, lw=1, label=f"{label} MiF")
-                fid.plot(s.fidelity_curves.p, s.fidelity_curves.prob_lif[0], ":", lw=1)
-        c = scores[0].curves
-        roc.plot([0, 1], [0, 1], "k:", lw=1, label="random")
-        dice.plot(c.k, c.random_dice, "k:", lw=1, label="random")
-        fid.axhline(1.0, color="k", ls=":", lw=1, label="random ≈ flat")
-        roc.set(title="ROC", xlabel="FPR", ylabel="TPR")
-        dice.set(title="Dice vs k", xlabel="k (% kept)", ylabel="Dice")
-        fid.set(title="MiF (—) / LiF (··)", xlabel="% removed", ylabel="P(pred.) / P₀")
-        roc.legend(fontsize=5, ncol=2)
+        draw_curves(self.figure, scores, rows=3)
         self.canvas.draw_idle()
 
     def export(self, path: Path) -> list[Path]:
@@ -197,7 +180,43 @@ class MetricsPanel(Container):
             for s in self.scores:
                 w.writerow(s.row())
         png, svg = path.with_suffix(".png"), path.with_suffix(".svg")
-        self.figure.savefig(png, dpi=150)
-        self.figure.savefig(svg)
+        wide = Figure(figsize=(14, 4.4), layout="constrained")
+        draw_curves(wide, self.scores, rows=1)
+        wide.savefig(png, dpi=150)
+        wide.savefig(svg)
         self.status.value = f"exported {path.name}, {png.name}, {svg.name}"
         return [path, png, svg]
+
+
+METHOD_COLOURS = {"BP": "tab:blue", "IGB": "tab:orange", "IGBW": "tab:green", "EG": "tab:red", "D": "tab:purple"}
+VARIANT_STYLES = {"plain": "-", "SG": "--", "SG2": ":"}
+
+
+def draw_curves(fig: Figure, scores: list[MapScore], *, rows: int) -> None:
+    """ROC, Dice vs k and MiF/LiF curves: colour = method, line style = variant, thick = XRAI region
+    map; the random baseline in black on each plot."""
+    from matplotlib.lines import Line2D
+
+    fig.clear()
+    shape = (3, 1) if rows == 3 else (1, 3)
+    roc, dice, fid = (fig.add_subplot(*shape, i) for i in (1, 2, 3))
+    for s in scores:
+        kw = {"color": METHOD_COLOURS.get(s.method, "grey"), "ls": VARIANT_STYLES.get(s.variant, "-"),
+              "lw": 2.4 if s.kind == "region" else 1.0, "alpha": 0.55 if s.kind == "region" else 0.95}
+        roc.plot(np.r_[0, s.curves.fpr, 1], np.r_[0, s.curves.tpr, 1], **kw)
+        dice.plot(s.curves.k, s.curves.dice, **kw)
+        if s.fidelity_curves is not None:
+            fid.plot(s.fidelity_curves.p, s.fidelity_curves.prob_mif[0] - s.fidelity_curves.prob_lif[0], **kw)
+    c = scores[0].curves
+    roc.plot([0, 1], [0, 1], "k:", lw=1.2, label="random")
+    dice.plot(c.k, c.random_dice, "k:", lw=1.2, label="random")
+    fid.axhline(0.0, color="k", ls=":", lw=1.2, label="random")
+    roc.set(title="ROC", xlabel="FPR", ylabel="TPR")
+    dice.set(title="Dice vs k", xlabel="k (% kept)", ylabel="Dice")
+    fid.set(title="fidelity: MiF − LiF (prob. / P₀)", xlabel="% removed", ylabel="MiF − LiF")
+    handles = [Line2D([], [], color=col, label=m) for m, col in METHOD_COLOURS.items()]
+    handles += [Line2D([], [], color="k", ls=ls, label=v) for v, ls in VARIANT_STYLES.items()]
+    handles += [Line2D([], [], color="grey", lw=1, label="pixel map"),
+                Line2D([], [], color="grey", lw=2.4, alpha=0.55, label="XRAI region map"),
+                Line2D([], [], color="k", ls=":", lw=1.2, label="random")]
+    roc.legend(handles=handles, fontsize=6, ncol=2, loc="lower right")

@@ -157,22 +157,25 @@ def fidelity(clf: Classifier, images: np.ndarray, maps: np.ndarray, labels: np.n
     preds = {"mif": np.zeros((len(x), len(p)), dtype=int), "lif": np.zeros((len(x), len(p)), dtype=int)}
     acc = {"mif": np.zeros(len(p)), "lif": np.zeros(len(p))}
     total, done = 2 * len(p), 0
+    per_chunk = max(1, batch_size // len(x))  # p values per forward batch: ~batch_size images
     for name in ("mif", "lif"):
-        for j, pj in enumerate(p):
-            n_rm = int(round(pj / 100 * n_pix))
-            removed = ranks < n_rm if name == "mif" else ranks >= n_pix - n_rm
-            if fills is None:
-                xp = road_impute(x, removed, seed=seed + j)
-            else:
-                xp = torch.where(removed, fills, x)
-            prob_c = clf.probability(clf.logits(xp, batch_size=batch_size)).cpu().numpy()
-            pred = (prob_c >= 0.5).astype(int)
-            acc[name][j] = balanced_accuracy(pred, lab)
-            preds[name][:, j] = pred
-            probs[name][:, j] = np.where(pred0 == 1, prob_c, 1 - prob_c)
-            done += 1
-            if progress is not None:
-                progress(done, total)
+        for start in range(0, len(p), per_chunk):
+            js = range(start, min(start + per_chunk, len(p)))
+            batch = []
+            for j in js:
+                n_rm = int(round(p[j] / 100 * n_pix))
+                removed = ranks < n_rm if name == "mif" else ranks >= n_pix - n_rm
+                batch.append(road_impute(x, removed, seed=seed + j) if fills is None else torch.where(removed, fills, x))
+            prob_all = clf.probability(clf.logits(torch.cat(batch), batch_size=batch_size)).cpu().numpy()
+            for k, j in enumerate(js):
+                prob_c = prob_all[k * len(x):(k + 1) * len(x)]
+                pred = (prob_c >= 0.5).astype(int)
+                acc[name][j] = balanced_accuracy(pred, lab)
+                preds[name][:, j] = pred
+                probs[name][:, j] = np.where(pred0 == 1, prob_c, 1 - prob_c)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
     base = np.clip(probs["mif"][:, :1], 1e-12, None)
     nm, nl = probs["mif"] / base, probs["lif"] / base
     per_image = np.trapezoid(nl - nm, p / 100, axis=1)
