@@ -20,8 +20,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     viewer = napari.Viewer(title="napari-ctinterp demo", show=not args.screenshot)
     viewer.open_sample(PLUGIN, "phantom_pair")
     manifest = PluginManager.instance().get_manifest(PLUGIN)
-    for widget in manifest.contributions.widgets or []:
-        viewer.window.add_plugin_dock_widget(PLUGIN, widget.display_name)
+    for i, widget in enumerate(manifest.contributions.widgets or []):
+        viewer.window.add_plugin_dock_widget(PLUGIN, widget.display_name, tabify=i > 0)
     if args.screenshot:
         viewer.window._qt_window.resize(1600, 1000)
         viewer.window.show()

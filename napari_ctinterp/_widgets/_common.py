@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -11,9 +12,14 @@ from napari.qt.threading import GeneratorWorker, thread_worker
 from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info
 
-# Import torch/torchvision (and through them triton, on CUDA builds) in the main thread: importing
-# them for the first time inside a worker thread, while Qt runs, segfaulted here (triton's loader).
-from .. import model as _model  # noqa: F401
+# torch's CUDA builds import triton from torch._dynamo (pulled in by torchvision). Loading triton's
+# LLVM after napari/Qt has brought up OpenGL (Mesa's LLVM) segfaults the process — seen here both
+# from a worker thread and from the main thread after the viewer opened. The widgets never use
+# triton (it only serves torch.compile on GPUs), so in a napari process we tell Python it is absent.
+if "triton" not in sys.modules:
+    sys.modules["triton"] = None  # type: ignore[assignment]
+
+from .. import model as _model  # noqa: E402,F401  (torch/torchvision in the main thread)
 
 
 def image_layers(viewer: napari.Viewer) -> list[napari.layers.Image]:

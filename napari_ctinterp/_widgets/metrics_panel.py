@@ -48,7 +48,7 @@ class MetricsPanel(Container):
         self.table.setMinimumHeight(220)
         self.figure = Figure(figsize=(4.5, 10), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(720)
+        self.canvas.setMinimumHeight(560)
         self.extend([self.image, self.mask, self.with_fidelity, self.auto, self.compute_button, self.status])
         self.native.layout().addWidget(self.table)
         self.native.layout().addWidget(self.canvas)
