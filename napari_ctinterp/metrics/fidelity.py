@@ -165,7 +165,8 @@ def fidelity(clf: Classifier, images: np.ndarray, maps: np.ndarray, labels: np.n
             for j in js:
                 n_rm = int(round(p[j] / 100 * n_pix))
                 removed = ranks < n_rm if name == "mif" else ranks >= n_pix - n_rm
-                batch.append(road_impute(x, removed, seed=seed + j) if fills is None else torch.where(removed, fills, x))
+                filled = road_impute(x, removed, seed=seed + j) if fills is None else torch.where(removed, fills, x)
+                batch.append(filled)
             prob_all = clf.probability(clf.logits(torch.cat(batch), batch_size=batch_size)).cpu().numpy()
             for k, j in enumerate(js):
                 prob_c = prob_all[k * len(x):(k + 1) * len(x)]
