@@ -5,9 +5,9 @@ step (O(masks × pixels) per region added). Here the masks are one sparse pixel�
 (CSC, built once per image by ``Segments.incidence`` and reused for every map); when a region is
 added, only its newly covered pixels are visited and each mask's uncovered count and sum are
 decremented with one ``bincount`` — O(total mask area) over the whole run. The best mask is then
-an argmax over per-mask densities. To keep PAIR's exact choices and values, candidates within a hair of the maximum are re-scored exactly as PAIR does
-(``attr[new pixels].mean()`` in the map's dtype, first index wins ties), and every region's value
-is that exact mean.
+an argmax over per-mask densities. To keep PAIR's exact choices and values, candidates within a
+hair of the maximum are re-scored exactly as PAIR does (``attr[new pixels].mean()`` in the map's
+dtype, first index wins ties), and every region's value is that exact mean.
 """
 
 from __future__ import annotations
