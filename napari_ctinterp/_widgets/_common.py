@@ -10,7 +10,7 @@ import napari
 import numpy as np
 from napari.qt.threading import GeneratorWorker, thread_worker
 from napari.utils import progress as napari_progress
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error
 
 # torch's CUDA builds import triton from torch._dynamo (pulled in by torchvision). Loading triton's
 # LLVM after napari/Qt has brought up OpenGL (Mesa's LLVM) segfaults the process — seen here both
@@ -97,4 +97,4 @@ def start_worker(
     return worker
 
 
-__all__ = ["ModelPicker", "current_slice_index", "image_layers", "show_error", "show_info", "start_worker"]
+__all__ = ["ModelPicker", "current_slice_index", "image_layers", "show_error", "start_worker"]

@@ -79,13 +79,6 @@ class Segments:
         r, c = np.nonzero(self.local[i])
         return ((r + (rs.start or 0)) * self.shape[1] + (c + (cs.start or 0))).astype(np.int64)
 
-    def label_image(self, scale_index: int = -1) -> np.ndarray:
-        """Masks of one scale painted in order (dilated, so later ones overlap earlier ones)."""
-        start, stop = self.params["scale_ranges"][scale_index]
-        out = np.zeros(self.shape, dtype=np.int32)
-        for i in range(start, stop):
-            out[self.boxes[i]][self.local[i]] = i - start + 1
-        return out
 
 
 def _normalise(im: np.ndarray, value_range: tuple[float, float], size: tuple[int, int] | None) -> np.ndarray:
