@@ -2,9 +2,15 @@
 
 Per-image memory is estimated once per (model, input size) from the sizes of every module's output
 in one forward pass (a backward to the input keeps roughly those activations once more), then the
-batch is what fits in a quarter of the free memory, capped: on CPU larger batches stop paying off
-beyond ~16 images (measured on this 2-core machine, resnet18 at 256², forward + backward to the
-input: 71.5, 67.5, 65.5, 74.2 ms per image at batch 4, 8, 16, 32).
+batch is what fits in a quarter of the free memory, capped (256 on GPU, 16 on CPU).
+
+On CPU the batch is also kept small enough that the largest single activation tensor stays under
+``CPU_TENSOR_BYTES`` (30 MiB): glibc's malloc hands every block above 32 MiB straight to ``mmap``
+and back on free, so each batch faults its big tensors in afresh, page by page. Measured on the
+2-core development machine, resnet18 at 256² through the gradient twin (largest tensor 4 MiB per
+image): batch 16 → 54.6–56.3 ms per image with ~6,000 page faults and 12.5 ms of kernel time per
+image; batch 7 → 50.3–52.0 ms, ~150–500 faults, 0.4–1.4 ms kernel time; batch 4 → 54.4–58.6 ms
+(too small to keep the cores busy); batch 32 → 62 ms. Hence at least ``CPU_MIN`` (4) images.
 """
 
 from __future__ import annotations
@@ -15,20 +21,32 @@ import torch
 
 from ..model.classifier import Classifier
 
-_PER_IMAGE: dict[tuple[int, tuple[int, int]], int] = {}
-CPU_CAP, GPU_CAP = 16, 256
+_PER_IMAGE: dict[tuple[int, tuple[int, int]], tuple[int, int]] = {}
+CPU_CAP, GPU_CAP, CPU_MIN = 16, 256, 4
+CPU_TENSOR_BYTES = 30 * 2**20
 
 
 def activation_bytes_per_image(clf: Classifier, size: tuple[int, int]) -> int:
     """Bytes of activations one image keeps for a backward pass (estimate)."""
+    return _activations(clf, size)[0]
+
+
+def largest_activation_bytes(clf: Classifier, size: tuple[int, int]) -> int:
+    """Bytes of the largest single module output for one image."""
+    return _activations(clf, size)[1]
+
+
+def _activations(clf: Classifier, size: tuple[int, int]) -> tuple[int, int]:
     key = (id(clf.module), tuple(size))
     if key not in _PER_IMAGE:
-        total = 0
+        total = largest = 0
 
         def hook(_m, _i, out):
-            nonlocal total
+            nonlocal total, largest
             if isinstance(out, torch.Tensor):
-                total += out.numel() * out.element_size()
+                nbytes = out.numel() * out.element_size()
+                total += nbytes
+                largest = max(largest, nbytes)
 
         leaves = [m for m in clf.module.modules() if not list(m.children())]
         handles = [m.register_forward_hook(hook) for m in leaves]
@@ -38,7 +56,7 @@ def activation_bytes_per_image(clf: Classifier, size: tuple[int, int]) -> int:
         finally:
             for h in handles:
                 h.remove()
-        _PER_IMAGE[key] = max(int(2 * total), 1)
+        _PER_IMAGE[key] = (max(int(2 * total), 1), max(int(largest), 1))
     return _PER_IMAGE[key]
 
 
@@ -58,7 +76,12 @@ def free_memory_bytes(device: torch.device) -> int:
 
 
 def auto_batch_size(clf: Classifier, size: tuple[int, int]) -> int:
-    """Largest batch that fits a quarter of free memory, capped (16 on CPU, 256 on GPU)."""
-    per = activation_bytes_per_image(clf, tuple(size))
-    cap = GPU_CAP if clf.device.type == "cuda" else CPU_CAP
-    return int(max(1, min(cap, free_memory_bytes(clf.device) // 4 // per)))
+    """Largest batch that fits a quarter of free memory, capped (256 on GPU; on CPU 16, and no
+    more than keeps the largest activation under ``CPU_TENSOR_BYTES``, but at least ``CPU_MIN``)."""
+    size = tuple(size)
+    fits = free_memory_bytes(clf.device) // 4 // activation_bytes_per_image(clf, size)
+    if clf.device.type == "cuda":
+        cap = GPU_CAP
+    else:
+        cap = min(CPU_CAP, max(CPU_MIN, CPU_TENSOR_BYTES // largest_activation_bytes(clf, size)))
+    return int(max(1, min(cap, fits)))

@@ -11,9 +11,8 @@ from napari_ctinterp.model import Classifier, ModelCard, build
 SIZE = 40
 
 
-def small_classifier(output: str = "logit", seed: int = 0) -> Classifier:
-    torch.manual_seed(seed)
-    net = build("resnet18", output)
+def randomise_batchnorm(net: nn.Module) -> nn.Module:
+    """Give every BatchNorm non-trivial statistics and affine parameters; eval mode, frozen."""
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -21,6 +20,12 @@ def small_classifier(output: str = "logit", seed: int = 0) -> Classifier:
                 m.running_var.uniform_(0.5, 1.5)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.2, 0.2)
+    return net.eval().requires_grad_(False)
+
+
+def small_classifier(output: str = "logit", seed: int = 0) -> Classifier:
+    torch.manual_seed(seed)
+    net = randomise_batchnorm(build("resnet18", output))
     return Classifier(net, ModelCard(input_size=(SIZE, SIZE), output=output), torch.device("cpu"), source="test")
 
 
