@@ -62,6 +62,20 @@ class ModelPicker:
         return str(p)
 
 
+class ClosingGeneratorWorker(GeneratorWorker):
+    """A generator worker that closes its job in its own thread when it stops, cancelled included.
+
+    napari's worker leaves an aborted generator suspended until it is garbage collected, which
+    would run the job's clean-up (the engine's gradient threads) later, possibly in the UI thread.
+    """
+
+    def work(self) -> Any:  # noqa: D102
+        try:
+            return super().work()
+        finally:
+            self._gen.close()  # the generator is not running here: closing is safe
+
+
 def start_worker(
     job: Callable[[], Generator[Any, None, Any]],
     *,
@@ -78,7 +92,7 @@ def start_worker(
     """
     bar = napari_progress(total=total, desc=description)
 
-    @thread_worker(ignore_errors=True)  # errors go to ``_error`` below, not re-raised in the UI
+    @thread_worker(ignore_errors=True, worker_class=ClosingGeneratorWorker)  # errors reach ``_error`` below
     def run() -> Generator[Any, None, Any]:
         return (yield from job())
 

@@ -124,17 +124,36 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int, opts
         ctx = deconvolution_rule(net) if rule == 1 else contextlib.nullcontext()
         with ctx, intra_op_threads(torch.get_num_threads() // n_workers if n_workers > 1 else None):
             for sel, contribution in ordered_map(one_batch, chunks, n_workers):
-                slot = torch.as_tensor(plan.kind[sel] * plan.n_base + plan.base[sel], device=dev)
-                acc.index_add_(0, slot, contribution)  # in plan order: deterministic
+                accumulate(acc, plan.kind[sel] * plan.n_base + plan.base[sel], contribution)
                 done += len(sel)
                 yield done, plan.total
     return acc.view(len(KINDS), plan.n_base, 1, h, w)
 
 
+def accumulate(acc: torch.Tensor, slots: np.ndarray, contribution: torch.Tensor) -> None:
+    """``acc[slots[i]] += contribution[i]``, deterministically (batches arrive in plan order).
+
+    CPU: ``index_add_`` (a sequential loop). CUDA's ``index_add_`` adds with atomics in a varying
+    order, so there each slot's rows are summed by a reduction instead.
+    """
+    if acc.device.type == "cpu":
+        acc.index_add_(0, torch.as_tensor(slots), contribution)
+    else:
+        sum_by_slot(acc, slots, contribution)
+
+
+def sum_by_slot(acc: torch.Tensor, slots: np.ndarray, contribution: torch.Tensor) -> None:
+    """``acc[s] += sum of the rows of slot s``, one reduction per distinct slot (no atomics)."""
+    for s in np.unique(slots):
+        rows = torch.as_tensor(np.flatnonzero(slots == s), device=acc.device)
+        acc[int(s)] += contribution[rows].sum(0)
+
+
 def input_gradients(clf: Classifier, x: torch.Tensor, target: int, *, net: nn.Module | None = None) -> torch.Tensor:
     """d(target score)/d(input) for a batch, parameters untouched (``net`` defaults to ``clf.module``)."""
     net = clf.module if net is None else net
-    cudnn = (torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True)
+    # on CUDA: deterministic kernels and full fp32 (TF32 convolutions would change the gradients)
+    cudnn = (torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False)
              if x.device.type == "cuda" else contextlib.nullcontext())
     with torch.enable_grad(), cudnn:
         xg = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)

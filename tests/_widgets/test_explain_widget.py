@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -60,6 +62,9 @@ def test_cancel_leaves_no_half_made_layer(qtbot, viewer_and_widget):
     qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=60_000)
     assert widget.status.value.startswith("cancelled")
     assert len(viewer.layers) == n_layers
+    # the engine's gradient threads stopped with the job, in the worker's thread
+    qtbot.waitUntil(lambda: not any(t.name.startswith("ctinterp-grad") for t in threading.enumerate()),
+                    timeout=10_000)
 
 
 def test_nothing_ticked_is_refused(viewer_and_widget):

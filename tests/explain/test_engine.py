@@ -109,3 +109,15 @@ def test_random_map_baseline():
     a, b = random_map((30, 20), seed=1), random_map((30, 20), seed=1)
     assert np.array_equal(a, b) and a.shape == (30, 20) and 0 <= a.min() and a.max() < 1
     assert not np.array_equal(a, random_map((30, 20), seed=2))
+
+
+def test_accumulation_without_atomics_equals_index_add():
+    from napari_ctinterp.explain.engine import accumulate, sum_by_slot
+
+    gen = torch.Generator().manual_seed(0)
+    contribution = torch.randn((9, 1, 5, 6), generator=gen)
+    slots = np.array([3, 0, 3, 3, 1, 0, 4, 4, 3])
+    a, b = torch.zeros((6, 1, 5, 6)), torch.zeros((6, 1, 5, 6))
+    accumulate(a, slots, contribution)  # CPU: index_add_
+    sum_by_slot(b, slots, contribution)  # the CUDA path, run here on CPU
+    assert torch.allclose(a, b, rtol=1e-6, atol=1e-6) and float(b[2].abs().sum()) == 0.0 and float(b[3].abs().sum()) > 0
