@@ -5,8 +5,8 @@ gradient evaluations the usual Captum way (NoiseTunnel re-draws noise per method
 variant; one IG call per baseline) but only 1,632 when planned together (``plan.py``: one set of
 noisy inputs, IGB inside IGBW). The engine runs the plan in batches, channels_last, with frozen
 parameters (no weight gradients), through the model's gradient twin (``fast_backward.py``: same
-forward bits, cheaper backward), on CPU as two single-threaded workers side by side
-(``parallel.py``), and accumulates ``coefficient × gradient`` per (kind, base input) with one
+forward bits, cheaper backward), on CPU as two workers side by side, each on half of torch's
+threads (``parallel.py``), and accumulates ``coefficient × gradient`` per (kind, base input) with one
 ``index_add_`` per batch, in plan order. Captum remains the reference the tests compare against.
 """
 
@@ -123,10 +123,11 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int, opts
         # the Deconvolution hooks are on the shared ReLU modules: a rule's batches all finish inside its context
         ctx = deconvolution_rule(net) if rule == 1 else contextlib.nullcontext()
         with ctx, intra_op_threads(torch.get_num_threads() // n_workers if n_workers > 1 else None):
-            for sel, contribution in ordered_map(one_batch, chunks, n_workers):
-                accumulate(acc, plan.kind[sel] * plan.n_base + plan.base[sel], contribution)
-                done += len(sel)
-                yield done, plan.total
+            with contextlib.closing(ordered_map(one_batch, chunks, n_workers)) as results:
+                for sel, contribution in results:
+                    accumulate(acc, plan.kind[sel] * plan.n_base + plan.base[sel], contribution)
+                    done += len(sel)
+                    yield done, plan.total
     return acc.view(len(KINDS), plan.n_base, 1, h, w)
 
 

@@ -16,14 +16,18 @@ Only backward passes change. The twin's forward calls the very same ``F.conv2d``
 ``F.batch_norm`` as the model, so ReLU masks and max-pool choices, the only places where a rounding
 difference could send a gradient down another path, are exactly those of the unmodified model;
 ``gradient_twin`` checks that bit-equality on the input it is about to explain and falls back to
-the plain model otherwise. The twin is built by ``torch.fx`` tracing; a model that cannot be
-traced, or a TorchScript model, is used as it is.
+the plain model otherwise. ResNets (every model this project trains) get their twin from their
+known structure; other models by ``torch.fx`` tracing; a model that cannot be traced, or a
+TorchScript model, is used as it is.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
 import weakref
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +39,22 @@ log = logging.getLogger(__name__)
 #: grey or RGB first layer); wider ones keep oneDNN's kernel, as fast as their forward there.
 MAX_IN_CHANNELS = 4
 
-_TWINS: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
-_CHECKED: weakref.WeakKeyDictionary[nn.Module, set] = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class _Entry:
+    """A model's twin (None: use the model), the module ids it was built from, the shapes checked.
+
+    Never holds the model itself, so the weak cache lets the model go.
+    """
+
+    fingerprint: tuple[int, ...]
+    twin: nn.Module | None
+    checked: set = field(default_factory=set)
+
+
+_TWINS: weakref.WeakKeyDictionary[nn.Module, _Entry] = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
 
 
 def _input_grad(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, conf: tuple) -> torch.Tensor:
@@ -172,34 +190,89 @@ def build_twin(net: nn.Module) -> fx.GraphModule:
     return gm
 
 
+def _copy_tree(module: nn.Module, replace: dict[int, nn.Module]) -> nn.Module:
+    """A copy of the container tree whose leaves are the original modules (or their replacements)."""
+    if id(module) in replace:
+        return replace[id(module)]
+    if not module._modules:
+        return module
+    twin = copy.copy(module)  # same class and attributes, so the same forward code
+    twin.__dict__["_modules"] = {name: None if child is None else _copy_tree(child, replace)
+                                 for name, child in module._modules.items()}
+    return twin
+
+
+def resnet_twin(net: nn.Module) -> nn.Module | None:
+    """The twin of a torchvision ResNet (ours included) built from its known structure, or None.
+
+    No ``torch.fx`` tracing: tracing patches ``nn.Module.__call__`` for the whole process while it
+    runs, which breaks any other thread running a model at that moment (a napari widget
+    classifying, say). Containers are copied, leaves are shared; each ``conv → bn`` pair the
+    blocks' ``forward`` code applies back to back becomes ``FastConvBN`` and the BN an identity.
+    """
+    from torchvision.models import ResNet
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    from ..model.architectures import SplitReLUBasicBlock, SplitReLUBottleneck
+
+    known_blocks = (BasicBlock, Bottleneck, SplitReLUBasicBlock, SplitReLUBottleneck)
+    if type(net) is not ResNet:
+        return None
+    pairs = [(net.conv1, net.bn1)]
+    for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+        for block in layer:
+            if type(block) not in known_blocks:
+                return None
+            pairs += [(block.conv1, block.bn1), (block.conv2, block.bn2)]
+            if isinstance(block, Bottleneck):
+                pairs.append((block.conv3, block.bn3))
+            ds = block.downsample
+            if type(ds) is nn.Sequential and len(ds) == 2:
+                pairs.append((ds[0], ds[1]))
+    replace: dict[int, nn.Module] = {}
+    for conv, bn in pairs:
+        if type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d:
+            replace[id(conv)], replace[id(bn)] = FastConvBN(conv, bn), nn.Identity()
+    return _copy_tree(net, replace)
+
+
+def _fingerprint(net: nn.Module) -> tuple[int, ...]:
+    return tuple(id(m) for m in net.modules())
+
+
 def gradient_twin(net: nn.Module, example: torch.Tensor) -> nn.Module:
     """The fast twin of ``net`` (cached per model), or ``net`` itself when no twin can be trusted.
 
-    ``example`` (a batch of the inputs about to be explained) checks, once per input shape, that
-    the twin's forward equals the model's bit for bit.
+    ResNets get ``resnet_twin``; other models a ``torch.fx`` twin (``build_twin``; tracing is not
+    safe while another thread runs a model). ``example`` (a batch of the inputs about to be
+    explained) checks, once per input shape, that the twin's forward equals the model's bit for
+    bit. The cache follows the model: replacing one of its layers builds a new twin.
     """
     if isinstance(net, torch.jit.ScriptModule):
         return net
-    twin = _TWINS.get(net)
-    if twin is None:
-        try:
-            twin = build_twin(net)
-        except Exception as exc:  # noqa: BLE001 - any tracing failure means: use the model as it is
-            log.info("no gradient twin for %s (%s); using the model as it is", type(net).__name__, exc)
-            twin = net
-        _TWINS[net] = twin
-    if twin is net:
+    fingerprint = _fingerprint(net)
+    with _LOCK:
+        entry = _TWINS.get(net)
+        if entry is None or entry.fingerprint != fingerprint:
+            try:
+                twin = resnet_twin(net)
+                if twin is None:
+                    twin = build_twin(net)
+            except Exception as exc:  # noqa: BLE001 - any failure means: use the model as it is
+                log.info("no gradient twin for %s (%s); using the model as it is", type(net).__name__, exc)
+                twin = None
+            entry = _TWINS[net] = _Entry(fingerprint, twin)
+    if entry.twin is None:
         return net
     key = (tuple(example.shape[1:]), example.dtype, str(example.device))
-    if key in _CHECKED.setdefault(net, set()):
-        return twin
+    if key in entry.checked:
+        return entry.twin
     with torch.enable_grad():  # the path gradients take, custom backward included
         x = example.detach().requires_grad_(True)
-        same = torch.equal(twin(x), net(x))
+        same = torch.equal(entry.twin(x), net(x))
     if not same:
         log.warning("the gradient twin's forward differs from the model's; using the model as it is")
-        _TWINS[net] = net
+        entry.twin = None
         return net
-    _CHECKED[net].add(key)
-    return twin
-
+    entry.checked.add(key)
+    return entry.twin

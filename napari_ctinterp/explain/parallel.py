@@ -15,6 +15,7 @@ process (another widget) also gets the halved thread count; it is restored when 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,18 +50,34 @@ def split_rows(rows: np.ndarray, batch_size: int, workers: int) -> list[np.ndarr
     return list(np.array_split(rows, n))
 
 
+_THREADS_LOCK = threading.Lock()
+_threads_users = 0
+_threads_saved = 0
+
+
 @contextlib.contextmanager
 def intra_op_threads(n: int | None) -> Iterator[None]:
-    """Within the context torch uses ``n`` intra-op threads (``None``: unchanged); restored after."""
+    """Within the context torch uses ``n`` intra-op threads (``None``: unchanged).
+
+    Overlapping contexts (two explanations at once, in threads or interleaved generators) share
+    one saved count: the first in saves it, the last out restores it, whatever the order.
+    """
+    global _threads_users, _threads_saved
     if n is None:
         yield
         return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
+    with _THREADS_LOCK:
+        if _threads_users == 0:
+            _threads_saved = torch.get_num_threads()
+        _threads_users += 1
+        torch.set_num_threads(max(1, int(n)))
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _THREADS_LOCK:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_saved)
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:

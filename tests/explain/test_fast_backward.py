@@ -22,6 +22,17 @@ def _input_grad(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return out.detach(), g
 
 
+class DataDependent(nn.Module):
+    """Python control flow on a tensor: fx cannot trace it, so it gets no twin."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+
+    def forward(self, x):
+        return self.conv(x) if x.sum() > 0 else -self.conv(x)
+
+
 class Branchy(nn.Module):
     """A conv whose output feeds its BatchNorm and a skip: the pair must not be fused."""
 
@@ -78,21 +89,48 @@ def test_a_few_channel_conv_without_batchnorm_gets_the_fold_backward():
     assert torch.equal(out0, out1) and float((g1 - g0).norm() / g0.norm()) < 1e-6
 
 
-def test_the_resnet_twin_fuses_every_conv_batchnorm_pair():
-    net = randomise_batchnorm(build("resnet18"))
-    twin = build_twin(net)
-    fused = [m for n, m in twin.named_children() if n.startswith("_fast")]
-    assert len(fused) == 20 and all(isinstance(m, FastConvBN) for m in fused)
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_the_resnet_twin_fuses_every_conv_batchnorm_pair_without_tracing(arch, monkeypatch):
+    net = randomise_batchnorm(build(arch))
+    monkeypatch.setattr(fb.fx, "symbolic_trace", lambda *a, **k: pytest.fail("a ResNet must not be traced"))
     x = torch.rand(2, 1, 64, 64).contiguous(memory_format=torch.channels_last)
+    twin = gradient_twin(net, x)
+    fused = [m for m in twin.modules() if isinstance(m, FastConvBN)]
+    assert twin is not net and len(fused) == (20 if arch == "resnet18" else 53)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in twin.modules() if m not in [f.bn for f in fused])
     out0, g0 = _input_grad(net, x)
     out1, g1 = _input_grad(twin, x)
     assert torch.equal(out0, out1) and float((g1 - g0).norm() / g0.norm()) < 1e-5
-    # the twin shares the model's modules: hooks on its ReLUs (Deconvolution) still fire
+    # the twin shares the model's leaves: hooks on its ReLUs (Deconvolution) still fire
     calls = []
     h = net.relu.register_forward_hook(lambda *a: calls.append(1))
     twin(x)
     h.remove()
     assert calls == [1]
+    assert gradient_twin(net, x) is twin  # cached
+
+
+def test_the_cache_follows_the_model_and_lets_it_go():
+    import gc
+    import weakref
+
+    net = randomise_batchnorm(build("resnet18"))
+    x = torch.rand(1, 1, 32, 32)
+    first = gradient_twin(net, x)
+    net.layer4[1].conv2 = nn.Conv2d(512, 512, 3, padding=1, bias=False).requires_grad_(False)  # a replaced layer
+    second = gradient_twin(net, x)
+    assert second is not first and second.layer4[1].conv2.conv is net.layer4[1].conv2
+    out0, _ = _input_grad(net, x)
+    out1, _ = _input_grad(second, x)
+    assert torch.equal(out0, out1)
+
+    refs = []
+    for model in (net, DataDependent().requires_grad_(False)):  # no twin for the second: not kept alive either
+        gradient_twin(model, x)
+        refs.append(weakref.ref(model))
+    del net, model, first, second
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
 
 
 def test_trainable_or_training_mode_layers_keep_the_ordinary_backward():
@@ -104,14 +142,6 @@ def test_trainable_or_training_mode_layers_keep_the_ordinary_backward():
 
 
 def test_untraceable_torchscript_and_mismatching_twins_fall_back_to_the_model(monkeypatch, caplog):
-    class DataDependent(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(1, 2, 3)
-
-        def forward(self, x):
-            return self.conv(x) if x.sum() > 0 else -self.conv(x)
-
     x = torch.rand(1, 1, 8, 8)
     dd = DataDependent().requires_grad_(False)
     assert gradient_twin(dd, x) is dd

@@ -40,6 +40,17 @@ def test_intra_op_threads_is_restored_even_after_an_error():
     assert torch.get_num_threads() == before
 
 
+def test_overlapping_thread_settings_restore_the_original_count_in_any_order():
+    before = torch.get_num_threads()
+    a, b = intra_op_threads(1), intra_op_threads(1)
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)  # the first one out is not the last one in
+    assert torch.get_num_threads() == 1
+    b.__exit__(None, None, None)
+    assert torch.get_num_threads() == before
+
+
 def test_ordered_map_keeps_input_order_and_raises_errors():
     def slow_first(i):
         time.sleep(0.05 if i == 0 else 0.0)
