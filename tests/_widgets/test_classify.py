@@ -9,12 +9,8 @@ from napari_ctinterp._widgets.classify import METADATA_KEY, ClassifyWidget
 
 
 @pytest.fixture()
-def viewer_and_widget(make_napari_viewer):
-    viewer = make_napari_viewer()
-    viewer.open_sample("napari-ctinterp", "phantom_pair")
-    widget = ClassifyWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Classify")
-    return viewer, widget
+def viewer_and_widget(docked):
+    return docked(ClassifyWidget, "Classify")
 
 
 def _run(qtbot, widget):

@@ -11,11 +11,8 @@ from napari_ctinterp._widgets.explain import ExplainWidget
 
 
 @pytest.fixture()
-def viewer_and_widget(make_napari_viewer):
-    viewer = make_napari_viewer()
-    viewer.open_sample("napari-ctinterp", "phantom_pair")
-    widget = ExplainWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Explain")
+def viewer_and_widget(docked):
+    viewer, widget = docked(ExplainWidget, "Explain")
     widget.layer.value = viewer.layers["phantom · arterial"]
     return viewer, widget
 
