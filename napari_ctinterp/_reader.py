@@ -11,6 +11,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ._layers import LayerData, ct_image_layer, mask_labels_layer
+from ._triton import preload_triton
+
+preload_triton()  # a napari process: see napari_ctinterp._triton
 
 PathLike = str | Path
 ReaderFunction = Callable[[PathLike | Sequence[PathLike]], list[LayerData]]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from ._layers import LayerData, ct_image_layer, mask_labels_layer
+from ._triton import preload_triton
+
+preload_triton()  # a napari process: see napari_ctinterp._triton
 
 #: The seed and level of the sample pair: a heart-level slice (chambers, aorta, lung vessels).
 SAMPLE_SEED = 2024

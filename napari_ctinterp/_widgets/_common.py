@@ -1,30 +1,42 @@
-"""Small helpers shared by the dock widgets: layer choices, current slice, background work."""
+"""Small helpers shared by the dock widgets: layer choices, current slice, model field, background
+work with progress inside the widget.
+
+Background jobs (``start_worker``) never leave a widget busy: superqt's generator worker swallows
+a ``RuntimeError`` raised by the job (it takes it for a deleted Qt object) and then emits neither
+``errored`` nor ``finished`` — torch's errors are mostly ``RuntimeError``, so the job is wrapped
+and such errors are re-raised as ``JobError``. Errors of the UI-side callback are caught too.
+Every failure ends in a napari notification (shown here: the worker class has no relay of its
+own) and the widget's ``on_error``.
+"""
 
 from __future__ import annotations
 
-import sys
+import time
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any
 
 import napari
 import numpy as np
-from napari.qt.threading import GeneratorWorker, thread_worker
-from napari.utils import progress as napari_progress
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar
+from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
+from superqt.utils import GeneratorWorker
 
-# torch's CUDA builds import triton from torch._dynamo (pulled in by torchvision). Loading triton's
-# LLVM after napari/Qt has brought up OpenGL (Mesa's LLVM) segfaults the process — seen here both
-# from a worker thread and from the main thread after the viewer opened. The widgets never use
-# triton (it only serves torch.compile on GPUs), so in a napari process we tell Python it is absent.
-if "triton" not in sys.modules:
-    sys.modules["triton"] = None  # type: ignore[assignment]
+from .. import model as _model  # torch/torchvision imported in the main thread
 
-from .. import model as _model  # noqa: E402,F401  (torch/torchvision in the main thread)
+#: Widest a plugin dock gets (px): three docks side by side still leave the canvas on a 1920 screen.
+DOCK_MAX_WIDTH = 460
 
 
 def image_layers(viewer: napari.Viewer) -> list[napari.layers.Image]:
     """Greyscale image layers of the viewer (candidates for a CT)."""
     return [ly for ly in viewer.layers if isinstance(ly, napari.layers.Image) and not ly.rgb]
+
+
+def ct_layers(viewer: napari.Viewer) -> list[napari.layers.Image]:
+    """Greyscale image layers that are not attribution maps."""
+    return [ly for ly in image_layers(viewer) if "ctinterp_map" not in ly.metadata]
 
 
 def current_slice_index(viewer: napari.Viewer, layer: napari.layers.Layer) -> int | None:
@@ -35,31 +47,176 @@ def current_slice_index(viewer: napari.Viewer, layer: napari.layers.Layer) -> in
     return int(np.clip(np.round(data_pos[0]), 0, layer.data.shape[0] - 1))
 
 
+def wrapping_label(text: str = "") -> Label:
+    """A Label whose long messages wrap inside the dock instead of widening the window."""
+    label = Label(value=text)
+    label.native.setWordWrap(True)
+    return label
+
+
+def limit_width(container: Container) -> None:
+    """Cap a dock widget's width (``DOCK_MAX_WIDTH``) so docks never push the canvas away."""
+    container.native.setMaximumWidth(DOCK_MAX_WIDTH)
+
+
 class ModelPicker:
-    """The "model" field of the widgets: the demo model or a checkpoint file (shared by ``model.load``)."""
+    """The "model" field of the widgets: the demo model or a checkpoint file.
+
+    The choice is shared (``model.selection``): choosing a file in one widget is seen by the others.
+    """
 
     def __init__(self) -> None:
-        from magicgui.widgets import ComboBox, FileEdit
-
         self.model = ComboBox(label="model", choices=["demo", "file…"], value="demo")
         self.path = FileEdit(label="checkpoint", mode="r", filter="*.safetensors *.pt *.pth *.ts", visible=False)
-        self.model.changed.connect(lambda v: setattr(self.path, "visible", v == "file…"))
+        self._following = False
+        self._apply(_model.selection.source)
+        self.model.changed.connect(self._changed)
+        self.path.changed.connect(self._changed)
+        _model.selection.subscribe(self._apply)
 
     @property
     def widgets(self) -> list:
         """The two magicgui widgets to place in a container."""
         return [self.model, self.path]
 
+    def _changed(self, *_: Any) -> None:
+        self.path.visible = self.model.value == "file…"
+        if self._following:
+            return
+        if self.model.value == "demo":
+            _model.selection.set("demo")
+        elif Path(str(self.path.value)).is_file():
+            _model.selection.set(str(Path(str(self.path.value))))
+
+    def _apply(self, source: str) -> None:
+        """Follow a choice made in another widget."""
+        self._following = True
+        try:
+            if source == "demo":
+                self.model.value = "demo"
+            else:
+                self.model.value = "file…"
+                self.path.value = source
+            self.path.visible = self.model.value == "file…"
+        finally:
+            self._following = False
+
     def source(self) -> str:
         """``"demo"`` or the checkpoint path; ``ValueError`` if no file is chosen."""
-        from pathlib import Path
-
         if self.model.value == "demo":
             return "demo"
         p = Path(str(self.path.value))
         if not p.is_file():
             raise ValueError("choose a checkpoint file (.safetensors / .pt with its .json card)")
         return str(p)
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 60}:{s % 60:02d}"
+
+
+class JobProgress:
+    """Progress inside a widget: a bar and "done / total · elapsed · ETA" under it."""
+
+    def __init__(self) -> None:
+        self.bar = ProgressBar(value=0, min=0, max=1, visible=False, label="progress")
+        self.text = wrapping_label()
+        self.text.visible = False
+        self._t0 = 0.0
+        self._unit = ""
+
+    @property
+    def widgets(self) -> list:
+        """The bar and its text, to place in a container."""
+        return [self.bar, self.text]
+
+    def start(self, total: int, unit: str) -> None:
+        """Show an empty bar for ``total`` units of work."""
+        self._t0, self._unit = time.monotonic(), unit
+        self.bar.max, self.bar.value = max(1, int(total)), 0
+        self.bar.visible = self.text.visible = True
+        self.text.value = f"0 / {total} {unit} · starting…"
+
+    def step(self, done: int) -> None:
+        """``done`` units finished: update the bar, elapsed time and ETA."""
+        total = self.bar.max
+        done = min(int(done), total)
+        self.bar.value = done
+        elapsed = time.monotonic() - self._t0
+        eta = f" · ETA {_clock(elapsed / done * (total - done))}" if done else ""
+        self.text.value = f"{done} / {total} {self._unit} · {_clock(elapsed)} elapsed{eta}"
+
+    def stop(self) -> float:
+        """Hide the bar; returns the seconds the job took."""
+        self.bar.visible = self.text.visible = False
+        return time.monotonic() - self._t0
+
+
+class JobError(Exception):
+    """A job failed with a ``RuntimeError`` (re-raised under this type so the worker reports it)."""
+
+
+def start_worker(
+    job: Callable[[], Generator[Any, None, Any]],
+    *,
+    total: int,
+    description: str,
+    on_done: Callable[[Any], None],
+    on_error: Callable[[BaseException], None] | None = None,
+    progress: JobProgress | None = None,
+    unit: str = "steps",
+) -> GeneratorWorker:
+    """Run a generator job in a thread, with progress in the widget (``progress``).
+
+    The job yields once per unit of work (or an int: the units done so far) and returns its
+    result; the UI thread receives it in ``on_done``. Any error — in the job, in a thread it
+    started, or in ``on_done`` — becomes a napari notification and reaches ``on_error``; the
+    widget is never left busy.
+    """
+    state = {"done": 0, "failed": False}
+
+    @thread_worker(ignore_errors=True, worker_class=ClosingGeneratorWorker)
+    def run() -> Generator[Any, None, Any]:
+        try:
+            return (yield from job())
+        except RuntimeError as e:  # see the module docstring: superqt would swallow it
+            raise JobError(f"{type(e).__name__}: {e}") from e
+
+    worker = run()
+    if progress is not None:
+        progress.start(total, unit)
+
+    def _yielded(value: Any) -> None:
+        state["done"] = value if isinstance(value, int) and not isinstance(value, bool) else state["done"] + 1
+        if progress is not None:
+            progress.step(state["done"])
+
+    def _error(e: BaseException) -> None:
+        state["failed"] = True
+        show_error(f"{description} failed: {e}")
+        if progress is not None:
+            progress.stop()
+        if on_error is not None:
+            on_error(e)
+
+    def _returned(result: Any) -> None:
+        if progress is not None:
+            progress.stop()
+        try:
+            on_done(result)
+        except Exception as e:  # noqa: BLE001 - a bad result must not leave the widget busy
+            show_error(f"{description}: {type(e).__name__}: {e}")
+            if on_error is not None:
+                on_error(e)
+
+    worker.yielded.connect(_yielded)
+    worker.returned.connect(_returned)
+    worker.errored.connect(_error)
+    if progress is not None:
+        worker.aborted.connect(progress.stop)
+    worker.start()
+    return worker
 
 
 class ClosingGeneratorWorker(GeneratorWorker):
@@ -76,39 +233,5 @@ class ClosingGeneratorWorker(GeneratorWorker):
             self._gen.close()  # the generator is not running here: closing is safe
 
 
-def start_worker(
-    job: Callable[[], Generator[Any, None, Any]],
-    *,
-    total: int,
-    description: str,
-    on_done: Callable[[Any], None],
-    on_error: Callable[[BaseException], None] | None = None,
-) -> GeneratorWorker:
-    """Run a generator job in a thread with a napari progress bar.
-
-    The job yields once per unit of work (the bar advances) and returns its result; the UI thread
-    receives it in ``on_done``. Errors become napari notifications (napari's worker relays them)
-    and reach ``on_error``, never a crash.
-    """
-    bar = napari_progress(total=total, desc=description)
-
-    @thread_worker(ignore_errors=True, worker_class=ClosingGeneratorWorker)  # errors reach ``_error`` below
-    def run() -> Generator[Any, None, Any]:
-        return (yield from job())
-
-    worker = run()
-    worker.yielded.connect(lambda _: bar.update(1))
-
-    def _error(e: BaseException) -> None:
-        # napari's worker already relays the exception to a notification; here the widget resets.
-        if on_error is not None:
-            on_error(e)
-
-    worker.returned.connect(on_done)
-    worker.errored.connect(_error)
-    worker.finished.connect(bar.close)
-    worker.start()
-    return worker
-
-
-__all__ = ["ModelPicker", "current_slice_index", "image_layers", "show_error", "start_worker"]
+__all__ = ["DOCK_MAX_WIDTH", "JobError", "JobProgress", "ModelPicker", "ct_layers", "current_slice_index",
+           "image_layers", "limit_width", "show_error", "start_worker", "wrapping_label"]
