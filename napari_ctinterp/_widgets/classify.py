@@ -11,9 +11,10 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, PushButton, RadioButtons, Table
+from magicgui.widgets import ComboBox, Container, PushButton, RadioButtons, Table
 
-from ._common import ModelPicker, current_slice_index, image_layers, show_error, start_worker
+from ._common import JobProgress, ModelPicker, current_slice_index, image_layers, limit_width, show_error, \
+    start_worker, wrapping_label
 
 METADATA_KEY = "ctinterp_classification"
 
@@ -30,11 +31,13 @@ class ClassifyWidget(Container):
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
         self.scope = RadioButtons(label="slices", choices=["current slice", "all slices"], value="current slice")
         self.run_button = PushButton(text="Classify")
-        self.result = Label(value="")
+        self.progress = JobProgress()
+        self.result = wrapping_label()
         self.table = Table(value={"slice": [], "P(contrast)": [], "class": []})
         self.table.visible = False
-        self.extend([self.layer, self.model, self.path, self.device, self.scope, self.run_button, self.result,
-                     self.table])
+        self.extend([self.layer, self.model, self.path, self.device, self.scope, self.run_button,
+                     *self.progress.widgets, self.result, self.table])
+        limit_width(self)
         self.run_button.changed.connect(self.classify)
         self.viewer.layers.events.inserted.connect(self.layer.reset_choices)
         self.viewer.layers.events.removed.connect(self.layer.reset_choices)
@@ -56,6 +59,7 @@ class ClassifyWidget(Container):
             source = self._source()
         except ValueError as e:
             show_error(f"Classify: {e}")
+            self._reset(f"error: {e}")
             return
         data = np.asarray(layer.data)
         if self.scope.value == "current slice" or data.ndim == 2:
@@ -86,11 +90,15 @@ class ClassifyWidget(Container):
 
         self.worker = start_worker(job, total=1 + (len(indices) + 15) // 16, description="Classifying",
                                    on_done=lambda res: self._show(layer, res),
-                                   on_error=lambda e: self._reset(f"error: {e}"))
+                                   on_error=lambda e: self._reset(f"error: {e}"), progress=self.progress,
+                                   unit="batches")
 
     def _reset(self, text: str) -> None:
         self.run_button.enabled = True
         self.result.value = text
+        if text.startswith("error:"):  # no stale answer of another model under the error
+            self.table.value = {"slice": [], "P(contrast)": [], "class": []}
+            self.table.visible = False
 
     def _show(self, layer: napari.layers.Image, res: dict) -> None:
         names = res["class_names"]

@@ -1,37 +1,39 @@
 """Explain dock widget: attribution maps of the current slice or the whole volume, as layers.
 
-Runs ``explain.iter_explain`` in a background worker (progress bar, Cancel between gradient
-batches). Layers are added only when every map is ready, so cancelling leaves no half-made layer;
-re-running updates the same layers. Layers show absolute values; the signed map is kept in the
-layer's metadata (``metadata["signed"]``) with every parameter.
+Runs ``explain.iter_explain`` in a background worker (progress with ETA in the widget, Cancel
+between gradient batches). Layers are added only when every map is ready, so cancelling leaves no
+half-made layer; re-running updates the same layers. Layers show absolute values; the signed map
+is kept in the layer's metadata (``metadata["signed"]``) with every parameter.
+
+After a run the canvas shows the CT, the mask and **one** map (IGB · SG2 when computed); every
+other map layer is hidden and one choice away in the "show" field (or the Gallery dock).
+
+EG references: the demo model brings its own; for another model the other slices of the open
+volume are used when there are at least ``MIN_VOLUME_REFERENCES``, else a chosen DICOM folder;
+without either, EG is skipped with a note and the other maps are computed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FloatSlider,
-    FloatSpinBox,
-    Label,
-    PushButton,
-    RadioButtons,
-    SpinBox,
-)
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSlider, FloatSpinBox, PushButton, \
+    RadioButtons, SpinBox
 
-from ..explain import METHODS, VARIANTS
-from ._common import ModelPicker, current_slice_index, image_layers, show_error, start_worker
-from .maps import map_layer_name, slice_geometry, upsert_image
+from ..explain import METHODS, MIN_VOLUME_REFERENCES, VARIANTS
+from ._common import JobProgress, ModelPicker, ct_layers, current_slice_index, limit_width, show_error, \
+    start_worker, wrapping_label
+from .maps import map_info, map_layer_name, map_layers, short_map_name, show_map, slice_geometry, upsert_image
 from .xrai_layers import add_xrai_layers, show_regions, xrai_layer_name
 
 METHOD_TITLES = {"BP": "Backprop", "IGB": "IG black", "IGBW": "IG black+white", "EG": "Expected Gradients",
                  "D": "Deconvolution"}
+#: The map shown after a run when it was computed (the poster's best pixel map).
+DEFAULT_SHOWN = ("IGB", "SG2")
 
 
 class ExplainWidget(Container):
@@ -41,31 +43,46 @@ class ExplainWidget(Container):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self._last: dict | None = None  # the latest XRAI results, for the regions layer
+        self._quiet = False
         self.layer = ComboBox(label="CT layer", choices=self._layer_choices)
         self.picker = ModelPicker()
         self.model, self.path = self.picker.widgets
         self.scope = RadioButtons(label="slices", choices=["current slice", "whole volume"], value="current slice")
         self.methods = {m: CheckBox(text=f"{m} — {METHOD_TITLES[m]}", value=True) for m in METHODS}
         self.variants = {v: CheckBox(text=v, value=True) for v in VARIANTS}
+        self.xrai = ComboBox(label="XRAI regions", choices=["off", "full", "fast"], value="full")
+        self.references = ComboBox(label="EG references", choices=["auto", "folder…"], value="auto",
+                                   tooltip="auto: the demo model's own set, else the other slices of the open "
+                                           f"volume (≥ {MIN_VOLUME_REFERENCES}); folder…: DICOM training slices")
+        self.ref_folder = FileEdit(label="reference folder", mode="d", visible=False)
+        self.advanced = CheckBox(text="show parameters", value=False)
         self.steps = SpinBox(label="IG steps", value=25, min=2, max=1000)
         self.samples = SpinBox(label="EG samples", value=50, min=1, max=1000)
         self.sg_samples = SpinBox(label="SG samples", value=15, min=1, max=500)
         self.sg_level = FloatSpinBox(label="SG noise level", value=0.15, min=0.0, max=1.0, step=0.01)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
         self.batch = SpinBox(label="batch (0 = auto)", value=0, min=0, max=1024)
-        self.xrai = ComboBox(label="XRAI regions", choices=["off", "full", "fast"], value="off")
-        self.regions_of = ComboBox(label="regions of", choices=self._region_choices, visible=False)
-        self.top_percent = FloatSlider(label="top k % area", value=100.0, min=0.0, max=100.0, visible=False)
+        self._params = [self.steps, self.samples, self.sg_samples, self.sg_level, self.seed, self.batch]
+        for w in self._params:
+            w.visible = False
         self.run_button = PushButton(text="Explain")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(value="")
+        self.progress = JobProgress()
+        self.status = wrapping_label()
+        self.shown = ComboBox(label="show map", choices=self._shown_choices, visible=False)
+        self.regions_of = ComboBox(label="regions of", choices=self._region_choices, visible=False)
+        self.top_percent = FloatSlider(label="top k % area", value=100.0, min=0.0, max=100.0, visible=False)
         method_box = Container(widgets=list(self.methods.values()), labels=False, label="methods")
         variant_box = Container(widgets=list(self.variants.values()), labels=False, layout="horizontal",
                                 label="variants")
-        self.extend([self.layer, self.model, self.path, self.scope, method_box, variant_box, self.steps,
-                     self.samples, self.sg_samples, self.sg_level, self.seed, self.batch, self.xrai,
+        self.extend([self.layer, self.model, self.path, self.scope, method_box, variant_box, self.xrai,
+                     self.references, self.ref_folder, self.advanced, *self._params,
                      Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False),
-                     self.status, self.regions_of, self.top_percent])
+                     *self.progress.widgets, self.status, self.shown, self.regions_of, self.top_percent])
+        limit_width(self)
+        self.references.changed.connect(lambda v: setattr(self.ref_folder, "visible", v == "folder…"))
+        self.advanced.changed.connect(lambda v: [setattr(w, "visible", v) for w in self._params])
+        self.shown.changed.connect(self._show_chosen)
         self.regions_of.changed.connect(self._update_regions)
         self.top_percent.changed.connect(self._update_regions)
         self.run_button.changed.connect(self.run)
@@ -75,15 +92,25 @@ class ExplainWidget(Container):
         self.worker = None
 
     def _layer_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
-        return [(ly.name, ly) for ly in image_layers(self.viewer) if "ctinterp_map" not in ly.metadata]
-
-    def _source(self) -> str:
-        return self.picker.source()
+        return [(ly.name, ly) for ly in ct_layers(self.viewer)]
 
     def selected(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Checked methods and variants, in the canonical order."""
         return (tuple(m for m in METHODS if self.methods[m].value),
                 tuple(v for v in VARIANTS if self.variants[v].value))
+
+    def _reference_plan(self, source: str, data: np.ndarray) -> tuple[str, Path | None]:
+        """``("demo" | "volume" | "folder" | "none", folder)`` for EG."""
+        if source == "demo":
+            return "demo", None
+        if self.references.value == "folder…":
+            folder = Path(str(self.ref_folder.value))
+            if not folder.is_dir():
+                raise ValueError("choose the EG reference folder (DICOM slices of the model's training data)")
+            return "folder", folder
+        if data.ndim == 3 and data.shape[0] - 1 >= MIN_VOLUME_REFERENCES:
+            return "volume", None
+        return "none", None
 
     def run(self) -> None:
         """Start the explanation in a background worker."""
@@ -91,14 +118,25 @@ class ExplainWidget(Container):
         methods, variants = self.selected()
         try:
             if layer is None:
-                raise ValueError("open a CT image layer first")
+                raise ValueError("open a CT image layer first (File ▸ Open, or File ▸ Open Sample)")
             if not methods or not variants:
                 raise ValueError("tick at least one method and one variant")
-            source = self._source()
+            source = self.picker.source()
+            data = np.asarray(layer.data, dtype=np.float32)
+            refs_kind, folder = self._reference_plan(source, data) if "EG" in methods else ("demo", None)
         except ValueError as e:
             show_error(f"Explain: {e}")
+            self.status.value = f"error: {e}"
             return
-        data = np.asarray(layer.data, dtype=np.float32)
+        note = ""
+        if refs_kind == "none":
+            methods = tuple(m for m in methods if m != "EG")
+            note = (f"EG skipped: this model has no reference slices — open a volume with more than "
+                    f"{MIN_VOLUME_REFERENCES} slices or choose a reference folder. ")
+            if not methods:
+                show_error(f"Explain: {note}")
+                self.status.value = note
+                return
         if data.ndim == 2:
             indices: list[int | None] = [None]
         elif self.scope.value == "current slice":
@@ -108,22 +146,25 @@ class ExplainWidget(Container):
         kwargs = dict(methods=methods, variants=variants, steps=self.steps.value, samples=self.samples.value,
                       sg_samples=self.sg_samples.value, sg_level=self.sg_level.value, seed=self.seed.value,
                       batch_size=self.batch.value or None)
-        references = data if (data.ndim == 3 and data.shape[0] > 1) else None
-        n_evals = _evaluations(methods, variants, kwargs)
+        per_slice = _evaluations(methods, variants, kwargs)
         algorithm = self.xrai.value
         n_regions = 0 if algorithm == "off" else len(methods) * len(variants)
 
-        def job() -> Generator[None, None, dict]:
-            from ..explain import iter_explain
+        def job() -> Generator[int, None, dict]:
+            from ..explain import folder_references, iter_explain, volume_references
             from ..model import load
 
             clf = load(source)
-            refs = None if source == "demo" else references
+            folder_refs = folder_references(folder) if refs_kind == "folder" else None
             results: dict = {}
+            base = 0
             for i in indices:
                 slice_hu = data if i is None else data[i]
+                refs = {"volume": lambda: volume_references(data, i), "folder": lambda: folder_refs}.get(
+                    refs_kind, lambda: None)()
                 step = iter_explain(clf, slice_hu, references=refs, **kwargs)
-                maps = yield from _ticks(step)
+                maps = yield from _ticks(step, base)
+                base += per_slice
                 results[i] = maps
                 if algorithm != "off":
                     from ..xrai import region_map, segment
@@ -133,14 +174,16 @@ class ExplainWidget(Container):
                     for key, m in maps.items():
                         reg = region_map(np.abs(m), seg, algorithm=algorithm)
                         maps.regions[key] = (reg.values, reg.ranks)
-                        yield
+                        base += 1
+                        yield base
             return results
 
         self.run_button.enabled, self.cancel_button.enabled = False, True
-        self.status.value = f"explaining {len(indices)} slice(s)…"
-        self.worker = start_worker(job, total=(n_evals + n_regions) * len(indices), description="Explaining",
-                                   on_done=lambda res: self._add_layers(layer, indices, res),
-                                   on_error=lambda e: self._finish(f"error: {e}"))
+        self.status.value = f"{note}explaining {len(indices)} slice(s) with {len(methods) * len(variants)} maps…"
+        self.worker = start_worker(job, total=(per_slice + n_regions) * len(indices), description="Explain",
+                                   on_done=lambda res: self._add_layers(layer, indices, res, note),
+                                   on_error=lambda e: self._finish(f"error: {e}"), progress=self.progress,
+                                   unit="gradients + regions" if n_regions else "gradients")
         self.worker.aborted.connect(lambda: self._finish("cancelled: no layer was changed"))
 
     def cancel(self) -> None:
@@ -153,42 +196,67 @@ class ExplainWidget(Container):
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self.status.value = text
 
-    def _add_layers(self, layer: napari.layers.Image, indices: list, results: dict) -> None:
+    def _add_layers(self, layer: napari.layers.Image, indices: list, results: dict, note: str = "") -> None:
         keys = list(next(iter(results.values())).keys())
         whole = indices != [None] and len(indices) > 1
+        first = next(iter(results.values()))
+        index = None if whole else indices[0]
+        scale, translate = slice_geometry(layer, index)
         for method, variant in keys:
-            if whole:
-                signed = np.stack([results[i][method, variant] for i in indices])
-                index = None
-            else:
-                signed = results[indices[0]][method, variant]
-                index = indices[0]
-                signed = signed[None] if index is not None else signed
-            params = dict(next(iter(results.values())).params)
+            signed = np.stack([results[i][method, variant] for i in indices]) if whole \
+                else results[indices[0]][method, variant]
+            signed = signed[None] if (index is not None and not whole) else signed
             meta = {"ctinterp_map": {"method": method, "variant": variant, "kind": "pixel", "absolute": True,
                                      "image": layer.name, "slices": [int(i) for i in indices if i is not None],
-                                     **params},
+                                     **first.params},
                     "signed": signed}
-            scale, translate = slice_geometry(layer, index)
             upsert_image(self.viewer, map_layer_name(layer.name, method, variant), np.abs(signed),
                          scale=scale, translate=translate, metadata=meta)
-        first = next(iter(results.values()))
         n_xrai = 0
         if getattr(first, "regions", None):
             regions = {}
             for key in keys:
                 per = [results[i].regions[key] for i in indices]
-                values = np.stack([v for v, _ in per]) if (whole or index is not None) else per[0][0]
-                ranks = np.stack([r for _, r in per]) if (whole or index is not None) else per[0][1]
-                regions[key] = (values, ranks)
-            base = {"image": layer.name, "algorithm": self.xrai.value, **first.params}
+                stacked = whole or index is not None
+                regions[key] = (np.stack([v for v, _ in per]) if stacked else per[0][0],
+                                np.stack([r for _, r in per]) if stacked else per[0][1])
+            base = {"image": layer.name, "algorithm": self.xrai.value,
+                    "slices": [int(i) for i in indices if i is not None], **first.params}
             add_xrai_layers(self.viewer, layer, regions, scale=scale, translate=translate, base_meta=base)
             self._last = {"image": layer.name, "regions": regions, "scale": scale, "translate": translate}
-            self.regions_of.reset_choices()
+            self._quiet = True  # the regions layer is made (or updated) hidden; choosing a map shows it
+            try:
+                self.regions_of.reset_choices()
+                self._update_regions()
+            finally:
+                self._quiet = False
             self.regions_of.visible = self.top_percent.visible = True
-            self._update_regions()
             n_xrai = len(keys)
-        self._finish(f"{len(keys)} map layer(s){f' + {n_xrai} XRAI' if n_xrai else ''} for {len(indices)} slice(s)")
+        shown = DEFAULT_SHOWN if DEFAULT_SHOWN in keys else keys[0]
+        show_map(self.viewer, self.viewer.layers[map_layer_name(layer.name, *shown)])
+        self.shown.reset_choices()
+        self.shown.visible = True
+        self.shown.value = short_map_name(*shown)
+        self._finish(f"{note}{len(keys)} map layer(s){f' + {n_xrai} XRAI' if n_xrai else ''} for "
+                     f"{len(indices)} slice(s); showing {short_map_name(*shown)} (choose another below or in "
+                     f"the Gallery)")
+
+    def _shown_choices(self, _widget: Any = None) -> list[str]:
+        image = self.layer.value
+        if image is None:
+            return []
+        return [short_map_name(i["method"], i["variant"], i.get("kind", "pixel"))
+                for ly in map_layers(self.viewer, image.name) if (i := map_info(ly))]
+
+    def _show_chosen(self, name: str | None) -> None:
+        image = self.layer.value
+        if not name or image is None:
+            return
+        for ly in map_layers(self.viewer, image.name):
+            i = map_info(ly)
+            if short_map_name(i["method"], i["variant"], i.get("kind", "pixel")) == name:
+                show_map(self.viewer, ly)
+                return
 
     def _region_choices(self, _widget: Any = None) -> list[str]:
         if not self._last:
@@ -204,21 +272,21 @@ class ExplainWidget(Container):
         if key is None:
             return
         _values, ranks = self._last["regions"][key]
-        show_regions(self.viewer, self._last["image"], ranks, float(self.top_percent.value),
-                     scale=self._last["scale"], translate=self._last["translate"], source=self.regions_of.value)
+        labels = show_regions(self.viewer, self._last["image"], ranks, float(self.top_percent.value),
+                              scale=self._last["scale"], translate=self._last["translate"],
+                              source=self.regions_of.value)
+        if not self._quiet:
+            labels.visible = True  # asked for: the ranked regions of this map
 
 
-def _ticks(step: Generator) -> Generator[None, None, Any]:
-    """Re-yield one tick per gradient evaluation batch, forwarding the generator's result."""
-    last = 0
+def _ticks(step: Generator, base: int) -> Generator[int, None, Any]:
+    """Re-yield the gradient evaluations done (offset by ``base``), forwarding the result."""
     while True:
         try:
             done, _total = next(step)
         except StopIteration as stop:
             return stop.value
-        for _ in range(done - last):
-            yield
-        last = done
+        yield base + done
 
 
 def _evaluations(methods: tuple, variants: tuple, kw: dict) -> int:

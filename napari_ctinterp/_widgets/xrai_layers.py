@@ -1,6 +1,6 @@
 """XRAI layers: one region-map Image layer per attribution map, one ranked-regions Labels layer.
 
-The Labels layer ``<image> · XRAI regions`` shows the regions of one chosen map, numbered by rank
+The Labels layer ``XRAI regions — <image>`` (hidden until asked for) shows the regions of one chosen map, numbered by rank
 (1 = most important); ``top_regions`` keeps only the best-ranked regions covering a given percent
 of the image, as the percent-occluded maps of the metrics do.
 """
@@ -14,13 +14,13 @@ from .maps import map_layer_name, upsert_image
 
 
 def xrai_layer_name(image_name: str, method: str, variant: str) -> str:
-    """``<image> · <method> · <variant> · XRAI``."""
-    return f"{map_layer_name(image_name, method, variant)} · XRAI"
+    """``<method> · <variant> · XRAI — <image>``."""
+    return map_layer_name(image_name, method, variant, "region")
 
 
 def regions_layer_name(image_name: str) -> str:
-    """``<image> · XRAI regions``."""
-    return f"{image_name} · XRAI regions"
+    """``XRAI regions — <image>``."""
+    return f"XRAI regions — {image_name}"
 
 
 def top_regions(ranks: np.ndarray, percent: float) -> np.ndarray:
@@ -60,4 +60,5 @@ def show_regions(viewer: napari.Viewer, image_name: str, ranks: np.ndarray, perc
         layer.scale, layer.translate = scale, translate
         layer.metadata = meta
         return layer
-    return viewer.add_labels(data, name=name, scale=scale, translate=translate, metadata=meta, opacity=0.4)
+    return viewer.add_labels(data, name=name, scale=scale, translate=translate, metadata=meta, opacity=0.4,
+                             visible=False)

@@ -7,7 +7,9 @@ from .api import AttributionMaps, demo_references, explain, iter_explain, predic
 from .deconv import UnreachableReLUError
 from .engine import ExplainCancelled
 from .plan import METHODS, VARIANTS, ExplainOptions, ig_quadrature
+from .references import MAX_VOLUME_REFERENCES, MIN_VOLUME_REFERENCES, folder_references, volume_references
 
-__all__ = ["METHODS", "VARIANTS", "AttributionMaps", "ExplainCancelled", "ExplainOptions",
-           "UnreachableReLUError", "demo_references", "explain", "ig_quadrature", "iter_explain", "predicted_class",
-           "random_map"]
+__all__ = ["MAX_VOLUME_REFERENCES", "METHODS", "MIN_VOLUME_REFERENCES", "VARIANTS", "AttributionMaps",
+           "ExplainCancelled", "ExplainOptions", "UnreachableReLUError", "demo_references", "explain",
+           "folder_references", "ig_quadrature", "iter_explain", "predicted_class", "random_map",
+           "volume_references"]

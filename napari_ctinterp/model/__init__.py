@@ -10,12 +10,14 @@ from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .classifier import Classifier
 from .devices import resolve_device
 from .loading import clear_cache, demo_weights_path, load
+from .selection import ModelSelection, selection
 
 __all__ = [
     "ARCHITECTURES",
     "CheckpointError",
     "Classifier",
     "ModelCard",
+    "ModelSelection",
     "build",
     "clear_cache",
     "demo_weights_path",
@@ -23,4 +25,5 @@ __all__ = [
     "load_checkpoint",
     "resolve_device",
     "save_checkpoint",
+    "selection",
 ]

@@ -22,7 +22,7 @@ def test_sample_slice_gives_the_15_layers_and_rerun_updates_them(qtbot, viewer_a
     widget.run()
     qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=600_000)
     names = [ly.name for ly in viewer.layers if "ctinterp_map" in ly.metadata]
-    expected = [f"phantom · arterial · {m} · {v}" for m in ("BP", "IGB", "IGBW", "EG", "D")
+    expected = [f"{m} · {v} — phantom · arterial" for m in ("BP", "IGB", "IGBW", "EG", "D")
                 for v in ("plain", "SG", "SG2")]
     assert names == expected, widget.status.value
     ct = viewer.layers["phantom · arterial"]
@@ -32,7 +32,14 @@ def test_sample_slice_gives_the_15_layers_and_rerun_updates_them(qtbot, viewer_a
         assert np.array_equal(layer.data, np.abs(layer.metadata["signed"]))
         info = layer.metadata["ctinterp_map"]
         assert info["steps"] == 25 and info["sg_samples"] == 15 and info["target_name"] == "contrast"
-        assert layer.colormap.name == "inferno"
+        assert layer.colormap.name == "ctinterp heat"
+    # One map over the CT: the CT, the mask and IGB · SG2 are the only visible layers.
+    assert [ly.name for ly in viewer.layers if ly.visible] == ["phantom · arterial", "phantom · reference mask",
+                                                             "IGB · SG2 — phantom · arterial"]
+    assert viewer.layers["IGB · SG2 — phantom · arterial"].colorbar.visible
+    widget.shown.value = "EG · plain"
+    assert [ly.name for ly in viewer.layers if ly.visible][-1] == "EG · plain — phantom · arterial"
+    assert sum(ly.visible for ly in viewer.layers if "ctinterp_map" in ly.metadata) == 1
     # Re-running only BP updates the existing layer instead of adding a copy.
     before = viewer.layers[expected[0]].data.copy()
     for m, box in widget.methods.items():
@@ -79,16 +86,19 @@ def test_xrai_option_adds_region_layers_and_top_k_slider(qtbot, viewer_and_widge
     for v, box in widget.variants.items():
         box.value = v in ("plain", "SG2")
     widget.sg_samples.value = 3
-    widget.xrai.value = "full"
-    widget.run()
+    widget.run()  # XRAI "full" is the default
     qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=300_000)
     ct = viewer.layers["phantom · arterial"]
-    region_layer = viewer.layers["phantom · arterial · BP · SG2 · XRAI"]
+    assert widget.xrai.value == "full"
+    region_layer = viewer.layers["BP · SG2 · XRAI — phantom · arterial"]
     assert region_layer.data.shape == ct.data.shape
     assert region_layer.metadata["ctinterp_map"]["kind"] == "region"
-    labels = viewer.layers["phantom · arterial · XRAI regions"]
-    widget.regions_of.value = "phantom · arterial · BP · SG2 · XRAI"
-    assert labels.metadata["ctinterp_regions"]["source"].endswith("BP · SG2 · XRAI")
+    labels = viewer.layers["XRAI regions — phantom · arterial"]
+    assert not labels.visible  # hidden until asked for
+    assert sum(ly.visible for ly in viewer.layers) == 3  # CT, mask, one map
+    widget.regions_of.value = "BP · SG2 · XRAI — phantom · arterial"
+    assert labels.visible
+    assert labels.metadata["ctinterp_regions"]["source"].startswith("BP · SG2 · XRAI")
     ranks = labels.metadata["all_ranks"]
     assert ranks.min() == 1 and np.array_equal(labels.data, ranks)  # 100 %: every region shown
     # Region values are constant over each ranked region.
@@ -98,6 +108,6 @@ def test_xrai_option_adds_region_layers_and_top_k_slider(qtbot, viewer_and_widge
     shown = labels.data > 0
     assert 0 < shown.mean() <= 0.10 + 1e-9 or labels.data.max() == 1
     assert labels.data.max() < ranks.max()
-    widget.regions_of.value = "phantom · arterial · BP · plain · XRAI"
-    assert labels.metadata["ctinterp_regions"]["source"].endswith("BP · plain · XRAI")
+    widget.regions_of.value = "BP · plain · XRAI — phantom · arterial"
+    assert labels.metadata["ctinterp_regions"]["source"].startswith("BP · plain · XRAI")
     assert not np.array_equal(labels.metadata["all_ranks"], ranks)
