@@ -1,31 +1,54 @@
 """Metrics panel: score every map of a slice against the painted reference mask, with curves.
 
 Thin: collects the map layers of the chosen image (pixel maps and XRAI region maps), the mask and
-the slice, runs ``metrics.score_maps`` in a background worker, and shows a sortable table and three
-matplotlib plots (ROC, Dice vs k, MiF/LiF) with the random baseline on each. Recomputes on demand
-and automatically after painting stops; exports CSV, PNG and SVG.
+the slice, runs a ``metrics.MapScorer`` in a background worker, and shows a sortable table and the
+plots of ``metric_plots`` (ROC, Dice vs k, fidelity, human vs model). The scorer keeps each map's
+ranking and fidelity, so repainting the mask re-scores in milliseconds per map and never runs the
+model again (fidelity does not depend on the mask). The panel follows the image last explained
+(a new map layer, or the map made active in the layer list); a table row shows its map in the
+canvas and highlights its curves. Exports CSV, PNG and SVG; each map layer also gets its scores
+in ``metadata["ctinterp_scores"]`` (the Gallery shows them).
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Generator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
-from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-from ..metrics.table import COLUMNS, MapScore
-from ._common import current_slice_index, image_layers, show_error, start_worker
+from ..metrics.table import COLUMNS, MapScore, MapScorer
+from ._common import JobProgress, ct_layers, current_slice_index, limit_width, show_error, start_worker, \
+    wrapping_label
+from .maps import map_info, map_layers, show_map
+from .metric_plots import draw_curves, rank_correlation
 
-HEADERS = ("method", "variant", "pixel/region", "exact AUC", "grid AUC", "max Dice", "k* %", "mass in mask",
-           "fidelity")
+#: Visible table columns (header, MapScore field); every field is in the CSV and the row's tooltip.
+TABLE = (("method", "method"), ("variant", "variant"), ("map", "kind"), ("AUC", "auc"), ("max Dice", "max_dice"),
+         ("F", "fidelity"))
+#: Debounce of re-scoring after a brush stroke (ms).
+PAINT_DEBOUNCE_MS = 250
+
+
+class _NumberItem(QTableWidgetItem):
+    """A table cell that sorts by its number (empty cells last)."""
+
+    def __init__(self, value: float) -> None:
+        finite = bool(np.isfinite(value))
+        super().__init__(f"{value:.3f}" if finite else "—")
+        self.value = float(value) if finite else -np.inf
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:  # noqa: D105
+        return self.value < getattr(other, "value", -np.inf)
 
 
 class MetricsPanel(Container):
@@ -36,53 +59,93 @@ class MetricsPanel(Container):
         self.viewer = napari_viewer
         self.image = ComboBox(label="CT layer", choices=self._image_choices)
         self.mask = ComboBox(label="reference mask", choices=self._mask_choices)
-        self.with_fidelity = CheckBox(text="fidelity (model forward passes)", value=True)
-        self.auto = CheckBox(text="recompute after painting", value=True)
+        self.curves_of = ComboBox(label="curves of", choices=["pixel maps", "XRAI region maps", "all maps"],
+                                  value="pixel maps")
+        self.with_fidelity = CheckBox(text="fidelity (model forward passes, once per map)", value=True)
+        self.auto = CheckBox(text="re-score after painting", value=True)
         self.compute_button = PushButton(text="Compute")
-        self.status = Label(value="")
+        self.progress = JobProgress()
+        self.status = wrapping_label()
         self.export_path = FileEdit(label="export to", mode="w", value=Path.home() / "ctinterp_metrics.csv")
         self.export_button = PushButton(text="Export CSV + PNG + SVG")
-        self.table = QTableWidget(0, len(HEADERS))
-        self.table.setHorizontalHeaderLabels(HEADERS)
+        self.table = QTableWidget(0, len(TABLE))
+        self.table.setHorizontalHeaderLabels([h for h, _ in TABLE])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSortingEnabled(True)
-        self.table.setMinimumHeight(220)
-        self.figure = Figure(figsize=(4.5, 10), layout="constrained")
+        # Qt styles disagree on which way the sort arrow points: say it in the header text instead.
+        self.table.horizontalHeader().setSortIndicatorShown(False)
+        self.table.horizontalHeader().sortIndicatorChanged.connect(self._label_sort)
+        self.table.setMinimumHeight(180)
+        self.figure = Figure(figsize=(4.4, 5.6), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(560)
-        self.extend([self.image, self.mask, self.with_fidelity, self.auto, self.compute_button, self.status])
+        self.canvas.setMinimumHeight(470)
+        self.extend([self.image, self.mask, self.curves_of, self.with_fidelity, self.auto, self.compute_button,
+                     *self.progress.widgets, self.status])
         self.native.layout().addWidget(self.table)
         self.native.layout().addWidget(self.canvas)
         self.extend([self.export_path, self.export_button])
+        limit_width(self)
         self.compute_button.changed.connect(self.compute)
         self.export_button.changed.connect(lambda: self.export(Path(str(self.export_path.value))))
+        self.curves_of.changed.connect(lambda *_: self._plot())
+        self.with_fidelity.changed.connect(lambda *_: self._plot())
+        self.table.itemSelectionChanged.connect(self._row_selected)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self.image.reset_choices)
             ev.connect(self.mask.reset_choices)
+        self.viewer.layers.events.inserted.connect(self._follow_new_layer)
+        self.viewer.layers.selection.events.active.connect(self._follow_active)
         self._timer = QTimer()
         self._timer.setSingleShot(True)
-        self._timer.setInterval(1500)
-        self._timer.timeout.connect(self.compute)
+        self._timer.setInterval(PAINT_DEBOUNCE_MS)
+        self._timer.timeout.connect(self._auto_compute)
         self._watched: napari.layers.Labels | None = None
         self.mask.changed.connect(self._watch)
         self._watch()
+        self.scorer = MapScorer()
         self.scores: list[MapScore] = []
+        self._layers: list[napari.layers.Image] = []
+        self._highlight: tuple | None = None
         self.worker = None
+        # Docked after Explain ran: start on the image of the active (else the newest) map.
+        existing = map_layers(self.viewer)
+        active = self.viewer.layers.selection.active
+        if active is not None and map_info(active) is not None:
+            self._follow(active)
+        elif existing:
+            self._follow(existing[-1])
 
-    # -- choices --------------------------------------------------------------------------
+    # -- choices and following the viewer ----------------------------------------------------
     def _image_choices(self, _w: Any = None) -> list[tuple[str, Any]]:
-        return [(ly.name, ly) for ly in image_layers(self.viewer) if "ctinterp_map" not in ly.metadata]
+        return [(ly.name, ly) for ly in ct_layers(self.viewer)]
 
     def _mask_choices(self, _w: Any = None) -> list[tuple[str, Any]]:
         return [(ly.name, ly) for ly in self.viewer.layers if isinstance(ly, napari.layers.Labels)
-                and "ctinterp_regions" not in ly.metadata]
+                and "ctinterp_regions" not in ly.metadata and not ly.name.startswith("occlude")]
 
     def map_layers(self, image: napari.layers.Image) -> list[napari.layers.Image]:
         """Map layers (pixel and XRAI) made from ``image``."""
-        return [ly for ly in self.viewer.layers if isinstance(ly, napari.layers.Image)
-                and ly.metadata.get("ctinterp_map", {}).get("image") == image.name]
+        return map_layers(self.viewer, image.name)
+
+    def _follow(self, layer: Any) -> None:
+        info = map_info(layer) if layer is not None else None
+        if info and info.get("image") in self.viewer.layers:
+            image = self.viewer.layers[info["image"]]
+            if self.image.value is not image:
+                self.image.value = image
+
+    def _follow_new_layer(self, event: Any) -> None:
+        self._follow(event.value)
+
+    def _follow_active(self, event: Any) -> None:
+        self._follow(event.value)
 
     def _watch(self, *_: Any) -> None:
-        """Recompute (debounced) when the reference mask is repainted."""
+        """Re-score (debounced) when the reference mask is repainted."""
         if self._watched is not None:
             self._watched.events.paint.disconnect(self._on_paint)
         self._watched = self.mask.value
@@ -90,83 +153,144 @@ class MetricsPanel(Container):
             self._watched.events.paint.connect(self._on_paint)
 
     def _on_paint(self, *_: Any) -> None:
-        if self.auto.value:
+        if self.auto.value and self.scores:
             self._timer.start()
 
-    # -- compute --------------------------------------------------------------------------
+    def _auto_compute(self) -> None:
+        if self.worker is not None and not self.compute_button.enabled:
+            self._timer.start()  # a run is going on: try again after it
+            return
+        self.compute()
+
+    # -- compute -------------------------------------------------------------------------------
     def compute(self) -> None:
         """Score every map of the chosen image on the current slice, in a background worker."""
         image, mask_layer = self.image.value, self.mask.value
         if image is None or mask_layer is None:
-            show_error("Metrics: choose the CT layer and the reference mask (a Labels layer) first")
+            self._fail("choose the CT layer and the reference mask (a Labels layer) first")
             return
         maps = self.map_layers(image)
         if not maps:
-            show_error(f"Metrics: no map layers of {image.name!r} yet: run Explain first")
+            self._fail(f"no map layers of {image.name!r} yet: run Explain first")
             return
         idx = current_slice_index(self.viewer, image)
         hu = np.asarray(image.data if idx is None else image.data[idx], dtype=np.float32)
         mask = np.asarray(mask_layer.data)
         mask = mask if mask.ndim == 2 else mask[idx if idx is not None else 0]
-        items = []
+        items, layers = [], []
         for ly in maps:
             info = ly.metadata["ctinterp_map"]
-            data = np.asarray(ly.data)
-            values = data if data.ndim == 2 else data[0 if data.shape[0] == 1 else idx]
+            values = _slice_of(np.asarray(ly.data), info, idx)
+            if values is None:
+                continue  # this map was made for another slice
             ranks = ly.metadata.get("ranks")
-            if ranks is not None:
-                ranks = np.asarray(ranks)
-                ranks = ranks if ranks.ndim == 2 else ranks[0 if ranks.shape[0] == 1 else idx]
+            ranks = None if ranks is None else _slice_of(np.asarray(ranks), info, idx)
             items.append((info["method"], info["variant"], info.get("kind", "pixel"), values, ranks))
+            layers.append(ly)
+        if not items:
+            self._fail(f"no map of {image.name!r} covers slice {idx}: explain this slice first")
+            return
         # The fill of the fidelity curves follows the class the maps explain (their target).
         label = int(maps[0].metadata["ctinterp_map"].get("target", 1))
         use_fid, model = self.with_fidelity.value, maps[0].metadata["ctinterp_map"].get("model", "demo")
+        scorer = self.scorer
 
         def job() -> Generator[None, None, list]:
-            from ..metrics.table import score_maps
             from ..model import load
 
             clf = load(model) if use_fid else None
             scores = []
             for item in items:
-                scores += score_maps([item], mask, clf=clf, hu=hu if use_fid else None,
-                                     label=label if use_fid else None)
+                scores.append(scorer.score(item, mask, clf=clf, hu=hu if use_fid else None,
+                                           label=label if use_fid else None))
                 yield
             return scores
 
         self.compute_button.enabled = False
+        runs_before = scorer.fidelity_runs
         self.status.value = f"scoring {len(items)} map(s)…"
-        self.worker = start_worker(job, total=len(items), description="Scoring maps", on_done=self._show,
-                                   on_error=lambda e: self._done(f"error: {e}"))
+        self.worker = start_worker(job, total=len(items), description="Metrics",
+                                   on_done=lambda sc: self._show(sc, layers, idx, mask_layer.name, runs_before),
+                                   on_error=lambda e: self._fail(str(e), notify=False), progress=self.progress,
+                                   unit="maps")
 
-    def _done(self, text: str) -> None:
+    def _fail(self, text: str, *, notify: bool = True) -> None:
+        """An error: notification, status, and no stale result left on screen."""
+        if notify:
+            show_error(f"Metrics: {text}")
+        self.scores, self._layers = [], []
+        self.table.setRowCount(0)
+        self.figure.clear()
+        self.canvas.draw_idle()
         self.compute_button.enabled = True
+        self.status.value = f"error: {text}"
+
+    def _show(self, scores: list[MapScore], layers: list, idx: int | None, mask_name: str, runs_before: int
+              ) -> None:
+        self.scores, self._layers = scores, layers
+        for s, ly in zip(scores, layers):
+            ly.metadata["ctinterp_scores"] = {"slice": idx, "mask": mask_name, "auc": s.auc,
+                                              "max_dice": s.max_dice, "F": s.fidelity}
+        self._fill_table(scores)
+        self._plot()
+        self.compute_button.enabled = True
+        best = max(scores, key=lambda s: s.auc)
+        new_fid = self.scorer.fidelity_runs - runs_before
+        rho, _n = rank_correlation(scores)
+        text = (f"{len(scores)} maps scored; best AUC {best.auc:.3f} ({best.method} · {best.variant}"
+                f"{' · XRAI' if best.kind == 'region' else ''}); fidelity: {new_fid} computed, "
+                f"{sum(np.isfinite(s.fidelity) for s in scores) - new_fid} from cache")
+        if np.isfinite(rho):
+            text += f"; AUC vs F rank correlation ρ = {rho:+.2f}"
         self.status.value = text
 
-    def _show(self, scores: list[MapScore]) -> None:
-        self.scores = scores
+    def _fill_table(self, scores: list[MapScore]) -> None:
         self.table.setSortingEnabled(False)
+        self.table.clearContents()
         self.table.setRowCount(len(scores))
         for r, s in enumerate(scores):
             row = s.row()
-            for c, key in enumerate(COLUMNS):
+            tip = (f"exact AUC {s.auc:.4f} · grid AUC {s.auc_grid:.4f} · max Dice {s.max_dice:.4f} at k* = "
+                   f"{s.k_star:g} % · mass in mask {s.relevance_mass:.3f} · F {s.fidelity:.4f}")
+            for c, (_h, key) in enumerate(TABLE):
                 v = row[key]
-                item = QTableWidgetItem()
-                if isinstance(v, float):
-                    item.setData(0, round(v, 4) if np.isfinite(v) else float("nan"))
-                else:
-                    item.setText(str(v))
+                item = _NumberItem(v) if isinstance(v, float) else QTableWidgetItem(
+                    "XRAI" if v == "region" else str(v))
+                item.setData(Qt.ItemDataRole.UserRole, r)
+                item.setToolTip(tip)
                 self.table.setItem(r, c, item)
         self.table.setSortingEnabled(True)
-        self.table.resizeColumnsToContents()
-        self._plot(scores)
-        best = max(scores, key=lambda s: s.auc)
-        self._done(f"{len(scores)} maps scored; best exact AUC {best.auc:.3f} ({best.method} {best.variant} "
-                   f"{best.kind})")
+        self.table.sortItems(3, Qt.SortOrder.DescendingOrder)  # best AUC first
 
-    def _plot(self, scores: list[MapScore]) -> None:
-        draw_curves(self.figure, scores, rows=3)
+    def _label_sort(self, column: int, order: Qt.SortOrder) -> None:
+        arrow = " ▼" if order == Qt.SortOrder.DescendingOrder else " ▲"
+        self.table.setHorizontalHeaderLabels([h + (arrow if c == column else "") for c, (h, _k) in enumerate(TABLE)])
+
+    def visible_scores(self) -> list[MapScore]:
+        """The scores whose curves the plots show (``curves of``)."""
+        want = {"pixel maps": {"pixel"}, "XRAI region maps": {"region"}, "all maps": {"pixel", "region"}}
+        kinds = want[self.curves_of.value]
+        shown = [s for s in self.scores if s.kind in kinds or (s.method, s.variant, s.kind) == self._highlight]
+        if not self.with_fidelity.value:
+            shown = [replace(s, fidelity=float("nan"), fidelity_curves=None) for s in shown]
+        return shown
+
+    def _plot(self) -> None:
+        if not self.scores:
+            return
+        draw_curves(self.figure, self.visible_scores(), layout="grid", highlight=self._highlight)
         self.canvas.draw_idle()
+
+    def _row_selected(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows or not self.scores:
+            return
+        r = self.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+        s, layer = self.scores[r], self._layers[r]
+        self._highlight = (s.method, s.variant, s.kind)
+        if layer in self.viewer.layers:
+            show_map(self.viewer, layer)
+        self._plot()
 
     def export(self, path: Path) -> list[Path]:
         """Write the table (CSV) and the plots (PNG, SVG) next to ``path``."""
@@ -180,43 +304,19 @@ class MetricsPanel(Container):
             for s in self.scores:
                 w.writerow(s.row())
         png, svg = path.with_suffix(".png"), path.with_suffix(".svg")
-        wide = Figure(figsize=(14, 4.4), layout="constrained")
-        draw_curves(wide, self.scores, rows=1)
+        wide = Figure(figsize=(18, 5.0), layout="constrained")
+        draw_curves(wide, self.visible_scores(), layout="row", highlight=self._highlight)
         wide.savefig(png, dpi=150)
         wide.savefig(svg)
         self.status.value = f"exported {path.name}, {png.name}, {svg.name}"
         return [path, png, svg]
 
 
-METHOD_COLOURS = {"BP": "tab:blue", "IGB": "tab:orange", "IGBW": "tab:green", "EG": "tab:red", "D": "tab:purple"}
-VARIANT_STYLES = {"plain": "-", "SG": "--", "SG2": ":"}
-
-
-def draw_curves(fig: Figure, scores: list[MapScore], *, rows: int) -> None:
-    """ROC, Dice vs k and MiF/LiF curves: colour = method, line style = variant, thick = XRAI region
-    map; the random baseline in black on each plot."""
-    from matplotlib.lines import Line2D
-
-    fig.clear()
-    shape = (3, 1) if rows == 3 else (1, 3)
-    roc, dice, fid = (fig.add_subplot(*shape, i) for i in (1, 2, 3))
-    for s in scores:
-        kw = {"color": METHOD_COLOURS.get(s.method, "grey"), "ls": VARIANT_STYLES.get(s.variant, "-"),
-              "lw": 2.4 if s.kind == "region" else 1.0, "alpha": 0.55 if s.kind == "region" else 0.95}
-        roc.plot(np.r_[0, s.curves.fpr, 1], np.r_[0, s.curves.tpr, 1], **kw)
-        dice.plot(s.curves.k, s.curves.dice, **kw)
-        if s.fidelity_curves is not None:
-            fid.plot(s.fidelity_curves.p, s.fidelity_curves.prob_mif[0] - s.fidelity_curves.prob_lif[0], **kw)
-    c = scores[0].curves
-    roc.plot([0, 1], [0, 1], "k:", lw=1.2, label="random")
-    dice.plot(c.k, c.random_dice, "k:", lw=1.2, label="random")
-    fid.axhline(0.0, color="k", ls=":", lw=1.2, label="random")
-    roc.set(title="ROC", xlabel="FPR", ylabel="TPR")
-    dice.set(title="Dice vs k", xlabel="k (% kept)", ylabel="Dice")
-    fid.set(title="fidelity: MiF − LiF (prob. / P₀)", xlabel="% removed", ylabel="MiF − LiF")
-    handles = [Line2D([], [], color=col, label=m) for m, col in METHOD_COLOURS.items()]
-    handles += [Line2D([], [], color="k", ls=ls, label=v) for v, ls in VARIANT_STYLES.items()]
-    handles += [Line2D([], [], color="grey", lw=1, label="pixel map"),
-                Line2D([], [], color="grey", lw=2.4, alpha=0.55, label="XRAI region map"),
-                Line2D([], [], color="k", ls=":", lw=1.2, label="random")]
-    roc.legend(handles=handles, fontsize=6, ncol=2, loc="lower right")
+def _slice_of(data: np.ndarray, info: dict, idx: int | None) -> np.ndarray | None:
+    """The 2D map of slice ``idx`` from a map layer's data: (H, W), (1, H, W) of one slice, or (Z, H, W)."""
+    if data.ndim == 2:
+        return data
+    slices = info.get("slices") or []
+    if data.shape[0] == 1:
+        return data[0] if (not slices or idx is None or slices[0] == idx) else None
+    return data[idx if idx is not None else 0]

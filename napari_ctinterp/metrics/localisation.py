@@ -105,8 +105,52 @@ def _curves(order_hits: np.ndarray, cut: np.ndarray, n_in: int, n: int, k: np.nd
     return {"tpr": tpr, "fpr": fpr, "dice": dice, "auc_grid": float(np.trapezoid(pts_t, pts_f))}
 
 
+@dataclass(frozen=True)
+class MapRanking:
+    """What scoring a map needs that does not depend on the mask, computed once per map.
+
+    Re-scoring after the mask is repainted then costs a few gathers and cumulative sums
+    (milliseconds for 512²) instead of a sort and a ranking per map.
+    """
+
+    values: np.ndarray  # (H, W) map as given
+    order: np.ndarray  # flat pixel order, most important first (ties broken by the seed)
+    cut: np.ndarray  # pixels kept at each grid point
+    auc_ranks: np.ndarray  # flat average ranks for the exact AUC (ascending importance)
+    k: np.ndarray
+    kind: str
+
+
+def rank_map(values: np.ndarray, *, regions: np.ndarray | None = None, seed: int = 0,
+             grid: np.ndarray | None = None) -> MapRanking:
+    """The mask-independent part of ``localisation`` (see there for the parameters)."""
+    a = np.asarray(values)
+    if a.ndim != 2:
+        raise ValueError(f"expected a 2D map, got {a.ndim}D")
+    if not np.isfinite(a).all():
+        raise ValueError(f"the map has {int((~np.isfinite(a)).sum())} NaN/inf values: it cannot be scored")
+    if float(a.max()) == float(a.min()):
+        raise ValueError("the map is constant: it ranks no pixel above another, so it cannot be scored")
+    k = percent_grid() if grid is None else np.asarray(grid, dtype=float)
+    n = a.size
+    target = np.ceil(k * n / 100.0).astype(np.int64)
+    if regions is None:
+        rng = np.random.default_rng(seed)
+        order = np.lexsort((rng.random(n), -a.ravel().astype(np.float64)))
+        return MapRanking(a, order, target, rankdata(a.ravel().astype(np.float64)), k, "pixel")
+    r = np.asarray(regions)
+    if r.shape != a.shape:
+        raise ValueError(f"region ranks shape {r.shape} differs from the map's {a.shape}")
+    order = np.argsort(r.ravel(), kind="stable")
+    sizes = np.bincount(r.ravel())[np.unique(r.ravel())]
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    cut = bounds[np.searchsorted(bounds, target, side="right") - 1]
+    return MapRanking(a, order, cut, rankdata(-r.ravel().astype(np.float64)), k, "region")
+
+
 def localisation(values: np.ndarray, mask: np.ndarray, *, regions: np.ndarray | None = None,
-                 seed: int = 0, grid: np.ndarray | None = None) -> Localisation:
+                 seed: int = 0, grid: np.ndarray | None = None, ranking: MapRanking | None = None
+                 ) -> Localisation:
     """Score a map against a reference mask.
 
     Parameters
@@ -122,28 +166,19 @@ def localisation(values: np.ndarray, mask: np.ndarray, *, regions: np.ndarray | 
         Tie breaking of pixel maps.
     grid : numpy.ndarray, optional
         Percent values (default ``percent_grid()``).
+    ranking : MapRanking, optional
+        ``rank_map(values, regions=..., seed=..., grid=...)`` computed before (re-scoring the same
+        map against a repainted mask); then ``regions``, ``seed`` and ``grid`` are taken from it.
     """
     a, m = _check(values, mask)
-    k = percent_grid() if grid is None else np.asarray(grid, dtype=float)
+    rk = ranking if ranking is not None else rank_map(a, regions=regions, seed=seed, grid=grid)
+    if rk.values.shape != a.shape:
+        raise ValueError(f"the ranking was made for a map of shape {rk.values.shape}, not {a.shape}")
+    k, order, cut = rk.k, rk.order, rk.cut
     n, n_in = a.size, int(m.sum())
     flat_m = m.ravel()
-    target = np.ceil(k * n / 100.0).astype(np.int64)
-    if regions is None:
-        rng = np.random.default_rng(seed)
-        order = np.lexsort((rng.random(n), -a.ravel().astype(np.float64)))
-        cut = target
-        auc = exact_auc(a, m)
-        kind = "pixel"
-    else:
-        r = np.asarray(regions)
-        if r.shape != a.shape:
-            raise ValueError(f"region ranks shape {r.shape} differs from the map's {a.shape}")
-        order = np.argsort(r.ravel(), kind="stable")
-        sizes = np.bincount(r.ravel())[np.unique(r.ravel())]
-        bounds = np.concatenate([[0], np.cumsum(sizes)])
-        cut = bounds[np.searchsorted(bounds, target, side="right") - 1]
-        auc = exact_auc(-r.astype(np.float64), m)
-        kind = "region"
+    auc = float((rk.auc_ranks[flat_m].sum() - n_in * (n_in + 1) / 2) / (n_in * (n - n_in)))
+    kind = rk.kind
     c = _curves(flat_m[order], cut, n_in, n, k)
     best = int(np.argmax(c["dice"]))
     f = n_in / n

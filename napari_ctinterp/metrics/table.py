@@ -1,14 +1,20 @@
-"""Scoring every map layer of a slice into table rows (plain data, used by the panel and the study)."""
+"""Scoring every map layer of a slice into table rows (plain data, used by the panel and the study).
+
+``MapScorer`` keeps what does not depend on the mask — each map's ranking and its fidelity (which
+depends on the map, the slice and the model only) — so re-scoring after the mask is repainted
+costs milliseconds per map and never runs the model again.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .fidelity import fidelity
-from .localisation import Localisation, localisation
+from .fidelity import Fidelity, fidelity
+from .localisation import Localisation, MapRanking, localisation, rank_map
 
 
 @dataclass(frozen=True)
@@ -35,25 +41,76 @@ class MapScore:
         return d
 
 
+MapItem = tuple[str, str, str, np.ndarray, "np.ndarray | None"]
+
 COLUMNS = ("method", "variant", "kind", "auc", "auc_grid", "max_dice", "k_star", "relevance_mass", "fidelity")
 
 
-def score_maps(maps: Iterable[tuple[str, str, str, np.ndarray, np.ndarray | None]], mask: np.ndarray, *,
-               clf=None, hu: np.ndarray | None = None, label: int | None = None, seed: int = 0
-               ) -> list[MapScore]:
+def score_maps(maps: Iterable[MapItem], mask: np.ndarray, *, clf=None, hu: np.ndarray | None = None,
+               label: int | None = None, seed: int = 0) -> list[MapScore]:
     """Score ``(method, variant, kind, values, region_ranks)`` maps against ``mask``.
 
     With ``clf``, ``hu`` and ``label`` the continuous fidelity (probability of the predicted class,
-    MiF vs LiF area) of each absolute map on this slice is added; else fidelity is NaN.
+    MiF vs LiF area) of each absolute map on this slice is added; else fidelity is NaN. Use a
+    ``MapScorer`` to re-score the same maps against another mask without recomputing fidelity.
     """
-    out = []
-    for method, variant, kind, values, ranks in maps:
-        loc = localisation(np.abs(values), mask, regions=ranks, seed=seed)
+    scorer = MapScorer(seed=seed)
+    return [scorer.score(item, mask, clf=clf, hu=hu, label=label) for item in maps]
+
+
+def fingerprint(*arrays: np.ndarray | None) -> str:
+    """A short content hash of arrays (shape, dtype and bytes): cache keys for maps and slices."""
+    h = hashlib.blake2b(digest_size=12)
+    for a in arrays:
+        if a is None:
+            h.update(b"none")
+            continue
+        arr = np.ascontiguousarray(a)
+        h.update(f"{arr.shape}{arr.dtype}".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class MapScorer:
+    """``score_maps`` with memory: rankings per map, fidelity per (map, slice, model, label, fill).
+
+    Attributes
+    ----------
+    seed : int
+        Tie breaking and fidelity's random parts.
+    fidelity_runs : int
+        How many fidelity computations ran the model (tests and the panel's status use it).
+    """
+
+    seed: int = 0
+    fidelity_runs: int = 0
+    _rankings: dict[str, MapRanking] = field(default_factory=dict, repr=False)
+    _fidelity: dict[tuple, Fidelity] = field(default_factory=dict, repr=False)
+
+    def score(self, item: MapItem, mask: np.ndarray, *, clf=None, hu: np.ndarray | None = None,
+              label: int | None = None) -> MapScore:
+        """Score one ``(method, variant, kind, values, region_ranks)`` map (see ``score_maps``)."""
+        method, variant, kind, values, ranks = item
+        absolute = np.abs(values)
+        key = fingerprint(absolute, ranks)
+        ranking = self._rankings.get(key)
+        if ranking is None:
+            ranking = self._rankings[key] = rank_map(absolute, regions=ranks, seed=self.seed)
+        loc = localisation(absolute, mask, ranking=ranking)
         fid = None
-        f_val = float("nan")
         if clf is not None and hu is not None and label is not None:
-            fid = fidelity(clf, hu[None], np.abs(values)[None], np.array([label]), seed=seed, bootstrap=1)
-            f_val = fid.F_continuous
-        out.append(MapScore(method, variant, kind, loc.auc, loc.auc_grid, loc.max_dice, loc.k_star,
-                            loc.relevance_mass, f_val, loc, fid))
-    return out
+            fkey = (fingerprint(absolute), fingerprint(hu), f"{clf.source}:{clf.card.short_hash}", int(label))
+            fid = self._fidelity.get(fkey)
+            if fid is None:
+                fid = fidelity(clf, hu[None], absolute[None], np.array([label]), seed=self.seed, bootstrap=1)
+                self._fidelity[fkey] = fid
+                self.fidelity_runs += 1
+        f_val = fid.F_continuous if fid is not None else float("nan")
+        return MapScore(method, variant, kind, loc.auc, loc.auc_grid, loc.max_dice, loc.k_star,
+                        loc.relevance_mass, f_val, loc, fid)
+
+    def clear(self) -> None:
+        """Forget every cached ranking and fidelity."""
+        self._rankings.clear()
+        self._fidelity.clear()

@@ -1,0 +1,111 @@
+"""The Metrics panel's figures: ROC, Dice vs k, fidelity (LiF − MiF) and "human vs model".
+
+Colour = method, line style = variant (plain solid, SG dashed, SG² dash-dot), thick translucent =
+XRAI region map; the random baseline is a grey dotted line, unlike every variant. One legend for
+the whole figure. A highlighted map (the table's selected row) is drawn thick on top, the others
+faded. Plain matplotlib (no Qt): the panel draws into its canvas, export into a file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from ..metrics.table import MapScore
+
+METHOD_COLOURS = {"BP": "tab:blue", "IGB": "tab:orange", "IGBW": "tab:green", "EG": "tab:red", "D": "tab:purple"}
+VARIANT_STYLES = {"plain": "-", "SG": "--", "SG2": "-."}
+VARIANT_MARKERS = {"plain": "o", "SG": "s", "SG2": "^"}
+RANDOM_STYLE = {"color": "0.45", "ls": ":", "lw": 2.0}
+
+
+def _style(s: MapScore, highlight: tuple | None) -> dict:
+    region = s.kind == "region"
+    kw = {"color": METHOD_COLOURS.get(s.method, "grey"), "ls": VARIANT_STYLES.get(s.variant, "-"),
+          "lw": 2.2 if region else 1.2, "alpha": 0.6 if region else 0.95}
+    if highlight is not None:
+        if (s.method, s.variant, s.kind) == highlight:
+            kw.update(lw=3.2, alpha=1.0, zorder=5)
+        else:
+            kw.update(alpha=0.18)
+    return kw
+
+
+def rank_correlation(scores: list[MapScore]) -> tuple[float, int]:
+    """Spearman ρ between exact AUC (agreement with the human mask) and F (fidelity), and n maps."""
+    from scipy.stats import spearmanr
+
+    pairs = [(s.auc, s.fidelity) for s in scores if np.isfinite(s.fidelity) and np.isfinite(s.auc)]
+    if len(pairs) < 3:
+        return float("nan"), len(pairs)
+    a, f = zip(*pairs)
+    if len(set(a)) < 2 or len(set(f)) < 2:
+        return float("nan"), len(pairs)
+    return float(spearmanr(a, f).statistic), len(pairs)
+
+
+def draw_curves(fig: Figure, scores: list[MapScore], *, layout: str = "column",
+                highlight: tuple | None = None) -> list:
+    """Draw the panel's plots into ``fig``; the fidelity and human-vs-model plots only when
+    fidelity was computed. ``layout``: ``grid`` (2 × 2, the dock), ``column`` or ``row`` (export).
+    Returns the axes."""
+    fig.clear()
+    with_fid = any(s.fidelity_curves is not None for s in scores)
+    n = 4 if with_fid else 2
+    shape = {"column": (n, 1), "grid": (2, n // 2), "row": (1, n)}[layout]
+    axes = [fig.add_subplot(*shape, i + 1) for i in range(n)]
+    roc, dice = axes[0], axes[1]
+    for s in scores:
+        kw = _style(s, highlight)
+        roc.plot(np.r_[0, s.curves.fpr, 1], np.r_[0, s.curves.tpr, 1], **kw)
+        dice.plot(s.curves.k, s.curves.dice, **kw)
+    if scores:
+        c = scores[0].curves
+        roc.plot([0, 1], [0, 1], label="random", **RANDOM_STYLE)
+        dice.plot(c.k, c.random_dice, label="random", **RANDOM_STYLE)
+    roc.set(title="ROC against the mask", xlabel="FPR", ylabel="TPR")
+    dice.set(title="Dice vs k", xlabel="k (% of pixels kept)", ylabel="Dice")
+    if with_fid:
+        fid, hvm = axes[2], axes[3]
+        for s in scores:
+            if s.fidelity_curves is not None:
+                fc = s.fidelity_curves
+                fid.plot(fc.p, fc.prob_lif[0] - fc.prob_mif[0], **_style(s, highlight))
+        fid.axhline(0.0, label="random", **RANDOM_STYLE)
+        fid.set(title="fidelity: LiF − MiF (area = F)", xlabel="% of pixels removed",
+                ylabel="LiF − MiF (P / P₀)")
+        for s in scores:
+            if np.isfinite(s.fidelity):
+                big = highlight is not None and (s.method, s.variant, s.kind) == highlight
+                hvm.scatter(s.auc, s.fidelity, color=METHOD_COLOURS.get(s.method, "grey"),
+                            marker=VARIANT_MARKERS.get(s.variant, "o"), s=70 if big else 28,
+                            edgecolors="k" if s.kind == "region" else "none", linewidths=1.0,
+                            alpha=0.35 if highlight is not None and not big else 0.95, zorder=5 if big else 2)
+        rho, n_maps = rank_correlation(scores)
+        rho_text = f"Spearman ρ = {rho:+.2f}, n = {n_maps}" if np.isfinite(rho) else "ρ undefined"
+        hvm.set(title=f"human vs model\n{rho_text}", xlabel="AUC (agrees with the mask)",
+                ylabel="F (faithful to the model)")
+    for ax in axes:
+        ax.title.set_fontsize(9)
+        ax.xaxis.label.set_fontsize(8)
+        ax.yaxis.label.set_fontsize(8)
+        ax.tick_params(labelsize=7)
+    _legend(fig, scores, with_fid, layout)
+    return axes
+
+
+def _legend(fig: Figure, scores: list[MapScore], with_fid: bool, layout: str) -> None:
+    methods = [m for m in METHOD_COLOURS if any(s.method == m for s in scores)]
+    variants = [v for v in VARIANT_STYLES if any(s.variant == v for s in scores)]
+    handles = [Line2D([], [], color=METHOD_COLOURS[m], lw=2, label=m) for m in methods]
+    handles += [Line2D([], [], color="k", ls=VARIANT_STYLES[v], marker=VARIANT_MARKERS[v] if with_fid else None,
+                       markersize=4, label=v) for v in variants]
+    kinds = {s.kind for s in scores}
+    if "pixel" in kinds:
+        handles.append(Line2D([], [], color="grey", lw=1.2, label="pixel map"))
+    if "region" in kinds:
+        handles.append(Line2D([], [], color="grey", lw=2.2, alpha=0.6, label="XRAI region map"))
+    handles.append(Line2D([], [], label="random", **RANDOM_STYLE))
+    ncol = len(handles) if layout == "row" else 6
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=7, frameon=False)
