@@ -12,7 +12,7 @@ from napari_ctinterp.io import write_dicom_series
 from napari_ctinterp.phantom import make_slice
 
 PLUGIN = "napari-ctinterp"
-EXPECTED_WIDGETS = {"Classify", "Explain", "Metrics"}
+EXPECTED_WIDGETS = {"Classify", "Explain", "Metrics", "Gallery", "Probe"}
 
 
 def test_napari_lists_the_plugin_with_reader_writer_sample_data_and_widgets():

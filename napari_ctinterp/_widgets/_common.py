@@ -98,6 +98,8 @@ class ModelPicker:
                 self.model.value = "file…"
                 self.path.value = source
             self.path.visible = self.model.value == "file…"
+        except RuntimeError:  # this widget's Qt objects are gone (closed dock not yet collected)
+            pass
         finally:
             self._following = False
 

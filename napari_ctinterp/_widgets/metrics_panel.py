@@ -229,8 +229,9 @@ class MetricsPanel(Container):
               ) -> None:
         self.scores, self._layers = scores, layers
         for s, ly in zip(scores, layers):
-            ly.metadata["ctinterp_scores"] = {"slice": idx, "mask": mask_name, "auc": s.auc,
-                                              "max_dice": s.max_dice, "F": s.fidelity}
+            # Assigned whole so napari emits the metadata event the Gallery listens to.
+            ly.metadata = {**ly.metadata, "ctinterp_scores": {"slice": idx, "mask": mask_name, "auc": s.auc,
+                                                              "max_dice": s.max_dice, "F": s.fidelity}}
         self._fill_table(scores)
         self._plot()
         self.compute_button.enabled = True

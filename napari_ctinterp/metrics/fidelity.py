@@ -101,6 +101,10 @@ def _fill_images(x: torch.Tensor, labels: np.ndarray, fill: Fill, seed: int) -> 
     raise ValueError(f"unknown fill {fill!r}: label, mean, blur or road")
 
 
+#: Public name of the fill code, shared with the occlusion probe (``metrics.occlusion_probe``).
+fill_images = _fill_images
+
+
 def _ranks(maps: torch.Tensor, seed: int) -> torch.Tensor:
     """Per image, the rank of each pixel from most (0) to least important; ties broken at random."""
     n = maps[0].numel()

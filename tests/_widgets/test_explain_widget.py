@@ -21,7 +21,8 @@ def test_sample_slice_gives_the_15_layers_and_rerun_updates_them(qtbot, viewer_a
     viewer, widget = viewer_and_widget
     widget.run()
     qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=600_000)
-    names = [ly.name for ly in viewer.layers if "ctinterp_map" in ly.metadata]
+    names = [ly.name for ly in viewer.layers if ly.metadata.get("ctinterp_map", {}).get("kind") == "pixel"]
+    assert len([ly for ly in viewer.layers if "ctinterp_map" in ly.metadata]) == 30  # + XRAI (default on)
     expected = [f"{m} · {v} — phantom · arterial" for m in ("BP", "IGB", "IGBW", "EG", "D")
                 for v in ("plain", "SG", "SG2")]
     assert names == expected, widget.status.value
@@ -47,7 +48,7 @@ def test_sample_slice_gives_the_15_layers_and_rerun_updates_them(qtbot, viewer_a
     widget.seed.value = 1
     widget.run()
     qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=120_000)
-    assert len([ly for ly in viewer.layers if "ctinterp_map" in ly.metadata]) == 15
+    assert len([ly for ly in viewer.layers if "ctinterp_map" in ly.metadata]) == 30
     assert np.array_equal(viewer.layers[expected[0]].data, before)  # plain BP has no randomness
     assert not np.array_equal(viewer.layers[expected[1]].data, viewer.layers[expected[1]].metadata["signed"] * 0)
 
@@ -111,3 +112,49 @@ def test_xrai_option_adds_region_layers_and_top_k_slider(qtbot, viewer_and_widge
     widget.regions_of.value = "BP · plain · XRAI — phantom · arterial"
     assert labels.metadata["ctinterp_regions"]["source"].startswith("BP · plain · XRAI")
     assert not np.array_equal(labels.metadata["all_ranks"], ranks)
+
+
+def test_own_model_uses_the_volume_as_eg_references_or_skips_eg_with_a_note(qtbot, viewer_and_widget, tmp_path):
+    from napari_ctinterp.model import load, save_checkpoint
+
+    viewer, widget = viewer_and_widget
+    demo = load("demo")
+    path, _card = save_checkpoint(demo.module, tmp_path / "mine.safetensors", demo.card)
+    widget.model.value = "file…"
+    widget.path.value = path
+    for m, box in widget.methods.items():
+        box.value = m in ("BP", "EG")
+    for v, box in widget.variants.items():
+        box.value = v == "plain"
+    widget.samples.value = 4
+    widget.xrai.value = "off"
+    # A single slice: no references → EG is skipped with a visible note, BP is computed.
+    widget.run()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=120_000)
+    assert widget.status.value.startswith("EG skipped"), widget.status.value
+    assert "BP · plain — phantom · arterial" in viewer.layers
+    assert "EG · plain — phantom · arterial" not in viewer.layers
+    # A volume of 10 slices: EG uses the 9 others of the explained slice.
+    ct = viewer.layers["phantom · arterial"].data
+    vol = viewer.add_image(np.stack([ct + 10 * k for k in range(10)]), name="volume")
+    widget.layer.value = vol
+    widget.run()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=120_000)
+    eg = viewer.layers["EG · plain — volume"]
+    assert eg.metadata["ctinterp_map"]["references"] == "9 given slices", widget.status.value
+    assert eg.data.shape == (1, *ct.shape)
+
+
+def test_a_model_chosen_in_one_widget_is_seen_by_the_others(viewer_and_widget, tmp_path):
+    from napari_ctinterp._widgets.classify import ClassifyWidget
+
+    viewer, widget = viewer_and_widget
+    other = ClassifyWidget(viewer)
+    viewer.window.add_dock_widget(other, name="Classify")
+    ckpt = tmp_path / "mine.safetensors"
+    ckpt.write_bytes(b"x")
+    other.model.value = "file…"
+    other.path.value = ckpt
+    assert widget.model.value == "file…" and widget.picker.source() == str(ckpt)
+    widget.model.value = "demo"
+    assert other.model.value == "demo" and other.picker.source() == "demo"

@@ -7,6 +7,8 @@ import pytest
 
 from napari_ctinterp._widgets.explain import ExplainWidget
 from napari_ctinterp._widgets.metrics_panel import MetricsPanel
+from napari_ctinterp.model import Classifier
+from qtpy.QtCore import Qt
 
 
 @pytest.fixture()
@@ -21,11 +23,12 @@ def viewer_with_maps(make_napari_viewer, qtbot):
     explain.sg_samples.value = 2
     explain.xrai.value = "fast"
     explain.run()
+    assert explain.references.value == "auto"
     qtbot.waitUntil(lambda: explain.run_button.enabled, timeout=300_000)
     return viewer
 
 
-def test_panel_fills_the_table_draws_three_plots_and_exports(qtbot, viewer_with_maps, tmp_path):
+def test_panel_fills_the_table_draws_four_plots_and_exports(qtbot, viewer_with_maps, tmp_path):
     viewer = viewer_with_maps
     panel = MetricsPanel(viewer)
     viewer.window.add_dock_widget(panel, name="Metrics")
@@ -36,18 +39,56 @@ def test_panel_fills_the_table_draws_three_plots_and_exports(qtbot, viewer_with_
     qtbot.waitUntil(lambda: panel.compute_button.enabled, timeout=600_000)
     assert panel.table.rowCount() == 30, panel.status.value
     kinds = {panel.table.item(r, 2).text() for r in range(30)}
-    assert kinds == {"pixel", "region"}
+    assert kinds == {"pixel", "XRAI"}
     assert {panel.table.item(r, 0).text() for r in range(30)} == {"BP", "IGB", "IGBW", "EG", "D"}
-    aucs = [panel.table.item(r, 3).data(0) for r in range(30)]
+    aucs = [panel.table.item(r, 3).value for r in range(30)]
     assert all(0.0 <= a <= 1.0 for a in aucs) and max(aucs) > 0.7
-    assert all(np.isfinite(panel.table.item(r, 8).data(0)) for r in range(30))  # fidelity
+    assert aucs == sorted(aucs, reverse=True)  # best first, and the header says so
+    assert panel.table.horizontalHeaderItem(3).text() == "AUC ▼"
+    panel.table.sortItems(3, Qt.SortOrder.AscendingOrder)
+    assert [panel.table.item(r, 3).value for r in range(30)] == sorted(aucs)
+    assert panel.table.horizontalHeaderItem(3).text() == "AUC ▲"
+    assert all(np.isfinite(panel.table.item(r, 5).value) for r in range(30))  # fidelity F
     axes = panel.figure.axes
-    assert [a.get_title() for a in axes] == ["ROC", "Dice vs k", "fidelity: MiF − LiF (prob. / P₀)"]
-    for ax in axes:
+    titles = [a.get_title() for a in axes]
+    assert titles[:3] == ["ROC against the mask", "Dice vs k", "fidelity: LiF − MiF (area = F)"]
+    assert titles[3].startswith("human vs model") and "ρ" in titles[3]
+    for ax in axes[:3]:
         assert any("random" in (line.get_label() or "") for line in ax.get_lines())
+    # The F shown is the area under LiF − MiF, as docs/metrics.md defines it.
+    s = panel.scores[0]
+    fc = s.fidelity_curves
+    assert np.isclose(np.trapezoid(fc.prob_lif[0] - fc.prob_mif[0], fc.p / 100), s.fidelity)
+    # One legend for the figure; pixel maps only by default (15 curves + random on the ROC).
+    assert len(panel.figure.legends) == 1 and len(axes[0].get_lines()) == 16
+    # Fidelity off: its two plots go.
+    panel.with_fidelity.value = False
+    assert len(panel.figure.axes) == 2
+    panel.with_fidelity.value = True
+    # Selecting a row shows that map alone in the canvas.
+    panel.table.selectRow(4)
+    name = panel._layers[panel.table.item(4, 0).data(Qt.ItemDataRole.UserRole)].name
+    assert [ly.name for ly in viewer.layers if ly.visible and "ctinterp_map" in ly.metadata] == [name]
     files = panel.export(tmp_path / "scores.csv")
     assert [f.suffix for f in files] == [".csv", ".png", ".svg"] and all(f.stat().st_size > 0 for f in files)
     assert files[0].read_text().splitlines()[0].startswith("method,variant,kind,auc,auc_grid,max_dice")
+    # Repainting the mask re-scores without running the model again (fidelity does not use the mask).
+    calls = []
+    original = Classifier.logits
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(Classifier, "logits", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    try:
+        before = [s.auc for s in panel.scores]
+        mask = viewer.layers["phantom · reference mask"]
+        mask.brush_size = 60
+        mask.paint((60, 60), new_label=1, refresh=True)  # emits the paint event, as a brush stroke does
+        qtbot.waitUntil(lambda: not panel.compute_button.enabled, timeout=5_000)
+        qtbot.waitUntil(lambda: panel.compute_button.enabled, timeout=60_000)
+    finally:
+        monkey.undo()
+    assert [s.auc for s in panel.scores] != before
+    assert calls == [] and "30 from cache" in panel.status.value
+    assert all(np.isfinite(s.fidelity) for s in panel.scores)
 
 
 def test_repainting_the_mask_recomputes(qtbot, viewer_with_maps):

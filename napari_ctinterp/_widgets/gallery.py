@@ -1,0 +1,335 @@
+"""Gallery dock widget: every attribution map of the current slice side by side, scored.
+
+Small multiples of the map layers of one CT layer (rows = methods, columns = variants, each
+variant's pixel map next to its XRAI region map), with the reference-mask contour and the
+localisation scores in each tile's title; a click on a tile shows that map in the viewer. The
+gallery follows the viewer (slice, new or updated maps, painting), debounced; scores are computed
+in a background worker and cached, so scrolling or painting never blocks the UI for long. The
+drawing itself is in ``gallery_figure``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from qtpy.QtCore import QSize, Qt, QTimer
+from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy
+
+from ._common import current_slice_index, image_layers, show_error, start_worker
+from .gallery_figure import GalleryState, Tile, draw_gallery, grid, score_tile, slice_of
+from .maps import map_info, map_layers, robust_limits, short_map_name, show_map
+
+DOCK_FONT, SAVE_FONT, SAVE_TILE_IN = 6.5, 9.0, 2.2  # title points; saved figure: inches per tile
+DEBOUNCE_MS, MAX_DOCK_WIDTH = 200, 520
+
+
+class _CanvasScroll(QScrollArea):
+    """A scroll area that asks for its canvas' full height (Qt's default hint is much smaller)."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        inner = self.widget().minimumHeight() if self.widget() else 0
+        return QSize(super().sizeHint().width(), inner + 2 * self.frameWidth())
+
+
+class GalleryWidget(Container):
+    """Dock widget: every map of the chosen CT layer on the current slice; click a tile to show it."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.image = ComboBox(label="CT layer", choices=self._image_choices)
+        self.mask = ComboBox(label="reference mask", choices=self._mask_choices)
+        self.status = Label(value="")
+        self.status.native.setWordWrap(True)
+        self.save_path = FileEdit(label="save figure", mode="w", filter="*.png *.svg",
+                                  value=Path.home() / "ctinterp_gallery.png")
+        self.save_button = PushButton(text="Save figure (PNG or SVG)")
+        self.extend([self.image, self.mask, self.status, self.save_path, self.save_button])
+        self.figure = Figure(figsize=(MAX_DOCK_WIDTH / 100, 1.2))
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        # In a scroll area: in a short window the tiles scroll instead of squeezing the other fields.
+        self.scroll = _CanvasScroll()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self.scroll.setWidget(self.canvas)
+        self.native.layout().insertWidget(3, self.scroll)  # under the status, above "save"
+        self.native.setMaximumWidth(MAX_DOCK_WIDTH)
+        self.state = GalleryState(image=None, index=None)
+        self.worker = None
+        self._closed, self._mask_gen, self._drawn_width = False, 0, 0.0
+        self._cache: dict[tuple, tuple[Any, tuple[float, float] | None]] = {}
+        self._watched: napari.layers.Labels | None = None
+        self._timer = QTimer(self.native)  # deleted with the dock: never fires into a closed widget
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DEBOUNCE_MS)
+        self._timer.timeout.connect(lambda: self._redraw(score_now=False))
+        self.canvas.mpl_connect("button_press_event", self._on_press)
+        self.canvas.mpl_connect("resize_event", self._on_resize)
+        self.save_button.changed.connect(lambda: self.save(Path(str(self.save_path.value))))
+        self.image.changed.connect(self.schedule)
+        self.mask.changed.connect(self._watch_mask)
+        self._connect(True)
+        self.native.destroyed.connect(lambda *_: self._connect(False))
+        self._watch_mask()
+        self._redraw(score_now=False)
+
+    # -- following the viewer ----------------------------------------------------------------
+    def _image_choices(self, _w: Any = None) -> list[tuple[str, Any]]:
+        return [(ly.name, ly) for ly in image_layers(self.viewer) if "ctinterp_map" not in ly.metadata]
+
+    def _mask_choices(self, _w: Any = None) -> list[tuple[str, Any]]:
+        return [(ly.name, ly) for ly in self.viewer.layers if isinstance(ly, napari.layers.Labels)
+                and "ctinterp_regions" not in ly.metadata]
+
+    @property
+    def tiles(self) -> list[Tile]:
+        """The tiles drawn now (layer, axes and bbox, title, scores)."""
+        return self.state.tiles
+
+    def schedule(self, *_: Any) -> None:
+        """Redraw soon: a burst of events (scrolling, painting, a run of Explain) gives one redraw."""
+        if not self._closed:
+            self._timer.start()
+
+    def _connect(self, on: bool) -> None:
+        """(Dis)connect the viewer's events; off when the dock is closed."""
+        self._closed = not on
+        pairs = [(self.viewer.dims.events.current_step, self.schedule),
+                 (self.viewer.layers.events.inserted, self._on_layers),
+                 (self.viewer.layers.events.removed, self._on_layers)]
+        for ly in self.viewer.layers:
+            pairs += self._layer_events(ly)
+        for emitter, callback in pairs:
+            if on:
+                emitter.connect(callback)
+            else:
+                emitter.disconnect(callback)
+        if not on:
+            self._watch_mask(None)
+
+    def _layer_events(self, layer: napari.layers.Layer) -> list[tuple[Any, Any]]:
+        """A map layer's new data or metadata (Explain re-run) redraws; its visibility moves the frame."""
+        if map_info(layer) is None:
+            return []
+        return [(layer.events.data, self.schedule), (layer.events.metadata, self.schedule),
+                (layer.events.visible, self._highlight)]
+
+    def _on_layers(self, event: Any) -> None:
+        self.image.reset_choices()
+        self.mask.reset_choices()
+        layer, info = event.value, map_info(event.value)
+        if event.type == "inserted":
+            for emitter, callback in self._layer_events(layer):
+                emitter.connect(callback)
+            current = self.image.value
+            # Maps of another CT while the chosen one has none: follow the Explain run.
+            if info is not None and (current is None or not map_layers(self.viewer, current.name)) \
+                    and info.get("image") in self.viewer.layers:
+                self.image.value = self.viewer.layers[info["image"]]
+        else:
+            for emitter, callback in self._layer_events(layer):
+                emitter.disconnect(callback)
+        self.schedule()
+
+    def _watch_mask(self, layer: Any = ...) -> None:
+        for emitter in ((self._watched.events.paint, self._watched.events.data) if self._watched else ()):
+            emitter.disconnect(self._on_mask_edit)
+        self._watched = self.mask.value if layer is ... else layer
+        for emitter in ((self._watched.events.paint, self._watched.events.data) if self._watched else ()):
+            emitter.connect(self._on_mask_edit)
+        self._on_mask_edit()
+
+    def _on_mask_edit(self, *_: Any) -> None:
+        self._mask_gen += 1  # scores cached for the old mask are never reused
+        self.schedule()
+
+    def _on_resize(self, _event: Any) -> None:
+        if abs(self.figure.get_figwidth() - self._drawn_width) > 0.05 and self.state.tiles:
+            self.schedule()  # tiles follow the dock's width once dragging it pauses
+
+    # -- state and scores --------------------------------------------------------------------
+    def _collect(self) -> GalleryState:
+        """Tiles of the chosen CT layer on the current slice, with the cached scores filled in."""
+        image = self.image.value
+        if image is None:
+            return GalleryState(None, None, message="Open a CT image first (File ▸ Open Sample ▸ CT Interpretability).")
+        idx = current_slice_index(self.viewer, image)
+        state, layers = GalleryState(image.name, idx), map_layers(self.viewer, image.name)
+        if not layers:
+            state.message = f"No maps of “{image.name}” yet: run Explain on it and its maps appear here."
+            return state
+        keys = [(i["method"], i["variant"], i.get("kind", "pixel")) for i in map(map_info, layers)]
+        methods, state.columns = grid(keys)
+        state.n_rows = len(methods)
+        state.mask, note = self._mask_on(idx)
+        token, live = self._token(idx), {id(ly): ly.data for ly in layers}
+        self._cache = {k: v for k, v in self._cache.items() if k[1:3] == token[:2] and live.get(k[0]) is v[0]}
+        for ly, (method, variant, kind) in zip(layers, keys):
+            info = map_info(ly)
+            values = slice_of(ly.data, info, idx)
+            ranks = ly.metadata.get("ranks") if kind == "region" and values is not None else None
+            tile = Tile(ly, short_map_name(method, variant, kind), methods.index(method),
+                        state.columns.index((variant, kind)), values,
+                        None if ranks is None else slice_of(ranks, info, idx))
+            if values is not None:
+                tile.limits = robust_limits(values[::4, ::4])
+                scores = ly.metadata.get("ctinterp_scores")
+                if isinstance(scores, dict) and scores.get("slice") == idx and scores.get("F") is not None:
+                    tile.fidelity = float(scores["F"])
+                self._lookup(tile, token)
+            state.tiles.append(tile)
+        where = "" if idx is None else f", slice {idx}"
+        state.message = f"{len(layers)} maps of “{image.name}”{where}. Click a tile to show that map.{note}"
+        return state
+
+    def _mask_on(self, idx: int | None) -> tuple[np.ndarray | None, str]:
+        """The reference mask on slice ``idx`` (None if there is none or it is empty), and a note."""
+        layer = self.mask.value
+        if layer is None:
+            return None, " No reference mask (a Labels layer): no scores."
+        data = np.asarray(layer.data)
+        mask = (data[idx if idx is not None and idx < data.shape[0] else 0] if data.ndim == 3 else data) != 0
+        if not mask.any():
+            return None, " The reference mask is empty on this slice: paint it to get scores."
+        return mask, ""
+
+    def _token(self, idx: int | None) -> tuple:
+        """What cached scores depend on besides the map data: the mask layer, its edits, the slice."""
+        return (id(self.mask.value), self._mask_gen, idx)
+
+    def _lookup(self, tile: Tile, token: tuple) -> None:
+        cached = self._cache.get((id(tile.layer), *token))
+        if cached is not None and cached[0] is tile.layer.data:
+            tile.scored, (tile.auc, tile.dice) = True, cached[1] or (None, None)
+
+    def _store(self, tile: Tile, data: Any, scores: tuple[float, float] | None, token: tuple) -> None:
+        self._cache[(id(tile.layer), *token)] = (data, scores)
+        tile.scored, (tile.auc, tile.dice) = True, scores or (None, None)
+
+    def _missing(self) -> list[Tile]:
+        m = self.state.mask
+        return [t for t in self.state.tiles if t.values is not None and not t.scored and m is not None
+                and m.shape == t.values.shape]
+
+    def _score_now(self) -> None:
+        token = self._token(self.state.index)
+        for t in self._missing():
+            self._store(t, t.layer.data, score_tile(t, self.state.mask), token)
+
+    def _score_in_background(self) -> None:
+        missing, mask = self._missing(), self.state.mask
+        if not missing or self.worker is not None:
+            return
+        token, data = self._token(self.state.index), [t.layer.data for t in missing]
+
+        def job() -> Generator[None, None, list]:
+            out = []
+            for t in missing:
+                out.append(score_tile(t, mask))
+                yield
+            return out
+
+        def done(scores: list) -> None:
+            self.worker = None
+            if self._closed:
+                return
+            for t, d, s in zip(missing, data, scores):
+                self._store(t, d, s, token)  # cached even if the slice changed meanwhile
+            for t in self.state.tiles:
+                if not t.scored:
+                    self._lookup(t, self._token(self.state.index))
+            self._render()
+            self._score_in_background()  # what the current slice still lacks
+
+        def failed(e: BaseException) -> None:
+            self.worker = None
+            self.status.value = f"Scores failed: {e}"
+
+        self.worker = start_worker(job, total=len(missing), description="Gallery scores", on_done=done,
+                                   on_error=failed)
+
+    # -- drawing and actions -----------------------------------------------------------------
+    def refresh(self) -> None:
+        """Redraw now, scores included (synchronous)."""
+        self._timer.stop()
+        self._redraw(score_now=True)
+
+    def _redraw(self, *, score_now: bool) -> None:
+        self.state = self._collect()
+        self.status.value = self.state.message
+        if score_now:
+            self._score_now()
+        self._render()
+        if not score_now:
+            self._score_in_background()
+
+    def _render(self) -> None:
+        """Draw the current tiles (no new scores, no new data): fast enough for every resize."""
+        fig = self.figure
+        if self.state.tiles:
+            height = draw_gallery(fig, self.state, font=DOCK_FONT)
+        else:
+            fig.clear()
+            height = 0.1
+        self._drawn_width = fig.get_figwidth()
+        pixels = int(round(height * fig.dpi / self.canvas.device_pixel_ratio))
+        self.canvas.setFixedHeight(pixels)
+        self.scroll.setMaximumHeight(pixels + 2 * self.scroll.frameWidth())  # napari's style gives it a frame
+        self.scroll.setMinimumHeight(min(pixels, 160))
+        self.scroll.setVisible(bool(self.state.tiles))
+        self.scroll.updateGeometry()
+        self.canvas.draw_idle()
+
+    def _highlight(self, *_: Any) -> None:
+        """Frame the tiles of the visible maps."""
+        for t in self.state.tiles:
+            if t.frame is not None:
+                t.frame.set_visible(bool(t.layer.visible))
+        self.canvas.draw_idle()
+
+    def _on_press(self, event: Any) -> None:
+        x, y = event.xdata, event.ydata
+        if event.inaxes is None or x is None:
+            return
+        hit = next((t for t in self.state.tiles if t.bbox[0] <= x <= t.bbox[2] and t.bbox[1] <= y <= t.bbox[3]), None)
+        if hit is not None:
+            self.click_tile(hit.layer.name)
+
+    def click_tile(self, layer_name: str) -> None:
+        """Show the map of the tile of ``layer_name`` in the viewer (what a click on the tile does)."""
+        tile = next((t for t in self.state.tiles if t.layer.name == layer_name), None)
+        if tile is not None and tile.layer in self.viewer.layers:
+            show_map(self.viewer, tile.layer)
+            self._highlight()
+
+    def save(self, path: Path | str) -> Path:
+        """Write the gallery as a larger figure, PNG or SVG by the suffix, scores included."""
+        path = Path(path).expanduser()
+        if path.suffix.lower() not in (".png", ".svg"):
+            show_error(f"Gallery: save as .png or .svg, not {path.suffix or 'no suffix'!r}")
+            return path
+        if not self.state.tiles:
+            show_error("Gallery: nothing to save yet: run Explain first")
+            return path
+        self._score_now()
+        fig = Figure(figsize=(SAVE_TILE_IN * max(len(self.state.columns), 1), 1.0))
+        where = "" if self.state.index is None else f", slice {self.state.index}"
+        mask = f", reference mask “{self.mask.value.name}” in cyan" if self.state.mask is not None else ""
+        draw_gallery(fig, self.state, font=SAVE_FONT, line=0.9,
+                     title=f"{self.state.image}{where}{mask}. |map|, each from its median to its 99.5th percentile")
+        for t in self.state.tiles:
+            t.frame.set_visible(False)  # the dock's selection is no part of the figure
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=200 if path.suffix.lower() == ".png" else None)
+        self._render()  # the tiles' artists belong to the dock's figure again
+        self.status.value = f"Saved {path}"
+        return path

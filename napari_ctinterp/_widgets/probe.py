@@ -1,0 +1,304 @@
+"""Probe dock widget: paint over the CT to occlude it and watch the model's answer change.
+
+Thin: the "Add occlude layer" button makes a Labels layer ``occlude — <image>`` over the CT, in
+paint mode. Every change of that layer (a brush stroke, undo/redo, reset) restarts a short timer;
+when painting pauses, the painted region of the current slice goes to ``metrics.Prober`` in a
+background worker (the slice's unoccluded forward pass is done once and reused) and the label
+shows each class's probability before → after. One probe runs at a time: a request made while
+one runs is served when it ends, and the outdated result is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox, Container, Label, PushButton
+from napari.utils.notifications import show_error
+from qtpy.QtCore import Qt, QTimer
+
+from ..metrics.occlusion_probe import FILL_HELP, FILLS, OcclusionProbe, Prober
+from ._common import ModelPicker, current_slice_index, image_layers, start_worker
+
+#: Pause after the last change of the occlude layer before the model is asked again (ms).
+DEBOUNCE_MS = 120
+#: The occlude layer's events that mean "the painted region may have changed" (undo and redo
+#: only refresh the layer: ``set_data``).
+WATCHED_EVENTS = ("paint", "data", "set_data", "labels_update")
+#: Forward passes made while the model loads, so that the first strokes answer at full speed.
+WARM_UP_PASSES = 3
+HINT = ("Add the occlude layer, then paint over the CT: the model's probabilities for the slice update "
+        "when you pause. Ctrl+Z undoes a stroke.")
+
+
+def occlude_layer_name(image_name: str) -> str:
+    """Name of the occlude Labels layer of an image layer."""
+    return f"occlude — {image_name}"
+
+
+class ProbeWidget(Container):
+    """Dock widget: class probabilities of the current slice with the painted region occluded."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.layer = ComboBox(label="CT layer", choices=self._layer_choices)
+        self.picker = ModelPicker()
+        self.model, self.path = self.picker.widgets
+        self.fill = ComboBox(label="fill", choices=list(FILLS), value="label")
+        self.add_button = PushButton(text="Add occlude layer", tooltip="a Labels layer over the CT, in paint mode: "
+                                     "what you paint on it is hidden from the model")
+        self.reset_button = PushButton(text="Reset (clear the occlusion)",
+                                       tooltip="erase the occlude layer: back to the unoccluded slice")
+        self.result = Label(value=HINT, label="answer")
+        self.result.native.setWordWrap(True)
+        self.result.native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.extend([self.layer, self.model, self.path, self.fill, self.add_button, self.result, self.reset_button])
+        self._fill_tooltips()
+        self.last: OcclusionProbe | None = None
+        self._clf: Any = None
+        self._clf_source: str | None = None
+        self._prober: Prober | None = None
+        self._prober_key: tuple | None = None
+        self._asked: tuple | None = None  # (key, region) of the last probe started
+        self._busy = False
+        self._pending = False
+        self._watched: napari.layers.Labels | None = None
+        self._last_error = ""
+        self._timer = QTimer(self.native)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DEBOUNCE_MS)
+        self._timer.timeout.connect(self._request)
+        self.add_button.changed.connect(self.add_occlude_layer)
+        self.reset_button.changed.connect(self.reset)
+        self.fill.changed.connect(self._fill_changed)
+        self.model.changed.connect(self._model_changed)
+        self.path.changed.connect(self._model_changed)
+        self.layer.changed.connect(self._watch)
+        for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            ev.connect(self._layers_changed)
+        self.viewer.dims.events.current_step.connect(self.schedule)
+        self.native.destroyed.connect(self._disconnect)
+        self._watch()
+
+    # -- fields ---------------------------------------------------------------------------
+    def _layer_choices(self, _w: Any = None) -> list[tuple[str, Any]]:
+        return [(ly.name, ly) for ly in image_layers(self.viewer) if "ctinterp_map" not in ly.metadata]
+
+    def _fill_tooltips(self) -> None:
+        combo = self.fill.native
+        for i, name in enumerate(FILLS):
+            combo.setItemData(i, f"{name}: {FILL_HELP[name]}", Qt.ItemDataRole.ToolTipRole)
+        self.fill.tooltip = f"what replaces the painted pixels — {self.fill.value}: {FILL_HELP[self.fill.value]}"
+
+    def _fill_changed(self, *_: Any) -> None:
+        self._fill_tooltips()
+        self.schedule()
+
+    def _model_changed(self, *_: Any) -> None:
+        self._clf = self._clf_source = None
+        self.schedule()
+
+    def _layers_changed(self, *_: Any) -> None:
+        self.layer.reset_choices()
+        self._watch()
+
+    def occlude_layer(self) -> napari.layers.Labels | None:
+        """The occlude layer of the chosen CT layer, if there is one."""
+        image = self.layer.value
+        if image is None:
+            return None
+        name = occlude_layer_name(image.name)
+        ly = self.viewer.layers[name] if name in self.viewer.layers else None
+        return ly if isinstance(ly, napari.layers.Labels) else None
+
+    def _watch(self, *_: Any) -> None:
+        """Follow the changes of the chosen CT's occlude layer."""
+        occ = self.occlude_layer()
+        if occ is self._watched:
+            return
+        self._follow(occ)
+        self.schedule()
+
+    def _follow(self, occ: napari.layers.Labels | None) -> None:
+        for layer, method in ((self._watched, "disconnect"), (occ, "connect")):
+            if layer is not None:
+                for name in WATCHED_EVENTS:
+                    emitter = getattr(layer.events, name, None)
+                    if emitter is not None:
+                        getattr(emitter, method)(self.schedule)
+        self._watched = occ
+
+    def _disconnect(self, *_: Any) -> None:
+        """The dock was closed: stop listening to the viewer (its timer is gone)."""
+        self._follow(None)
+        self.viewer.dims.events.current_step.disconnect(self.schedule)
+        for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            ev.disconnect(self._layers_changed)
+
+    # -- the occlude layer ----------------------------------------------------------------
+    def add_occlude_layer(self) -> napari.layers.Labels | None:
+        """Add (or reuse) the occlude layer over the chosen CT, selected in paint mode."""
+        image = self.layer.value
+        if image is None:
+            show_error("Probe: open a CT image layer first (File ▸ Open, or a sample)")
+            return None
+        occ = self.occlude_layer()
+        if occ is None or occ.data.shape != image.data.shape:
+            if occ is not None:
+                self.viewer.layers.remove(occ)
+            from napari.utils.colormaps import DirectLabelColormap
+
+            # One strong colour for every painted label, unlike the reference mask's default colours.
+            colours = DirectLabelColormap(color_dict={None: "magenta", 0: "transparent"})
+            occ = self.viewer.add_labels(np.zeros(image.data.shape, dtype=np.uint8),
+                                         name=occlude_layer_name(image.name), scale=image.scale,
+                                         translate=image.translate, opacity=0.6, colormap=colours,
+                                         metadata={"ctinterp_occlude": image.name})
+        occ.visible = True
+        self.viewer.layers.selection.active = occ
+        occ.selected_label = 1
+        occ.brush_size = max(5, round(min(image.data.shape[-2:]) / 25))
+        occ.mode = "paint"
+        self._watch()
+        return occ
+
+    def reset(self) -> None:
+        """Clear the occlude layer: the probe returns to the unoccluded slice."""
+        occ = self.occlude_layer()
+        if occ is not None and occ.data.any():
+            occ.data = np.zeros_like(occ.data)  # emits ``data``: re-probed like a stroke
+
+    # -- probing --------------------------------------------------------------------------
+    def schedule(self, *_: Any) -> None:
+        """Probe again once the occlude layer has stopped changing for ``DEBOUNCE_MS``."""
+        if self._watched is not None:
+            self._timer.start()
+
+    @property
+    def idle(self) -> bool:
+        """No probe waiting for the timer, the model or a worker."""
+        return not (self._busy or self._pending or self._timer.isActive())
+
+    def _inputs(self) -> tuple[np.ndarray, np.ndarray, str, str, int | None, napari.layers.Image]:
+        """Slice, region, model source, fill and slice index from the widget (``ValueError`` if unusable)."""
+        image = self.layer.value
+        if image is None:
+            raise ValueError("open a CT image layer first (File ▸ Open, or a sample)")
+        source = self.picker.source()
+        idx = current_slice_index(self.viewer, image)
+        data = image.data if idx is None else image.data[idx]
+        hu = np.asarray(data, dtype=np.float32)
+        if hu.ndim != 2:
+            raise ValueError(f"{image.name!r} is not a greyscale slice or volume (shape {image.data.shape})")
+        occ = self.occlude_layer()
+        region = np.zeros(hu.shape, dtype=bool)
+        if occ is not None:
+            painted = np.asarray(occ.data if occ.data.ndim == 2 else occ.data[idx or 0])
+            if painted.shape != hu.shape:
+                raise ValueError(f"the occlude layer's slice {painted.shape} does not match the CT's {hu.shape}: "
+                                 f"click 'Add occlude layer' to remake it")
+            region = painted != 0
+        return hu, region, source, str(self.fill.value), idx, image
+
+    def _key(self, image: napari.layers.Image, idx: int | None, source: str, fill: str) -> tuple:
+        # The data's identity: a layer whose array is replaced gets a new baseline.
+        return (id(image), id(image.data), idx, source, fill)
+
+    def probe_now(self) -> OcclusionProbe | None:
+        """Probe the current slice now, in this thread (loads the model if needed; for tests)."""
+        try:
+            hu, region, source, fill, idx, image = self._inputs()
+            from ..model import load
+
+            if self._clf is None or self._clf_source != source:
+                self._clf, self._clf_source = load(source), source
+            key = self._key(image, idx, source, fill)
+            prober = self._prober if key == self._prober_key else Prober(self._clf, hu, fill=fill, slice_index=idx)
+            res = prober.occlude(region)
+        except Exception as e:  # noqa: BLE001 - any failure is a message, never a crash
+            self._error(e)
+            return None
+        self._prober, self._prober_key = prober, key
+        self._asked = (key, region)
+        self._show(res)
+        return res
+
+    def _request(self) -> None:
+        """Probe in a background worker (the timer's target)."""
+        if self._busy:
+            self._pending = True
+            return
+        try:
+            hu, region, source, fill, idx, image = self._inputs()
+        except ValueError as e:
+            self._error(e)
+            return
+        if self._clf is None or self._clf_source != source:
+            self._load_model(source, hu)
+            return
+        key = self._key(image, idx, source, fill)
+        if self._asked is not None and self._asked[0] == key and np.array_equal(self._asked[1], region):
+            return  # a refresh that changed nothing
+        self._asked = (key, region)
+        clf, prober = self._clf, self._prober if key == self._prober_key else None
+
+        def job() -> Generator[None, None, tuple[Prober, OcclusionProbe]]:
+            p = prober if prober is not None else Prober(clf, hu, fill=fill, slice_index=idx)
+            yield
+            return p, p.occlude(region)
+
+        self._busy = True
+        start_worker(job, total=1, description="Occlusion probe",
+                     on_done=lambda out: self._probed(key, *out), on_error=self._failed)
+
+    def _load_model(self, source: str, hu: np.ndarray) -> None:
+        def job() -> Generator[None, None, Any]:
+            from ..model import load
+
+            clf = load(source)
+            yield
+            for _ in range(WARM_UP_PASSES):  # the first forward passes of a fresh process are slow
+                clf.predict(hu)
+            return clf
+
+        self._busy = True
+        self.result.value = "loading the model…"
+        start_worker(job, total=1, description="Loading the model", on_done=lambda clf: self._loaded(source, clf),
+                     on_error=self._failed)
+
+    def _loaded(self, source: str, clf: Any) -> None:
+        self._busy, self._pending = False, False
+        self._clf, self._clf_source = clf, source
+        self._request()
+
+    def _probed(self, key: tuple, prober: Prober, res: OcclusionProbe) -> None:
+        self._busy = False
+        self._prober, self._prober_key = prober, key
+        if self._pending:  # the region changed meanwhile: this result is already outdated
+            self._pending = False
+            self._request()
+            return
+        self._show(res)
+
+    def _error(self, e: BaseException) -> None:
+        # Refreshes of the layer repeat a request: the same message is shown once.
+        if str(e) != self._last_error:
+            show_error(f"Probe: {e}")
+        self._last_error = str(e)
+        self.result.value = f"error: {e}"
+
+    def _failed(self, e: BaseException) -> None:
+        # ``start_worker`` has already shown the notification; the widget becomes idle.
+        self._busy, self._pending, self._asked = False, False, None
+        self.result.value = f"error: {e}"
+
+    def _show(self, res: OcclusionProbe) -> None:
+        self.last, self._last_error = res, ""
+        where = "" if res.slice_index is None else f"slice {res.slice_index} · "
+        names = res.class_names
+        before, after = names[int(np.argmax(res.baseline))], names[int(np.argmax(res.occluded))]
+        answer = f"answer stays {before}" if before == after else f"answer changes: {before} → {after}"
+        self.result.value = "\n".join([f"{where}unoccluded → occluded", *res.lines(), answer])

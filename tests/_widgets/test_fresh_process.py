@@ -1,0 +1,60 @@
+"""Each widget docked *first* in a fresh napari process, then ``import torchvision``: no segfault.
+
+triton's LLVM used to crash the process when it loaded after napari's OpenGL (see
+``napari_ctinterp._triton``); only a fresh process shows it, so each case runs in a subprocess.
+The docked widgets must also fit a 1920 × 1080 screen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = r"""
+import json, sys
+import napari
+from qtpy.QtWidgets import QApplication
+viewer = napari.Viewer(show=False)
+names = sys.argv[1].split(",")
+for i, name in enumerate(names):
+    viewer.window.add_plugin_dock_widget("napari-ctinterp", name, tabify=i > 0)
+viewer.open_sample("napari-ctinterp", "phantom_pair")
+import torch, torchvision  # after the viewer and the widget: this segfaulted in triton/knobs.py
+f = torch.compile(lambda x: x * 2 + 1, backend="eager")
+assert float(f(torch.ones(1))) == 3.0
+viewer.window._qt_window.resize(1920, 1080)
+viewer.window.show()
+for _ in range(20):
+    QApplication.processEvents()
+size = viewer.window._qt_window.size()
+hint = viewer.window._qt_window.minimumSizeHint()
+print(json.dumps({"size": [size.width(), size.height()], "min": [hint.width(), hint.height()],
+                  "triton": "triton" in sys.modules and sys.modules["triton"] is not None}))
+viewer.close()
+"""
+
+ALL = "Classify,Explain,Metrics,Gallery,Probe"
+
+
+def _run(names: str) -> dict:
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    done = subprocess.run([sys.executable, "-c", SCRIPT, names], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, f"rc={done.returncode}\n{done.stderr[-3000:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", ALL.split(","))
+def test_widget_docked_first_then_torchvision(name):
+    out = _run(name)
+    assert out["triton"]  # triton is loaded (safely), not hidden: torch.compile keeps working
+
+
+def test_all_widgets_docked_together_fit_a_1080p_screen():
+    out = _run(ALL)
+    assert out["size"][0] <= 1920 and out["size"][1] <= 1080, out
+    assert out["min"][0] <= 1920 and out["min"][1] <= 1080, out
