@@ -69,6 +69,43 @@ def figure_fidelity(fid: pd.DataFrame, step: float) -> plt.Figure:
     return fig
 
 
+def human_vs_model(summary: pd.DataFrame, fid: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    """Each absolute map type's mean exact AUC (agreement with the expert mask) beside its F
+    (fidelity to the model), without the random baseline, and their Spearman rank correlation —
+    the paper's central finding is that the two rankings disagree."""
+    from scipy.stats import spearmanr
+
+    keys = ["method", "variant", "map_type", "sign"]
+    if not len(summary) or not len(fid) or "auc_mean" not in summary:
+        return pd.DataFrame(columns=[*keys, "auc_mean", "F"]), float("nan")
+    both = summary[keys + ["auc_mean"]].merge(fid[keys + ["F"]], on=keys)
+    both = both[(both["sign"] == "absolute") & (both["method"] != "random")].dropna(subset=["auc_mean", "F"])
+    both = both.assign(auc_rank=both["auc_mean"].rank(ascending=False), F_rank=both["F"].rank(ascending=False))
+    ok = len(both) >= 3 and both["auc_mean"].nunique() > 1 and both["F"].nunique() > 1
+    rho = float(spearmanr(both["auc_mean"], both["F"]).statistic) if ok else float("nan")
+    return both.reset_index(drop=True), rho
+
+
+def figure_human_vs_model(both: pd.DataFrame, rho: float) -> plt.Figure | None:
+    """Mean AUC against F, one point per method × variant × map type."""
+    if both.empty:
+        return None
+    colours = {"BP": "tab:blue", "IGB": "tab:orange", "IGBW": "tab:green", "EG": "tab:red", "D": "tab:purple"}
+    markers = {"plain": "o", "SG": "s", "SG2": "^"}
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for _, r in both.iterrows():
+        ax.scatter(r["auc_mean"], r["F"], color=colours.get(r["method"], "grey"), marker=markers.get(r["variant"], "o"),
+                   s=45, edgecolors="k" if r["map_type"] == "region" else "none")
+        ax.annotate(f"{r['method']} {r['variant']}{' X' if r['map_type'] == 'region' else ''}",
+                    (r["auc_mean"], r["F"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    rho_text = f"Spearman ρ = {rho:+.2f}" if np.isfinite(rho) else "ρ undefined"
+    ax.set(title=f"human vs model over the set: {rho_text} (X, black edge = XRAI region map)",
+           xlabel="mean exact AUC against the expert mask", ylabel="F (fidelity to the model)")
+    ax.title.set_fontsize(9)
+    fig.tight_layout()
+    return fig
+
+
 def figure_example(example: dict | None) -> plt.Figure | None:
     """The maps of one slice (absolute values) beside the slice and its mask."""
     if not example:
@@ -113,6 +150,10 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
         figures += [("auc", figure_distributions(table, "auc")), ("max_dice", figure_distributions(table, "max_dice"))]
     if len(fid):
         figures.append(("fidelity", figure_fidelity(fid, cfg["config"]["fidelity_step"])))
+    both, rho = human_vs_model(summary, fid)
+    hvm = figure_human_vs_model(both, rho)
+    if hvm is not None:
+        figures.append(("human_vs_model", hvm))
     ex = figure_example(example)
     if ex is not None:
         figures.append(("example_maps", ex))
@@ -133,6 +174,12 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
         f"<p>{acc['n']} slices scored, {acc['n_failed']} failed; model accuracy on the set: {accuracy}</p>",
         "<h2>Localisation (mean, SD, n per group)</h2>", summary[summ_cols].round(4).to_html(index=False),
         "<h2>Fidelity F per group</h2>", f_piv.round(4).to_html(index=False),
+        "<h2>Human vs model</h2>",
+        f"<p>Rank correlation (Spearman) between agreement with the expert mask (mean exact AUC) and "
+        f"fidelity to the model (F) over {len(both)} absolute maps: ρ = "
+        f"{'undefined' if not np.isfinite(rho) else f'{rho:+.3f}'}. A low or negative ρ means the maps "
+        f"that look right to a person are not the ones the model relies on.</p>",
+        both.round(4).to_html(index=False),
     ]
     for name, b64 in images:
         parts.append(f"<h2>{html.escape(name)}</h2><img src='data:image/png;base64,{b64}'>")

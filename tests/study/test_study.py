@@ -58,6 +58,9 @@ def test_demo_study_has_every_row_and_column(in_process):
     report = (in_process / "report.html").read_text()
     assert "data:image/png;base64" in report and "Model card" in report and '&quot;steps&quot;: 4' in report
     assert (in_process / "figures" / "example_maps.png").exists()
+    # Human vs model: every absolute non-random map type with its AUC, F and their rank correlation.
+    assert "<h2>Human vs model</h2>" in report and "Spearman" in report
+    assert (in_process / "figures" / "human_vs_model.png").exists()
 
 
 def test_killed_run_resumes_to_the_same_table(in_process, tmp_path):
