@@ -80,7 +80,17 @@ class GalleryWidget(Container):
         self._connect(True)
         self.native.destroyed.connect(lambda *_: self._connect(False))
         self._watch_mask()
+        self._start_on_explained_image()
         self._redraw(score_now=False)
+
+    def _start_on_explained_image(self) -> None:
+        """Docked after Explain ran: start on the image of the shown (else the newest) map."""
+        maps = map_layers(self.viewer)
+        shown = [ly for ly in maps if ly.visible]
+        layer = (shown or maps or [None])[-1]
+        info = map_info(layer) if layer is not None else None
+        if info is not None and info.get("image") in self.viewer.layers:
+            self.image.value = self.viewer.layers[info["image"]]
 
     # -- following the viewer ----------------------------------------------------------------
     def _image_choices(self, _w: Any = None) -> list[tuple[str, Any]]:

@@ -87,20 +87,25 @@ class MapScorer:
     fidelity_runs: int = 0
     _rankings: dict[str, MapRanking] = field(default_factory=dict, repr=False)
     _fidelity: dict[tuple, Fidelity] = field(default_factory=dict, repr=False)
+    _hu: np.ndarray | None = field(default=None, repr=False)
+    _hu_fp: str = field(default="", repr=False)
 
     def score(self, item: MapItem, mask: np.ndarray, *, clf=None, hu: np.ndarray | None = None,
               label: int | None = None) -> MapScore:
         """Score one ``(method, variant, kind, values, region_ranks)`` map (see ``score_maps``)."""
         method, variant, kind, values, ranks = item
         absolute = np.abs(values)
-        key = fingerprint(absolute, ranks)
+        map_fp = fingerprint(absolute)
+        key = f"{map_fp}:{fingerprint(ranks)}" if ranks is not None else map_fp
         ranking = self._rankings.get(key)
         if ranking is None:
             ranking = self._rankings[key] = rank_map(absolute, regions=ranks, seed=self.seed)
         loc = localisation(absolute, mask, ranking=ranking)
         fid = None
         if clf is not None and hu is not None and label is not None:
-            fkey = (fingerprint(absolute), fingerprint(hu), f"{clf.source}:{clf.card.short_hash}", int(label))
+            if self._hu is not hu:  # one slice serves every map of a job: hash it once
+                self._hu, self._hu_fp = hu, fingerprint(hu)
+            fkey = (map_fp, self._hu_fp, f"{clf.source}:{clf.card.short_hash}", int(label))
             fid = self._fidelity.get(fkey)
             if fid is None:
                 fid = fidelity(clf, hu[None], absolute[None], np.array([label]), seed=self.seed, bootstrap=1)

@@ -106,3 +106,22 @@ def test_bad_inputs_get_clear_messages(mask, values, match):
 
 def test_exact_auc_function_direct():
     assert exact_auc(np.array([[0.1, 0.9], [0.4, 0.4]]), np.array([[0, 1], [1, 0]])) == pytest.approx(0.875)
+
+
+def test_ranking_once_then_any_mask_equals_scikit_learn():
+    from sklearn.metrics import roc_auc_score
+
+    from napari_ctinterp.metrics import rank_map
+
+    rng = np.random.default_rng(3)
+    values = np.round(rng.random((48, 48)), 2)  # ties on purpose
+    regions = rng.integers(1, 20, (48, 48))
+    for regs in (None, regions):
+        ranking = rank_map(values, regions=regs)
+        for _ in range(3):
+            mask = rng.random((48, 48)) < rng.uniform(0.05, 0.5)
+            fast = localisation(values, mask, ranking=ranking)
+            slow = localisation(values, mask, regions=regs)
+            assert fast.auc == slow.auc and np.array_equal(fast.dice, slow.dice)
+            if regs is None:
+                assert np.isclose(fast.auc, roc_auc_score(mask.ravel(), values.ravel()))
