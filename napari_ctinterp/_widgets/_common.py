@@ -159,6 +159,10 @@ class JobError(Exception):
     """A job failed with a ``RuntimeError`` (re-raised under this type so the worker reports it)."""
 
 
+class JobCancelled(Exception):
+    """The job was cancelled before it returned."""
+
+
 def start_worker(
     job: Callable[[], Generator[Any, None, Any]],
     *,
@@ -168,15 +172,19 @@ def start_worker(
     on_error: Callable[[BaseException], None] | None = None,
     progress: JobProgress | None = None,
     unit: str = "steps",
+    on_cancel: Callable[[], None] | None = None,
 ) -> GeneratorWorker:
     """Run a generator job in a thread, with progress in the widget (``progress``).
 
     The job yields once per unit of work (or an int: the units done so far) and returns its
     result; the UI thread receives it in ``on_done``. Any error — in the job, in a thread it
-    started, or in ``on_done`` — becomes a napari notification and reaches ``on_error``; the
-    widget is never left busy.
+    started, or in ``on_done`` — becomes a napari notification and reaches ``on_error``. A
+    cancelled job (``worker.quit()``, also from napari's activity panel) reaches ``on_cancel``
+    (default: ``on_error`` with ``JobCancelled``, without a notification), even when the cancel
+    lands after the job's last step, where superqt emits neither ``returned`` nor ``aborted``.
+    The widget is never left busy.
     """
-    state = {"done": 0, "failed": False}
+    state = {"done": 0, "ended": False}
 
     @thread_worker(ignore_errors=True, worker_class=ClosingGeneratorWorker)
     def run() -> Generator[Any, None, Any]:
@@ -195,7 +203,7 @@ def start_worker(
             progress.step(state["done"])
 
     def _error(e: BaseException) -> None:
-        state["failed"] = True
+        state["ended"] = True
         show_error(f"{description} failed: {e}")
         if progress is not None:
             progress.stop()
@@ -203,6 +211,7 @@ def start_worker(
             on_error(e)
 
     def _returned(result: Any) -> None:
+        state["ended"] = True
         if progress is not None:
             progress.stop()
         try:
@@ -212,11 +221,22 @@ def start_worker(
             if on_error is not None:
                 on_error(e)
 
+    def _cancelled() -> None:
+        if state["ended"]:
+            return
+        state["ended"] = True
+        if progress is not None:
+            progress.stop()
+        if on_cancel is not None:
+            on_cancel()
+        elif on_error is not None:
+            on_error(JobCancelled("cancelled"))
+
     worker.yielded.connect(_yielded)
     worker.returned.connect(_returned)
     worker.errored.connect(_error)
-    if progress is not None:
-        worker.aborted.connect(progress.stop)
+    worker.aborted.connect(_cancelled)
+    worker.finished.connect(_cancelled)  # finished with no result, error or abort: cancelled late
     worker.start()
     return worker
 
@@ -235,5 +255,5 @@ class ClosingGeneratorWorker(GeneratorWorker):
             self._gen.close()  # the generator is not running here: closing is safe
 
 
-__all__ = ["DOCK_MAX_WIDTH", "JobError", "JobProgress", "ModelPicker", "ct_layers", "current_slice_index",
+__all__ = ["DOCK_MAX_WIDTH", "JobCancelled", "JobError", "JobProgress", "ModelPicker", "ct_layers", "current_slice_index",
            "image_layers", "limit_width", "show_error", "start_worker", "wrapping_label"]

@@ -183,8 +183,8 @@ class ExplainWidget(Container):
         self.worker = start_worker(job, total=(per_slice + n_regions) * len(indices), description="Explain",
                                    on_done=lambda res: self._add_layers(layer, indices, res, note),
                                    on_error=lambda e: self._finish(f"error: {e}"), progress=self.progress,
-                                   unit="gradients + regions" if n_regions else "gradients")
-        self.worker.aborted.connect(lambda: self._finish("cancelled: no layer was changed"))
+                                   unit="gradients + regions" if n_regions else "gradients",
+                                   on_cancel=lambda: self._finish("cancelled: no layer was changed"))
 
     def cancel(self) -> None:
         """Stop at the next gradient batch; nothing is added."""
@@ -200,6 +200,7 @@ class ExplainWidget(Container):
         keys = list(next(iter(results.values())).keys())
         whole = indices != [None] and len(indices) > 1
         first = next(iter(results.values()))
+        targets = [int(results[i].params["target"]) for i in indices]  # each slice's explained class
         index = None if whole else indices[0]
         scale, translate = slice_geometry(layer, index)
         for method, variant in keys:
@@ -208,7 +209,7 @@ class ExplainWidget(Container):
             signed = signed[None] if (index is not None and not whole) else signed
             meta = {"ctinterp_map": {"method": method, "variant": variant, "kind": "pixel", "absolute": True,
                                      "image": layer.name, "slices": [int(i) for i in indices if i is not None],
-                                     **first.params},
+                                     **first.params, "targets": targets},
                     "signed": signed}
             upsert_image(self.viewer, map_layer_name(layer.name, method, variant), np.abs(signed),
                          scale=scale, translate=translate, metadata=meta)
@@ -221,7 +222,7 @@ class ExplainWidget(Container):
                 regions[key] = (np.stack([v for v, _ in per]) if stacked else per[0][0],
                                 np.stack([r for _, r in per]) if stacked else per[0][1])
             base = {"image": layer.name, "algorithm": self.xrai.value,
-                    "slices": [int(i) for i in indices if i is not None], **first.params}
+                    "slices": [int(i) for i in indices if i is not None], **first.params, "targets": targets}
             add_xrai_layers(self.viewer, layer, regions, scale=scale, translate=translate, base_meta=base)
             self._last = {"image": layer.name, "regions": regions, "scale": scale, "translate": translate}
             self._quiet = True  # the regions layer is made (or updated) hidden; choosing a map shows it

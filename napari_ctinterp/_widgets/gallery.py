@@ -24,6 +24,7 @@ from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy
 
 from ._common import current_slice_index, image_layers, show_error, start_worker
 from .gallery_figure import GalleryState, Tile, draw_gallery, grid, score_tile, slice_of
+from ..metrics.table import MapScorer, fingerprint
 from .maps import map_info, map_layers, robust_limits, short_map_name, show_map
 
 DOCK_FONT, SAVE_FONT, SAVE_TILE_IN = 6.5, 9.0, 2.2  # title points; saved figure: inches per tile
@@ -67,6 +68,7 @@ class GalleryWidget(Container):
         self.worker = None
         self._closed, self._mask_gen, self._drawn_width = False, 0, 0.0
         self._cache: dict[tuple, tuple[Any, tuple[float, float] | None]] = {}
+        self._scorer = MapScorer()  # map rankings, kept across mask edits
         self._watched: napari.layers.Labels | None = None
         self._timer = QTimer(self.native)  # deleted with the dock: never fires into a closed widget
         self._timer.setSingleShot(True)
@@ -151,14 +153,20 @@ class GalleryWidget(Container):
         self.schedule()
 
     def _watch_mask(self, layer: Any = ...) -> None:
-        for emitter in ((self._watched.events.paint, self._watched.events.data) if self._watched else ()):
-            emitter.disconnect(self._on_mask_edit)
+        events = ("paint", "data", "set_data")  # set_data: undo / redo
+        for name in (events if self._watched else ()):
+            getattr(self._watched.events, name).disconnect(self._on_mask_edit)
         self._watched = self.mask.value if layer is ... else layer
-        for emitter in ((self._watched.events.paint, self._watched.events.data) if self._watched else ()):
-            emitter.connect(self._on_mask_edit)
+        for name in (events if self._watched else ()):
+            getattr(self._watched.events, name).connect(self._on_mask_edit)
+        self._mask_fp = None
         self._on_mask_edit()
 
     def _on_mask_edit(self, *_: Any) -> None:
+        fp = fingerprint(np.asarray(self._watched.data)) if self._watched is not None else None
+        if fp is not None and fp == self._mask_fp:
+            return  # a refresh (scrolling) without an edit
+        self._mask_fp = fp
         self._mask_gen += 1  # scores cached for the old mask are never reused
         self.schedule()
 
@@ -193,7 +201,8 @@ class GalleryWidget(Container):
             if values is not None:
                 tile.limits = robust_limits(values[::4, ::4])
                 scores = ly.metadata.get("ctinterp_scores")
-                if isinstance(scores, dict) and scores.get("slice") == idx and scores.get("F") is not None:
+                if isinstance(scores, dict) and scores.get("slice") == idx and scores.get("F") is not None \
+                        and np.isfinite(scores["F"]):
                     tile.fidelity = float(scores["F"])
                 self._lookup(tile, token)
             state.tiles.append(tile)
@@ -207,7 +216,8 @@ class GalleryWidget(Container):
         if layer is None:
             return None, " No reference mask (a Labels layer): no scores."
         data = np.asarray(layer.data)
-        mask = (data[idx if idx is not None and idx < data.shape[0] else 0] if data.ndim == 3 else data) != 0
+        mask_idx = current_slice_index(self.viewer, layer)
+        mask = (data[mask_idx if mask_idx is not None else 0] if data.ndim == 3 else data) != 0
         if not mask.any():
             return None, " The reference mask is empty on this slice: paint it to get scores."
         return mask, ""
@@ -233,7 +243,7 @@ class GalleryWidget(Container):
     def _score_now(self) -> None:
         token = self._token(self.state.index)
         for t in self._missing():
-            self._store(t, t.layer.data, score_tile(t, self.state.mask), token)
+            self._store(t, t.layer.data, score_tile(t, self.state.mask, self._scorer), token)
 
     def _score_in_background(self) -> None:
         missing, mask = self._missing(), self.state.mask
@@ -244,7 +254,7 @@ class GalleryWidget(Container):
         def job() -> Generator[None, None, list]:
             out = []
             for t in missing:
-                out.append(score_tile(t, mask))
+                out.append(score_tile(t, mask, self._scorer))
                 yield
             return out
 

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..explain import METHODS, VARIANTS
+from ..metrics.table import MapScorer
 
 if TYPE_CHECKING:
     import napari
@@ -182,12 +183,15 @@ def _outline(mask: np.ndarray | None) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty((0, 2))
 
 
-def score_tile(tile: Tile, mask: np.ndarray) -> tuple[float, float] | None:
-    """(exact AUC, max Dice) of a tile, or None where they are undefined (e.g. a full mask)."""
-    from ..metrics import localisation
+def score_tile(tile: Tile, mask: np.ndarray, scorer: MapScorer | None = None) -> tuple[float, float] | None:
+    """(exact AUC, max Dice) of a tile, or None where they are undefined (e.g. a full mask).
 
+    A ``MapScorer`` keeps each map's ranking, so re-scoring after the mask is painted costs
+    milliseconds per map.
+    """
+    scorer = scorer if scorer is not None else MapScorer()
     try:
-        loc = localisation(tile.values, mask, regions=tile.ranks)
+        s = scorer.score(("", "", "region" if tile.ranks is not None else "pixel", tile.values, tile.ranks), mask)
     except ValueError:
         return None
-    return float(loc.auc), float(loc.max_dice)
+    return float(s.auc), float(s.max_dice)

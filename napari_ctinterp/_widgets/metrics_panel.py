@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-from ..metrics.table import COLUMNS, MapScore, MapScorer
+from ..metrics.table import COLUMNS, MapScore, MapScorer, fingerprint
 from ._common import JobProgress, ct_layers, current_slice_index, limit_width, show_error, start_worker, \
     wrapping_label
 from .maps import map_info, map_layers, show_map
@@ -107,6 +107,8 @@ class MetricsPanel(Container):
         self.mask.changed.connect(self._watch)
         self._watch()
         self.scorer = MapScorer()
+        self._computed = False  # re-score after painting only once the user computed
+        self._mask_fp: str | None = None
         self.scores: list[MapScore] = []
         self._layers: list[napari.layers.Image] = []
         self._highlight: tuple | None = None
@@ -145,15 +147,17 @@ class MetricsPanel(Container):
         self._follow(event.value)
 
     def _watch(self, *_: Any) -> None:
-        """Re-score (debounced) when the reference mask is repainted."""
-        if self._watched is not None:
-            self._watched.events.paint.disconnect(self._on_paint)
+        """Re-score (debounced) when the reference mask is repainted, undo / redo included."""
+        for name in (("paint", "set_data") if self._watched is not None else ()):
+            getattr(self._watched.events, name).disconnect(self._on_paint)
         self._watched = self.mask.value
-        if self._watched is not None:
-            self._watched.events.paint.connect(self._on_paint)
+        for name in (("paint", "set_data") if self._watched is not None else ()):
+            getattr(self._watched.events, name).connect(self._on_paint)
 
     def _on_paint(self, *_: Any) -> None:
-        if self.auto.value and self.scores:
+        if not (self.auto.value and self._computed and self._watched is not None):
+            return
+        if fingerprint(np.asarray(self._watched.data)) != self._mask_fp:  # not a mere refresh
             self._timer.start()
 
     def _auto_compute(self) -> None:
@@ -176,7 +180,13 @@ class MetricsPanel(Container):
         idx = current_slice_index(self.viewer, image)
         hu = np.asarray(image.data if idx is None else image.data[idx], dtype=np.float32)
         mask = np.asarray(mask_layer.data)
-        mask = mask if mask.ndim == 2 else mask[idx if idx is not None else 0]
+        self._computed, self._mask_fp = True, fingerprint(mask)
+        mask_idx = current_slice_index(self.viewer, mask_layer)
+        mask = mask if mask.ndim == 2 else mask[mask_idx if mask_idx is not None else 0]
+        if mask.shape != hu.shape:
+            self._fail(f"the mask {mask_layer.name!r} ({mask.shape}) and the CT slice {hu.shape} differ in size: "
+                       f"paint the mask on a Labels layer made for this CT")
+            return
         items, layers = [], []
         for ly in maps:
             info = ly.metadata["ctinterp_map"]
@@ -191,18 +201,21 @@ class MetricsPanel(Container):
             self._fail(f"no map of {image.name!r} covers slice {idx}: explain this slice first")
             return
         # The fill of the fidelity curves follows the class the maps explain (their target).
-        label = int(maps[0].metadata["ctinterp_map"].get("target", 1))
+        label = _target_of(layers[0].metadata["ctinterp_map"], idx)
         use_fid, model = self.with_fidelity.value, maps[0].metadata["ctinterp_map"].get("model", "demo")
-        scorer = self.scorer
+        scorer, hu_fp, data0 = self.scorer, fingerprint(hu), [ly.data for ly in layers]
 
         def job() -> Generator[None, None, list]:
             from ..model import load
 
             clf = load(model) if use_fid else None
-            scores = []
+            scores: list = []
             for item in items:
-                scores.append(scorer.score(item, mask, clf=clf, hu=hu if use_fid else None,
-                                           label=label if use_fid else None))
+                try:
+                    scores.append(scorer.score(item, mask, clf=clf, hu=hu if use_fid else None,
+                                               label=label if use_fid else None, hu_fp=hu_fp))
+                except ValueError as e:  # this map cannot be scored (e.g. constant); the others can
+                    scores.append(f"{item[0]} · {item[1]}: {e}")
                 yield
             return scores
 
@@ -210,7 +223,8 @@ class MetricsPanel(Container):
         runs_before = scorer.fidelity_runs
         self.status.value = f"scoring {len(items)} map(s)…"
         self.worker = start_worker(job, total=len(items), description="Metrics",
-                                   on_done=lambda sc: self._show(sc, layers, idx, mask_layer.name, runs_before),
+                                   on_done=lambda sc: self._show(sc, layers, data0, idx, mask_layer.name,
+                                                                 runs_before),
                                    on_error=lambda e: self._fail(str(e), notify=False), progress=self.progress,
                                    unit="maps")
 
@@ -225,10 +239,19 @@ class MetricsPanel(Container):
         self.compute_button.enabled = True
         self.status.value = f"error: {text}"
 
-    def _show(self, scores: list[MapScore], layers: list, idx: int | None, mask_name: str, runs_before: int
-              ) -> None:
+    def _show(self, results: list, layers: list, data0: list, idx: int | None, mask_name: str,
+              runs_before: int) -> None:
+        skipped = [r for r in results if isinstance(r, str)]
+        kept = [(r, ly, d) for r, ly, d in zip(results, layers, data0) if not isinstance(r, str)]
+        if not kept:
+            self._fail("no map could be scored: " + "; ".join(skipped))
+            return
+        scores, layers = [r for r, _, _ in kept], [ly for _, ly, _ in kept]
+        changed = [ly.name for _, ly, d in kept if ly.data is not d]  # Explain re-ran meanwhile
         self.scores, self._layers = scores, layers
-        for s, ly in zip(scores, layers):
+        for s, ly, d in kept:
+            if ly.data is not d:
+                continue
             # Assigned whole so napari emits the metadata event the Gallery listens to.
             ly.metadata = {**ly.metadata, "ctinterp_scores": {"slice": idx, "mask": mask_name, "auc": s.auc,
                                                               "max_dice": s.max_dice, "F": s.fidelity}}
@@ -243,6 +266,10 @@ class MetricsPanel(Container):
                 f"{sum(np.isfinite(s.fidelity) for s in scores) - new_fid} from cache")
         if np.isfinite(rho):
             text += f"; AUC vs F rank correlation ρ = {rho:+.2f}"
+        if skipped:
+            text += f". Not scored: {'; '.join(skipped)}"
+        if changed:
+            text += f". {len(changed)} map(s) changed while scoring: click Compute again"
         self.status.value = text
 
     def _fill_table(self, scores: list[MapScore]) -> None:
@@ -311,6 +338,14 @@ class MetricsPanel(Container):
         wide.savefig(svg)
         self.status.value = f"exported {path.name}, {png.name}, {svg.name}"
         return [path, png, svg]
+
+
+def _target_of(info: dict, idx: int | None) -> int:
+    """The class a map explains on slice ``idx`` (whole-volume runs record one per slice)."""
+    slices, targets = info.get("slices") or [], info.get("targets") or []
+    if idx is not None and idx in slices and len(targets) == len(slices):
+        return int(targets[slices.index(idx)])
+    return int(info.get("target", 1))
 
 
 def _slice_of(data: np.ndarray, info: dict, idx: int | None) -> np.ndarray | None:

@@ -65,6 +65,7 @@ class ProbeWidget(Container):
         self._asked: tuple | None = None  # (key, region) of the last probe started
         self._busy = False
         self._pending = False
+        self._done: tuple | None = None  # (the request, its result) of the latest finished probe
         self._watched: napari.layers.Labels | None = None
         self._last_error = ""
         self._timer = QTimer(self.native)
@@ -241,8 +242,10 @@ class ProbeWidget(Container):
             return
         key = self._key(image, idx, source, fill)
         if self._asked is not None and self._asked[0] == key and np.array_equal(self._asked[1], region):
+            if self._done is not None and self._done[0] is self._asked:
+                self._show(self._done[1])  # the answer for exactly this region is at hand
             return  # a refresh that changed nothing
-        self._asked = (key, region)
+        asked = self._asked = (key, region)
         clf, prober = self._clf, self._prober if key == self._prober_key else None
 
         def job() -> Generator[None, None, tuple[Prober, OcclusionProbe]]:
@@ -252,7 +255,7 @@ class ProbeWidget(Container):
 
         self._busy = True
         start_worker(job, total=1, description="Occlusion probe",
-                     on_done=lambda out: self._probed(key, *out), on_error=self._failed)
+                     on_done=lambda out: self._probed(key, *out, asked=asked), on_error=self._failed)
 
     def _load_model(self, source: str, hu: np.ndarray) -> None:
         def job() -> Generator[None, None, Any]:
@@ -274,10 +277,11 @@ class ProbeWidget(Container):
         self._clf, self._clf_source = clf, source
         self._request()
 
-    def _probed(self, key: tuple, prober: Prober, res: OcclusionProbe) -> None:
+    def _probed(self, key: tuple, prober: Prober, res: OcclusionProbe, *, asked: tuple) -> None:
         self._busy = False
         self._prober, self._prober_key = prober, key
-        if self._pending:  # the region changed meanwhile: this result is already outdated
+        self._done = (asked, res)
+        if self._pending:  # something happened meanwhile: show this result if it still holds, else re-probe
             self._pending = False
             self._request()
             return

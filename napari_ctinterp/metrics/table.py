@@ -58,6 +58,15 @@ def score_maps(maps: Iterable[MapItem], mask: np.ndarray, *, clf=None, hu: np.nd
     return [scorer.score(item, mask, clf=clf, hu=hu, label=label) for item in maps]
 
 
+#: Cache sizes of a ``MapScorer`` (oldest dropped first): a ranking of a 512² map holds ≈ 5 MB.
+MAX_RANKINGS, MAX_FIDELITIES = 96, 2048
+
+
+def _trim(cache: dict, size: int) -> None:
+    while len(cache) > size:
+        cache.pop(next(iter(cache)))
+
+
 def fingerprint(*arrays: np.ndarray | None) -> str:
     """A short content hash of arrays (shape, dtype and bytes): cache keys for maps and slices."""
     h = hashlib.blake2b(digest_size=12)
@@ -87,12 +96,13 @@ class MapScorer:
     fidelity_runs: int = 0
     _rankings: dict[str, MapRanking] = field(default_factory=dict, repr=False)
     _fidelity: dict[tuple, Fidelity] = field(default_factory=dict, repr=False)
-    _hu: np.ndarray | None = field(default=None, repr=False)
-    _hu_fp: str = field(default="", repr=False)
 
     def score(self, item: MapItem, mask: np.ndarray, *, clf=None, hu: np.ndarray | None = None,
-              label: int | None = None) -> MapScore:
-        """Score one ``(method, variant, kind, values, region_ranks)`` map (see ``score_maps``)."""
+              label: int | None = None, hu_fp: str | None = None) -> MapScore:
+        """Score one ``(method, variant, kind, values, region_ranks)`` map (see ``score_maps``).
+
+        ``hu_fp``: ``fingerprint(hu)`` when the caller scores many maps of one slice (hashed once).
+        """
         method, variant, kind, values, ranks = item
         absolute = np.abs(values)
         map_fp = fingerprint(absolute)
@@ -100,16 +110,17 @@ class MapScorer:
         ranking = self._rankings.get(key)
         if ranking is None:
             ranking = self._rankings[key] = rank_map(absolute, regions=ranks, seed=self.seed)
+            _trim(self._rankings, MAX_RANKINGS)
         loc = localisation(absolute, mask, ranking=ranking)
         fid = None
         if clf is not None and hu is not None and label is not None:
-            if self._hu is not hu:  # one slice serves every map of a job: hash it once
-                self._hu, self._hu_fp = hu, fingerprint(hu)
-            fkey = (map_fp, self._hu_fp, f"{clf.source}:{clf.card.short_hash}", int(label))
+            model_key = f"{clf.source}:{clf.card.short_hash}:{id(clf.module)}"
+            fkey = (map_fp, hu_fp if hu_fp is not None else fingerprint(hu), model_key, int(label))
             fid = self._fidelity.get(fkey)
             if fid is None:
                 fid = fidelity(clf, hu[None], absolute[None], np.array([label]), seed=self.seed, bootstrap=1)
                 self._fidelity[fkey] = fid
+                _trim(self._fidelity, MAX_FIDELITIES)
                 self.fidelity_runs += 1
         f_val = fid.F_continuous if fid is not None else float("nan")
         return MapScore(method, variant, kind, loc.auc, loc.auc_grid, loc.max_dice, loc.k_star,

@@ -88,3 +88,15 @@ def test_volume_probes_the_slice_shown(qtbot, viewer_and_widget):
     other = _next(qtbot, widget, shown)
     assert other.slice_index == 0 and other.baseline[1] < 0.05
     assert "slice 0 · " in widget.result.value
+
+
+def test_a_request_while_probing_the_same_region_still_shows_its_answer(qtbot, viewer_and_widget):
+    viewer, widget = viewer_and_widget
+    occ = widget.add_occlude_layer()
+    base = _next(qtbot, widget)
+    pools = ndi.binary_dilation(np.asarray(viewer.layers["phantom · reference mask"].data) > 0, iterations=2)
+    occ.data_setitem(np.nonzero(pools), 1)
+    qtbot.waitUntil(lambda: widget._busy, timeout=10_000)
+    widget._request()  # the debounce fires again (a refresh, the mouse released) while the probe runs
+    res = _next(qtbot, widget, base)
+    assert res.fraction > 0.05 and res.occluded[1] < 0.1  # the answer for the painted region, not the old one

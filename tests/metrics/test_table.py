@@ -12,6 +12,7 @@ class CountingClassifier:
     """Stands in for a Classifier in the cache key only (fidelity itself is patched)."""
 
     source = "fake"
+    module = None
 
     class card:  # noqa: N801
         short_hash = "0123456789ab"
