@@ -12,6 +12,7 @@ own) and the widget's ``on_error``.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,26 @@ def current_slice_index(viewer: napari.Viewer, layer: napari.layers.Layer) -> in
         return None
     data_pos = layer.world_to_data(viewer.dims.point)
     return int(np.clip(np.round(data_pos[0]), 0, layer.data.shape[0] - 1))
+
+
+def on_destroyed(container: Container, method: str) -> None:
+    """Call ``container.<method>()`` when its Qt widget is destroyed (the dock was closed).
+
+    Held weakly and guarded: an exception in a slot during destruction aborts a PyQt6 process,
+    and by then the Python object may be half torn down.
+    """
+    ref = weakref.ref(container)
+
+    def _gone(*_: Any) -> None:
+        obj = ref()
+        if obj is None:
+            return
+        try:
+            getattr(obj, method)()
+        except Exception:  # noqa: BLE001,S110 - nothing may escape a slot while Qt tears down
+            pass
+
+    container.native.destroyed.connect(_gone)
 
 
 def wrapping_label(text: str = "") -> Label:
@@ -255,5 +276,6 @@ class ClosingGeneratorWorker(GeneratorWorker):
             self._gen.close()  # the generator is not running here: closing is safe
 
 
-__all__ = ["DOCK_MAX_WIDTH", "JobCancelled", "JobError", "JobProgress", "ModelPicker", "ct_layers", "current_slice_index",
+__all__ = ["DOCK_MAX_WIDTH", "JobCancelled", "JobError", "JobProgress", "ModelPicker", "ct_layers",
+           "current_slice_index", "on_destroyed",
            "image_layers", "limit_width", "show_error", "start_worker", "wrapping_label"]

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy
 
-from ._common import current_slice_index, image_layers, show_error, start_worker
+from ._common import current_slice_index, image_layers, on_destroyed, show_error, start_worker
 from .gallery_figure import GalleryState, Tile, draw_gallery, grid, score_tile, slice_of
 from ..metrics.table import MapScorer, fingerprint
 from .maps import map_info, map_layers, robust_limits, short_map_name, show_map
@@ -80,7 +80,7 @@ class GalleryWidget(Container):
         self.image.changed.connect(self.schedule)
         self.mask.changed.connect(self._watch_mask)
         self._connect(True)
-        self.native.destroyed.connect(lambda *_: self._connect(False))
+        on_destroyed(self, "_disconnect")
         self._watch_mask()
         self._start_on_explained_image()
         self._redraw(score_now=False)
@@ -111,6 +111,10 @@ class GalleryWidget(Container):
         """Redraw soon: a burst of events (scrolling, painting, a run of Explain) gives one redraw."""
         if not self._closed:
             self._timer.start()
+
+    def _disconnect(self) -> None:
+        """The dock was closed: stop following the viewer."""
+        self._connect(False)
 
     def _connect(self, on: bool) -> None:
         """(Dis)connect the viewer's events; off when the dock is closed."""

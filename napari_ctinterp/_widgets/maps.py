@@ -118,7 +118,9 @@ def upsert_image(viewer: napari.Viewer, name: str, data: np.ndarray, *, scale: t
         layer.data = data
         layer.scale, layer.translate = scale, translate
         layer.metadata = metadata
-        layer.contrast_limits_range = (min(limits[0], float(np.nanmin(data))), limits[1])
+        finite = data[np.isfinite(data)]
+        full = (float(finite.min()), float(finite.max())) if finite.size else limits
+        layer.contrast_limits_range = (min(full[0], limits[0]), max(full[1], limits[1]))  # as a new layer's
         layer.contrast_limits = limits
         return layer
     return viewer.add_image(data, name=name, scale=scale, translate=translate, metadata=metadata,

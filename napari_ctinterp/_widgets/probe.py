@@ -20,7 +20,7 @@ from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt, QTimer
 
 from ..metrics.occlusion_probe import FILL_HELP, FILLS, OcclusionProbe, Prober
-from ._common import ModelPicker, current_slice_index, image_layers, start_worker
+from ._common import ModelPicker, current_slice_index, image_layers, on_destroyed, start_worker
 
 #: Pause after the last change of the occlude layer before the model is asked again (ms).
 DEBOUNCE_MS = 120
@@ -81,7 +81,7 @@ class ProbeWidget(Container):
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self._layers_changed)
         self.viewer.dims.events.current_step.connect(self.schedule)
-        self.native.destroyed.connect(self._disconnect)
+        on_destroyed(self, "_disconnect")
         self._watch()
 
     # -- fields ---------------------------------------------------------------------------

@@ -61,3 +61,36 @@ def test_all_widgets_docked_together_fit_a_1080p_screen():
     out = _run(ALL)
     assert out["size"][0] <= 1920 and out["size"][1] <= 1080, out
     assert out["min"][0] <= 1920 and out["min"][1] <= 1080, out
+
+
+CLOSE_SCRIPT = r"""
+import gc, sys, time, weakref
+import napari
+from qtpy.QtWidgets import QApplication
+def pump(t=0.5):
+    end = time.time() + t
+    while time.time() < end:
+        QApplication.processEvents(); time.sleep(0.01)
+viewer = napari.Viewer(show=False)
+viewer.open_sample("napari-ctinterp", "phantom_pair")
+refs = []
+for name in sys.argv[1].split(","):
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-ctinterp", name)
+    refs.append(weakref.ref(widget))
+    pump(0.3)
+    viewer.window.remove_dock_widget(dock)
+    del dock, widget
+pump(); gc.collect(); pump()
+viewer.dims.set_current_step(0, 0)  # events after the close reach no dead widget
+pump()
+print(sum(r() is not None for r in refs))
+"""
+
+
+def test_closing_every_dock_neither_aborts_nor_leaves_it_alive():
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    done = subprocess.run([sys.executable, "-c", CLOSE_SCRIPT, ALL], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, f"rc={done.returncode}\n{done.stderr[-3000:]}"
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "0"  # every closed widget was collected
