@@ -43,11 +43,8 @@ def main(out: Path) -> None:
     explain = ExplainWidget(viewer)
     viewer.window.add_dock_widget(explain, name="Explain", area="right", tabify=True)
     explain.layer.value = viewer.layers["phantom · arterial"]
-    explain.xrai.value = "full"
-    explain.run()
+    explain.run()  # XRAI "full" by default; afterwards only the CT, the mask and IGB · SG2 are shown
     wait(lambda: explain.run_button.enabled)
-    for ly in viewer.layers:
-        ly.visible = ly.name in ("phantom · arterial", "phantom · arterial · IGB · SG2")
     viewer.screenshot(str(out / "explain_widget.png"), canvas_only=False)
     panel = MetricsPanel(viewer)
     viewer.window.add_dock_widget(panel, name="Metrics", area="right", tabify=True)

@@ -167,12 +167,15 @@ class GalleryWidget(Container):
         self._on_mask_edit()
 
     def _on_mask_edit(self, *_: Any) -> None:
-        fp = fingerprint(np.asarray(self._watched.data)) if self._watched is not None else None
-        if fp is not None and fp == self._mask_fp:
-            return  # a refresh (scrolling) without an edit
-        self._mask_fp = fp
-        self._mask_gen += 1  # scores cached for the old mask are never reused
+        # napari may emit ``paint`` before the new labels are written: compare at the redraw.
         self.schedule()
+
+    def _check_mask_edit(self) -> None:
+        """A new generation of cached scores when the mask's content changed since the last look."""
+        fp = fingerprint(np.asarray(self._watched.data)) if self._watched is not None else None
+        if fp != self._mask_fp:
+            self._mask_fp = fp
+            self._mask_gen += 1  # scores cached for the old mask are never reused
 
     def _on_resize(self, _event: Any) -> None:
         if abs(self.figure.get_figwidth() - self._drawn_width) > 0.05 and self.state.tiles:
@@ -288,6 +291,7 @@ class GalleryWidget(Container):
         self._redraw(score_now=True)
 
     def _redraw(self, *, score_now: bool) -> None:
+        self._check_mask_edit()
         self.state = self._collect()
         self.status.value = self.state.message
         if score_now:

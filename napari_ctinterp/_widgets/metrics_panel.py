@@ -36,7 +36,7 @@ from .metric_plots import draw_curves, rank_correlation
 TABLE = (("method", "method"), ("variant", "variant"), ("map", "kind"), ("AUC", "auc"), ("max Dice", "max_dice"),
          ("F", "fidelity"))
 #: Debounce of re-scoring after a brush stroke (ms).
-PAINT_DEBOUNCE_MS = 250
+PAINT_DEBOUNCE_MS = 150
 
 
 class _NumberItem(QTableWidgetItem):
@@ -155,15 +155,16 @@ class MetricsPanel(Container):
             getattr(self._watched.events, name).connect(self._on_paint)
 
     def _on_paint(self, *_: Any) -> None:
-        if not (self.auto.value and self._computed and self._watched is not None):
-            return
-        if fingerprint(np.asarray(self._watched.data)) != self._mask_fp:  # not a mere refresh
+        # napari may emit ``paint`` before the new labels are written: compare when the timer fires.
+        if self.auto.value and self._computed and self._watched is not None:
             self._timer.start()
 
     def _auto_compute(self) -> None:
         if self.worker is not None and not self.compute_button.enabled:
             self._timer.start()  # a run is going on: try again after it
             return
+        if self._watched is None or fingerprint(np.asarray(self._watched.data)) == self._mask_fp:
+            return  # a refresh (scrolling, undo of nothing) without an edit
         self.compute()
 
     # -- compute -------------------------------------------------------------------------------

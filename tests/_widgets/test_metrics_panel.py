@@ -107,6 +107,23 @@ def test_repainting_the_mask_recomputes(qtbot, viewer_with_maps):
     qtbot.waitUntil(lambda: not panel.compute_button.enabled, timeout=5_000)
     qtbot.waitUntil(lambda: panel.compute_button.enabled, timeout=120_000)
     assert panel.scores[0].auc != before
+    # A stroke whose paint event comes without a refresh (the labels are written after the event).
+    before = panel.scores[0].auc
+    mask.paint((400, 120), new_label=1, refresh=False)
+    qtbot.waitUntil(lambda: not panel.compute_button.enabled, timeout=5_000)
+    qtbot.waitUntil(lambda: panel.compute_button.enabled, timeout=120_000)
+    assert panel.scores[0].auc != before
+    # Undo re-scores too; a refresh without an edit does not.
+    before = panel.scores[0].auc
+    mask.undo()
+    qtbot.waitUntil(lambda: not panel.compute_button.enabled, timeout=5_000)
+    qtbot.waitUntil(lambda: panel.compute_button.enabled, timeout=120_000)
+    assert panel.scores[0].auc != before
+    calls = []
+    panel.compute = lambda: calls.append(1)  # what the debounce timer would call
+    mask.refresh()
+    qtbot.wait(600)
+    assert calls == []
 
 
 def test_empty_mask_is_a_message(qtbot, viewer_with_maps):
