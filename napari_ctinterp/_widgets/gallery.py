@@ -22,7 +22,8 @@ from matplotlib.figure import Figure
 from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy
 
-from ._common import current_slice_index, image_layers, on_destroyed, show_error, start_worker
+from ._common import current_slice_index, hidden_tab, image_layers, on_destroyed, on_shown, show_error, \
+    start_worker
 from .gallery_figure import GalleryState, Tile, draw_gallery, grid, score_tile, slice_of
 from ..metrics.table import MapScorer, fingerprint
 from .maps import map_info, map_layers, robust_limits, short_map_name, show_map
@@ -81,6 +82,8 @@ class GalleryWidget(Container):
         self.mask.changed.connect(self._watch_mask)
         self._connect(True)
         on_destroyed(self, "_disconnect")
+        self._stale = False
+        on_shown(self, lambda: self._render() if self._stale else None)
         self._watch_mask()
         self._start_on_explained_image()
         self._redraw(score_now=False)
@@ -301,7 +304,14 @@ class GalleryWidget(Container):
             self._score_in_background()
 
     def _render(self) -> None:
-        """Draw the current tiles (no new scores, no new data): fast enough for every resize."""
+        """Draw the current tiles (no new scores, no new data): fast enough for every resize.
+
+        Behind another tab nothing is drawn; the tiles are drawn when the tab is shown.
+        """
+        if hidden_tab(self):
+            self._stale = True
+            return
+        self._stale = False
         fig = self.figure
         if self.state.tiles:
             height = draw_gallery(fig, self.state, font=DOCK_FONT)

@@ -108,4 +108,9 @@ def _legend(fig: Figure, scores: list[MapScore], with_fid: bool, layout: str) ->
         handles.append(Line2D([], [], color="grey", lw=2.2, alpha=0.6, label="XRAI region map"))
     handles.append(Line2D([], [], label="random", **RANDOM_STYLE))
     ncol = len(handles) if layout == "row" else 6
-    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=7, frameon=False)
+    if fig.get_layout_engine() is None:  # the dock: fixed margins (constrained layout costs ~0.4 s a draw)
+        rows = -(-len(handles) // ncol)
+        fig.subplots_adjust(left=0.13, right=0.97, top=0.93, bottom=0.1 + 0.035 * rows, wspace=0.5, hspace=0.75)
+        fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+    else:
+        fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=7, frameon=False)

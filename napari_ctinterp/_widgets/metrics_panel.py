@@ -27,8 +27,8 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from ..metrics.table import COLUMNS, MapScore, MapScorer, fingerprint
-from ._common import JobProgress, ct_layers, current_slice_index, limit_width, show_error, start_worker, \
-    wrapping_label
+from ._common import JobProgress, ct_layers, current_slice_index, hidden_tab, limit_width, on_shown, show_error, \
+    start_worker, wrapping_label
 from .maps import map_info, map_layers, show_map
 from .metric_plots import draw_curves, rank_correlation
 
@@ -80,7 +80,7 @@ class MetricsPanel(Container):
         self.table.horizontalHeader().setSortIndicatorShown(False)
         self.table.horizontalHeader().sortIndicatorChanged.connect(self._label_sort)
         self.table.setMinimumHeight(180)
-        self.figure = Figure(figsize=(4.4, 5.6), layout="constrained")
+        self.figure = Figure(figsize=(4.4, 5.6))  # fixed margins: see metric_plots._legend
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(470)
         self.extend([self.image, self.mask, self.curves_of, self.with_fidelity, self.auto, self.compute_button,
@@ -107,6 +107,8 @@ class MetricsPanel(Container):
         self.mask.changed.connect(self._watch)
         self._watch()
         self.scorer = MapScorer()
+        self._stale_plot = False
+        on_shown(self, lambda: self._plot() if self._stale_plot else None)
         self._computed = False  # re-score after painting only once the user computed
         self._mask_fp: str | None = None
         self.scores: list[MapScore] = []
@@ -307,6 +309,10 @@ class MetricsPanel(Container):
     def _plot(self) -> None:
         if not self.scores:
             return
+        if hidden_tab(self):  # behind another tab: draw when shown
+            self._stale_plot = True
+            return
+        self._stale_plot = False
         draw_curves(self.figure, self.visible_scores(), layout="grid", highlight=self._highlight)
         self.canvas.draw_idle()
 
