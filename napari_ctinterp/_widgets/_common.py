@@ -22,8 +22,8 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
-from qtpy.QtCore import QEvent, QObject, QTimer
-from qtpy.QtWidgets import QWidget
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer
+from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 from superqt.utils import GeneratorWorker
 
 from .. import model as _model  # torch/torchvision imported in the main thread
@@ -114,6 +114,36 @@ def wrapping_label(text: str = "") -> Label:
 def limit_width(container: Container) -> None:
     """Cap a dock widget's width (``DOCK_MAX_WIDTH``) so docks never push the canvas away."""
     container.native.setMaximumWidth(DOCK_MAX_WIDTH)
+
+
+def make_scrollable(container: Container) -> None:
+    """Put the dock's content in a vertical scroll area (call at the end of ``__init__``).
+
+    napari docks a magicgui widget's ``native`` (magicgui's own ``scrollable`` wrapper is left
+    out), and docks stacked in one area add up their minimum heights: without this, docking
+    the plugin's widgets one after another grows the window past a 1080-px screen.
+    """
+    native = container.native
+    layout = native.layout()
+    inner = QWidget()
+    inner_layout = QVBoxLayout(inner)
+    inner_layout.setContentsMargins(layout.contentsMargins())
+    inner_layout.setSpacing(layout.spacing())
+    while layout.count():
+        item = layout.takeAt(0)
+        if item.widget() is not None:
+            inner_layout.addWidget(item.widget())
+        elif item.layout() is not None:
+            inner_layout.addLayout(item.layout())
+        else:
+            inner_layout.addItem(item)
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(inner)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(area)
 
 
 class ModelPicker:
@@ -299,6 +329,8 @@ def start_worker(
             progress.stop()
         try:
             on_done(result)
+        except RuntimeError:
+            raise  # a deleted widget: see _guarded
         except Exception as e:  # noqa: BLE001 - a bad result must not leave the widget busy
             show_error(f"{description}: {type(e).__name__}: {e}")
             if on_error is not None:
@@ -315,13 +347,31 @@ def start_worker(
         elif on_error is not None:
             on_error(JobCancelled("cancelled"))
 
-    worker.yielded.connect(_yielded)
-    worker.returned.connect(_returned)
-    worker.errored.connect(_error)
-    worker.aborted.connect(_cancelled)
-    worker.finished.connect(_cancelled)  # finished with no result, error or abort: cancelled late
+    worker.yielded.connect(_guarded(_yielded))
+    worker.returned.connect(_guarded(_returned))
+    worker.errored.connect(_guarded(_error))
+    worker.aborted.connect(_guarded(_cancelled))
+    worker.finished.connect(_guarded(_cancelled))  # finished with no result, error or abort: cancelled late
     worker.start()
     return worker
+
+
+def _guarded(slot: Callable[..., None]) -> Callable[..., None]:
+    """A worker's slot that never raises because its widget is gone.
+
+    A job can end after its dock was closed (or the viewer torn down); the widget's Qt objects are
+    deleted then and touching them raises ``RuntimeError``, which in a PyQt6 slot can abort the
+    process. Nothing is left to update, so the error is dropped.
+    """
+
+    def run(*args: Any) -> None:
+        try:
+            slot(*args)
+        except RuntimeError as e:
+            if "has been deleted" not in str(e):
+                raise
+
+    return run
 
 
 class ClosingGeneratorWorker(GeneratorWorker):
@@ -339,5 +389,5 @@ class ClosingGeneratorWorker(GeneratorWorker):
 
 
 __all__ = ["DOCK_MAX_WIDTH", "JobCancelled", "JobError", "JobProgress", "ModelPicker", "ct_layers",
-           "current_slice_index", "hidden_tab", "on_destroyed", "on_shown",
+           "current_slice_index", "hidden_tab", "make_scrollable", "on_destroyed", "on_shown",
            "image_layers", "limit_width", "show_error", "start_worker", "wrapping_label"]

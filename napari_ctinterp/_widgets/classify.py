@@ -13,8 +13,8 @@ import napari
 import numpy as np
 from magicgui.widgets import ComboBox, Container, PushButton, RadioButtons, Table
 
-from ._common import JobProgress, ModelPicker, current_slice_index, image_layers, limit_width, show_error, \
-    start_worker, wrapping_label
+from ._common import JobProgress, ModelPicker, current_slice_index, image_layers, limit_width, make_scrollable, \
+    show_error, start_worker, wrapping_label
 
 METADATA_KEY = "ctinterp_classification"
 
@@ -38,6 +38,7 @@ class ClassifyWidget(Container):
         self.extend([self.layer, self.model, self.path, self.device, self.scope, self.run_button,
                      *self.progress.widgets, self.result, self.table])
         limit_width(self)
+        make_scrollable(self)
         self.run_button.changed.connect(self.classify)
         self.viewer.layers.events.inserted.connect(self.layer.reset_choices)
         self.viewer.layers.events.removed.connect(self.layer.reset_choices)

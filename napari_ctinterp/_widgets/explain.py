@@ -25,8 +25,8 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSlide
     RadioButtons, SpinBox
 
 from ..explain import METHODS, MIN_VOLUME_REFERENCES, VARIANTS
-from ._common import JobProgress, ModelPicker, ct_layers, current_slice_index, limit_width, show_error, \
-    start_worker, wrapping_label
+from ._common import JobProgress, ModelPicker, ct_layers, current_slice_index, limit_width, make_scrollable, \
+    show_error, start_worker, wrapping_label
 from .maps import map_info, map_layer_name, map_layers, short_map_name, show_map, slice_geometry, upsert_image
 from .xrai_layers import add_xrai_layers, show_regions, xrai_layer_name
 
@@ -80,6 +80,7 @@ class ExplainWidget(Container):
                      Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False),
                      *self.progress.widgets, self.status, self.shown, self.regions_of, self.top_percent])
         limit_width(self)
+        make_scrollable(self)
         self.references.changed.connect(lambda v: setattr(self.ref_folder, "visible", v == "folder…"))
         self.advanced.changed.connect(lambda v: [setattr(w, "visible", v) for w in self._params])
         self.shown.changed.connect(self._show_chosen)

@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy
 
-from ._common import current_slice_index, hidden_tab, image_layers, on_destroyed, on_shown, show_error, \
-    start_worker
+from ._common import JobCancelled, current_slice_index, hidden_tab, image_layers, on_destroyed, on_shown, \
+    show_error, start_worker
 from .gallery_figure import GalleryState, Tile, draw_gallery, grid, score_tile, slice_of
 from ..metrics.table import MapScorer, fingerprint
 from .maps import map_info, map_layers, robust_limits, short_map_name, show_map
@@ -282,7 +282,8 @@ class GalleryWidget(Container):
 
         def failed(e: BaseException) -> None:
             self.worker = None
-            self.status.value = f"Scores failed: {e}"
+            if not isinstance(e, JobCancelled):
+                self.status.value = f"Scores failed: {e}"
 
         self.worker = start_worker(job, total=len(missing), description="Gallery scores", on_done=done,
                                    on_error=failed)

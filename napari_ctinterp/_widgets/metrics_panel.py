@@ -27,8 +27,8 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from ..metrics.table import COLUMNS, MapScore, MapScorer, fingerprint
-from ._common import JobProgress, ct_layers, current_slice_index, hidden_tab, limit_width, on_shown, show_error, \
-    start_worker, wrapping_label
+from ._common import JobProgress, ct_layers, current_slice_index, hidden_tab, limit_width, make_scrollable, \
+    on_shown, show_error, start_worker, wrapping_label
 from .maps import map_info, map_layers, show_map
 from .metric_plots import draw_curves, rank_correlation
 
@@ -89,6 +89,7 @@ class MetricsPanel(Container):
         self.native.layout().addWidget(self.canvas)
         self.extend([self.export_path, self.export_button])
         limit_width(self)
+        make_scrollable(self)
         self.compute_button.changed.connect(self.compute)
         self.export_button.changed.connect(lambda: self.export(Path(str(self.export_path.value))))
         self.curves_of.changed.connect(lambda *_: self._plot())

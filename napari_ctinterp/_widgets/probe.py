@@ -20,7 +20,7 @@ from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt, QTimer
 
 from ..metrics.occlusion_probe import FILL_HELP, FILLS, OcclusionProbe, Prober
-from ._common import ModelPicker, current_slice_index, image_layers, on_destroyed, start_worker
+from ._common import ModelPicker, current_slice_index, image_layers, make_scrollable, on_destroyed, start_worker
 
 #: Pause after the last change of the occlude layer before the model is asked again (ms).
 DEBOUNCE_MS = 120
@@ -56,6 +56,7 @@ class ProbeWidget(Container):
         self.result.native.setWordWrap(True)
         self.result.native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.extend([self.layer, self.model, self.path, self.fill, self.add_button, self.result, self.reset_button])
+        make_scrollable(self)
         self._fill_tooltips()
         self.last: OcclusionProbe | None = None
         self._clf: Any = None
