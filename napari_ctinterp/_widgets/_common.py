@@ -42,6 +42,12 @@ def ct_layers(viewer: napari.Viewer) -> list[napari.layers.Image]:
     return [ly for ly in image_layers(viewer) if "ctinterp_map" not in ly.metadata]
 
 
+def default_ct(viewer: napari.Viewer) -> napari.layers.Image | None:
+    """The CT a widget should start on: the top-most visible CT layer (what the canvas shows)."""
+    visible = [ly for ly in ct_layers(viewer) if ly.visible]
+    return visible[-1] if visible else None
+
+
 def current_slice_index(viewer: napari.Viewer, layer: napari.layers.Layer) -> int | None:
     """Index along the layer's first axis shown now (None for a 2D layer)."""
     if layer.ndim < 3:
@@ -389,5 +395,5 @@ class ClosingGeneratorWorker(GeneratorWorker):
 
 
 __all__ = ["DOCK_MAX_WIDTH", "JobCancelled", "JobError", "JobProgress", "ModelPicker", "ct_layers",
-           "current_slice_index", "hidden_tab", "make_scrollable", "on_destroyed", "on_shown",
+           "current_slice_index", "default_ct", "hidden_tab", "make_scrollable", "on_destroyed", "on_shown",
            "image_layers", "limit_width", "show_error", "start_worker", "wrapping_label"]

@@ -13,8 +13,8 @@ import napari
 import numpy as np
 from magicgui.widgets import ComboBox, Container, PushButton, RadioButtons, Table
 
-from ._common import JobProgress, ModelPicker, current_slice_index, image_layers, limit_width, make_scrollable, \
-    show_error, start_worker, wrapping_label
+from ._common import JobProgress, ModelPicker, ct_layers, current_slice_index, default_ct, limit_width, \
+    make_scrollable, show_error, start_worker, wrapping_label
 
 METADATA_KEY = "ctinterp_classification"
 
@@ -26,6 +26,8 @@ class ClassifyWidget(Container):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.layer = ComboBox(label="CT layer", choices=self._layer_choices)
+        if default_ct(self.viewer) is not None:  # start on the CT the canvas shows
+            self.layer.value = default_ct(self.viewer)
         self.picker = ModelPicker()
         self.model, self.path = self.picker.widgets
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
@@ -45,7 +47,7 @@ class ClassifyWidget(Container):
         self.worker = None
 
     def _layer_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
-        return [(ly.name, ly) for ly in image_layers(self.viewer)]
+        return [(ly.name, ly) for ly in ct_layers(self.viewer)]
 
     def _source(self) -> str:
         return self.picker.source()

@@ -25,8 +25,8 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSlide
     RadioButtons, SpinBox
 
 from ..explain import METHODS, MIN_VOLUME_REFERENCES, VARIANTS
-from ._common import JobProgress, ModelPicker, ct_layers, current_slice_index, limit_width, make_scrollable, \
-    show_error, start_worker, wrapping_label
+from ._common import JobProgress, ModelPicker, ct_layers, current_slice_index, default_ct, limit_width, \
+    make_scrollable, show_error, start_worker, wrapping_label
 from .maps import map_info, map_layer_name, map_layers, short_map_name, show_map, slice_geometry, upsert_image
 from .xrai_layers import add_xrai_layers, show_regions, xrai_layer_name
 
@@ -45,6 +45,8 @@ class ExplainWidget(Container):
         self._last: dict | None = None  # the latest XRAI results, for the regions layer
         self._quiet = False
         self.layer = ComboBox(label="CT layer", choices=self._layer_choices)
+        if default_ct(self.viewer) is not None:  # start on the CT the canvas shows
+            self.layer.value = default_ct(self.viewer)
         self.picker = ModelPicker()
         self.model, self.path = self.picker.widgets
         self.scope = RadioButtons(label="slices", choices=["current slice", "whole volume"], value="current slice")
@@ -90,6 +92,7 @@ class ExplainWidget(Container):
         self.cancel_button.changed.connect(self.cancel)
         self.viewer.layers.events.inserted.connect(self.layer.reset_choices)
         self.viewer.layers.events.removed.connect(self.layer.reset_choices)
+        self.viewer.layers.selection.events.active.connect(self._follow_shown)
         self.worker = None
 
     def _layer_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
@@ -249,6 +252,20 @@ class ExplainWidget(Container):
             return []
         return [short_map_name(i["method"], i["variant"], i.get("kind", "pixel"))
                 for ly in map_layers(self.viewer, image.name) if (i := map_info(ly))]
+
+    def _follow_shown(self, event: Any) -> None:
+        """A map shown from elsewhere (Gallery, Metrics) is the one named in "show map"."""
+        info = map_info(event.value) if event.value is not None else None
+        image = self.layer.value
+        if info is None or image is None or info.get("image") != image.name or not self.shown.choices:
+            return
+        name = short_map_name(info["method"], info["variant"], info.get("kind", "pixel"))
+        try:
+            if self.shown.value != name:
+                self.shown.reset_choices()
+                self.shown.value = name
+        except (ValueError, RuntimeError):  # not among the choices / widget closed
+            pass
 
     def _show_chosen(self, name: str | None) -> None:
         image = self.layer.value

@@ -266,8 +266,10 @@ class MetricsPanel(Container):
         new_fid = self.scorer.fidelity_runs - runs_before
         rho, _n = rank_correlation(scores)
         text = (f"{len(scores)} maps scored; best AUC {best.auc:.3f} ({best.method} · {best.variant}"
-                f"{' · XRAI' if best.kind == 'region' else ''}); fidelity: {new_fid} computed, "
-                f"{sum(np.isfinite(s.fidelity) for s in scores) - new_fid} from cache")
+                f"{' · XRAI' if best.kind == 'region' else ''})")
+        n_fid = sum(np.isfinite(s.fidelity) for s in scores)
+        if n_fid:
+            text += f"; fidelity: {new_fid} computed, {n_fid - new_fid} from cache"
         if np.isfinite(rho):
             text += f"; AUC vs F rank correlation ρ = {rho:+.2f}"
         if skipped:

@@ -20,7 +20,8 @@ from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt, QTimer
 
 from ..metrics.occlusion_probe import FILL_HELP, FILLS, OcclusionProbe, Prober
-from ._common import ModelPicker, current_slice_index, image_layers, make_scrollable, on_destroyed, start_worker
+from ._common import ModelPicker, current_slice_index, default_ct, image_layers, make_scrollable, on_destroyed, \
+    start_worker
 
 #: Pause after the last change of the occlude layer before the model is asked again (ms).
 DEBOUNCE_MS = 120
@@ -45,6 +46,8 @@ class ProbeWidget(Container):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.layer = ComboBox(label="CT layer", choices=self._layer_choices)
+        if default_ct(self.viewer) is not None:  # start on the CT the canvas shows
+            self.layer.value = default_ct(self.viewer)
         self.picker = ModelPicker()
         self.model, self.path = self.picker.widgets
         self.fill = ComboBox(label="fill", choices=list(FILLS), value="label")
