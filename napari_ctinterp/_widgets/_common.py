@@ -143,11 +143,15 @@ def make_scrollable(container: Container) -> None:
             inner_layout.addLayout(item.layout())
         else:
             inner_layout.addItem(item)
+    inner_layout.addStretch(1)  # rows stay at the top of a tall dock
     area = QScrollArea()
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     area.setWidget(inner)
+    # As wide as the content needs (never cut on the right), however short the dock gets.
+    bar = area.verticalScrollBar().sizeHint().width()
+    area.setMinimumWidth(min(inner.minimumSizeHint().width() + bar, DOCK_MAX_WIDTH + bar))
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addWidget(area)
 

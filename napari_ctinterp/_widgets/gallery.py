@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy
 
-from ._common import JobCancelled, current_slice_index, hidden_tab, image_layers, on_destroyed, on_shown, \
+from ._common import JobCancelled, current_slice_index, default_ct, hidden_tab, image_layers, on_destroyed, on_shown, \
     show_error, start_worker
 from .gallery_figure import GalleryState, Tile, draw_gallery, grid, score_tile, slice_of
 from ..metrics.table import MapScorer, fingerprint
@@ -96,6 +96,8 @@ class GalleryWidget(Container):
         info = map_info(layer) if layer is not None else None
         if info is not None and info.get("image") in self.viewer.layers:
             self.image.value = self.viewer.layers[info["image"]]
+        elif default_ct(self.viewer) is not None:
+            self.image.value = default_ct(self.viewer)
 
     # -- following the viewer ----------------------------------------------------------------
     def _image_choices(self, _w: Any = None) -> list[tuple[str, Any]]:

@@ -27,7 +27,7 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from ..metrics.table import COLUMNS, MapScore, MapScorer, fingerprint
-from ._common import JobProgress, ct_layers, current_slice_index, hidden_tab, limit_width, make_scrollable, \
+from ._common import JobProgress, ct_layers, current_slice_index, default_ct, hidden_tab, limit_width, make_scrollable, \
     on_shown, show_error, start_worker, wrapping_label
 from .maps import map_info, map_layers, show_map
 from .metric_plots import draw_curves, rank_correlation
@@ -123,6 +123,8 @@ class MetricsPanel(Container):
             self._follow(active)
         elif existing:
             self._follow(existing[-1])
+        elif default_ct(self.viewer) is not None:
+            self.image.value = default_ct(self.viewer)
 
     # -- choices and following the viewer ----------------------------------------------------
     def _image_choices(self, _w: Any = None) -> list[tuple[str, Any]]:
