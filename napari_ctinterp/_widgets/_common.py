@@ -30,6 +30,8 @@ from .. import model as _model  # torch/torchvision imported in the main thread
 
 #: Widest a plugin dock gets (px): three docks side by side still leave the canvas on a 1920 screen.
 DOCK_MAX_WIDTH = 460
+#: Narrowest a scrolling dock gets (px): its fields and the Metrics plots stay readable.
+DOCK_MIN_WIDTH = 430
 
 
 def image_layers(viewer: napari.Viewer) -> list[napari.layers.Image]:
@@ -147,11 +149,11 @@ def make_scrollable(container: Container) -> None:
     area = QScrollArea()
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     area.setWidget(inner)
-    # As wide as the content needs (never cut on the right), however short the dock gets.
+    # As wide as the content needs, however short the dock gets (the hint before the first show
+    # can be too small: at least DOCK_MIN_WIDTH; beyond that a horizontal bar, never a cut).
     bar = area.verticalScrollBar().sizeHint().width()
-    area.setMinimumWidth(min(inner.minimumSizeHint().width() + bar, DOCK_MAX_WIDTH + bar))
+    area.setMinimumWidth(min(max(inner.minimumSizeHint().width(), DOCK_MIN_WIDTH) + bar, DOCK_MAX_WIDTH + bar))
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addWidget(area)
 
