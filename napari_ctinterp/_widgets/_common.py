@@ -22,7 +22,7 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
-from qtpy.QtCore import QEvent, QObject, Qt, QTimer
+from qtpy.QtCore import QEvent, QObject, QTimer
 from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 from superqt.utils import GeneratorWorker
 
@@ -48,6 +48,15 @@ def default_ct(viewer: napari.Viewer) -> napari.layers.Image | None:
     """The CT a widget should start on: the top-most visible CT layer (what the canvas shows)."""
     visible = [ly for ly in ct_layers(viewer) if ly.visible]
     return visible[-1] if visible else None
+
+
+def ct_combo(viewer: napari.Viewer, label: str = "CT layer") -> ComboBox:
+    """A combo box of the viewer's CT layers that starts on the CT the canvas shows."""
+    combo = ComboBox(label=label, choices=lambda _w=None: [(ly.name, ly) for ly in ct_layers(viewer)])
+    start = default_ct(viewer)
+    if start is not None:
+        combo.value = start
+    return combo
 
 
 def current_slice_index(viewer: napari.Viewer, layer: napari.layers.Layer) -> int | None:
@@ -112,11 +121,50 @@ def on_shown(container: Container, callback: Callable[[], None]) -> None:
     _ShowFilter(container.native, callback)
 
 
-def wrapping_label(text: str = "") -> Label:
+class _RefitOnResize(QObject):
+    """Event filter: a wrapping label's height follows its width."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.Resize:
+            _fit_height(obj)
+        return False
+
+
+def _fit_height(native: Any) -> None:
+    # Qt gives a word-wrapped label in magicgui's labelled rows the height of one or two lines
+    # (the row's layout does not ask heightForWidth): set it from the text at the current width.
+    # (QLabel's heightForWidth never answers less than its minimum height: reset that first.)
+    if native.width() < 20:  # not laid out yet: the resize event comes later
+        return
+    old = native.minimumHeight()
+    native.setMinimumHeight(0)
+    h = native.heightForWidth(native.width())
+    native.setMinimumHeight(max(h, 0) if h > 0 else old)
+
+
+class WrappingLabel(Label):
+    """A Label whose long messages wrap inside the dock, at full height, instead of widening the
+    window or being cut."""
+
+    def __init__(self, value: str = "", **kwargs: Any) -> None:
+        super().__init__(value=value, **kwargs)
+        self.native.setWordWrap(True)
+        self._refit = _RefitOnResize(self.native)
+        self.native.installEventFilter(self._refit)
+
+    @property
+    def value(self) -> str:  # noqa: D102
+        return Label.value.fget(self)
+
+    @value.setter
+    def value(self, text: str) -> None:
+        Label.value.fset(self, text)
+        _fit_height(self.native)
+
+
+def wrapping_label(text: str = "", **kwargs: Any) -> WrappingLabel:
     """A Label whose long messages wrap inside the dock instead of widening the window."""
-    label = Label(value=text)
-    label.native.setWordWrap(True)
-    return label
+    return WrappingLabel(value=text, **kwargs)
 
 
 def limit_width(container: Container) -> None:
@@ -401,5 +449,5 @@ class ClosingGeneratorWorker(GeneratorWorker):
 
 
 __all__ = ["DOCK_MAX_WIDTH", "JobCancelled", "JobError", "JobProgress", "ModelPicker", "ct_layers",
-           "current_slice_index", "default_ct", "hidden_tab", "make_scrollable", "on_destroyed", "on_shown",
+           "ct_combo", "current_slice_index", "default_ct", "hidden_tab", "make_scrollable", "on_destroyed", "on_shown",
            "image_layers", "limit_width", "show_error", "start_worker", "wrapping_label"]

@@ -7,14 +7,22 @@ with a progress bar, shows the result and stores it in the layer's metadata.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any
 
 import napari
 import numpy as np
 from magicgui.widgets import ComboBox, Container, PushButton, RadioButtons, Table
 
-from ._common import JobProgress, ModelPicker, ct_layers, current_slice_index, default_ct, limit_width, \
-    make_scrollable, show_error, start_worker, wrapping_label
+from ._common import (
+    JobProgress,
+    ModelPicker,
+    ct_combo,
+    current_slice_index,
+    limit_width,
+    make_scrollable,
+    show_error,
+    start_worker,
+    wrapping_label,
+)
 
 METADATA_KEY = "ctinterp_classification"
 
@@ -25,9 +33,7 @@ class ClassifyWidget(Container):
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__(labels=True)
         self.viewer = napari_viewer
-        self.layer = ComboBox(label="CT layer", choices=self._layer_choices)
-        if default_ct(self.viewer) is not None:  # start on the CT the canvas shows
-            self.layer.value = default_ct(self.viewer)
+        self.layer = ct_combo(self.viewer)  # starts on the CT the canvas shows
         self.picker = ModelPicker()
         self.model, self.path = self.picker.widgets
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
@@ -46,8 +52,6 @@ class ClassifyWidget(Container):
         self.viewer.layers.events.removed.connect(self.layer.reset_choices)
         self.worker = None
 
-    def _layer_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
-        return [(ly.name, ly) for ly in ct_layers(self.viewer)]
 
     def _source(self) -> str:
         return self.picker.source()

@@ -21,12 +21,30 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSlider, FloatSpinBox, PushButton, \
-    RadioButtons, SpinBox
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSlider,
+    FloatSpinBox,
+    PushButton,
+    RadioButtons,
+    SpinBox,
+)
 
 from ..explain import METHODS, MIN_VOLUME_REFERENCES, VARIANTS
-from ._common import JobProgress, ModelPicker, ct_layers, current_slice_index, default_ct, limit_width, \
-    make_scrollable, show_error, start_worker, wrapping_label
+from ._common import (
+    JobProgress,
+    ModelPicker,
+    ct_combo,
+    current_slice_index,
+    limit_width,
+    make_scrollable,
+    show_error,
+    start_worker,
+    wrapping_label,
+)
 from .maps import map_info, map_layer_name, map_layers, short_map_name, show_map, slice_geometry, upsert_image
 from .xrai_layers import add_xrai_layers, show_regions, xrai_layer_name
 
@@ -44,9 +62,7 @@ class ExplainWidget(Container):
         self.viewer = napari_viewer
         self._last: dict | None = None  # the latest XRAI results, for the regions layer
         self._quiet = False
-        self.layer = ComboBox(label="CT layer", choices=self._layer_choices)
-        if default_ct(self.viewer) is not None:  # start on the CT the canvas shows
-            self.layer.value = default_ct(self.viewer)
+        self.layer = ct_combo(self.viewer)  # starts on the CT the canvas shows
         self.picker = ModelPicker()
         self.model, self.path = self.picker.widgets
         self.scope = RadioButtons(label="slices", choices=["current slice", "whole volume"], value="current slice")
@@ -95,8 +111,6 @@ class ExplainWidget(Container):
         self.viewer.layers.selection.events.active.connect(self._follow_shown)
         self.worker = None
 
-    def _layer_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
-        return [(ly.name, ly) for ly in ct_layers(self.viewer)]
 
     def selected(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Checked methods and variants, in the canonical order."""

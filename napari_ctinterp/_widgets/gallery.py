@@ -16,16 +16,26 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy
 
-from ._common import JobCancelled, current_slice_index, default_ct, hidden_tab, image_layers, on_destroyed, on_shown, \
-    show_error, start_worker
-from .gallery_figure import GalleryState, Tile, draw_gallery, grid, score_tile, slice_of
 from ..metrics.table import MapScorer, fingerprint
+from ._common import (
+    JobCancelled,
+    current_slice_index,
+    default_ct,
+    hidden_tab,
+    image_layers,
+    on_destroyed,
+    on_shown,
+    show_error,
+    start_worker,
+    wrapping_label,
+)
+from .gallery_figure import GalleryState, Tile, draw_gallery, grid, score_tile, slice_of
 from .maps import map_info, map_layers, robust_limits, short_map_name, show_map
 
 DOCK_FONT, SAVE_FONT, SAVE_TILE_IN = 6.5, 9.0, 2.2  # title points; saved figure: inches per tile
@@ -48,8 +58,7 @@ class GalleryWidget(Container):
         self.viewer = napari_viewer
         self.image = ComboBox(label="CT layer", choices=self._image_choices)
         self.mask = ComboBox(label="reference mask", choices=self._mask_choices)
-        self.status = Label(value="")
-        self.status.native.setWordWrap(True)
+        self.status = wrapping_label()
         self.save_path = FileEdit(label="save figure", mode="w", filter="*.png *.svg",
                                   value=Path.home() / "ctinterp_gallery.png")
         self.save_button = PushButton(text="Save figure (PNG or SVG)")

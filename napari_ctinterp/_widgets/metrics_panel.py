@@ -27,8 +27,19 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from ..metrics.table import COLUMNS, MapScore, MapScorer, fingerprint
-from ._common import JobProgress, ct_layers, current_slice_index, default_ct, hidden_tab, limit_width, make_scrollable, \
-    on_shown, show_error, start_worker, wrapping_label
+from ._common import (
+    JobProgress,
+    ct_layers,
+    current_slice_index,
+    default_ct,
+    hidden_tab,
+    limit_width,
+    make_scrollable,
+    on_shown,
+    show_error,
+    start_worker,
+    wrapping_label,
+)
 from .maps import map_info, map_layers, show_map
 from .metric_plots import draw_curves, rank_correlation
 

@@ -15,13 +15,20 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, PushButton
+from magicgui.widgets import ComboBox, Container, PushButton
 from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt, QTimer
 
 from ..metrics.occlusion_probe import FILL_HELP, FILLS, OcclusionProbe, Prober
-from ._common import ModelPicker, current_slice_index, default_ct, image_layers, make_scrollable, on_destroyed, \
-    start_worker
+from ._common import (
+    ModelPicker,
+    ct_combo,
+    current_slice_index,
+    make_scrollable,
+    on_destroyed,
+    start_worker,
+    wrapping_label,
+)
 
 #: Pause after the last change of the occlude layer before the model is asked again (ms).
 DEBOUNCE_MS = 120
@@ -45,9 +52,7 @@ class ProbeWidget(Container):
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__(labels=True)
         self.viewer = napari_viewer
-        self.layer = ComboBox(label="CT layer", choices=self._layer_choices)
-        if default_ct(self.viewer) is not None:  # start on the CT the canvas shows
-            self.layer.value = default_ct(self.viewer)
+        self.layer = ct_combo(self.viewer)  # starts on the CT the canvas shows
         self.picker = ModelPicker()
         self.model, self.path = self.picker.widgets
         self.fill = ComboBox(label="fill", choices=list(FILLS), value="label")
@@ -55,8 +60,7 @@ class ProbeWidget(Container):
                                      "what you paint on it is hidden from the model")
         self.reset_button = PushButton(text="Reset (clear the occlusion)",
                                        tooltip="erase the occlude layer: back to the unoccluded slice")
-        self.result = Label(value=HINT, label="answer")
-        self.result.native.setWordWrap(True)
+        self.result = wrapping_label(HINT, label="answer")
         self.result.native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.extend([self.layer, self.model, self.path, self.fill, self.add_button, self.result, self.reset_button])
         make_scrollable(self)
@@ -72,6 +76,7 @@ class ProbeWidget(Container):
         self._done: tuple | None = None  # (the request, its result) of the latest finished probe
         self._watched: napari.layers.Labels | None = None
         self._last_error = ""
+        self._load_failed: tuple[str, str] | None = None  # (source, message) of a model that failed to load
         self._timer = QTimer(self.native)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
@@ -89,8 +94,6 @@ class ProbeWidget(Container):
         self._watch()
 
     # -- fields ---------------------------------------------------------------------------
-    def _layer_choices(self, _w: Any = None) -> list[tuple[str, Any]]:
-        return [(ly.name, ly) for ly in image_layers(self.viewer) if "ctinterp_map" not in ly.metadata]
 
     def _fill_tooltips(self) -> None:
         combo = self.fill.native
@@ -103,7 +106,7 @@ class ProbeWidget(Container):
         self.schedule()
 
     def _model_changed(self, *_: Any) -> None:
-        self._clf = self._clf_source = None
+        self._clf = self._clf_source = self._load_failed = None
         self.schedule()
 
     def _layers_changed(self, *_: Any) -> None:
@@ -167,7 +170,9 @@ class ProbeWidget(Container):
         occ.selected_label = 1
         occ.brush_size = max(5, round(min(image.data.shape[-2:]) / 25))
         occ.mode = "paint"
+        self._load_failed = None  # a click is a retry
         self._watch()
+        self.schedule()
         return occ
 
     def reset(self) -> None:
@@ -241,6 +246,11 @@ class ProbeWidget(Container):
         except ValueError as e:
             self._error(e)
             return
+        if self._load_failed is not None and self._load_failed[0] == source:
+            # Not retried on every stroke (one notification was enough): choosing a model retries.
+            self.result.value = (f"error: {self._load_failed[1]} — click 'Add occlude layer' or choose "
+                                 f"another model to retry")
+            return
         if self._clf is None or self._clf_source != source:
             self._load_model(source, hu)
             return
@@ -273,8 +283,12 @@ class ProbeWidget(Container):
 
         self._busy = True
         self.result.value = "loading the model…"
+        def failed(e: BaseException) -> None:
+            self._load_failed = (source, str(e))
+            self._failed(e)
+
         start_worker(job, total=1, description="Loading the model", on_done=lambda clf: self._loaded(source, clf),
-                     on_error=self._failed)
+                     on_error=failed)
 
     def _loaded(self, source: str, clf: Any) -> None:
         self._busy, self._pending = False, False

@@ -1,8 +1,8 @@
 """XRAI layers: one region-map Image layer per attribution map, one ranked-regions Labels layer.
 
-The Labels layer ``XRAI regions — <image>`` (hidden until asked for) shows the regions of one chosen map, numbered by rank
-(1 = most important); ``top_regions`` keeps only the best-ranked regions covering a given percent
-of the image, as the percent-occluded maps of the metrics do.
+The Labels layer ``XRAI regions — <image>`` (hidden until asked for) shows the regions of one
+chosen map, numbered by rank (1 = most important); ``top_regions`` keeps only the best-ranked
+regions covering a given percent of the image, as the percent-occluded maps of the metrics do.
 """
 
 from __future__ import annotations

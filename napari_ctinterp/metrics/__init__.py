@@ -5,6 +5,6 @@ from .localisation import Localisation, MapRanking, exact_auc, localisation, per
 from .occlusion_probe import OcclusionProbe, Prober, probe_occlusion
 from .sanity import SanityCurves, cascading_randomisation
 
-__all__ = ["Fidelity", "Localisation", "MapRanking", "rank_map", "balanced_accuracy", "exact_auc", "fidelity", "fidelity_grid", "pooled_F",
-           "localisation", "percent_grid", "SanityCurves", "cascading_randomisation",
+__all__ = ["Fidelity", "Localisation", "MapRanking", "rank_map", "balanced_accuracy", "exact_auc", "fidelity",
+           "fidelity_grid", "pooled_F", "localisation", "percent_grid", "SanityCurves", "cascading_randomisation",
            "OcclusionProbe", "Prober", "probe_occlusion"]

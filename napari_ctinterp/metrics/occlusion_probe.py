@@ -191,14 +191,10 @@ def probe_occlusion(clf: Classifier, hu: np.ndarray, region: np.ndarray, *, fill
 
     Parameters
     ----------
-    clf : Classifier
-        The model.
-    hu : numpy.ndarray
-        (H, W) slice in HU.
+    clf, hu, fill, label, seed, slice_index
+        As for :class:`Prober`.
     region : numpy.ndarray
         (H, W) mask (non-zero = occluded) in the slice's geometry.
-    fill, label, seed, slice_index
-        As for ``Prober``.
 
     Returns
     -------

@@ -20,7 +20,7 @@ def _run(qtbot, widget):
 
 def test_classifies_the_sample_pair_and_shows_probability(qtbot, viewer_and_widget):
     viewer, widget = viewer_and_widget
-    assert [c[0] for c in widget._layer_choices()] == ["phantom · no contrast", "phantom · arterial"]
+    assert [ly.name for ly in widget.layer.choices] == ["phantom · no contrast", "phantom · arterial"]
     for name, expected in (("phantom · arterial", "contrast"), ("phantom · no contrast", "no contrast")):
         widget.layer.value = viewer.layers[name]
         _run(qtbot, widget)

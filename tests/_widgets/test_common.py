@@ -40,3 +40,24 @@ def test_runtime_error_of_a_job_reaches_on_error(qtbot):
                  on_error=lambda e: seen.append(str(e)))
     qtbot.waitUntil(lambda: bool(seen), timeout=10_000)
     assert seen == ["RuntimeError: torch said no"]
+
+
+
+def test_a_long_message_wraps_at_full_height_in_a_dock_and_shrinks_back(qtbot, docked):
+    from napari_ctinterp._widgets.metrics_panel import MetricsPanel
+
+    viewer, panel = docked(MetricsPanel, "Metrics")
+    viewer.window._qt_window.resize(1600, 1000)
+    viewer.window.show()
+    qtbot.wait(100)
+    status = panel.status.native
+    line = status.fontMetrics().height()
+    panel.status.value = "scoring 30 map(s)…"  # one line first: Qt kept that height for longer texts
+    qtbot.wait(100)
+    panel.status.value = "30 maps scored; best AUC 0.984 (EG · SG2 · XRAI); fidelity: 30 computed, " * 2
+    qtbot.wait(100)
+    needed = status.heightForWidth(status.width())
+    assert needed >= 4 * line and status.height() >= needed  # every line shown, none cut
+    panel.status.value = "done"
+    qtbot.wait(100)
+    assert status.height() < 2 * line

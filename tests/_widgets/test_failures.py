@@ -9,6 +9,7 @@ from napari.utils.notifications import notification_manager
 from napari_ctinterp._widgets.classify import ClassifyWidget
 from napari_ctinterp._widgets.explain import ExplainWidget
 from napari_ctinterp._widgets.metrics_panel import MetricsPanel
+from napari_ctinterp._widgets.probe import ProbeWidget
 
 
 def _errors_since(n: int) -> list[str]:
@@ -67,3 +68,20 @@ def test_metrics_with_a_failing_model(qtbot, docked, request):
     assert panel.status.value.startswith("error:") and "injected failure" in panel.status.value
     assert panel.table.rowCount() == 0 and not panel.figure.axes  # nothing stale under the error
     assert any("injected failure" in m for m in _errors_since(n))
+
+
+def test_probe_with_a_failing_model(qtbot, docked, failing_model):
+    viewer, widget = docked(ProbeWidget, "Probe")
+    widget.layer.value = viewer.layers["phantom · arterial"]
+    n = len(notification_manager.records)
+    occ = widget.add_occlude_layer()  # probes the unoccluded slice: the model is loaded and fails
+    qtbot.waitUntil(lambda: widget.idle and widget.result.value.startswith("error:"), timeout=60_000)
+    assert "injected failure" in widget.result.value and widget.last is None
+    assert [m for m in _errors_since(n) if "injected failure" in m]
+    n = len(notification_manager.records)
+    occ.data_setitem((np.array([100]), np.array([100])), 1)  # a stroke: not retried, not re-notified
+    qtbot.wait(400)
+    assert widget.idle and "injected failure" in widget.result.value and "retry" in widget.result.value
+    assert _errors_since(n) == []
+    assert widget.add_occlude_layer() is occ  # a click retries (and fails again: one new notification)
+    qtbot.waitUntil(lambda: widget.idle and len(_errors_since(n)) == 1, timeout=60_000)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from qtpy.QtCore import Qt
 
 from napari_ctinterp._widgets.explain import ExplainWidget
 from napari_ctinterp._widgets.metrics_panel import MetricsPanel
 from napari_ctinterp.model import Classifier
-from qtpy.QtCore import Qt
 
 
 @pytest.fixture()
