@@ -23,7 +23,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QEvent, QObject, QTimer
-from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFrame, QLayout, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 from superqt.utils import GeneratorWorker
 
 from .. import model as _model  # torch/torchvision imported in the main thread
@@ -140,6 +140,34 @@ def _fit_height(native: Any) -> None:
     native.setMinimumHeight(0)
     h = native.heightForWidth(native.width())
     native.setMinimumHeight(max(h, 0) if h > 0 else old)
+    parent = native.parentWidget()
+    while parent is not None and not hasattr(parent, "_fit"):
+        parent = parent.parentWidget()
+    if parent is not None:  # the scroll content of a dock (make_scrollable)
+        _fit_content(parent)
+
+
+class _ContentHeight(QObject):
+    """Event filter: a scroll area's content is at least as tall as its layout needs at its width."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.LayoutRequest):
+            _fit_content(obj)
+        return False
+
+
+def _fit_content(inner: QWidget) -> None:
+    layout = inner.layout()
+    if layout is None or inner.width() <= 0:
+        return
+    layout.invalidate()
+    h = max(layout.heightForWidth(inner.width()) if layout.hasHeightForWidth() else 0,
+            layout.minimumSize().height())
+    if inner.minimumHeight() != h:
+        inner.setMinimumHeight(h)
+    w = layout.minimumSize().width()
+    if inner.minimumWidth() != w:
+        inner.setMinimumWidth(w)
 
 
 class WrappingLabel(Label):
@@ -149,6 +177,11 @@ class WrappingLabel(Label):
     def __init__(self, value: str = "", **kwargs: Any) -> None:
         super().__init__(value=value, **kwargs)
         self.native.setWordWrap(True)
+        # magicgui makes labels Fixed in both directions: the width of the first text and the height
+        # of its first lines would stay. As wide as the row, as tall as the text at that width.
+        policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+        policy.setHeightForWidth(True)
+        self.native.setSizePolicy(policy)
         self._refit = _RefitOnResize(self.native)
         self.native.installEventFilter(self._refit)
 
@@ -181,19 +214,31 @@ def make_scrollable(container: Container) -> None:
     """
     native = container.native
     layout = native.layout()
+    # Unlabelled messages leave magicgui's row (whose height does not follow a wrapped text's):
+    # full width, as tall as their text.
+    bare = {w.native.parent(): w.native for w in container
+            if isinstance(w, WrappingLabel) and not w.label and w.native.parent() is not native}
     inner = QWidget()
     inner_layout = QVBoxLayout(inner)
     inner_layout.setContentsMargins(layout.contentsMargins())
     inner_layout.setSpacing(layout.spacing())
     while layout.count():
         item = layout.takeAt(0)
-        if item.widget() is not None:
+        if item.widget() in bare:
+            item.widget().hide()
+            inner_layout.addWidget(bare[item.widget()])
+        elif item.widget() is not None:
             inner_layout.addWidget(item.widget())
         elif item.layout() is not None:
             inner_layout.addLayout(item.layout())
         else:
             inner_layout.addItem(item)
     inner_layout.addStretch(1)  # rows stay at the top of a tall dock
+    # QScrollArea sizes its content from minimumSizeHint, which leaves out the extra lines of
+    # wrapped messages (heightForWidth): the content's minimum height follows its width instead.
+    inner_layout.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)  # the filter sets the minimum
+    inner._fit = _ContentHeight(inner)
+    inner.installEventFilter(inner._fit)
     area = QScrollArea()
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)

@@ -54,10 +54,12 @@ def test_a_long_message_wraps_at_full_height_in_a_dock_and_shrinks_back(qtbot, d
     line = status.fontMetrics().height()
     panel.status.value = "scoring 30 map(s)…"  # one line first: Qt kept that height for longer texts
     qtbot.wait(100)
-    panel.status.value = "30 maps scored; best AUC 0.984 (EG · SG2 · XRAI); fidelity: 30 computed, " * 2
+    panel.status.value = "30 maps scored; best AUC 0.984 (EG · SG2 · XRAI); fidelity: 30 computed, " * 3
     qtbot.wait(100)
     needed = status.heightForWidth(status.width())
     assert needed >= 4 * line and status.height() >= needed  # every line shown, none cut
+    content = status.parentWidget()  # the dock's scroll content gives the rows the room they need
+    assert content.height() >= content.layout().heightForWidth(content.width())
     panel.status.value = "done"
     qtbot.wait(100)
     assert status.height() < 2 * line
