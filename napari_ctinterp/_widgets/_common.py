@@ -259,7 +259,7 @@ class ModelPicker:
 
     def __init__(self) -> None:
         self.model = ComboBox(label="model", choices=["demo", "file…"], value="demo")
-        self.path = FileEdit(label="checkpoint", mode="r", filter="*.safetensors *.pt *.pth *.ts", visible=False)
+        self.path = FileEdit(label="checkpoint", mode="r", filter="*.safetensors *.pt *.pth *.ts *.pt2", visible=False)
         self._following = False
         self._apply(_model.selection.source)
         self.model.changed.connect(self._changed)

@@ -43,8 +43,8 @@ def random_map(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
 
 
 def predicted_class(clf: Classifier, x: torch.Tensor) -> int:
-    """Class the model predicts for a preprocessed (1, 1, h, w) input (1 = contrast)."""
-    return int(float(clf.probability(clf.logits(x))[0]) >= 0.5)
+    """Class the model predicts for a preprocessed (1, C, h, w) input (binary demo: 1 = contrast)."""
+    return int(clf.predicted(clf.logits(x))[0])
 
 
 def explain(clf: Classifier, hu: np.ndarray, *, progress: Callable[[int, int], object] | None = None,
@@ -68,7 +68,8 @@ def iter_explain(
     sg_samples: int = 15,
     sg_level: float = 0.15,
     references: np.ndarray | None = None,
-    target: int | None = None,
+    target: int | str | None = None,
+    index: int | None = None,
     seed: int = 0,
     batch_size: int | None = None,
     ig_method: str = "gausslegendre",
@@ -101,9 +102,13 @@ def iter_explain(
         EG reference slices (K, H, W) in HU. Default for the demo model: its demo set (phantom
         slices from the training seed range). Other models need them: a folder of training slices
         or the other slices of the open volume.
-    target : {0, 1}, optional
-        Class whose score is explained; default the predicted class (single logit: z for
-        contrast, −z for no contrast, so positive = evidence for that class).
+    target : int or str, optional
+        Class whose score is explained, by index or by name (``clf.class_names``); default the
+        predicted class. The score is the target's logit (softmax / multilabel); a one-logit model
+        explains z for class 1 and −z for class 0, so positive = evidence for the target.
+    index : int, optional
+        The slice of a volume ``hu`` (Z, H, W) to explain: needed by 2.5D models, whose
+        neighbouring-slice channels come from the volume.
     seed : int
         Fixes the SG noise and the EG draws.
     batch_size : int, optional
@@ -120,9 +125,13 @@ def iter_explain(
                           samples=int(samples), sg_samples=int(sg_samples), sg_level=float(sg_level),
                           seed=int(seed), ig_method=ig_method)
     arr = np.asarray(hu)
-    if arr.ndim != 2:
-        raise ValueError(f"explain takes one slice (H, W); got shape {arr.shape}. Loop over a stack's slices.")
-    x = clf.preprocess(arr)
+    if arr.ndim == 3 and index is not None:
+        x, shape = clf.preprocess(arr, index=index), arr.shape[1:]
+    elif arr.ndim != 2:
+        raise ValueError(f"explain takes one slice (H, W), or a volume (Z, H, W) with index=k; got shape "
+                         f"{arr.shape}. Loop over a stack's slices.")
+    else:
+        x, shape = clf.preprocess(arr), arr.shape
     refs = None
     ref_source = None
     if "EG" in opts.methods:
@@ -138,16 +147,14 @@ def iter_explain(
             raise ValueError(f"references must be HU slices (K, H, W), got shape {references.shape}")
         refs = clf.preprocess(references)
         ref_source = ref_source or f"{len(references)} given slices"
-    if target is None:
-        target = predicted_class(clf, x)
-    if target not in (0, 1):
-        raise ValueError(f"target must be 0 (no contrast) or 1 (contrast), got {target!r}")
+    target = predicted_class(clf, x) if target is None else clf.card.class_index(target)
     maps = yield from iter_run(clf, x, int(target), opts, refs, batch_size=batch_size)
-    out = {key: resize_map(m, arr.shape) for key, m in maps.items()}
+    out = {key: resize_map(m, shape) for key, m in maps.items()}
     params = {"methods": list(opts.methods), "variants": list(opts.variants), "steps": opts.steps,
               "samples": opts.samples, "sg_samples": opts.sg_samples, "sg_level": opts.sg_level,
               "seed": opts.seed, "ig_method": opts.ig_method, "target": int(target),
               "target_name": clf.card.class_names[int(target)], "references": ref_source,
               "model": clf.source, "model_sha256_12": clf.card.short_hash, "input_size": list(clf.card.input_size),
-              "hu_window": list(clf.card.hu_window)}
+              "hu_window": list(clf.card.hu_window), "index": index,
+              "channels": [list(w) for w in clf.card.windows]}
     return AttributionMaps(out, params)

@@ -48,14 +48,22 @@ def _activations(clf: Classifier, size: tuple[int, int]) -> tuple[int, int]:
                 total += nbytes
                 largest = max(largest, nbytes)
 
-        leaves = [m for m in clf.module.modules() if not list(m.children())]
-        handles = [m.register_forward_hook(hook) for m in leaves]
-        try:
-            with torch.no_grad():
-                clf.module(torch.zeros((1, 1, *size), device=clf.device).contiguous(memory_format=torch.channels_last))
-        finally:
-            for h in handles:
-                h.remove()
+        x = torch.zeros((1, clf.card.in_channels, *size), device=clf.device).contiguous(
+            memory_format=torch.channels_last)
+        if isinstance(clf.module, torch.jit.ScriptModule):
+            # No module hooks on TorchScript: count what autograd saves for the backward instead.
+            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(lambda t: hook(None, None, t) or t,
+                                                                                lambda t: t):
+                clf.module(x.requires_grad_(True))
+        else:
+            leaves = [m for m in clf.module.modules() if not list(m.children())]
+            handles = [m.register_forward_hook(hook) for m in leaves]
+            try:
+                with torch.no_grad():
+                    clf.module(x)
+            finally:
+                for h in handles:
+                    h.remove()
         _PER_IMAGE[key] = (max(int(2 * total), 1), max(int(largest), 1))
     return _PER_IMAGE[key]
 

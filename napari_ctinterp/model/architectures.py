@@ -1,9 +1,13 @@
-"""ResNet classifiers for CT slices: one grey channel in, one logit (or two-class logits) out.
+"""CT classifier networks: torchvision's ResNets tuned for attribution, and any other builder.
 
-torchvision's ResNets with ``conv1`` adapted to one channel and ``fc`` to the output kind. Every
-ReLU is a distinct, non-inplace ``nn.ReLU`` module: attribution methods that rewrite the ReLU
-backward rule (Deconvolution) must reach each of them through hooks, and inplace ReLUs break
-backward hooks.
+ResNet-18/34/50 (the study's models) are built with every ReLU a distinct, non-inplace
+``nn.ReLU`` module: attribution methods that rewrite the ReLU backward rule (Deconvolution) reach
+each of them through hooks, and inplace ReLUs break backward hooks; their state_dict keys are
+torchvision's. Every other torchvision classification builder (``densenet121``,
+``efficientnet_b0``, ``convnext_tiny``, ``vit_b_16``, ``swin_t``, ...) and MONAI's networks
+(``monai.DenseNet121``, when MONAI is installed) are built as their library makes them; only the
+first convolution (input channels) and the head (number of logits) are shaped from the card, by
+the generic rules below, so users never name those layers.
 """
 
 from __future__ import annotations
@@ -15,10 +19,40 @@ from torch import nn
 from torchvision import models
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-Architecture = Literal["resnet18", "resnet34", "resnet50"]
-OutputKind = Literal["logit", "softmax2"]
-ARCHITECTURES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50")
-OUTPUT_KINDS: tuple[str, ...] = ("logit", "softmax2")
+Architecture = str
+OutputKind = Literal["logit", "softmax2", "sigmoid", "softmax", "multilabel"]
+#: The ResNets with split ReLUs (the fast path of the engine).
+RESNETS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50")
+ARCHITECTURES = RESNETS  # v1 name, kept for callers
+#: v1 output names and their v2 meaning.
+OUTPUT_ALIASES = {"logit": "sigmoid", "softmax2": "softmax"}
+OUTPUT_KINDS: tuple[str, ...] = ("logit", "softmax2", "sigmoid", "softmax", "multilabel")
+#: Architectures whose weights file is the whole model (no builder).
+STANDALONE = ("torchscript", "exported")
+
+
+def torchvision_builders() -> list[str]:
+    """Names of torchvision's classification builders (``models.list_models``)."""
+    return sorted(models.list_models(module=models))
+
+
+def check_architecture(name: str) -> None:
+    """``ValueError`` naming the choices unless ``name`` can be built (or is a standalone file)."""
+    if name in RESNETS or name in STANDALONE:
+        return
+    if name.startswith("monai."):
+        try:
+            import monai.networks.nets as nets
+        except ImportError:
+            raise ValueError(f"architecture {name!r} needs MONAI: pip install 'napari-ctinterp[monai]'") from None
+        if not hasattr(nets, name.split(".", 1)[1]):
+            raise ValueError(f"unknown architecture {name!r}: MONAI has no network "
+                             f"{name.split('.', 1)[1]!r} in monai.networks.nets")
+        return
+    if name not in torchvision_builders():
+        raise ValueError(f"unknown architecture {name!r}; choose a torchvision classification builder "
+                         f"(e.g. resnet50, densenet121, efficientnet_b0, convnext_tiny, vit_b_16, swin_t), "
+                         f"'monai.<Network>', or 'torchscript' / 'exported' for a self-contained file")
 
 
 class SplitReLUBasicBlock(BasicBlock):
@@ -56,27 +90,84 @@ def _split_relus(net: nn.Module) -> None:
     net.relu = nn.ReLU(inplace=False)
 
 
-def build(architecture: str = "resnet18", output: str = "logit") -> nn.Module:
-    """Build an untrained CT classifier.
+def _resnet(architecture: str, in_channels: int, n_logits: int) -> nn.Module:
+    net = getattr(models, architecture)(weights=None)
+    net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    net.fc = nn.Linear(net.fc.in_features, n_logits)
+    _split_relus(net)
+    return net
+
+
+def _set_submodule(net: nn.Module, name: str, new: nn.Module) -> None:
+    parent, _, leaf = name.rpartition(".")
+    setattr(net.get_submodule(parent) if parent else net, leaf, new)
+
+
+def _first_conv_in(net: nn.Module, in_channels: int) -> None:
+    """Give the first convolution ``in_channels`` inputs (same kernel, stride, padding, bias)."""
+    for name, m in net.named_modules():
+        if isinstance(m, nn.Conv2d):
+            if m.in_channels != in_channels:
+                _set_submodule(net, name, nn.Conv2d(
+                    in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
+                    dilation=m.dilation, groups=1 if m.groups == m.in_channels else m.groups,
+                    bias=m.bias is not None, padding_mode=m.padding_mode))
+            return
+    raise ValueError("the network has no Conv2d layer whose input channels could be set from the card")
+
+
+def _monai(name: str, in_channels: int, n_logits: int, args: dict) -> nn.Module:
+    import monai.networks.nets as nets
+
+    cls = getattr(nets, name.split(".", 1)[1])
+    kw = {"spatial_dims": 2, "in_channels": in_channels, "out_channels": n_logits, **args}
+    try:
+        return cls(**kw)
+    except TypeError:  # ResNet-style MONAI nets name them differently
+        kw = {"spatial_dims": 2, "n_input_channels": in_channels, "num_classes": n_logits, **args}
+        return cls(**kw)
+
+
+def build(architecture: str = "resnet18", output: str = "logit", *, in_channels: int = 1,
+          n_logits: int | None = None, architecture_args: dict | None = None) -> nn.Module:
+    """Build an untrained CT classifier (no pretrained weights: nothing is downloaded).
 
     Parameters
     ----------
-    architecture : {"resnet18", "resnet34", "resnet50"}
-        torchvision ResNet (no pretrained weights: nothing is downloaded).
-    output : {"logit", "softmax2"}
-        One logit (sigmoid = P(contrast)), or two logits (softmax; index 1 = contrast).
+    architecture : str
+        ``resnet18`` / ``resnet34`` / ``resnet50`` (split ReLUs), any other torchvision
+        classification builder name, or ``monai.<Network>``.
+    output : str
+        ``logit`` / ``sigmoid`` (one logit), ``softmax2`` (two logits), ``softmax`` or
+        ``multilabel`` (``n_logits`` logits).
+    in_channels : int
+        Input channels (the card's ``channels``).
+    n_logits : int, optional
+        Logits of the head; default 1 for one-logit outputs, 2 otherwise.
+    architecture_args : dict, optional
+        Keyword arguments of the builder (e.g. ViT ``image_size``).
 
     Returns
     -------
     torch.nn.Module
-        Input (B, 1, H, W) in [0, 1]; output (B, 1) or (B, 2) logits.
+        Input (B, in_channels, H, W); output (B, n_logits) logits.
     """
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
     if output not in OUTPUT_KINDS:
         raise ValueError(f"unknown output kind {output!r}; choose one of {OUTPUT_KINDS}")
-    net = getattr(models, architecture)(weights=None)
-    net.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
-    net.fc = nn.Linear(net.fc.in_features, 1 if output == "logit" else 2)
-    _split_relus(net)
+    check_architecture(architecture)
+    if architecture in STANDALONE:
+        raise ValueError(f"a {architecture!r} model is read from its file, not built: load it with model.load")
+    kind = OUTPUT_ALIASES.get(output, output)
+    if n_logits is None:
+        n_logits = 1 if kind == "sigmoid" else 2
+    args = dict(architecture_args or {})
+    if architecture in RESNETS and not args:
+        return _resnet(architecture, in_channels, n_logits)
+    if architecture.startswith("monai."):
+        return _monai(architecture, in_channels, n_logits, args)
+    try:
+        net = models.get_model(architecture, weights=None, num_classes=n_logits, **args)
+    except TypeError as e:
+        raise ValueError(f"architecture_args {args} do not fit torchvision's {architecture}: {e}") from None
+    _first_conv_in(net, in_channels)
     return net

@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .architectures import build
+from .architectures import STANDALONE, build
 from .card import ModelCard, card_path_for, file_sha256
 
 Format = Literal["safetensors", "state_dict", "torchscript"]
@@ -40,7 +40,7 @@ def save_checkpoint(module: nn.Module, path: str | Path, card: ModelCard, *,
     elif fmt == "state_dict":
         torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, p)
     elif fmt == "torchscript":
-        example = torch.zeros(1, 1, *card.input_size)
+        example = torch.zeros(1, card.in_channels, *card.input_size)
         with torch.no_grad():
             traced = torch.jit.trace(module.cpu().float(), example)
         traced.save(str(p))
@@ -85,7 +85,15 @@ def _unwrap_state_dict(obj: object) -> dict[str, torch.Tensor] | None:
 
 def module_from_state_dict(sd: dict[str, torch.Tensor], card: ModelCard, source: str) -> nn.Module:
     """Build the card's architecture and load ``sd`` into it; mismatches name the keys."""
-    net = build(card.architecture, card.output)
+    if card.architecture in STANDALONE:
+        raise CheckpointError(f"{source}: the card says architecture={card.architecture!r}, but the file holds "
+                              f"weights only. Name the network in the card's architecture (e.g. resnet50, "
+                              f"densenet121)")
+    try:
+        net = build(card.architecture, card.output, in_channels=card.in_channels, n_logits=card.n_logits,
+                    architecture_args=card.architecture_args)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{source}: cannot build the card's network: {e}") from None
     own = net.state_dict()
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
@@ -100,15 +108,42 @@ def module_from_state_dict(sd: dict[str, torch.Tensor], card: ModelCard, source:
                  if items]
         raise CheckpointError(
             f"{source} does not match its card (architecture={card.architecture!r}, "
-            f"output={card.output!r}): " + "; ".join(parts)
-            + ". Fix the card's architecture/output or load the right checkpoint.")
+            f"{card.in_channels} input channel(s), output={card.output!r} with {card.n_logits} logit(s)): "
+            + "; ".join(parts)
+            + ". Fix the card's architecture / channels / output / class_names, or load the right checkpoint.")
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
     return net
 
 
+def dry_forward(module: nn.Module, card: ModelCard, source: str) -> None:
+    """One forward of a zero input shaped by the card: channels and class count must fit the network."""
+    x = torch.zeros(1, card.in_channels, *card.input_size)
+    try:
+        with torch.no_grad():
+            out = module.eval()(x)
+    except Exception as e:  # noqa: BLE001 - any failure here is a card / weights mismatch
+        raise CheckpointError(
+            f"{source} does not run on the input its card describes ({card.in_channels} channel(s), "
+            f"{card.input_size[0]}×{card.input_size[1]}): {str(e).strip().splitlines()[0]}. Fix the card's "
+            f"channels / input_size") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != card.n_logits:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise CheckpointError(
+            f"{source} gives logits of shape {shape}, but its card (output={card.output!r}, "
+            f"{card.n_classes} classes {list(card.class_names)}) needs (1, {card.n_logits}). Fix the card's "
+            f"output / class_names")
+
+
 def load_checkpoint(path: str | Path, *, card: ModelCard | str | Path | None = None,
                     trust_pickle: bool = False) -> tuple[nn.Module, ModelCard]:
-    """Load a checkpoint file into (module, card). See ``model.load`` for the formats."""
+    """Load a checkpoint file into (module, card), checked by a dry forward. See ``model.load``."""
+    module, the_card = _load_checkpoint(path, card=card, trust_pickle=trust_pickle)
+    dry_forward(module, the_card, Path(path).name)
+    return module, the_card
+
+
+def _load_checkpoint(path: str | Path, *, card: ModelCard | str | Path | None = None,
+                     trust_pickle: bool = False) -> tuple[nn.Module, ModelCard]:
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"checkpoint {p} does not exist")
@@ -127,6 +162,11 @@ def load_checkpoint(path: str | Path, *, card: ModelCard | str | Path | None = N
         return module_from_state_dict(sd, the_card, p.name), the_card
     if _is_torchscript(p):
         return torch.jit.load(str(p), map_location="cpu"), the_card
+    if p.suffix == ".pt2" or the_card.architecture == "exported":
+        try:
+            return torch.export.load(str(p)).module(), the_card
+        except Exception as e:  # noqa: BLE001
+            raise CheckpointError(f"{p.name} is not a torch.export program (.pt2): {e}") from None
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:

@@ -1,8 +1,11 @@
-"""``Classifier``: a CT-contrast network, its card, and the one input space every step shares.
+"""``Classifier``: a CT classifier network, its card, and the one input space every step shares.
 
-Preprocessing (``preprocess``): HU → clip to the card's window → scale to [0, 1] → resize to the
-card's input size (bilinear, antialiased; clipping first so that bone saturates before it is
-averaged with its neighbours) → float32 (B, 1, H, W), channels_last, on the model's device.
+Preprocessing (``preprocess``), per input channel of the card: HU (the slice, or for a 2.5D
+channel the slice ``slice_offset`` positions away, the volume's edge repeating its last slice) →
+clip to the channel's window → scale to [0, 1] → optional normalisation ``(x − mean) / std`` →
+resize to the card's input size (bilinear, antialiased; clipping first so that bone saturates
+before it is averaged with its neighbours) → float32 (B, C, H, W), channels_last, on the model's
+device. A version-1 card is one channel with its ``hu_window`` and no normalisation.
 """
 
 from __future__ import annotations
@@ -64,8 +67,13 @@ class Classifier:
             self.module.to(memory_format=torch.channels_last)
 
     # -- input space ----------------------------------------------------------------------
-    def preprocess(self, hu: np.ndarray) -> torch.Tensor:
-        """HU slice (H, W) or stack (Z, H, W) → float32 (1|Z, 1, h, w) in [0, 1] on the device."""
+    def preprocess(self, hu: np.ndarray, index: int | None = None) -> torch.Tensor:
+        """HU → the network's input (B, C, h, w) on the device.
+
+        A slice (H, W) gives B = 1; a stack (Z, H, W) gives B = Z, or B = 1 with ``index``
+        (that slice). A 2.5D card needs the volume: its neighbouring-slice channels are taken
+        from it (a single slice is an error that says so).
+        """
         arr = np.asarray(hu)
         if arr.ndim not in (2, 3):
             raise ValueError(f"expected a slice (H, W) or a stack (Z, H, W) in HU, got shape {arr.shape}")
@@ -74,44 +82,115 @@ class Classifier:
         if not np.isfinite(arr).all():
             n = int((~np.isfinite(arr)).sum())
             raise ValueError(f"the image has {n} NaN/inf pixels: fill or crop them before classifying")
-        x = hu_to_unit(arr, self.card.hu_window)
-        x = x[None, None] if arr.ndim == 2 else x[:, None]
-        x = resize_batch(x, self.card.input_size)
+        card = self.card
+        if arr.ndim == 2:
+            if card.is_2_5d:
+                raise ValueError(f"this model is 2.5D (channels at slice offsets {card.slice_offsets}): give it the "
+                                 f"volume (Z, H, W) and the slice index, not a single slice")
+            if index not in (None, 0):
+                raise ValueError(f"index {index} given with a single slice")
+            stack, rows = arr[None], np.zeros(1, dtype=int)
+        else:
+            stack = arr
+            rows = np.arange(len(arr)) if index is None else np.array([int(index)])
+            if index is not None and not 0 <= int(index) < len(arr):
+                raise IndexError(f"slice index {index} out of range for a volume of {len(arr)} slices")
+        if len(card.windows) == 1 and not card.is_2_5d and card.normalize is None:  # v1: one window
+            x = hu_to_unit(stack[rows], card.windows[0])[:, None]
+        else:
+            chans = []
+            for window, off in zip(card.windows, card.slice_offsets):
+                src = np.clip(rows + off, 0, len(stack) - 1)
+                chans.append(hu_to_unit(stack[src], window))
+            x = torch.stack(chans, dim=1)
+            if card.normalize is not None:
+                mean = torch.tensor(card.normalize["mean"], dtype=torch.float32).view(1, -1, 1, 1)
+                std = torch.tensor(card.normalize["std"], dtype=torch.float32).view(1, -1, 1, 1)
+                x = (x - mean) / std
+        x = resize_batch(x, card.input_size)
         return x.to(self.device).contiguous(memory_format=torch.channels_last)
 
+    def baseline(self, level: float) -> torch.Tensor:
+        """(1, C, 1, 1): every channel at ``level`` of its window (0 = black, 1 = white), normalised
+        as ``preprocess`` would — what a uniform −∞ / +∞ HU image becomes. IG's baselines."""
+        x = torch.full((1, self.card.in_channels, 1, 1), float(level), dtype=torch.float32)
+        if self.card.normalize is not None:
+            mean = torch.tensor(self.card.normalize["mean"], dtype=torch.float32).view(1, -1, 1, 1)
+            std = torch.tensor(self.card.normalize["std"], dtype=torch.float32).view(1, -1, 1, 1)
+            x = (x - mean) / std
+        return x.to(self.device)
+
     # -- outputs --------------------------------------------------------------------------
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The card's class names (index = class)."""
+        return self.card.class_names
+
+    @property
+    def binary(self) -> bool:
+        """Two classes, one answer (sigmoid or two-class softmax)."""
+        return self.card.n_classes == 2 and self.card.kind != "multilabel"
+
     def logits(self, x: torch.Tensor, *, batch_size: int = 32) -> torch.Tensor:
         """Logits of preprocessed inputs, in batches (halved on out-of-memory), no gradient."""
         outs = [o for o in self._batched(x, batch_size, self._forward_nograd)]
         return torch.cat(outs) if outs else torch.empty(0, self.n_logits)
 
-    def probability(self, logits: torch.Tensor) -> torch.Tensor:
-        """P(contrast) from logits (sigmoid of one logit, softmax index 1 of two)."""
-        if self.card.output == "logit":
-            return torch.sigmoid(logits[:, 0])
-        return torch.softmax(logits, dim=1)[:, 1]
+    def proba(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, N) class probabilities: sigmoid → [1 − p, p]; softmax; multilabel: one sigmoid per class."""
+        kind = self.card.kind
+        if kind == "sigmoid":
+            p = torch.sigmoid(logits[:, 0])
+            return torch.stack([1 - p, p], dim=1)
+        if kind == "softmax":
+            return torch.softmax(logits, dim=1)
+        return torch.sigmoid(logits)
 
-    def predict(self, hu: np.ndarray, *, batch_size: int = 32) -> float | np.ndarray:
-        """P(contrast): a float for a slice (H, W), an array for a stack (Z, H, W)."""
+    def probability(self, logits: torch.Tensor) -> torch.Tensor:
+        """Binary models: P(positive class) (v1: P(contrast)) from logits."""
+        if not self.binary:
+            raise ValueError(f"this model has {self.card.n_classes} classes {list(self.class_names)}: use "
+                             f"predict_proba (one probability per class)")
+        if self.card.kind == "sigmoid":
+            p = torch.sigmoid(logits[:, 0])
+            return p if self.card.positive_index == 1 else 1 - p
+        return torch.softmax(logits, dim=1)[:, self.card.positive_index]
+
+    def predicted(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B,) predicted class indices (binary: P(positive) ≥ 0.5; else the most probable class)."""
+        if self.binary:
+            pos = self.card.positive_index
+            return torch.where(self.probability(logits) >= 0.5, pos, 1 - pos)
+        return self.proba(logits).argmax(dim=1)
+
+    def predict(self, hu: np.ndarray, *, batch_size: int = 32, index: int | None = None) -> float | np.ndarray:
+        """Binary models: P(positive class): a float for a slice (or ``index``), an array for a stack."""
         arr = np.asarray(hu)
-        p = self.probability(self.logits(self.preprocess(arr), batch_size=batch_size)).cpu().numpy()
-        return float(p[0]) if arr.ndim == 2 else p.astype(np.float64)
+        p = self.probability(self.logits(self.preprocess(arr, index), batch_size=batch_size)).cpu().numpy()
+        return float(p[0]) if arr.ndim == 2 or index is not None else p.astype(np.float64)
+
+    def predict_proba(self, hu: np.ndarray, *, batch_size: int = 32, index: int | None = None) -> np.ndarray:
+        """Class probabilities (scikit-learn's convention): (N,) for a slice (or ``index``), (Z, N) for a stack."""
+        arr = np.asarray(hu)
+        p = self.proba(self.logits(self.preprocess(arr, index), batch_size=batch_size)).cpu().numpy()
+        return p[0].astype(np.float64) if arr.ndim == 2 or index is not None else p.astype(np.float64)
 
     def target_score(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Score whose gradient is explained: the logit of ``target`` (0/1 per row).
+        """Score whose gradient is explained: the logit of class ``target`` (per row).
 
-        Single logit z: z for class 1 (contrast), −z for class 0, so a positive attribution
-        always means evidence *for* that class. Two logits: the target's logit.
+        One-logit models: z for the class the logit stands for (class 1), −z for the other, so a
+        positive attribution always means evidence *for* the target. Softmax and multilabel: the
+        target's logit (Captum's usual choice).
         """
-        if self.card.output == "logit":
+        if self.card.kind == "sigmoid":
             z = logits[:, 0]
             return torch.where(target.to(z.device) == 1, z, -z)
         return logits.gather(1, target.to(logits.device).long().view(-1, 1))[:, 0]
 
     @property
     def n_logits(self) -> int:
-        """1 for a single-logit model, 2 for two-class softmax."""
-        return 1 if self.card.output == "logit" else 2
+        """Logits of the head: 1 for a sigmoid model, N otherwise."""
+        return self.card.n_logits
 
     # -- helpers --------------------------------------------------------------------------
     def _forward_nograd(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .card import ModelCard
+from .card import ModelCard, card_path_for
 from .checkpoints import load_checkpoint
 from .classifier import Classifier
 from .devices import resolve_device
@@ -54,8 +54,11 @@ def load(source: str | Path = "demo", device: str | torch.device = "auto", *,
     dev = resolve_device(device)
     path = demo_weights_path() if str(source) == "demo" else Path(source).expanduser().resolve()
     stat = path.stat() if path.exists() else None
+    card_file = None if isinstance(card, ModelCard) else Path(card) if card is not None else card_path_for(path)
+    cstat = card_file.stat() if card_file is not None and card_file.exists() else None
     key = (str(path), stat.st_mtime_ns if stat else None, stat.st_size if stat else None, str(dev),
-           str(card) if card is not None else None)
+           str(card) if card is not None else None,  # an edited card is a new model too
+           (cstat.st_mtime_ns, cstat.st_size) if cstat is not None else None)
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
