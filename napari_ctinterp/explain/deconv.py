@@ -1,11 +1,13 @@
 """Deconvolution's backward rule, and the check that it reaches every ReLU of a model.
 
 Deconvolution (Zeiler & Fergus) passes ``relu(grad_out)`` backwards through each ReLU instead of
-``grad_out * (x > 0)``. We install it with forward hooks on the ``nn.ReLU`` modules that swap the
-output for an autograd function with that backward. A ReLU the hooks cannot reach (``F.relu`` or
-``torch.relu`` called in a ``forward``, or a TorchScript model) would silently keep the ordinary
-rule and give a wrong map, so ``check_relus_reachable`` runs one forward under a
-``TorchFunctionMode`` and refuses such models with a clear error.
+``grad_out * (x > 0)``. It is installed with forward hooks on the ``nn.ReLU`` modules (thread-
+independent, for the ResNets' parallel workers) and, for ReLUs applied as functions in a
+``forward`` (torchvision's DenseNet ends in ``F.relu``; Captum silently leaves those with the
+ordinary rule), with a ``TorchFunctionMode`` entered around each gradient batch
+(``functional_deconvolution``). ``check_relus_reachable`` runs one forward and refuses what the
+rule is not defined for: other activations (SiLU, GELU, ...: the message names the activation and
+the layer) and TorchScript models (their ReLUs are out of reach). Never a silently wrong map.
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ def deconvolution_rule(module: nn.Module) -> Iterator[None]:
 
 
 _RELU_FUNCS = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu_}
+#: Activations Deconvolution is not defined for (module types and functions).
+OTHER_ACTIVATIONS = (nn.SiLU, nn.GELU, nn.Hardswish, nn.Mish, nn.ELU, nn.SELU, nn.CELU, nn.LeakyReLU,
+                     nn.PReLU, nn.Softplus, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.ReLU6, nn.Hardtanh)
+_OTHER_FUNCS = {F.silu: "SiLU", F.gelu: "GELU", F.hardswish: "Hardswish", F.mish: "Mish", F.elu: "ELU",
+                F.selu: "SELU", F.leaky_relu: "LeakyReLU", F.softplus: "Softplus", F.relu6: "ReLU6",
+                F.hardtanh: "Hardtanh"}
 
 
 class _ReluSpy(TorchFunctionMode):
@@ -63,45 +71,66 @@ class _ReluSpy(TorchFunctionMode):
         super().__init__()
         self.depth = 0  # > 0 while inside an nn.ReLU module's forward
         self.stray = 0
+        self.others: list[str] = []
+        self.where: list[str] = []  # module path being run
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: D105
         if func in _RELU_FUNCS and self.depth == 0:
             self.stray += 1
+        elif func in _OTHER_FUNCS and self.depth == 0:
+            self.others.append(f"{_OTHER_FUNCS[func]} (functional, in {self.where[-1] if self.where else 'forward'})")
         return func(*args, **(kwargs or {}))
 
 
-_CHECKED: dict[int, bool] = {}
+class functional_deconvolution(TorchFunctionMode):  # noqa: N801 (used as a context manager)
+    """Within the context (in this thread), ReLUs applied as functions back-propagate ``relu(grad_out)``."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: D105
+        if func in _RELU_FUNCS:
+            return _DeconvReLU.apply(args[0])
+        return func(*args, **(kwargs or {}))
+
+
+_CHECKED: dict[int, int] = {}
+
+
+def functional_relus(module: nn.Module) -> int:
+    """Functional ReLUs found by ``check_relus_reachable`` (0 if not checked or none)."""
+    return _CHECKED.get(id(module), 0)
 
 
 def check_relus_reachable(module: nn.Module, example: torch.Tensor) -> None:
-    """Raise ``UnreachableReLUError`` unless every ReLU applied in a forward is an ``nn.ReLU``."""
+    """Raise ``UnreachableReLUError`` unless Deconvolution's rule reaches every activation of a forward."""
     key = id(module)
-    if _CHECKED.get(key):
+    if key in _CHECKED:
         return
     if isinstance(module, torch.jit.ScriptModule):
         raise UnreachableReLUError(
             "Deconvolution needs the model as a plain torch nn.Module: a TorchScript model hides its "
             "ReLUs, so the deconvolution rule cannot be installed. Load the weights as safetensors or a "
             "state_dict with a card, or leave D out of the methods.")
-    relus = _relu_modules(module)
-    if not relus:
-        raise UnreachableReLUError("Deconvolution found no nn.ReLU module in this model; it cannot "
-                                   "be applied (leave D out of the methods).")
+    others = [f"{type(m).__name__} ({name})" for name, m in module.named_modules() if isinstance(m, OTHER_ACTIVATIONS)]
     spy = _ReluSpy()
     hooks = []
-    for r in relus:
-        hooks.append(r.register_forward_pre_hook(lambda m, i: setattr(spy, "depth", spy.depth + 1)))
-        hooks.append(r.register_forward_hook(lambda m, i, o: setattr(spy, "depth", spy.depth - 1)))
+    for name, m in module.named_modules():
+        if isinstance(m, nn.ReLU):
+            hooks.append(m.register_forward_pre_hook(lambda m, i: setattr(spy, "depth", spy.depth + 1)))
+            hooks.append(m.register_forward_hook(lambda m, i, o: setattr(spy, "depth", spy.depth - 1)))
+        hooks.append(m.register_forward_pre_hook(lambda m, i, name=name: spy.where.append(name or "model")))
+        hooks.append(m.register_forward_hook(lambda m, i, o: spy.where.pop() and None))  # None: output kept
     try:
         with torch.no_grad(), spy:
             module(example[:1])
     finally:
         for h in hooks:
             h.remove()
-    if spy.stray:
+    others += spy.others
+    if others:
+        listed = ", ".join(others[:4]) + (f" … (+{len(others) - 4} more)" if len(others) > 4 else "")
         raise UnreachableReLUError(
-            f"Deconvolution cannot reach {spy.stray} ReLU(s) of this model: its forward calls "
-            f"F.relu/torch.relu directly instead of nn.ReLU modules, which would leave them with the "
-            f"ordinary gradient rule and give a silently wrong map. Use nn.ReLU modules, or leave D "
-            f"out of the methods.")
-    _CHECKED[key] = True
+            f"Deconvolution is defined for ReLU networks only; this model uses {listed}. Leave D out of "
+            f"the methods for this model (the other methods work on any activation).")
+    if spy.stray == 0 and not any(isinstance(m, nn.ReLU) for m in module.modules()):
+        raise UnreachableReLUError("Deconvolution found no ReLU in this model; it cannot be applied "
+                                   "(leave D out of the methods).")
+    _CHECKED[key] = spy.stray

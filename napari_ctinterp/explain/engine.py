@@ -22,7 +22,7 @@ from torch import nn
 
 from ..model.classifier import Classifier
 from .batching import auto_batch_size
-from .deconv import check_relus_reachable, deconvolution_rule
+from .deconv import check_relus_reachable, deconvolution_rule, functional_deconvolution, functional_relus
 from .fast_backward import gradient_twin
 from .parallel import cpu_workers, intra_op_threads, ordered_map, split_rows
 from .plan import KINDS, ExplainOptions, Plan, base_inputs, draw_expected_gradients, ig_quadrature, make_plan
@@ -108,10 +108,15 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int, opts
     twin = gradient_twin(net, bases[:1])  # same forward, cheaper backward (hooks on net's ReLUs still apply)
     bs = batch_size or auto_batch_size(clf, bases.shape[-2:])
 
+    functional = functional_relus(net) > 0
+
     def one_batch(sel: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
         kind, base, index = plan.kind[sel], plan.base[sel], plan.index[sel]
         pts = _points(kind, base, index, bases, alphas, refs, eg_idx, eg_alpha, black, white)
-        grads = input_gradients(clf, pts, target, net=twin)
+        # ReLUs applied as functions get the rule from a mode, entered in the thread that runs the batch
+        deconv = functional and bool(plan.rule[sel[0]] == 1)
+        with functional_deconvolution() if deconv else contextlib.nullcontext():
+            grads = input_gradients(clf, pts, target, net=twin)
         return sel, grads * _coefficients(kind, base, index, bases, weights, refs, eg_idx, opts.samples)
 
     done = 0

@@ -155,3 +155,41 @@ def test_torchscript_models_get_every_method_without_hooks_and_a_clear_refusal_f
         assert rel_l2(ours[key], ref[key]) < TOL, key
     with pytest.raises(UnreachableReLUError, match="TorchScript.*card"):
         explain(scripted, hu, methods=("D",), variants=("plain",))
+
+
+def _relus_as_modules(net: nn.Module) -> nn.Module:
+    """torchvision's DenseNet with its final functional ReLU a module, every ReLU non-inplace."""
+    import types
+
+    for m in net.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    net.final_relu = nn.ReLU()
+
+    def forward(self, x):
+        out = self.final_relu(self.features(x))
+        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(out, (1, 1)), 1))
+
+    net.forward = types.MethodType(forward, net)
+    return net
+
+
+def test_deconvolution_on_densenet_reaches_its_functional_relu(hu):
+    import copy
+
+    from captum.attr import Deconvolution
+
+    clf = make("densenet121-3ch-4cls")
+    reference = _relus_as_modules(copy.deepcopy(clf.module))
+    x = clf.preprocess(hu).contiguous()
+    ref = Deconvolution(Scores(Classifier(reference, clf.card, torch.device("cpu")))).attribute(x, target=1)
+    ours = explain(clf, hu, methods=("D",), variants=("plain",), target=1)
+    assert rel_l2(ours["D", "plain"], _channel_sum(ref)) < TOL
+
+
+def test_deconvolution_on_efficientnet_is_refused_naming_silu(hu):
+    from napari_ctinterp.explain.deconv import UnreachableReLUError
+
+    clf = make("efficientnet_b0-3ch-4cls")
+    with pytest.raises(UnreachableReLUError, match=r"ReLU networks only; this model uses SiLU \(features\."):
+        explain(clf, hu, methods=("D",), variants=("plain",), target=1)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from explain_helpers import rel_l2
 from torch import nn
 
 from napari_ctinterp.explain import ExplainCancelled, UnreachableReLUError, explain, random_map
@@ -84,9 +85,48 @@ class _FunctionalReLUNet(nn.Module):
         return self.fc(self.act(h).mean((2, 3)))
 
 
-def test_deconvolution_refuses_unreachable_relus(hu):
-    clf = Classifier(_FunctionalReLUNet(), ModelCard(input_size=(40, 40)), torch.device("cpu"), source="t")
-    with pytest.raises(UnreachableReLUError, match="cannot reach 1 ReLU"):
+class _ModuleReLUNet(_FunctionalReLUNet):
+    """The same network with its functional ReLU made a module (the reference)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.ReLU()
+
+    def forward(self, x):
+        return self.fc(self.act(self.first(self.conv(x))).mean((2, 3)))
+
+
+def test_deconvolution_reaches_functional_relus(hu):
+    """The functional ReLU gets the rule: the map equals that of the same net with a ReLU module
+    (whose rule is installed by module hooks; Captum's equality on that path, and on DenseNet-121
+    with its functional ReLU, is tested in test_against_captum / test_any_model)."""
+    torch.manual_seed(0)
+    functional = _FunctionalReLUNet()
+    reference = _ModuleReLUNet()
+    reference.load_state_dict(functional.state_dict())
+    card = ModelCard(input_size=(40, 40))
+    ours = explain(Classifier(functional, card, torch.device("cpu"), source="t"), hu, methods=("D",),
+                   variants=("plain",), target=1)
+    ref = explain(Classifier(reference, card, torch.device("cpu"), source="r"), hu, methods=("D",),
+                  variants=("plain",), target=1)
+    assert rel_l2(ours["D", "plain"], ref["D", "plain"]) < 1e-6
+    # Skipping the functional ReLU (what hooks alone do) would give another map.
+    x = Classifier(functional, card, torch.device("cpu")).preprocess(hu).requires_grad_(True)
+    from napari_ctinterp.explain.deconv import deconvolution_rule
+
+    with deconvolution_rule(functional):
+        (g,) = torch.autograd.grad(functional(x)[0, 0], x)
+    assert rel_l2(g[0, 0].numpy(), ref["D", "plain"]) > 1e-3
+
+
+class _SiLUNet(_FunctionalReLUNet):
+    def forward(self, x):
+        return self.fc(F.silu(self.conv(x)).mean((2, 3)))
+
+
+def test_deconvolution_refuses_other_activations_naming_them(hu):
+    clf = Classifier(_SiLUNet(), ModelCard(input_size=(40, 40)), torch.device("cpu"), source="t")
+    with pytest.raises(UnreachableReLUError, match=r"ReLU networks only; this model uses SiLU \(functional, in"):
         explain(clf, hu, methods=("D",), variants=("plain",))
     maps = explain(clf, hu, methods=("BP",), variants=("plain",))  # other methods are fine
     assert np.isfinite(maps["BP", "plain"]).all()
