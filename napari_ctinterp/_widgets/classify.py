@@ -83,17 +83,19 @@ class ClassifyWidget(Container):
 
             clf = load(source, device=device)
             yield
-            probs: dict[int | None, float] = {}
+            probs: dict[int | None, np.ndarray] = {}  # slice → (N,) class probabilities
             for i in range(0, len(indices), 16):
                 chunk = indices[i : i + 16]
                 if chunk == [None]:
-                    probs[None] = float(clf.predict(data))
+                    probs[None] = clf.predict_proba(data)
+                elif clf.card.is_2_5d:  # neighbouring slices come from the volume
+                    probs.update((k, clf.predict_proba(data, index=k)) for k in chunk)
                 else:
-                    p = clf.predict(data[chunk])
-                    probs.update(zip(chunk, (float(v) for v in np.atleast_1d(p))))
+                    probs.update(zip(chunk, clf.predict_proba(data[chunk])))
                 yield
             return {"probs": probs, "model": source, "card_hash": clf.card.short_hash,
-                    "class_names": clf.card.class_names, "device": str(clf.device)}
+                    "class_names": clf.card.class_names, "device": str(clf.device),
+                    "positive": clf.card.positive_index if clf.binary else None}
 
         self.worker = start_worker(job, total=1 + (len(indices) + 15) // 16, description="Classifying",
                                    on_done=lambda res: self._show(layer, res),
@@ -108,20 +110,36 @@ class ClassifyWidget(Container):
             self.table.visible = False
 
     def _show(self, layer: napari.layers.Image, res: dict) -> None:
-        names = res["class_names"]
-        rows = [{"slice": "—" if k is None else k, "P(contrast)": round(p, 4), "class": names[int(p >= 0.5)]}
-                for k, p in sorted(res["probs"].items(), key=lambda kv: -1 if kv[0] is None else kv[0])]
+        names, pos = res["class_names"], res["positive"]
+        ordered = sorted(res["probs"].items(), key=lambda kv: -1 if kv[0] is None else kv[0])
+
+        def predicted(p: np.ndarray) -> int:
+            return (pos if p[pos] >= 0.5 else 1 - pos) if pos is not None else int(np.argmax(p))
+
+        rows = [{"slice": "—" if k is None else k, "p": [round(float(v), 4) for v in p], "class": names[predicted(p)]}
+                for k, p in ordered]
         first = rows[0]
         where = "" if first["slice"] == "—" else f" (slice {first['slice']})"
-        text = f"P(contrast) = {first['P(contrast)']:.3f} → {first['class']}{where}"
+        if pos is not None:  # binary: the probability of the positive class, as before
+            text = f"P({names[pos]}) = {first['p'][pos]:.3f} → {first['class']}{where}"
+            columns = {"slice": [r["slice"] for r in rows], f"P({names[pos]})": [r["p"][pos] for r in rows]}
+        else:
+            text = (f"→ {first['class']}{where}; P: " + ", ".join(f"{n} {v:.3f}" for n, v in zip(names, first["p"])))
+            columns = {"slice": [r["slice"] for r in rows]}
+            columns.update({f"P({n})": [r["p"][c] for r in rows] for c, n in enumerate(names)})
+        columns["class"] = [r["class"] for r in rows]
         if len(rows) > 1:
-            n_c = sum(r["class"] == names[1] for r in rows)
-            text = f"{n_c} of {len(rows)} slices: {names[1]}"
+            counts = {n: sum(r["class"] == n for r in rows) for n in names}
+            text = (f"{counts[names[pos]]} of {len(rows)} slices: {names[pos]}" if pos is not None else
+                    f"{len(rows)} slices: " + ", ".join(f"{c} {n}" for n, c in counts.items() if c))
         self._reset(text)
-        self.table.value = {k: [r[k] for r in rows] for k in ("slice", "P(contrast)", "class")}
+        self.table.value = columns
         self.table.visible = True
         meta = dict(layer.metadata.get(METADATA_KEY, {}))
         for r in rows:
-            meta[str(r["slice"])] = {"p_contrast": r["P(contrast)"], "class": r["class"], "model": res["model"],
-                                     "card_sha256_12": res["card_hash"]}
+            entry = {"p": r["p"], "class_names": list(names), "class": r["class"], "model": res["model"],
+                     "card_sha256_12": res["card_hash"]}
+            if pos is not None:
+                entry["p_contrast" if names[pos] == "contrast" else f"p_{names[pos]}"] = r["p"][pos]
+            meta[str(r["slice"])] = entry
         layer.metadata[METADATA_KEY] = meta

@@ -85,12 +85,24 @@ def balanced_accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(recalls))
 
 
-def _fill_images(x: torch.Tensor, labels: np.ndarray, fill: Fill, seed: int) -> torch.Tensor | None:
-    """Per-image replacement values (same shape as x), or None for ROAD (computed per mask)."""
+def _fill_images(x: torch.Tensor, labels: np.ndarray, fill: Fill, seed: int,
+                 clf: Classifier | None = None) -> torch.Tensor | None:
+    """Per-image replacement values (same shape as x), or None for ROAD (computed per mask).
+
+    ``label``: class 0 (no contrast) is filled white, every other class black — per channel, the
+    top / bottom of that channel's window, normalised as the model's input (``clf.baseline``).
+    ``mean``: the mean of each channel."""
+    multi = x.shape[1] > 1 or (clf is not None and clf.card.normalize is not None)
     if fill == "label":
-        v = torch.as_tensor(np.where(labels == 1, 0.0, 1.0), dtype=x.dtype, device=x.device)
+        if multi and clf is not None:
+            black, white = clf.baseline(0.0).to(x.device), clf.baseline(1.0).to(x.device)
+            is_zero = torch.as_tensor(labels == 0, device=x.device).view(-1, 1, 1, 1)
+            return torch.where(is_zero, white, black).expand_as(x)
+        v = torch.as_tensor(np.where(labels == 0, 1.0, 0.0), dtype=x.dtype, device=x.device)
         return v.view(-1, 1, 1, 1).expand_as(x)
     if fill == "mean":
+        if multi:
+            return x.mean(dim=(0, 2, 3), keepdim=True).expand_as(x).contiguous()
         return torch.full_like(x, float(x.mean()))
     if fill == "blur":
         from torchvision.transforms.functional import gaussian_blur
@@ -146,17 +158,19 @@ def fidelity(clf: Classifier, images: np.ndarray, maps: np.ndarray, labels: np.n
                          f"same slices")
     if not np.isfinite(mp).all():
         raise ValueError("a map has NaN/inf values: it cannot rank pixels")
-    if not set(np.unique(lab)) <= {0, 1}:
-        raise ValueError("labels must be 0 (no contrast) or 1 (contrast)")
+    n_classes = clf.card.n_classes
+    if not set(np.unique(lab)) <= set(range(n_classes)):
+        raise ValueError(f"labels must be class indices 0…{n_classes - 1} of {list(clf.class_names)}")
     x = clf.preprocess(imgs)
     m = torch.as_tensor(mp)[:, None].to(x.device)
     m = F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False) if m.shape[-2:] != x.shape[-2:] else m
     ranks = _ranks(m, seed)
-    n_pix = x[0].numel()
+    n_pix = x[0, 0].numel()
     p = fidelity_grid(step)
-    fills = _fill_images(x, lab, fill, seed)
+    fills = _fill_images(x, lab, fill, seed, clf)
     with torch.no_grad():
-        pred0 = (clf.probability(clf.logits(x, batch_size=batch_size)) >= 0.5).long().cpu().numpy()
+        pred0 = clf.predicted(clf.logits(x, batch_size=batch_size)).long().cpu().numpy()
+    rows = np.arange(len(x))
     probs = {"mif": np.zeros((len(x), len(p))), "lif": np.zeros((len(x), len(p)))}
     preds = {"mif": np.zeros((len(x), len(p)), dtype=int), "lif": np.zeros((len(x), len(p)), dtype=int)}
     acc = {"mif": np.zeros(len(p)), "lif": np.zeros(len(p))}
@@ -171,13 +185,13 @@ def fidelity(clf: Classifier, images: np.ndarray, maps: np.ndarray, labels: np.n
                 removed = ranks < n_rm if name == "mif" else ranks >= n_pix - n_rm
                 filled = road_impute(x, removed, seed=seed + j) if fills is None else torch.where(removed, fills, x)
                 batch.append(filled)
-            prob_all = clf.probability(clf.logits(torch.cat(batch), batch_size=batch_size)).cpu().numpy()
+            logits = clf.logits(torch.cat(batch), batch_size=batch_size)
+            prob_all, pred_all = clf.proba(logits).cpu().numpy(), clf.predicted(logits).cpu().numpy()
             for k, j in enumerate(js):
-                prob_c = prob_all[k * len(x):(k + 1) * len(x)]
-                pred = (prob_c >= 0.5).astype(int)
-                acc[name][j] = balanced_accuracy(pred, lab)
+                pred = pred_all[k * len(x):(k + 1) * len(x)].astype(int)
+                acc[name][j] = balanced_accuracy(pred, lab)  # mean recall over the classes present
                 preds[name][:, j] = pred
-                probs[name][:, j] = np.where(pred0 == 1, prob_c, 1 - prob_c)
+                probs[name][:, j] = prob_all[k * len(x):(k + 1) * len(x)][rows, pred0]  # P(the class first predicted)
                 done += 1
                 if progress is not None:
                     progress(done, total)

@@ -127,8 +127,8 @@ class Prober:
             raise ValueError(f"the occlusion probe takes one slice (H, W) in HU, got shape {arr.shape}")
         if fill not in FILLS:
             raise ValueError(f"unknown fill {fill!r}: {', '.join(FILLS)}")
-        if label is not None and int(label) not in (0, 1):
-            raise ValueError(f"label must be 0 or 1 (class index), got {label!r}")
+        if label is not None and int(label) not in range(clf.card.n_classes):
+            raise ValueError(f"label must be a class index 0…{clf.card.n_classes - 1}, got {label!r}")
         self.clf, self.fill, self.seed, self.slice_index = clf, fill, int(seed), slice_index
         self.shape: tuple[int, int] = (int(arr.shape[0]), int(arr.shape[1]))
         with torch.inference_mode():
@@ -136,7 +136,7 @@ class Prober:
             self.baseline = self._class_probabilities(self._x)
             self.label = int(np.argmax(self.baseline)) if label is None else int(label)
             # ROAD depends on the region, so its fill is computed per call (``None`` here).
-            self._fills = fill_images(self._x, np.array([self.label]), fill, self.seed)
+            self._fills = fill_images(self._x, np.array([self.label]), fill, self.seed, clf)
 
     def occlude(self, region: np.ndarray) -> OcclusionProbe:
         """Probabilities with ``region`` occluded.
@@ -181,8 +181,7 @@ class Prober:
         return (t >= 0.5).to(self._x.device)
 
     def _class_probabilities(self, x: torch.Tensor) -> tuple[float, ...]:
-        p1 = float(self.clf.probability(self.clf.logits(x))[0])
-        return (1.0 - p1, p1)
+        return tuple(float(v) for v in self.clf.proba(self.clf.logits(x))[0])
 
 
 def probe_occlusion(clf: Classifier, hu: np.ndarray, region: np.ndarray, *, fill: Fill = "label",

@@ -57,3 +57,30 @@ def test_bad_checkpoint_is_a_message_not_a_crash(qtbot, viewer_and_widget, tmp_p
     widget.path.value = tmp_path / "missing.pt"
     widget.classify()
     assert widget.run_button.enabled  # refused before any work started
+
+
+def test_a_four_class_three_window_model_shows_every_class(qtbot, viewer_and_widget, tmp_path):
+    import torch
+
+    from napari_ctinterp.model import ModelCard, build
+    from napari_ctinterp.model.checkpoints import save_checkpoint
+
+    phases = ("no contrast", "arterial", "pulmonary", "venous")
+    card = ModelCard(architecture="densenet121", input_size=(64, 64), output="softmax", class_names=phases,
+                     channels=({"window": [-1000, 400]}, {"window": [-160, 240]}, {"window": [-500, 1300]}),
+                     normalize={"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}, name="phase test")
+    torch.manual_seed(0)
+    path, _ = save_checkpoint(build("densenet121", "softmax", in_channels=3, n_logits=4), tmp_path / "p.safetensors",
+                              card)
+    viewer, widget = viewer_and_widget
+    widget.layer.value = viewer.layers["phantom · arterial"]
+    widget.model.value = "file…"
+    widget.path.value = path
+    _run(qtbot, widget)
+    text = widget.result.value
+    assert text.startswith("→ ") and all(f"{n} 0." in text for n in phases), text
+    rows = widget.table.data.to_list()
+    assert widget.table.column_headers == ("slice", *(f"P({n})" for n in phases), "class")
+    assert abs(sum(rows[0][1:5]) - 1) < 1e-3 and rows[0][5] in phases
+    meta = viewer.layers["phantom · arterial"].metadata["ctinterp_classification"]["—"]
+    assert meta["class_names"] == list(phases) and len(meta["p"]) == 4

@@ -193,3 +193,24 @@ def test_deconvolution_on_efficientnet_is_refused_naming_silu(hu):
     clf = make("efficientnet_b0-3ch-4cls")
     with pytest.raises(UnreachableReLUError, match=r"ReLU networks only; this model uses SiLU \(features\."):
         explain(clf, hu, methods=("D",), variants=("plain",), target=1)
+
+
+def test_fidelity_and_the_probe_work_for_four_classes_and_three_windows(hu):
+    from napari_ctinterp.metrics import Prober, fidelity
+
+    clf = make("densenet121-3ch-4cls")
+    imgs = np.stack([hu, hu[::-1].copy()])
+    maps = np.random.default_rng(0).random(imgs.shape).astype(np.float32)
+    labels = np.array([3, 1])
+    f = fidelity(clf, imgs, maps, labels, step=25, bootstrap=10)
+    assert f.mif.shape == f.lif.shape == (5,) and np.isfinite(f.F)
+    assert f.pred_mif.max() < 4 and np.allclose(f.prob_mif[:, 0], 1.0)  # P of the first answer, normalised
+    with pytest.raises(ValueError, match=r"class indices 0…3"):
+        fidelity(clf, imgs, maps, np.array([4, 0]))
+    probe = Prober(clf, hu, fill="label")
+    res = probe.occlude(np.ones_like(hu, dtype=bool))
+    assert len(res.baseline) == len(res.occluded) == 4 and abs(sum(res.occluded) - 1) < 1e-5
+    # Everything occluded with the label fill is the uniform black (or white) image of every window.
+    fill = clf.baseline(1.0 if probe.label == 0 else 0.0).expand(1, 3, S, S)
+    want = clf.proba(clf.logits(fill))[0].numpy()
+    np.testing.assert_allclose(res.occluded, want, atol=1e-5)

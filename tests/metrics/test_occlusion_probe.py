@@ -113,5 +113,5 @@ def test_bad_inputs_are_clear_errors(clf, arterial, prober):
         Prober(clf, arterial.hu, fill="noise")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="one slice"):
         Prober(clf, np.stack([arterial.hu] * 2))
-    with pytest.raises(ValueError, match="label must be 0 or 1"):
+    with pytest.raises(ValueError, match="label must be a class index 0…1"):
         Prober(clf, arterial.hu, label=2)
