@@ -68,6 +68,9 @@ class ExplainWidget(Container):
         self.scope = RadioButtons(label="slices", choices=["current slice", "whole volume"], value="current slice")
         self.methods = {m: CheckBox(text=f"{m} — {METHOD_TITLES[m]}", value=True) for m in METHODS}
         self.variants = {v: CheckBox(text=v, value=True) for v in VARIANTS}
+        self.target = ComboBox(label="explain class", choices=self._target_choices, value="predicted",
+                               tooltip="the class whose score is explained: the predicted one, or any class "
+                                       "of the model's card")
         self.xrai = ComboBox(label="XRAI regions", choices=["off", "full", "fast"], value="full")
         self.references = ComboBox(label="EG references", choices=["auto", "folder…"], value="auto",
                                    tooltip="auto: the demo model's own set, else the other slices of the open "
@@ -93,7 +96,7 @@ class ExplainWidget(Container):
         method_box = Container(widgets=list(self.methods.values()), labels=False, label="methods")
         variant_box = Container(widgets=list(self.variants.values()), labels=False, layout="horizontal",
                                 label="variants")
-        self.extend([self.layer, self.model, self.path, self.scope, method_box, variant_box, self.xrai,
+        self.extend([self.layer, self.model, self.path, self.target, self.scope, method_box, variant_box, self.xrai,
                      self.references, self.ref_folder, self.advanced, *self._params,
                      Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False),
                      *self.progress.widgets, self.status, self.shown, self.regions_of, self.top_percent])
@@ -105,12 +108,26 @@ class ExplainWidget(Container):
         self.regions_of.changed.connect(self._update_regions)
         self.top_percent.changed.connect(self._update_regions)
         self.run_button.changed.connect(self.run)
+        self.model.changed.connect(self.target.reset_choices)
+        self.path.changed.connect(self.target.reset_choices)
         self.cancel_button.changed.connect(self.cancel)
         self.viewer.layers.events.inserted.connect(self.layer.reset_choices)
         self.viewer.layers.events.removed.connect(self.layer.reset_choices)
         self.viewer.layers.selection.events.active.connect(self._follow_shown)
         self.worker = None
 
+
+    def _target_choices(self, _widget: Any = None) -> list[str]:
+        """"predicted" and the class names of the chosen model's card (read from the card only)."""
+        from ..model.card import ModelCard, card_path_for
+        from ..model.loading import demo_weights_path
+
+        try:
+            source = self.picker.source()
+            card = ModelCard.load(card_path_for(demo_weights_path() if source == "demo" else source))
+        except (ValueError, OSError):  # no model chosen yet, or its card is unreadable: run() will say so
+            return ["predicted"]
+        return ["predicted", *card.class_names]
 
     def selected(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Checked methods and variants, in the canonical order."""
@@ -163,7 +180,8 @@ class ExplainWidget(Container):
             indices = list(range(data.shape[0]))
         kwargs = dict(methods=methods, variants=variants, steps=self.steps.value, samples=self.samples.value,
                       sg_samples=self.sg_samples.value, sg_level=self.sg_level.value, seed=self.seed.value,
-                      batch_size=self.batch.value or None)
+                      batch_size=self.batch.value or None,
+                      target=None if self.target.value == "predicted" else self.target.value)
         per_slice = _evaluations(methods, variants, kwargs)
         algorithm = self.xrai.value
         n_regions = 0 if algorithm == "off" else len(methods) * len(variants)
@@ -219,6 +237,9 @@ class ExplainWidget(Container):
         whole = indices != [None] and len(indices) > 1
         first = next(iter(results.values()))
         targets = [int(results[i].params["target"]) for i in indices]  # each slice's explained class
+        # The class is in the layer names only when it is not the one the model predicts.
+        tag = first.params["target_name"] if self.target.value != "predicted" and any(
+            results[i].params["target"] != results[i].params["predicted"] for i in indices) else ""
         index = None if whole else indices[0]
         scale, translate = slice_geometry(layer, index)
         for method, variant in keys:
@@ -229,7 +250,7 @@ class ExplainWidget(Container):
                                      "image": layer.name, "slices": [int(i) for i in indices if i is not None],
                                      **first.params, "targets": targets},
                     "signed": signed}
-            upsert_image(self.viewer, map_layer_name(layer.name, method, variant), np.abs(signed),
+            upsert_image(self.viewer, map_layer_name(layer.name, method, variant, target=tag), np.abs(signed),
                          scale=scale, translate=translate, metadata=meta)
         n_xrai = 0
         if getattr(first, "regions", None):
@@ -241,8 +262,10 @@ class ExplainWidget(Container):
                                 np.stack([r for _, r in per]) if stacked else per[0][1])
             base = {"image": layer.name, "algorithm": self.xrai.value,
                     "slices": [int(i) for i in indices if i is not None], **first.params, "targets": targets}
-            add_xrai_layers(self.viewer, layer, regions, scale=scale, translate=translate, base_meta=base)
-            self._last = {"image": layer.name, "regions": regions, "scale": scale, "translate": translate}
+            add_xrai_layers(self.viewer, layer, regions, scale=scale, translate=translate, base_meta=base,
+                            target=tag)
+            self._last = {"image": layer.name, "regions": regions, "scale": scale, "translate": translate,
+                          "tag": tag}
             self._quiet = True  # the regions layer is made (or updated) hidden; choosing a map shows it
             try:
                 self.regions_of.reset_choices()
@@ -252,7 +275,7 @@ class ExplainWidget(Container):
             self.regions_of.visible = self.top_percent.visible = True
             n_xrai = len(keys)
         shown = DEFAULT_SHOWN if DEFAULT_SHOWN in keys else keys[0]
-        show_map(self.viewer, self.viewer.layers[map_layer_name(layer.name, *shown)])
+        show_map(self.viewer, self.viewer.layers[map_layer_name(layer.name, *shown, target=tag)])
         self.shown.reset_choices()
         self.shown.visible = True
         self.shown.value = short_map_name(*shown)
@@ -294,13 +317,14 @@ class ExplainWidget(Container):
     def _region_choices(self, _widget: Any = None) -> list[str]:
         if not self._last:
             return []
-        return [xrai_layer_name(self._last["image"], m, v) for m, v in self._last["regions"]]
+        return [xrai_layer_name(self._last["image"], m, v, self._last["tag"]) for m, v in self._last["regions"]]
 
     def _update_regions(self, *_: Any) -> None:
         """Show the chosen map's ranked regions, keeping the top k % of the area."""
         if not self._last or not self.regions_of.value:
             return
-        names = {xrai_layer_name(self._last["image"], m, v): (m, v) for m, v in self._last["regions"]}
+        last = self._last
+        names = {xrai_layer_name(last["image"], m, v, last["tag"]): (m, v) for m, v in last["regions"]}
         key = names.get(self.regions_of.value)
         if key is None:
             return

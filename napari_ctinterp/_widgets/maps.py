@@ -34,13 +34,15 @@ def short_map_name(method: str, variant: str, kind: str = "pixel") -> str:
     return f"{method} · {variant}" + (" · XRAI" if kind == "region" else "")
 
 
-def map_layer_name(image_name: str, method: str, variant: str, kind: str = "pixel") -> str:
-    """``<method> · <variant>[ · XRAI] — <image>`` (the contract of layer names).
+def map_layer_name(image_name: str, method: str, variant: str, kind: str = "pixel", target: str = "") -> str:
+    """``<method> · <variant>[ · XRAI][ · →<class>] — <image>`` (the contract of layer names).
 
     The map comes first so that the layer list, which elides long names in the middle, still
-    shows which map a row is.
+    shows which map a row is. ``target``: the explained class, named only when it is not the
+    predicted one.
     """
-    return f"{short_map_name(method, variant, kind)} — {image_name}"
+    tag = f" · →{target}" if target else ""
+    return f"{short_map_name(method, variant, kind)}{tag} — {image_name}"
 
 
 def map_info(layer: napari.layers.Layer) -> dict | None:

@@ -13,9 +13,9 @@ import numpy as np
 from .maps import map_layer_name, upsert_image
 
 
-def xrai_layer_name(image_name: str, method: str, variant: str) -> str:
-    """``<method> · <variant> · XRAI — <image>``."""
-    return map_layer_name(image_name, method, variant, "region")
+def xrai_layer_name(image_name: str, method: str, variant: str, target: str = "") -> str:
+    """``<method> · <variant> · XRAI[ · →<class>] — <image>``."""
+    return map_layer_name(image_name, method, variant, "region", target)
 
 
 def regions_layer_name(image_name: str) -> str:
@@ -36,13 +36,13 @@ def top_regions(ranks: np.ndarray, percent: float) -> np.ndarray:
 
 
 def add_xrai_layers(viewer: napari.Viewer, image: napari.layers.Image, results: dict, *, scale: tuple,
-                    translate: tuple, base_meta: dict) -> list[str]:
+                    translate: tuple, base_meta: dict, target: str = "") -> list[str]:
     """Add/update XRAI layers from ``results[(method, variant)] = (values, ranks)`` (stacked per slice)."""
     names = []
     for (method, variant), (values, ranks) in results.items():
         meta = {"ctinterp_map": {**base_meta, "method": method, "variant": variant, "kind": "region"},
                 "ranks": ranks}
-        name = xrai_layer_name(image.name, method, variant)
+        name = xrai_layer_name(image.name, method, variant, target)
         upsert_image(viewer, name, values.astype(np.float32), scale=scale, translate=translate, metadata=meta)
         names.append(name)
     return names

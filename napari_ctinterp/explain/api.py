@@ -147,13 +147,15 @@ def iter_explain(
             raise ValueError(f"references must be HU slices (K, H, W), got shape {references.shape}")
         refs = clf.preprocess(references)
         ref_source = ref_source or f"{len(references)} given slices"
-    target = predicted_class(clf, x) if target is None else clf.card.class_index(target)
+    predicted = predicted_class(clf, x)
+    target = predicted if target is None else clf.card.class_index(target)
     maps = yield from iter_run(clf, x, int(target), opts, refs, batch_size=batch_size)
     out = {key: resize_map(m, shape) for key, m in maps.items()}
     params = {"methods": list(opts.methods), "variants": list(opts.variants), "steps": opts.steps,
               "samples": opts.samples, "sg_samples": opts.sg_samples, "sg_level": opts.sg_level,
               "seed": opts.seed, "ig_method": opts.ig_method, "target": int(target),
-              "target_name": clf.card.class_names[int(target)], "references": ref_source,
+              "target_name": clf.card.class_names[int(target)], "predicted": int(predicted),
+              "references": ref_source,
               "model": clf.source, "model_sha256_12": clf.card.short_hash, "input_size": list(clf.card.input_size),
               "hu_window": list(clf.card.hu_window), "index": index,
               "channels": [list(w) for w in clf.card.windows]}

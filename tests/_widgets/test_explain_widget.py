@@ -158,3 +158,24 @@ def test_a_model_chosen_in_one_widget_is_seen_by_the_others(viewer_and_widget, t
     assert widget.model.value == "file…" and widget.picker.source() == str(ckpt)
     widget.model.value = "demo"
     assert other.model.value == "demo" and other.picker.source() == "demo"
+
+
+def test_explaining_a_class_other_than_the_predicted_one_names_it(qtbot, viewer_and_widget):
+    viewer, widget = viewer_and_widget
+    assert widget.target.choices == ("predicted", "no contrast", "contrast")  # from the demo card
+    for m, box in widget.methods.items():
+        box.value = m == "BP"
+    widget.variants["SG"].value = widget.variants["SG2"].value = False
+    widget.xrai.value = "fast"
+    widget.target.value = "no contrast"  # the arterial sample is predicted "contrast"
+    widget.run()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=120_000)
+    name = "BP · plain · →no contrast — phantom · arterial"
+    assert name in viewer.layers and "BP · plain · XRAI · →no contrast — phantom · arterial" in viewer.layers
+    info = viewer.layers[name].metadata["ctinterp_map"]
+    assert info["target"] == 0 and info["target_name"] == "no contrast" and info["predicted"] == 1
+    assert viewer.layers[name].visible
+    widget.target.value = "contrast"  # the predicted class: names as usual
+    widget.run()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=120_000)
+    assert "BP · plain — phantom · arterial" in viewer.layers
