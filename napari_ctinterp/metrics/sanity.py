@@ -44,8 +44,30 @@ def resnet_stages(module: nn.Module) -> list[str]:
     return order
 
 
+def model_stages(module: nn.Module) -> list[str]:
+    """Stages to randomise from the output down, for any module tree.
+
+    ResNets: their named stages (``resnet_stages``). Other networks: the top-level children in
+    definition order (torchvision's is the forward order), each ``nn.Sequential`` among them
+    (DenseNet's and EfficientNet's ``features``) opened one level, keeping those with parameters,
+    reversed: head first, stem last.
+    """
+    names = [n for n, _ in module.named_children()]
+    if "fc" in names and "layer4" in names:
+        return resnet_stages(module)
+    stages = []
+    for name, child in module.named_children():
+        parts = list(child.named_children()) if isinstance(child, nn.Sequential) else []
+        for sub, m in (((f"{name}.{n}", c) for n, c in parts) if parts else [(name, child)]):
+            if any(True for _ in m.parameters()):
+                stages.append(sub)
+    if not stages:
+        raise ValueError("cascading randomisation found no layer with parameters in this model")
+    return stages[::-1]
+
+
 def _randomise(module: nn.Module, stage: str, gen: torch.Generator) -> None:
-    targets = [getattr(module, stage)] + ([module.bn1] if stage == "conv1" and hasattr(module, "bn1") else [])
+    targets = [module.get_submodule(stage)] + ([module.bn1] if stage == "conv1" and hasattr(module, "bn1") else [])
     for t in targets:
         for m in t.modules():
             for name, p in list(m.named_parameters(recurse=False)):
@@ -76,7 +98,7 @@ def cascading_randomisation(clf: Classifier, hu: np.ndarray, *, explain_fn: Call
     original = explain_fn(clf, hu, **kw)
     target = original.params["target"] if hasattr(original, "params") else None
     net = copy.deepcopy(clf.module).cpu()
-    stages = resnet_stages(net)
+    stages = model_stages(net)
     gen = torch.Generator().manual_seed(int(seed))
     keys = list(original.keys())
     sims = {k: [(1.0, 1.0, 1.0)] for k in keys}

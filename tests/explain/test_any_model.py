@@ -214,3 +214,16 @@ def test_fidelity_and_the_probe_work_for_four_classes_and_three_windows(hu):
     fill = clf.baseline(1.0 if probe.label == 0 else 0.0).expand(1, 3, S, S)
     want = clf.proba(clf.logits(fill))[0].numpy()
     np.testing.assert_allclose(res.occluded, want, atol=1e-5)
+
+
+def test_cascading_randomisation_walks_any_module_tree_from_the_head(hu):
+    from napari_ctinterp.metrics import cascading_randomisation
+    from napari_ctinterp.metrics.sanity import model_stages
+
+    clf = make("efficientnet_b0-3ch-4cls")
+    stages = model_stages(clf.module)
+    assert stages[0] == "classifier.1" and stages[-1] == "features.0" and len(stages) == 10
+    assert model_stages(make("densenet121-1ch-2cls").module)[:2] == ["classifier", "features.norm5"]
+    curves = cascading_randomisation(clf, hu, methods=("BP",), steps=4)
+    s = curves.spearman_abs["BP", "plain"]
+    assert curves.stages[0] == "original" and len(s) == len(stages) + 1 and s[0] == 1.0 and s[-1] < 0.9
