@@ -20,7 +20,7 @@ class SliceRef:
     """One slice of a study: how to load it (cheap to send to a Dask worker)."""
 
     slice_id: str
-    label: int
+    label: int | str
     source: str  # "phantom" or a file path
     seed: int = 0
     phase: str = ""
@@ -49,11 +49,16 @@ def folder_slices(folder: str | Path, labels_csv: str | Path | None = None) -> l
         raise ValueError(f"{csv_path}: expected columns file,label[,mask]")
     out = []
     for row in rows:
-        lab = row["label"].strip().lower()
-        if lab not in ("0", "1", "contrast", "no contrast"):
-            raise ValueError(f"{csv_path}: label {row['label']!r} of {row['file']}: use 1/0 or contrast/no contrast")
+        raw = row["label"].strip()
+        lab = raw.lower()
+        if not raw:
+            raise ValueError(f"{csv_path}: {row['file']} has no label: give a class index or a class name of the "
+                             f"model's card (1/0 or contrast/no contrast for the demo)")
+        # 1/0 and contrast/no contrast as before; other indices or names are checked against the card
+        label: int | str = (int(lab in ("1", "contrast")) if lab in ("0", "1", "contrast", "no contrast")
+                            else int(raw) if raw.isdigit() else raw)
         mask = (row.get("mask") or "").strip()
-        out.append(SliceRef(slice_id=row["file"], label=int(lab in ("1", "contrast")), source=str(root / row["file"]),
+        out.append(SliceRef(slice_id=row["file"], label=label, source=str(root / row["file"]),
                             mask_path=str(root / mask) if mask else ""))
     return out
 

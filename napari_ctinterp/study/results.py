@@ -18,8 +18,15 @@ from ..metrics.fidelity import fidelity_grid, pooled_F
 
 GROUP = ["method", "variant", "map_type", "sign"]
 SCORES = ["auc", "auc_grid", "max_dice", "fidelity_continuous"]
-COLUMNS = ["slice_id", "label", "p_contrast", "prediction", *GROUP, "auc", "auc_grid", "max_dice", "k_star",
-           "relevance_mass", "fidelity_continuous", "error"]
+COLUMNS = ["slice_id", "label", "p_contrast", "prediction", "target", "class", *GROUP, "auc", "auc_grid",
+           "max_dice", "k_star", "relevance_mass", "fidelity_continuous", "error"]
+
+
+def _prediction(r: dict) -> int | None:
+    """The predicted class of a slice result (older results: from P(contrast))."""
+    if r.get("prediction") is not None:
+        return int(r["prediction"])
+    return None if r.get("p_contrast") is None else int(r["p_contrast"] >= 0.5)
 
 
 def load_results(run_dir: Path, slice_ids: list[str] | None = None) -> list[dict]:
@@ -36,7 +43,8 @@ def tidy_table(results: list[dict]) -> pd.DataFrame:
     rows = []
     for r in results:
         base = {"slice_id": r["slice_id"], "label": r["label"], "p_contrast": r["p_contrast"],
-                "prediction": None if r["p_contrast"] is None else int(r["p_contrast"] >= 0.5), "error": r["error"]}
+                "prediction": _prediction(r), "target": r.get("target"), "class": r.get("class"),
+                "error": r["error"]}
         if r["error"]:
             rows.append(base)
             continue
@@ -96,7 +104,7 @@ def assemble(run_dir: Path, slice_ids: list[str] | None = None) -> dict[str, pd.
     fid.to_csv(run_dir / "fidelity.csv", index=False)
     ok = [r for r in results if not r["error"]]
     acc = {"n": len(ok), "n_failed": len(results) - len(ok),
-           "accuracy": float(np.mean([int(r["p_contrast"] >= 0.5) == r["label"] for r in ok])) if ok else None}
+           "accuracy": float(np.mean([_prediction(r) == r["label"] for r in ok])) if ok else None}
     (run_dir / "accuracy.json").write_text(json.dumps(acc, indent=2))
     from .report import write_report
 

@@ -40,8 +40,11 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
     from ..xrai import region_map, segment
 
     clf = load(cfg.model, device=device)
+    label = clf.card.class_index(ref.label)  # a class index or a name of the card; a clear error otherwise
     hu, mask = load_slice(ref)
-    p_contrast = float(clf.predict(hu))
+    proba = clf.predict_proba(hu)
+    prediction = int(clf.predicted(clf.logits(clf.preprocess(hu)))[0])
+    p_contrast = float(proba[clf.card.positive_index]) if clf.binary else None
     maps = explain(clf, hu, methods=cfg.methods, variants=cfg.variants, steps=cfg.steps, samples=cfg.samples,
                    sg_samples=cfg.sg_samples, sg_level=cfg.sg_level, seed=cfg.seed, batch_size=batch_size)
     all_maps = dict(maps)
@@ -66,15 +69,16 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
                                relevance_mass=loc.relevance_mass)
                 else:
                     row.update(auc=None, auc_grid=None, max_dice=None, k_star=None, relevance_mass=None)
-                f = fidelity(clf, hu[None], np.asarray(scored, np.float32)[None], np.array([ref.label]),
+                f = fidelity(clf, hu[None], np.asarray(scored, np.float32)[None], np.array([label]),
                              step=cfg.fidelity_step, seed=cfg.seed, bootstrap=1)
                 row["fidelity_continuous"] = f.F_continuous
                 rows.append(row)
                 fid["|".join((method, variant, map_type, sign))] = {
                     "pred_mif": f.pred_mif[0].tolist(), "pred_lif": f.pred_lif[0].tolist(),
                     "prob_mif": f.prob_mif[0].tolist(), "prob_lif": f.prob_lif[0].tolist()}
-    out = {"slice_id": ref.slice_id, "label": ref.label, "p_contrast": p_contrast, "rows": rows, "fidelity": fid,
-           "error": None, "has_mask": mask is not None}
+    out = {"slice_id": ref.slice_id, "label": label, "p_contrast": p_contrast, "rows": rows, "fidelity": fid,
+           "error": None, "has_mask": mask is not None, "prediction": prediction, "proba": proba.tolist(),
+           "target": int(maps.params["target"]), "class": clf.class_names[int(maps.params["target"])]}
     if keep_maps:
         out["example"] = {"hu": hu.astype(np.float32), "slice_id": np.array(ref.slice_id),
                           **({"mask": mask.astype(np.uint8)} if mask is not None else {}),

@@ -110,3 +110,35 @@ def test_corrupt_slice_is_reported_and_the_run_goes_on(tmp_path):
     assert good["error"].isna().all() and len(good) == 2 * 9 * 2
     assert good["auc"].isna().all()  # no masks given: localisation skipped, fidelity computed
     assert good["fidelity_continuous"].notna().all()
+
+
+def test_a_four_class_model_with_class_names_as_labels(tmp_path):
+    import torch
+
+    from napari_ctinterp.model import ModelCard, build
+    from napari_ctinterp.model.checkpoints import save_checkpoint
+    from napari_ctinterp.phantom import make_slice, write_dicom_series
+
+    phases = ("no contrast", "arterial", "pulmonary", "venous")
+    card = ModelCard(architecture="densenet121", input_size=(64, 64), output="softmax", class_names=phases,
+                     channels=({"window": [-1000, 400]}, {"window": [-160, 240]}, {"window": [-500, 1300]}))
+    torch.manual_seed(0)
+    weights, _ = save_checkpoint(build("densenet121", "softmax", in_channels=3, n_logits=4),
+                                 tmp_path / "phase.safetensors", card)
+    data = tmp_path / "data"
+    for i, phase in enumerate(("venous", None)):
+        write_dicom_series([make_slice(i, contrast=phase is not None, phase=phase, size=128)], data / f"case{i}",
+                           seed=i)
+    write_dicom_series([make_slice(5, contrast=False, size=128)], data / "case2", seed=5)
+    (data / "labels.csv").write_text("file,label\ncase0,venous\ncase1,no contrast\ncase2,portal\n")
+    config = {**SMALL, "data": str(data), "slices": 0, "xrai": "off", "model": str(weights)}
+    run_dir = run_study(StudyConfig(**config), tmp_path / "out", device="cpu")
+    table = pd.read_csv(run_dir / "table.csv")
+    ok = table[table["error"].isna()]
+    assert set(ok["slice_id"]) == {"case0", "case1"} and set(ok["label"].astype(int)) == {3, 0}
+    assert ok["target"].between(0, 3).all() and set(ok["class"]) <= set(phases)
+    assert ok["p_contrast"].isna().all() and ok["prediction"].between(0, 3).all()
+    bad = table[table["slice_id"] == "case2"]["error"].iloc[0]
+    assert "unknown class 'portal'" in bad and "venous" in bad
+    acc = json.loads((run_dir / "accuracy.json").read_text())
+    assert acc["n"] == 2 and acc["n_failed"] == 1 and 0 <= acc["accuracy"] <= 1
