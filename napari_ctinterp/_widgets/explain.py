@@ -198,7 +198,10 @@ class ExplainWidget(Container):
                 slice_hu = data if i is None else data[i]
                 refs = {"volume": lambda: volume_references(data, i), "folder": lambda: folder_refs}.get(
                     refs_kind, lambda: None)()
-                step = iter_explain(clf, slice_hu, references=refs, **kwargs)
+                if clf.card.is_2_5d and i is not None:  # neighbouring-slice channels come from the volume
+                    step = iter_explain(clf, data, index=i, references=refs, **kwargs)
+                else:
+                    step = iter_explain(clf, slice_hu, references=refs, **kwargs)
                 maps = yield from _ticks(step, base)
                 base += per_slice
                 results[i] = maps

@@ -179,3 +179,34 @@ def test_explaining_a_class_other_than_the_predicted_one_names_it(qtbot, viewer_
     widget.run()
     qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=120_000)
     assert "BP · plain — phantom · arterial" in viewer.layers
+
+
+def test_a_2_5d_model_is_explained_from_the_volume(qtbot, viewer_and_widget, tmp_path):
+    import torch
+
+    from napari_ctinterp.explain import explain
+    from napari_ctinterp.model import ModelCard, build, load
+    from napari_ctinterp.model.checkpoints import save_checkpoint
+
+    w = [-1000, 1000]
+    card = ModelCard(input_size=(64, 64), channels=({"window": w, "slice_offset": -1}, {"window": w},
+                                                     {"window": w, "slice_offset": 1}))
+    torch.manual_seed(0)
+    path, _ = save_checkpoint(build("resnet18", in_channels=3), tmp_path / "m25.safetensors", card)
+    viewer, widget = viewer_and_widget
+    vol = np.random.default_rng(0).uniform(-1000, 1000, (5, 64, 64)).astype(np.float32)
+    stack = viewer.add_image(vol, name="stack")
+    viewer.dims.set_current_step(0, 3)
+    widget.layer.value = stack
+    widget.model.value = "file…"
+    widget.path.value = path
+    for m, box in widget.methods.items():
+        box.value = m == "BP"
+    widget.variants["SG"].value = widget.variants["SG2"].value = False
+    widget.xrai.value = "off"
+    widget.run()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=120_000)
+    assert not widget.status.value.startswith("error"), widget.status.value
+    got = viewer.layers["BP · plain — stack"].metadata["signed"][0]
+    want = explain(load(path, device="cpu"), vol, index=3, methods=("BP",), variants=("plain",))["BP", "plain"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-8)
