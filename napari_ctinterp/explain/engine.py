@@ -245,10 +245,7 @@ def iter_run(clf: Classifier, x: torch.Tensor, target: int, opts: ExplainOptions
     bases = torch.cat([x[:int(clean)], noisy_copies(x, opts)]) if plan.n_base else x
     acc = yield from run_plan(clf, plan, bases, target, opts, refs if "EG" in opts.methods else None,
                               batch_size=batch_size, net=net)
-    card = clf.card
-    centre = card.slice_offsets.index(0) if card.is_2_5d else None
-    if card.in_channels == 1 and card.normalize is None:  # v1 models: the very same arithmetic as before
-        return reduce_maps(acc, bases, opts)
+    centre = clf.card.slice_offsets.index(0) if clf.card.is_2_5d else None
     return reduce_maps(acc, bases, opts, black=clf.baseline(0.0), white=clf.baseline(1.0), centre=centre)
 
 

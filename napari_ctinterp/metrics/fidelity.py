@@ -94,12 +94,12 @@ def _fill_images(x: torch.Tensor, labels: np.ndarray, fill: Fill, seed: int,
     ``mean``: the mean of each channel."""
     multi = x.shape[1] > 1 or (clf is not None and clf.card.normalize is not None)
     if fill == "label":
-        if multi and clf is not None:
+        if clf is not None:
             black, white = clf.baseline(0.0).to(x.device), clf.baseline(1.0).to(x.device)
-            is_zero = torch.as_tensor(labels == 0, device=x.device).view(-1, 1, 1, 1)
-            return torch.where(is_zero, white, black).expand_as(x)
-        v = torch.as_tensor(np.where(labels == 0, 1.0, 0.0), dtype=x.dtype, device=x.device)
-        return v.view(-1, 1, 1, 1).expand_as(x)
+        else:  # the unnormalised one-channel input space
+            black, white = torch.zeros(1, 1, 1, 1, device=x.device), torch.ones(1, 1, 1, 1, device=x.device)
+        is_zero = torch.as_tensor(labels == 0, device=x.device).view(-1, 1, 1, 1)
+        return torch.where(is_zero, white, black).expand_as(x)
     if fill == "mean":
         if multi:
             return x.mean(dim=(0, 2, 3), keepdim=True).expand_as(x).contiguous()

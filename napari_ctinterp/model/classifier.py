@@ -102,23 +102,23 @@ class Classifier:
             for window, off in zip(card.windows, card.slice_offsets):
                 src = np.clip(rows + off, 0, len(stack) - 1)
                 chans.append(hu_to_unit(stack[src], window))
-            x = torch.stack(chans, dim=1)
-            if card.normalize is not None:
-                mean = torch.tensor(card.normalize["mean"], dtype=torch.float32).view(1, -1, 1, 1)
-                std = torch.tensor(card.normalize["std"], dtype=torch.float32).view(1, -1, 1, 1)
-                x = (x - mean) / std
+            x = self._normalise(torch.stack(chans, dim=1))
         x = resize_batch(x, card.input_size)
         return x.to(self.device).contiguous(memory_format=torch.channels_last)
 
     def baseline(self, level: float) -> torch.Tensor:
         """(1, C, 1, 1): every channel at ``level`` of its window (0 = black, 1 = white), normalised
         as ``preprocess`` would — what a uniform −∞ / +∞ HU image becomes. IG's baselines."""
-        x = torch.full((1, self.card.in_channels, 1, 1), float(level), dtype=torch.float32)
-        if self.card.normalize is not None:
-            mean = torch.tensor(self.card.normalize["mean"], dtype=torch.float32).view(1, -1, 1, 1)
-            std = torch.tensor(self.card.normalize["std"], dtype=torch.float32).view(1, -1, 1, 1)
-            x = (x - mean) / std
-        return x.to(self.device)
+        return self._normalise(torch.full((1, self.card.in_channels, 1, 1), float(level))).to(self.device)
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """The card's ``(x − mean) / std`` per channel of a (B, C, ...) unit-range tensor (or x)."""
+        norm = self.card.normalize
+        if norm is None:
+            return x
+        mean = torch.tensor(norm["mean"], dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(norm["std"], dtype=torch.float32).view(1, -1, 1, 1)
+        return (x - mean) / std
 
     # -- outputs --------------------------------------------------------------------------
     @property

@@ -42,8 +42,9 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
     clf = load(cfg.model, device=device)
     label = clf.card.class_index(ref.label)  # a class index or a name of the card; a clear error otherwise
     hu, mask = load_slice(ref)
-    proba = clf.predict_proba(hu)
-    prediction = int(clf.predicted(clf.logits(clf.preprocess(hu)))[0])
+    logits = clf.logits(clf.preprocess(hu))  # one forward for the probabilities and the answer
+    proba = clf.proba(logits)[0].cpu().numpy().astype(np.float64)
+    prediction = int(clf.predicted(logits)[0])
     p_contrast = float(proba[clf.card.positive_index]) if clf.binary else None
     maps = explain(clf, hu, methods=cfg.methods, variants=cfg.variants, steps=cfg.steps, samples=cfg.samples,
                    sg_samples=cfg.sg_samples, sg_level=cfg.sg_level, seed=cfg.seed, batch_size=batch_size)
