@@ -53,7 +53,7 @@ def _tqdm_progress(desc: str):
     return report
 
 
-def _cached_phantom_set(cache, split, n, seed, window, size, workers):
+def _cached_phantom_set(cache, split, n, seed, windows, size, workers, task="contrast"):
     """Phantom slices in input space, read from / written to ``cache`` (a folder) when given."""
     from pathlib import Path
 
@@ -61,13 +61,14 @@ def _cached_phantom_set(cache, split, n, seed, window, size, workers):
 
     from .model.datasets import SliceSet, phantom_set, phantom_spec
 
-    specs = phantom_spec(split, n, seed)
-    path = Path(cache) / f"phantom-{split}-n{n}-seed{seed}-{size[0]}x{size[1]}-w{window[0]:g}_{window[1]:g}.pt" \
-        if cache else None
+    specs = phantom_spec(split, n, seed, task=task)
+    wtag = "-".join(f"{lo:g}_{hi:g}" for lo, hi in windows)
+    path = Path(cache) / f"phantom-{task}-{split}-n{n}-seed{seed}-{size[0]}x{size[1]}-w{wtag}.pt" if cache else None
     if path is not None and path.exists():
         d = torch.load(path, weights_only=True)
         return SliceSet(d["x"], d["y"], tuple(specs))
-    data = phantom_set(specs, window, size, workers=workers, progress=_tqdm_progress(f"phantom {split} slices"))
+    data = phantom_set(specs, list(windows), size, workers=workers, task=task,
+                       progress=_tqdm_progress(f"phantom {split} slices"))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"x": data.x, "y": data.y}, path)
@@ -81,16 +82,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from .model.datasets import folder_set
+    from .model.architectures import check_architecture
+    from .model.datasets import TASK_CLASSES, folder_set
     from .model.loading import demo_weights_path
     from .model.training import TrainOptions, make_card, save_trained, train
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
+    if args.demo_phase:  # the bundled contrast-phase demo: every choice fixed here
+        args.arch, args.output, args.input_size, args.task = "densenet121", "softmax", 128, "phase"
+        args.windows, args.imagenet_norm = " ".join(PHASE_DEMO_WINDOWS), True
+    check_architecture(args.arch)
     size = (args.input_size, args.input_size)
+    windows = tuple(_parse_window(w) for w in args.windows.replace(";", " ").split()) if args.windows else ()
+    n_ch = len(windows) or 1
+    normalize = {"mean": list(IMAGENET_MEAN[:n_ch]), "std": list(IMAGENET_STD[:n_ch])} if args.imagenet_norm else None
+    if args.imagenet_norm and n_ch != 3:
+        raise SystemExit("--imagenet-norm needs three --windows (ImageNet statistics are per RGB channel)")
     opts = TrainOptions(architecture=args.arch, output=args.output, input_size=size, epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-                        bf16=not args.no_bf16,
+                        bf16=not args.no_bf16, channels=windows, normalize=normalize,
+                        class_names=TASK_CLASSES[args.task], task=args.task,
                         init=str(demo_weights_path()) if args.init == "demo" else (args.init or ""))
+    if args.data and (args.task != "contrast" or windows):
+        raise SystemExit("--data trains the contrast task on one window (labels.csv: 1/0); "
+                         "--task/--windows are for phantom training")
     if args.data:
         if not args.labels:
             raise SystemExit("--data needs --labels CSV (columns file,label)")
@@ -105,8 +120,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         val, tr = part(perm[:n_val]), part(perm[n_val:])
         data_desc = f"folder {args.data} with labels {args.labels}"
     else:
-        tr = _cached_phantom_set(args.cache, "train", args.n_train, args.seed, opts.hu_window, size, args.workers)
-        val = _cached_phantom_set(args.cache, "val", args.n_val, args.seed, opts.hu_window, size, args.workers)
+        tr = _cached_phantom_set(args.cache, "train", args.n_train, args.seed, opts.windows, size, args.workers,
+                                 args.task)
+        val = _cached_phantom_set(args.cache, "val", args.n_val, args.seed, opts.windows, size, args.workers,
+                                  args.task)
         data_desc = (f"napari_ctinterp.phantom: {args.n_train} training slices (seed range train), "
                      f"{args.n_val} validation slices (seed range val), 512x512, fast noise, all levels")
     bar = tqdm(total=opts.epochs * ((len(tr.y) + opts.batch_size - 1) // opts.batch_size), desc="training",
@@ -122,13 +139,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     net, history = train(opts, tr, val, progress=progress)
     bar.close()
-    out = demo_weights_path() if args.demo else args.out
+    out = demo_weights_path("demo-phase") if args.demo_phase else demo_weights_path() if args.demo else args.out
     if out is None:
-        raise SystemExit("say where to save: --out PATH.safetensors (or --demo)")
+        raise SystemExit("say where to save: --out PATH.safetensors (or --demo / --demo-phase)")
+    name = ("demo-phase densenet121 (phantom)" if args.demo_phase else "demo resnet18 (phantom)" if args.demo
+            else "ct-contrast classifier" if args.task == "contrast" else "ct-phase classifier")
     card = make_card(opts, history, data=data_desc, command="ctinterp " + shlex.join(args.argv),
-                     n_train=len(tr.y), n_val=len(val.y),
-                     name="demo resnet18 (phantom)" if args.demo else "ct-contrast classifier",
-                     notes=DEMO_NOTES if args.demo else "")
+                     n_train=len(tr.y), n_val=len(val.y), name=name,
+                     notes=PHASE_DEMO_NOTES if args.demo_phase else DEMO_NOTES if args.demo else "")
     path, card = save_trained(net, card, out, half=not args.full_precision)
     print(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB), card {path.with_suffix('.json')}; "
           f"best val accuracy {card.accuracy['val']:.4f}")
@@ -141,27 +159,34 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from .model import load
     from .model.card import card_path_for
-    from .model.datasets import phantom_set, phantom_spec
-    from .model.loading import demo_weights_path
-    from .model.training import accuracy_of
+    from .model.datasets import phantom_set, phantom_spec, task_of
+    from .model.loading import DEMOS, demo_weights_path
+    from .model.training import accuracy_of, normalise
 
     clf = load(args.model, device=args.device)
-    specs = phantom_spec("test", args.n, args.seed)
-    data = phantom_set(specs, clf.card.hu_window, clf.card.input_size, workers=args.workers,
+    card = clf.card
+    if card.is_2_5d:
+        raise SystemExit("evaluate uses single phantom slices; a 2.5D model needs volumes (use `ctinterp study`)")
+    try:
+        task = task_of(card.class_names)
+    except ValueError as e:
+        raise SystemExit(f"{e}: this model cannot be evaluated on the phantom") from None
+    specs = phantom_spec("test", args.n, args.seed, task=task)
+    data = phantom_set(specs, list(card.windows), card.input_size, workers=args.workers, task=task,
                        progress=_tqdm_progress("held-out phantom slices"))
-    logits = clf.logits(data.x.to(clf.device)).cpu()
+    logits = clf.logits(normalise(data.x, card.normalize).to(clf.device)).cpu()
     acc = accuracy_of(logits, data.y)
     pred = (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
     by_phase: dict = {}
     for s, p, y in zip(specs, pred.tolist(), data.y.tolist()):
-        key = s["phase"] if s["contrast"] else "no contrast"
+        key = (s["phase"] if s["contrast"] else "no contrast") if task == "contrast" else card.class_names[y]
         ok, n = by_phase.get(key, (0, 0))
         by_phase[key] = (ok + int(p == y), n + 1)
     result = {"held_out": acc, "held_out_n": len(specs), "held_out_seed_range": "test",
               "held_out_by_group": {k: ok / n for k, (ok, n) in by_phase.items()}}
     print(json.dumps(result, indent=2))
     if args.write_card:
-        weights = demo_weights_path() if args.model == "demo" else args.model
+        weights = demo_weights_path(args.model) if args.model in DEMOS else args.model
         cp = card_path_for(weights)
         d = json.loads(cp.read_text())
         d["accuracy"].update(result)
@@ -217,6 +242,27 @@ DEMO_NOTES = ("Demo model for napari-ctinterp: resnet18, one grey channel, one l
               "synthetic phantom; not for clinical use and not validated on real CT.")
 
 
+#: The contrast-phase demo's channels: lung (W1500/L−600), mediastinum (W400/L40), bone (W1800/L400).
+PHASE_DEMO_WINDOWS = ("-1350,150", "-160,240", "-500,1300")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PHASE_DEMO_NOTES = ("Contrast-phase demo model for napari-ctinterp: densenet121, three HU windows as channels "
+                    "(lung -1350..150, mediastinum -160..240, bone -500..1300, each -> [0, 1], then ImageNet "
+                    "mean/std), four classes (no contrast / arterial / pulmonary / venous, softmax), 128x128 input. "
+                    "Trained only on the synthetic phantom; not for clinical use and not validated on real CT.")
+
+
+def _parse_window(text: str) -> tuple[float, float]:
+    """``"LO,HI"`` → (LO, HI), with a message that says the format."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise SystemExit(f"--windows: {text!r} is not LO,HI (e.g. -160,240)") from None
+    if not hi > lo:
+        raise SystemExit(f"--windows: {text!r}: HI must be above LO")
+    return lo, hi
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ctinterp`` argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="ctinterp", description=__doc__.splitlines()[0])
@@ -227,9 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train a classifier (phantom slices, or --data/--labels)")
     tr.add_argument("--demo", action="store_true", help="train the bundled demo model (writes package data)")
+    tr.add_argument("--demo-phase", action="store_true",
+                    help="train the bundled contrast-phase demo (densenet121, 3 windows, 4 classes; package data)")
     tr.add_argument("--out", help="where to save the .safetensors (the card goes beside it)")
-    tr.add_argument("--arch", default="resnet18", choices=["resnet18", "resnet34", "resnet50"])
-    tr.add_argument("--output", default="logit", choices=["logit", "softmax2"])
+    tr.add_argument("--arch", default="resnet18", help="torchvision builder name (resnet18, densenet121, ...)")
+    tr.add_argument("--output", default="logit", choices=["logit", "sigmoid", "softmax2", "softmax"])
+    tr.add_argument("--task", default="contrast", choices=["contrast", "phase"],
+                    help="phantom labels: contrast (2 classes) or phase (no contrast/arterial/pulmonary/venous)")
+    tr.add_argument("--windows", metavar='"LO,HI LO,HI ..."',
+                    help='one HU window per input channel, e.g. --windows="-1350,150 -160,240" (default one)')
+    tr.add_argument("--imagenet-norm", action="store_true", help="ImageNet mean/std after windowing (3 windows)")
     tr.add_argument("--input-size", type=int, default=256)
     tr.add_argument("--n-train", type=int, default=2400)
     tr.add_argument("--n-val", type=int, default=300)
@@ -286,7 +339,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
-    return int(args.func(args) or 0)
+    from .model.checkpoints import CheckpointError
+
+    try:
+        return int(args.func(args) or 0)
+    except (CheckpointError, FileNotFoundError) as e:  # a wrong path or card: the message says what to fix
+        print(f"ctinterp {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,13 +17,18 @@ DEMO_REFERENCES = 16
 
 
 class AttributionMaps(dict):
-    """``{(method, variant): signed float32 map (H, W)}`` plus ``params`` (every setting used)."""
+    """``{(method, variant): signed float32 map (H, W)}`` plus ``params`` (every setting used).
+
+    ``channels``: with ``explain(..., channels=True)``, ``{(method, variant): float32 (C, H, W)}``,
+    the attribution to each input channel (else None).
+    """
 
     params: dict
 
-    def __init__(self, maps: dict, params: dict) -> None:
+    def __init__(self, maps: dict, params: dict, channels: dict | None = None) -> None:
         super().__init__(maps)
         self.params = params
+        self.channels = channels
         self.regions: dict | None = None  # filled by callers that add XRAI region maps
 
 
@@ -48,8 +53,11 @@ def predicted_class(clf: Classifier, x: torch.Tensor) -> int:
 
 
 def explain(clf: Classifier, hu: np.ndarray, *, progress: Callable[[int, int], object] | None = None,
-            **kwargs) -> AttributionMaps:
+            **kwargs) -> AttributionMaps | dict[str, AttributionMaps]:
     """Signed attribution maps of one slice (see ``iter_explain`` for every parameter).
+
+    With ``targets=[...]`` a dict ``{class name: AttributionMaps}``, one per target, computed
+    together (shared forward passes).
 
     ``progress(done, total)`` is called after each gradient batch; returning False cancels
     (``ExplainCancelled``).
@@ -69,11 +77,13 @@ def iter_explain(
     sg_level: float = 0.15,
     references: np.ndarray | None = None,
     target: int | str | None = None,
+    targets: Sequence[int | str] | None = None,
+    channels: bool = False,
     index: int | None = None,
     seed: int = 0,
     batch_size: int | None = None,
     ig_method: str = "gausslegendre",
-) -> Generator[tuple[int, int], None, AttributionMaps]:
+) -> Generator[tuple[int, int], None, AttributionMaps | dict[str, AttributionMaps]]:
     """Signed attribution maps of one slice, as a generator of progress.
 
     Yields ``(done, total)`` gradient evaluations after each batch and returns the maps (drive it
@@ -106,6 +116,13 @@ def iter_explain(
         Class whose score is explained, by index or by name (``clf.class_names``); default the
         predicted class. The score is the target's logit (softmax / multilabel); a one-logit model
         explains z for class 1 and −z for class 0, so positive = evidence for the target.
+    targets : sequence of int or str, optional
+        Several classes at once (instead of ``target``): every gradient point of the plan is the
+        same for every class, so each batch is one forward pass and one backward pass per class.
+        The result is then ``{class name: AttributionMaps}`` in the order given.
+    channels : bool
+        Also keep per-input-channel maps in ``.channels`` (``{(method, variant): (C, H, W)}``);
+        the main maps are unchanged (window channels summed, a 2.5D model's centre slice).
     index : int, optional
         The slice of a volume ``hu`` (Z, H, W) to explain: needed by 2.5D models, whose
         neighbouring-slice channels come from the volume.
@@ -119,7 +136,8 @@ def iter_explain(
     Returns
     -------
     AttributionMaps
-        dict ``{(method, variant): float32 (H, W)}`` resized back to the slice, with ``.params``.
+        dict ``{(method, variant): float32 (H, W)}`` resized back to the slice, with ``.params``
+        (or, with ``targets``, one per class name).
     """
     opts = ExplainOptions(methods=tuple(methods), variants=tuple(variants), steps=int(steps),
                           samples=int(samples), sg_samples=int(sg_samples), sg_level=float(sg_level),
@@ -136,7 +154,9 @@ def iter_explain(
     ref_source = None
     if "EG" in opts.methods:
         if references is None:
-            if clf.source != "demo":
+            from ..model.loading import DEMOS
+
+            if clf.source not in DEMOS:
                 raise ValueError("EG needs reference slices for this model: pass references=(K, H, W) HU "
                                  "slices, e.g. training slices or the other slices of the open volume")
             references, ref_source = demo_references(), f"demo set ({DEMO_REFERENCES} phantom slices)"
@@ -147,16 +167,33 @@ def iter_explain(
             raise ValueError(f"references must be HU slices (K, H, W), got shape {references.shape}")
         refs = clf.preprocess(references)
         ref_source = ref_source or f"{len(references)} given slices"
+    if targets is not None and target is not None:
+        raise ValueError("give target (one class) or targets (several), not both")
+    if targets is not None:
+        idx = [clf.card.class_index(t) for t in targets]
+        if not idx:
+            raise ValueError("targets is empty: name at least one class")
+        if len(set(idx)) != len(idx):
+            raise ValueError(f"targets names a class twice: {list(targets)}")
     predicted = predicted_class(clf, x)
-    target = predicted if target is None else clf.card.class_index(target)
-    maps = yield from iter_run(clf, x, int(target), opts, refs, batch_size=batch_size)
-    out = {key: resize_map(m, shape) for key, m in maps.items()}
+    many = targets is not None
+    idx = idx if many else [predicted if target is None else clf.card.class_index(target)]
+    runs = yield from iter_run(clf, x, idx if many else idx[0], opts, refs, batch_size=batch_size, channels=channels)
     params = {"methods": list(opts.methods), "variants": list(opts.variants), "steps": opts.steps,
               "samples": opts.samples, "sg_samples": opts.sg_samples, "sg_level": opts.sg_level,
-              "seed": opts.seed, "ig_method": opts.ig_method, "target": int(target),
-              "target_name": clf.card.class_names[int(target)], "predicted": int(predicted),
+              "seed": opts.seed, "ig_method": opts.ig_method, "predicted": int(predicted),
               "references": ref_source,
               "model": clf.source, "model_sha256_12": clf.card.short_hash, "input_size": list(clf.card.input_size),
               "hu_window": list(clf.card.hu_window), "index": index,
               "channels": [list(w) for w in clf.card.windows]}
-    return AttributionMaps(out, params)
+
+    def finish(run: dict | tuple[dict, dict], t: int) -> AttributionMaps:
+        maps, per_channel = run if channels else (run, None)
+        out = {key: resize_map(m, shape) for key, m in maps.items()}
+        chans = None if per_channel is None else {
+            key: np.stack([resize_map(c, shape) for c in m]) for key, m in per_channel.items()}
+        return AttributionMaps(out, {**params, "target": int(t), "target_name": clf.card.class_names[int(t)]}, chans)
+
+    if not many:
+        return finish(runs, idx[0])
+    return {clf.card.class_names[t]: finish(run, t) for run, t in zip(runs, idx)}

@@ -8,12 +8,17 @@ parameters (no weight gradients), through the model's gradient twin (``fast_back
 forward bits, cheaper backward), on CPU as two workers side by side, each on half of torch's
 threads (``parallel.py``), and accumulates ``coefficient × gradient`` per (kind, base input) with one
 ``index_add_`` per batch, in plan order. Captum remains the reference the tests compare against.
+
+Several target classes in one run (``targets``): every point of the plan (noisy copies, IG path
+points, EG points) is the same whatever the class explained, so each batch takes one forward
+pass and one backward pass per target from the retained graph: T classes cost one plan's forwards
+plus T backwards, instead of T whole runs.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 
 import numpy as np
 import torch
@@ -65,7 +70,10 @@ def _points(kind: np.ndarray, base: np.ndarray, index: np.ndarray, bases: torch.
         b_idx, s_idx = torch.as_tensor(base, device=bases.device)[eg], j[eg]
         r = refs[eg_idx[b_idx, s_idx]]
         a = eg_alpha[b_idx, s_idx].view(-1, 1, 1, 1)
-        out[eg] = r + a * (xb[eg] - r)
+        # Captum's GradientShap rounding (α·x + (1 − α)·r): r + α(x − r) differs from it by one ulp,
+        # and on DenseNet-121 that ulp moved some EG points across a ReLU / max-pool kink (EG maps
+        # 1e-3 apart, relative L2); with the same arithmetic they agree exactly.
+        out[eg] = a * xb[eg] + (1 - a) * r
     return out
 
 
@@ -87,15 +95,17 @@ def _coefficients(kind: np.ndarray, base: np.ndarray, index: np.ndarray, bases: 
     return coef
 
 
-def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int, opts: ExplainOptions,
+def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Sequence[int], opts: ExplainOptions,
              refs: torch.Tensor | None, *, batch_size: int | None = None, net: nn.Module | None = None
              ) -> Generator[tuple[int, int], None, torch.Tensor]:
     """Execute the plan, yielding (done, total) after each batch; returns the accumulators
-    (len(KINDS), n_base, C, h, w). Stopping the generator between batches cancels cleanly."""
+    (len(KINDS), n_base, C, h, w), or (T, len(KINDS), n_base, C, h, w) for a sequence of T
+    targets (one forward per batch, shared). Stopping the generator between batches cancels cleanly."""
     dev = bases.device
     c, h, w = bases.shape[-3:]
+    targets = [int(target)] if np.isscalar(target) else [int(t) for t in target]  # type: ignore[union-attr]
     black, white = clf.baseline(0.0).to(dev), clf.baseline(1.0).to(dev)
-    acc = torch.zeros((len(KINDS) * plan.n_base, c, h, w), device=dev)
+    acc = torch.zeros((len(targets), len(KINDS) * plan.n_base, c, h, w), device=dev)
     a_np, w_np = ig_quadrature(opts.steps, opts.ig_method)
     alphas = torch.as_tensor(a_np, dtype=torch.float32, device=dev)
     weights = torch.as_tensor(w_np, dtype=torch.float32, device=dev)
@@ -116,8 +126,8 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int, opts
         # ReLUs applied as functions get the rule from a mode, entered in the thread that runs the batch
         deconv = functional and bool(plan.rule[sel[0]] == 1)
         with functional_deconvolution() if deconv else contextlib.nullcontext():
-            grads = input_gradients(clf, pts, target, net=twin)
-        return sel, grads * _coefficients(kind, base, index, bases, weights, refs, eg_idx, opts.samples)
+            grads = input_gradients(clf, pts, targets, net=twin)  # (T, B, C, h, w)
+        return sel, grads * _coefficients(kind, base, index, bases, weights, refs, eg_idx, opts.samples)[None]
 
     done = 0
     for rule in (0, 1):
@@ -132,10 +142,12 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int, opts
         with ctx, intra_op_threads(torch.get_num_threads() // n_workers if n_workers > 1 else None):
             with contextlib.closing(ordered_map(one_batch, chunks, n_workers)) as results:
                 for sel, contribution in results:
-                    accumulate(acc, plan.kind[sel] * plan.n_base + plan.base[sel], contribution)
+                    for t in range(len(targets)):
+                        accumulate(acc[t], plan.kind[sel] * plan.n_base + plan.base[sel], contribution[t])
                     done += len(sel)
                     yield done, plan.total
-    return acc.view(len(KINDS), plan.n_base, c, h, w)
+    acc = acc.view(len(targets), len(KINDS), plan.n_base, c, h, w)
+    return acc[0] if np.isscalar(target) else acc
 
 
 def _parallel_safe(clf: Classifier) -> bool:
@@ -171,28 +183,39 @@ def sum_by_slot(acc: torch.Tensor, slots: np.ndarray, contribution: torch.Tensor
         acc[int(s)] += contribution[rows].sum(0)
 
 
-def input_gradients(clf: Classifier, x: torch.Tensor, target: int, *, net: nn.Module | None = None) -> torch.Tensor:
-    """d(target score)/d(input) for a batch, parameters untouched (``net`` defaults to ``clf.module``)."""
+def input_gradients(clf: Classifier, x: torch.Tensor, target: int | Sequence[int], *,
+                    net: nn.Module | None = None) -> torch.Tensor:
+    """d(target score)/d(input) for a batch, parameters untouched (``net`` defaults to ``clf.module``).
+
+    A sequence of T targets gives (T, B, C, h, w) from one forward pass (the graph is kept for
+    the T backward passes); an int gives (B, C, h, w).
+    """
     net = clf.module if net is None else net
+    targets = [int(target)] if np.isscalar(target) else [int(t) for t in target]  # type: ignore[union-attr]
     # on CUDA: deterministic kernels and full fp32 (TF32 convolutions would change the gradients)
     cudnn = (torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False)
              if x.device.type == "cuda" else contextlib.nullcontext())
     with torch.enable_grad(), cudnn:
         xg = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
         logits = net(xg)
-        score = clf.target_score(logits, torch.full((len(xg),), target, device=xg.device))
-        (grad,) = torch.autograd.grad(score.sum(), xg)
-    return grad.float()
+        grads = []
+        for i, t in enumerate(targets):
+            score = clf.target_score(logits, torch.full((len(xg),), t, device=xg.device))
+            (grad,) = torch.autograd.grad(score.sum(), xg, retain_graph=i < len(targets) - 1)
+            grads.append(grad.float())
+    return grads[0] if np.isscalar(target) else torch.stack(grads)
 
 
 def reduce_maps(acc: torch.Tensor, bases: torch.Tensor, opts: ExplainOptions, *,
                 black: torch.Tensor | float = 0.0, white: torch.Tensor | float = 1.0,
-                centre: int | None = None) -> dict[tuple[str, str], torch.Tensor]:
+                centre: int | None = None, channels: bool = False) -> dict[tuple[str, str], torch.Tensor]:
     """Final per-method formulas, then plain / SG / SG² reductions over the base inputs.
 
     One map per input: the sum over channels of the per-channel attributions (several windows of
     one slice: IG's completeness holds for the sum; SG² squares the sum), or for a 2.5D model the
-    ``centre`` channel (the slice explained)."""
+    ``centre`` channel (the slice explained). ``channels=True`` returns (C, h, w) per-channel
+    maps instead (plain; SG = mean per channel; SG² = mean of each channel's square, so they do not
+    sum to the one-map SG²)."""
     per_base: dict[str, torch.Tensor] = {}
     a = {k: acc[i] for i, k in enumerate(KINDS)}
     if "BP" in opts.methods:
@@ -211,16 +234,17 @@ def reduce_maps(acc: torch.Tensor, bases: torch.Tensor, opts: ExplainOptions, *,
     out: dict[tuple[str, str], torch.Tensor] = {}
     for m in opts.methods:
         maps = per_base[m]
-        if maps.shape[1] > 1:
+        if maps.shape[1] > 1 and not channels:
             maps = maps[:, centre:centre + 1] if centre is not None else maps.sum(1, keepdim=True)
         noisy = maps[int(clean):]
         for v in opts.variants:
             if v == "plain":
-                out[m, v] = maps[0, 0]
+                r = maps[0]
             elif v == "SG":
-                out[m, v] = noisy.mean(0)[0]
+                r = noisy.mean(0)
             else:
-                out[m, v] = (noisy**2).mean(0)[0]
+                r = (noisy**2).mean(0)
+            out[m, v] = r if channels else r[0]
     return out
 
 
@@ -232,9 +256,12 @@ def resize_map(m: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
     return t[0, 0].cpu().numpy().astype(np.float32)
 
 
-def iter_run(clf: Classifier, x: torch.Tensor, target: int, opts: ExplainOptions, refs: torch.Tensor | None, *,
-             batch_size: int | None = None) -> Generator[tuple[int, int], None, dict[tuple[str, str], torch.Tensor]]:
-    """Plan, execute, reduce for preprocessed ``x`` (1, C, h, w); yields progress, returns model-space maps."""
+def iter_run(clf: Classifier, x: torch.Tensor, target: int | Sequence[int], opts: ExplainOptions,
+             refs: torch.Tensor | None, *, batch_size: int | None = None, channels: bool = False
+             ) -> Generator[tuple[int, int], None, dict | list[dict]]:
+    """Plan, execute, reduce for preprocessed ``x`` (1, C, h, w); yields progress, returns model-space
+    maps ``{(method, variant): (h, w)}`` — per target, a list, for a sequence of targets — and with
+    ``channels=True`` a second dict of (C, h, w) per-channel maps (a pair, or a list of pairs)."""
     net = clf.module
     if "D" in opts.methods:
         check_relus_reachable(net, x)
@@ -246,7 +273,15 @@ def iter_run(clf: Classifier, x: torch.Tensor, target: int, opts: ExplainOptions
     acc = yield from run_plan(clf, plan, bases, target, opts, refs if "EG" in opts.methods else None,
                               batch_size=batch_size, net=net)
     centre = clf.card.slice_offsets.index(0) if clf.card.is_2_5d else None
-    return reduce_maps(acc, bases, opts, black=clf.baseline(0.0), white=clf.baseline(1.0), centre=centre)
+    black, white = clf.baseline(0.0), clf.baseline(1.0)
+
+    def reduce(a: torch.Tensor) -> dict | tuple[dict, dict]:
+        one = reduce_maps(a, bases, opts, black=black, white=white, centre=centre)
+        if not channels:
+            return one
+        return one, reduce_maps(a, bases, opts, black=black, white=white, channels=True)
+
+    return reduce(acc) if np.isscalar(target) else [reduce(a) for a in acc]
 
 
 def drive(gen: Generator[tuple[int, int], None, object], progress: Progress | None) -> object:

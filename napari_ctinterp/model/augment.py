@@ -1,6 +1,8 @@
 """Training augmentations that keep the contrast task honest.
 
-Applied to batches already in the card's input space ([0, 1] over the HU window). They vary what
+Applied to batches already windowed ([0, 1] over each channel's HU window, before any
+normalisation); HU quantities are converted per channel, the noise field is one per image (the
+same HU noise seen through every window). They vary what
 must *not* matter — noise level, display window, a small rotation, left-right flip, and the field
 of view (zoomed crops, shifts, zoomed-out with air or soft-tissue padding) — so that the network
 has to use the enhancing blood pools, not framing, body outline or an artefact of the generator.
@@ -9,8 +11,10 @@ has to use the enhancing blood pools, not framing, body outline or an artefact o
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -29,24 +33,29 @@ class AugmentOptions:
     tissue_pad_hu: tuple[float, float] = (-120.0, 60.0)
 
 
-def augment(x: torch.Tensor, window: tuple[float, float], gen: torch.Generator,
+def augment(x: torch.Tensor, window: tuple[float, float] | Sequence[tuple[float, float]], gen: torch.Generator,
             opts: AugmentOptions = AugmentOptions()) -> torch.Tensor:
-    """Randomly augment a batch (B, 1, H, W) in [0, 1]; returns a new tensor, same shape.
+    """Randomly augment a batch (B, C, H, W) in [0, 1]; returns a new tensor, same shape.
 
     Parameters
     ----------
     x : torch.Tensor
-        Batch in the card's input space.
-    window : tuple of float
-        The card's HU window, to express HU quantities in input units.
+        Windowed batch, channel c in [0, 1] over ``window[c]``.
+    window : (low, high) or a sequence of them, one per channel
+        HU windows, to express HU quantities in each channel's units.
     gen : torch.Generator
         Source of randomness (CPU generator), for reproducible training.
     opts : AugmentOptions
         Ranges.
     """
-    b = x.shape[0]
-    lo, hi = window
-    span = hi - lo
+    b, c = x.shape[:2]
+    windows = [tuple(window)] if np.isscalar(window[0]) else [tuple(w) for w in window]  # type: ignore[arg-type]
+    if len(windows) == 1 and c > 1:
+        windows = windows * c
+    if len(windows) != c:
+        raise ValueError(f"{len(windows)} windows for a batch of {c} channels")
+    lo = torch.tensor([w[0] for w in windows], dtype=torch.float32).view(1, c, 1, 1)
+    span = torch.tensor([w[1] - w[0] for w in windows], dtype=torch.float32).view(1, c, 1, 1)
 
     def u(a: float, c: float) -> torch.Tensor:
         return a + (c - a) * torch.rand(b, generator=gen)
@@ -67,13 +76,14 @@ def augment(x: torch.Tensor, window: tuple[float, float], gen: torch.Generator,
     inside = F.grid_sample(torch.ones_like(x[:, :1]).float(), grid, mode="bilinear", padding_mode="zeros",
                            align_corners=False)
     # Outside the original field: air (0 in input space) or, for some images, soft tissue.
-    pad = torch.where(torch.rand(b, generator=gen) < opts.tissue_pad,
-                      (u(*opts.tissue_pad_hu) - lo) / span, torch.zeros(b))
-    out = out + (1 - inside) * pad.view(b, 1, 1, 1)
-    # Noise, then a jittered window (re-scaling the clipped HU).
-    sd = u(*opts.noise_hu) / span
-    out = out + sd.view(b, 1, 1, 1) * torch.randn(out.shape, generator=gen)
-    lo2 = u(-opts.window_jitter_hu, opts.window_jitter_hu) / span
-    hi2 = 1 + u(-opts.window_jitter_hu, opts.window_jitter_hu) / span
-    out = (out - lo2.view(b, 1, 1, 1)) / (hi2 - lo2).view(b, 1, 1, 1)
+    use_pad = torch.rand(b, generator=gen) < opts.tissue_pad
+    pad_hu = u(*opts.tissue_pad_hu).view(b, 1, 1, 1)
+    pad = torch.where(use_pad.view(b, 1, 1, 1), ((pad_hu - lo) / span).clamp(0, 1), torch.zeros(1))
+    out = out + (1 - inside) * pad
+    # Noise (one HU field per image), then a jittered window (re-scaling the clipped HU).
+    sd_hu = u(*opts.noise_hu).view(b, 1, 1, 1)
+    out = out + (sd_hu / span) * torch.randn((b, 1, *x.shape[2:]), generator=gen)
+    lo2 = u(-opts.window_jitter_hu, opts.window_jitter_hu).view(b, 1, 1, 1) / span
+    hi2 = 1 + u(-opts.window_jitter_hu, opts.window_jitter_hu).view(b, 1, 1, 1) / span
+    out = (out - lo2) / (hi2 - lo2)
     return out.clamp(0, 1).contiguous(memory_format=torch.channels_last)

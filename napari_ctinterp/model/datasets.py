@@ -1,7 +1,9 @@
 """Training and evaluation data for the classifier: phantom slices, or a user's DICOM + labels CSV.
 
-Slices are brought to the model's input space exactly as ``Classifier.preprocess`` does (window,
-then antialiased resize), so training sees what inference sees. Phantom seeds for training,
+Slices are brought to the model's input space exactly as ``Classifier.preprocess`` does (each
+channel's window, then antialiased resize; the card's normalisation comes after augmentation), so
+training sees what inference sees. Two phantom tasks: ``"contrast"`` (labels 0/1, half the slices
+with contrast) and ``"phase"`` (labels 0–3 = ``PHASE_CLASSES``, a quarter each). Phantom seeds for training,
 validation and evaluation come from disjoint ranges (``SEED_RANGES``).
 """
 
@@ -22,6 +24,36 @@ from .classifier import hu_to_unit, resize_batch
 #: Disjoint seed ranges: training, validation (best-checkpoint choice), held-out evaluation.
 SEED_RANGES = {"train": (0, 1_000_000), "val": (2_000_000, 3_000_000), "test": (5_000_000, 6_000_000)}
 
+#: Class names of the phantom tasks (index = label).
+TASK_CLASSES: dict[str, tuple[str, ...]] = {"contrast": ("no contrast", "contrast"),
+                                            "phase": ("no contrast", *PHASES)}
+PHASE_CLASSES = TASK_CLASSES["phase"]
+
+Windows = tuple[float, float] | Sequence[tuple[float, float]]
+
+
+def _windows(window: Windows) -> list[tuple[float, float]]:
+    """One window or a sequence of them → a list of (low, high)."""
+    if np.isscalar(window[0]):
+        return [(float(window[0]), float(window[1]))]  # type: ignore[arg-type,index]
+    return [(float(w[0]), float(w[1])) for w in window]  # type: ignore[index,union-attr]
+
+
+def task_of(class_names: Sequence[str]) -> str:
+    """The phantom task whose labels a card's ``class_names`` are (``ValueError`` if none)."""
+    for task, names in TASK_CLASSES.items():
+        if tuple(class_names) == names:
+            return task
+    raise ValueError(f"no phantom task has the classes {list(class_names)}; phantom tasks: "
+                     + "; ".join(f"{t}: {list(n)}" for t, n in TASK_CLASSES.items()))
+
+
+def label_of(spec: dict, task: str = "contrast") -> int:
+    """A phantom spec's label under ``task``."""
+    if task == "phase":
+        return 1 + PHASES.index(spec["phase"]) if spec["contrast"] else 0
+    return int(spec["contrast"])
+
 
 @dataclass(frozen=True)
 class SliceSet:
@@ -32,27 +64,43 @@ class SliceSet:
     info: tuple[dict, ...]
 
 
-def phantom_spec(split: str, n: int, seed: int = 0) -> list[dict]:
-    """Balanced, reproducible phantom specs (seed, contrast, phase) for one split."""
+def phantom_spec(split: str, n: int, seed: int = 0, task: str = "contrast") -> list[dict]:
+    """Balanced, reproducible phantom specs (seed, contrast, phase) for one split.
+
+    ``task="contrast"``: every other slice has contrast, phases cycling; ``task="phase"``: the four
+    classes of ``PHASE_CLASSES`` cycle (a quarter each; no-contrast slices still carry a phase,
+    which only chooses their mask).
+    """
+    if task not in TASK_CLASSES:
+        raise ValueError(f"task must be one of {list(TASK_CLASSES)}, got {task!r}")
     lo, hi = SEED_RANGES[split]
     rng = np.random.default_rng([seed, lo])
     seeds = rng.choice(np.arange(lo, hi), size=n, replace=False)
+    if task == "phase":
+        return [{"seed": int(s), "contrast": bool(i % 4), "phase": PHASES[(i % 4 - 1) % 3 if i % 4 else (i // 4) % 3]}
+                for i, s in enumerate(seeds)]
     return [{"seed": int(s), "contrast": bool(i % 2), "phase": PHASES[(i // 2) % len(PHASES)]}
             for i, s in enumerate(seeds)]
 
 
-def _one(args: tuple[dict, tuple[float, float], tuple[int, int], int]) -> np.ndarray:
-    spec, window, size, phantom_size = args
+def _one(args: tuple[dict, list[tuple[float, float]], tuple[int, int], int]) -> np.ndarray:
+    spec, windows, size, phantom_size = args
     torch.set_num_threads(1)
     s = make_slice(spec["seed"], contrast=spec["contrast"], phase=spec["phase"], size=phantom_size)
-    return resize_batch(hu_to_unit(s.hu, window)[None, None], size)[0, 0].numpy()
+    chans = torch.stack([hu_to_unit(s.hu, w) for w in windows])[None]
+    return resize_batch(chans, size)[0].numpy()
 
 
-def phantom_set(specs: Sequence[dict], window: tuple[float, float], input_size: tuple[int, int], *,
-                phantom_size: int = 512, workers: int = 1,
+def phantom_set(specs: Sequence[dict], window: Windows, input_size: tuple[int, int], *,
+                phantom_size: int = 512, workers: int = 1, task: str = "contrast",
                 progress: Callable[[int, int], None] | None = None) -> SliceSet:
-    """Generate phantom slices (in parallel processes when ``workers`` > 1) in input space."""
-    jobs = [(s, tuple(window), tuple(input_size), phantom_size) for s in specs]
+    """Generate phantom slices (in parallel processes when ``workers`` > 1) in input space.
+
+    ``window`` is the HU window, or one window per channel (then ``x`` has that many channels).
+    Labels follow ``task`` (``label_of``).
+    """
+    windows = _windows(window)
+    jobs = [(s, windows, tuple(input_size), phantom_size) for s in specs]
     out: list[np.ndarray] = []
     if workers > 1:
         with ProcessPoolExecutor(workers) as ex:
@@ -65,8 +113,8 @@ def phantom_set(specs: Sequence[dict], window: tuple[float, float], input_size: 
             out.append(_one(job))
             if progress:
                 progress(i + 1, len(jobs))
-    x = torch.from_numpy(np.stack(out))[:, None] if out else torch.empty(0, 1, *input_size)
-    y = torch.tensor([int(s["contrast"]) for s in specs], dtype=torch.int64)
+    x = torch.from_numpy(np.stack(out)) if out else torch.empty(0, len(windows), *input_size)
+    y = torch.tensor([label_of(s, task) for s in specs], dtype=torch.int64)
     return SliceSet(x=x, y=y, info=tuple(dict(s) for s in specs))
 
 

@@ -18,13 +18,17 @@ from .classifier import Classifier
 from .devices import resolve_device
 
 DEMO_WEIGHTS = "demo_resnet18.safetensors"
+#: The bundled demo models: name → weights file (package data, card beside it).
+DEMOS: dict[str, str] = {"demo": DEMO_WEIGHTS, "demo-phase": "demo_phase_densenet121.safetensors"}
 _CACHE: dict[tuple, Classifier] = {}
 _LOCK = threading.Lock()
 
 
-def demo_weights_path() -> Path:
-    """Path of the bundled demo model's weights (package data)."""
-    return Path(str(resources.files("napari_ctinterp.model") / "weights" / DEMO_WEIGHTS))
+def demo_weights_path(name: str = "demo") -> Path:
+    """Path of a bundled demo model's weights (package data): ``"demo"`` or ``"demo-phase"``."""
+    if name not in DEMOS:
+        raise ValueError(f"no bundled model {name!r}; bundled: {', '.join(DEMOS)}")
+    return Path(str(resources.files("napari_ctinterp.model") / "weights" / DEMOS[name]))
 
 
 def load(source: str | Path = "demo", device: str | torch.device = "auto", *,
@@ -34,7 +38,9 @@ def load(source: str | Path = "demo", device: str | torch.device = "auto", *,
     Parameters
     ----------
     source : str or Path
-        ``"demo"`` (bundled resnet18, 256², trained on the phantom), or a checkpoint file:
+        ``"demo"`` (bundled resnet18, 256², contrast yes/no), ``"demo-phase"`` (bundled
+        densenet121, 128², three windows, four contrast phases), both trained on the phantom; or a
+        checkpoint file:
         ``.safetensors``; a state_dict saved with ``torch.save`` (read with
         ``weights_only=True``); TorchScript; or — only with ``trust_pickle=True`` — a fully
         pickled ``nn.Module``. The card is ``<name>.json`` beside the file unless ``card`` is
@@ -52,7 +58,8 @@ def load(source: str | Path = "demo", device: str | torch.device = "auto", *,
         The same object for the same source and device (cached).
     """
     dev = resolve_device(device)
-    path = demo_weights_path() if str(source) == "demo" else Path(source).expanduser().resolve()
+    demo = str(source) in DEMOS
+    path = demo_weights_path(str(source)) if demo else Path(source).expanduser().resolve()
     stat = path.stat() if path.exists() else None
     card_file = None if isinstance(card, ModelCard) else Path(card) if card is not None else card_path_for(path)
     cstat = card_file.stat() if card_file is not None and card_file.exists() else None
@@ -62,9 +69,10 @@ def load(source: str | Path = "demo", device: str | torch.device = "auto", *,
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
-        if str(source) == "demo" and not path.exists():
-            raise FileNotFoundError(f"the demo model is missing from the package ({path}); reinstall "
-                                    f"napari-ctinterp or run `ctinterp train --demo`")
+        if demo and not path.exists():
+            flag = "--demo" if str(source) == "demo" else "--demo-phase"
+            raise FileNotFoundError(f"the bundled model {source!r} is missing from the package ({path}); reinstall "
+                                    f"napari-ctinterp or run `ctinterp train {flag}`")
         module, the_card = load_checkpoint(path, card=card, trust_pickle=trust_pickle)
         clf = Classifier(module=module, card=the_card, device=dev, source=str(source))
         _CACHE[key] = clf

@@ -1,9 +1,11 @@
 """Training a CT-contrast classifier (``ctinterp train``), deterministic by seed.
 
-Adam on BCE (one logit) or cross-entropy (two logits) with bf16 autocast (2× faster on CPU;
+Adam on BCE (one logit) or cross-entropy (N logits) with bf16 autocast (2× faster on CPU;
 the trained network is used in fp32), honest augmentations (``augment.py``), BatchNorm statistics
 re-estimated after every epoch, evaluation on a held-out validation split, and the *best* epoch
-kept (accuracy jumps between epochs on this task). The card records data, command, seed and accuracies.
+kept (accuracy jumps between epochs on this task). Any card shape: one or several window channels
+(``channels``), optional normalisation (applied after augmentation, as ``Classifier.preprocess``
+applies it after windowing), two or N classes. The card records data, command, seed and accuracies.
 """
 
 from __future__ import annotations
@@ -46,13 +48,39 @@ class TrainOptions:
     bf16: bool = True
     precise_bn_images: int = 512
     init: str = ""  # checkpoint to start from (fine-tuning); "" = random initialisation
+    channels: tuple[tuple[float, float], ...] = ()  # one HU window per input channel; () = (hu_window,)
+    normalize: dict | None = None  # {"mean": [...], "std": [...]} per channel, after windowing
+    class_names: tuple[str, ...] = ("no contrast", "contrast")
+    task: str = "contrast"  # phantom labels: "contrast" (0/1) or "phase" (0-3)
+
+    @property
+    def windows(self) -> tuple[tuple[float, float], ...]:
+        """The HU window of each input channel."""
+        return tuple(tuple(w) for w in self.channels) or (tuple(self.hu_window),)  # type: ignore[return-value]
+
+    @property
+    def n_logits(self) -> int:
+        """Logits of the head: 1 for a sigmoid, else one per class."""
+        return 1 if self.output in ("logit", "sigmoid") else len(self.class_names)
+
+
+def normalise(x: torch.Tensor, normalize: dict | None) -> torch.Tensor:
+    """``(x − mean) / std`` per channel of a windowed (B, C, H, W) batch (``x`` when None)."""
+    if not normalize:
+        return x
+    c = x.shape[1]
+    mean = torch.tensor(normalize["mean"], dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+    std = torch.tensor(normalize["std"], dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+    return (x - mean) / std
 
 
 @torch.no_grad()
-def predict_logits(net: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 64) -> torch.Tensor:
-    """Logits of a preprocessed set, batched (eval mode)."""
+def predict_logits(net: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 64,
+                   normalize: dict | None = None) -> torch.Tensor:
+    """Logits of a windowed set (normalised here with ``normalize``), batched (eval mode)."""
     net.eval()
-    outs = [net(x[i : i + batch_size].to(device).contiguous(memory_format=torch.channels_last)).float().cpu()
+    outs = [net(normalise(x[i : i + batch_size].to(device), normalize)
+                .contiguous(memory_format=torch.channels_last)).float().cpu()
             for i in range(0, len(x), batch_size)]
     return torch.cat(outs) if outs else torch.empty(0, 1)
 
@@ -64,7 +92,8 @@ def accuracy_of(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def precise_batchnorm(net: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 32) -> None:
+def precise_batchnorm(net: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 32,
+                      normalize: dict | None = None) -> None:
     """Re-estimate BatchNorm statistics as exact averages over ``x`` (fp32, un-augmented).
 
     With Adam the weights move fast and the running averages lag behind them, so an eval-mode
@@ -80,7 +109,7 @@ def precise_batchnorm(net: nn.Module, x: torch.Tensor, device: torch.device, bat
         m.momentum = None  # cumulative average
     net.train()
     for i in range(0, len(x), batch_size):
-        net(x[i : i + batch_size].to(device).contiguous(memory_format=torch.channels_last))
+        net(normalise(x[i : i + batch_size].to(device), normalize).contiguous(memory_format=torch.channels_last))
     for m, mom in zip(bns, momenta):
         m.momentum = mom
     net.eval()
@@ -101,7 +130,10 @@ def train(opts: TrainOptions, train_set: SliceSet, val_set: SliceSet, *, progres
     torch.manual_seed(opts.seed)
     gen = torch.Generator().manual_seed(opts.seed)
     order_rng = np.random.default_rng(opts.seed)
-    net = build(opts.architecture, opts.output)
+    if train_set.x.shape[1] != len(opts.windows):
+        raise ValueError(f"the training set has {train_set.x.shape[1]} channels, the options {len(opts.windows)} "
+                         f"windows")
+    net = build(opts.architecture, opts.output, in_channels=len(opts.windows), n_logits=opts.n_logits)
     if opts.init:
         from .checkpoints import load_checkpoint
 
@@ -121,7 +153,7 @@ def train(opts: TrainOptions, train_set: SliceSet, val_set: SliceSet, *, progres
         running = 0.0
         for step in range(steps_per_epoch):
             idx = torch.from_numpy(order[step * opts.batch_size : (step + 1) * opts.batch_size])
-            xb = augment(train_set.x[idx], opts.hu_window, gen, opts.augment).to(device)
+            xb = normalise(augment(train_set.x[idx], opts.windows, gen, opts.augment), opts.normalize).to(device)
             yb = train_set.y[idx].to(device)
             # bf16 autocast halves the time of a training step on CPU; the network is used in fp32.
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=opts.bf16):
@@ -137,8 +169,8 @@ def train(opts: TrainOptions, train_set: SliceSet, val_set: SliceSet, *, progres
                           "steps": steps_per_epoch, "loss": running / (step + 1)})
             if should_stop and should_stop():
                 break
-        precise_batchnorm(net, train_set.x[: opts.precise_bn_images], device)
-        val_logits = predict_logits(net, val_set.x, device)
+        precise_batchnorm(net, train_set.x[: opts.precise_bn_images], device, normalize=opts.normalize)
+        val_logits = predict_logits(net, val_set.x, device, normalize=opts.normalize)
         val_acc = accuracy_of(val_logits, val_set.y)
         val_loss = float(_loss(val_logits, val_set.y))
         rec = {"epoch": epoch + 1, "train_loss": running / steps_per_epoch, "val_accuracy": val_acc,
@@ -164,9 +196,13 @@ def make_card(opts: TrainOptions, history: list[dict], *, data: str, command: st
                 "best_epoch": best.get("epoch"), "batch_size": opts.batch_size, "lr": opts.lr,
                 "optimizer": "Adam + OneCycle", "bf16_autocast": opts.bf16,
                 "precise_bn_images": opts.precise_bn_images, "init": opts.init, "n_train": n_train, "n_val": n_val,
-                "augment": asdict(opts.augment), "history": history}
-    return ModelCard(architecture=opts.architecture, input_size=opts.input_size, hu_window=opts.hu_window,
-                     output=opts.output, training=training,
+                "augment": asdict(opts.augment), "task": opts.task, "history": history}
+    extra: dict = {}
+    if opts.channels or opts.normalize:
+        extra["channels"] = tuple({"window": tuple(w)} for w in opts.windows)
+        extra["normalize"] = opts.normalize
+    return ModelCard(architecture=opts.architecture, input_size=opts.input_size, hu_window=opts.windows[0],
+                     output=opts.output, training=training, class_names=tuple(opts.class_names), **extra,
                      accuracy={"val": best.get("val_accuracy"), "val_n": n_val}, name=name, notes=notes)
 
 
