@@ -109,6 +109,13 @@ def check_relus_reachable(module: nn.Module, example: torch.Tensor) -> None:
             "Deconvolution needs the model as a plain torch nn.Module: a TorchScript model hides its "
             "ReLUs, so the deconvolution rule cannot be installed. Load the weights as safetensors or a "
             "state_dict with a card, or leave D out of the methods.")
+    from ..model.checkpoints import ExportedModel
+
+    if isinstance(module, ExportedModel):
+        raise UnreachableReLUError(
+            "Deconvolution needs the model as a plain torch nn.Module: a torch.export (.pt2) program runs its "
+            "ReLUs as graph operations, so the deconvolution rule cannot be installed. Load the weights as "
+            "safetensors or a state_dict with a card, or leave D out of the methods.")
     others = [f"{type(m).__name__} ({name})" for name, m in module.named_modules() if isinstance(m, OTHER_ACTIVATIONS)]
     spy = _ReluSpy()
     hooks = []

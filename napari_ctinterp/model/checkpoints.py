@@ -18,11 +18,27 @@ from torch import nn
 from .architectures import STANDALONE, build
 from .card import ModelCard, card_path_for, file_sha256
 
-Format = Literal["safetensors", "state_dict", "torchscript"]
+Format = Literal["safetensors", "state_dict", "torchscript", "exported"]
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded as asked; the message says what to do."""
+
+
+class ExportedModel(nn.Module):
+    """A ``torch.export`` program as a plain module: the program is traced in eval mode and refuses
+    ``.eval()`` / ``.train()``, which every front end calls, so this wrapper keeps them to itself."""
+
+    def __init__(self, program: nn.Module) -> None:
+        super().__init__()
+        self.program = program
+
+    def train(self, mode: bool = True) -> ExportedModel:  # noqa: D102 - the program is fixed
+        self.training = mode
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.program(x)
 
 
 def save_checkpoint(module: nn.Module, path: str | Path, card: ModelCard, *,
@@ -44,8 +60,13 @@ def save_checkpoint(module: nn.Module, path: str | Path, card: ModelCard, *,
         with torch.no_grad():
             traced = torch.jit.trace(module.cpu().float(), example)
         traced.save(str(p))
+    elif fmt == "exported":  # torch.export with a dynamic batch dimension (the engine batches gradients)
+        example = torch.zeros(2, card.in_channels, *card.input_size)
+        program = torch.export.export(module.cpu().float(), (example,),
+                                      dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
+        torch.export.save(program, str(p))
     else:
-        raise ValueError(f"unknown checkpoint format {fmt!r}: safetensors, state_dict or torchscript")
+        raise ValueError(f"unknown checkpoint format {fmt!r}: safetensors, state_dict, torchscript or exported")
     card = card.with_weights(p)
     card.save(card_path_for(p))
     return p, card
@@ -117,7 +138,9 @@ def module_from_state_dict(sd: dict[str, torch.Tensor], card: ModelCard, source:
 
 def dry_forward(module: nn.Module, card: ModelCard, source: str) -> None:
     """One forward of a zero input shaped by the card: channels and class count must fit the network."""
-    x = torch.zeros(1, card.in_channels, *card.input_size)
+    # a zero input and a fixed random one: two rows, so that a softmax head cannot pass by chance
+    x = torch.cat([torch.zeros(1, card.in_channels, *card.input_size),
+                   torch.rand((1, card.in_channels, *card.input_size), generator=torch.Generator().manual_seed(0))])
     try:
         with torch.no_grad():
             out = module.eval()(x)
@@ -130,8 +153,18 @@ def dry_forward(module: nn.Module, card: ModelCard, source: str) -> None:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise CheckpointError(
             f"{source} gives logits of shape {shape}, but its card (output={card.output!r}, "
-            f"{card.n_classes} classes {list(card.class_names)}) needs (1, {card.n_logits}). Fix the card's "
+            f"{card.n_classes} classes {list(card.class_names)}) needs (N, {card.n_logits}). Fix the card's "
             f"output / class_names")
+    out = out.float()
+    if card.n_logits > 1 and bool(((out >= 0) & (out <= 1)).all()) and \
+            bool(torch.allclose(out.sum(1), torch.ones(len(out)), atol=1e-4)):
+        head = ("a multilabel card needs one independent logit per class, but this head is a softmax over the "
+                "classes: use output 'softmax' and remove the network's final Softmax"
+                if card.kind == "multilabel" else
+                "remove the network's final Softmax (the card's output 'softmax' applies it)")
+        raise CheckpointError(
+            f"{source} outputs probabilities, not logits (each row is in [0, 1] and sums to 1: the network "
+            f"ends in a softmax); gradients of probabilities are not what the methods explain. Fix: {head}")
 
 
 def load_checkpoint(path: str | Path, *, card: ModelCard | str | Path | None = None,
@@ -164,7 +197,7 @@ def _load_checkpoint(path: str | Path, *, card: ModelCard | str | Path | None = 
         return torch.jit.load(str(p), map_location="cpu"), the_card
     if p.suffix == ".pt2" or the_card.architecture == "exported":
         try:
-            return torch.export.load(str(p)).module(), the_card
+            return ExportedModel(torch.export.load(str(p)).module()), the_card
         except Exception as e:  # noqa: BLE001
             raise CheckpointError(f"{p.name} is not a torch.export program (.pt2): {e}") from None
     try:

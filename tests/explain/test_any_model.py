@@ -33,6 +33,10 @@ CASES = {
     "convnext_tiny-3ch-2cls": dict(architecture="convnext_tiny", output="softmax", channels=WINDOWS),
     "vit-1ch-4cls": dict(architecture="vit_b_32", architecture_args={"image_size": S},
                          output="softmax", class_names=PHASES),
+    # MONAI (the optional extra `monai`, part of `testing`): spatial_dims 2 from the project's code
+    "monai.DenseNet121-3ch-4cls": dict(architecture="monai.DenseNet121", output="softmax", class_names=PHASES,
+                                       channels=WINDOWS, normalize=IMAGENET),
+    "monai.DenseNet121-1ch-2cls": dict(architecture="monai.DenseNet121", output="sigmoid"),
 }
 
 
@@ -108,7 +112,8 @@ def test_sg_and_sg2_of_three_window_models_reduce_the_channel_sum(case, hu):
 # DenseNet-121 included: its EG map was 1e-3 (relative L2) from GradientShap's while the EG points
 # were formed as r + α(x − r) — one ulp from Captum's α·x + (1 − α)·r, enough to move some points
 # across a ReLU / max-pool kink of this net. The engine now rounds as Captum does.
-@pytest.mark.parametrize("case", ["densenet121-3ch-4cls", "efficientnet_b0-3ch-4cls", "resnet18-1ch-2cls"])
+@pytest.mark.parametrize("case", ["densenet121-3ch-4cls", "efficientnet_b0-3ch-4cls", "resnet18-1ch-2cls",
+                                  "monai.DenseNet121-3ch-4cls"])
 def test_eg_equals_gradient_shap_on_other_models(case, hu, monkeypatch):
     clf = make(case, seed=1)
     f, x = Scores(clf), clf.preprocess(hu).contiguous()
@@ -185,6 +190,15 @@ def test_deconvolution_on_densenet_reaches_its_functional_relu(hu):
     x = clf.preprocess(hu).contiguous()
     ref = Deconvolution(Scores(Classifier(reference, clf.card, torch.device("cpu")))).attribute(x, target=1)
     ours = explain(clf, hu, methods=("D",), variants=("plain",), target=1)
+    assert rel_l2(ours["D", "plain"], _channel_sum(ref)) < TOL
+
+
+def test_deconvolution_on_monai_densenet_equals_captum(hu):
+    from captum.attr import Deconvolution
+
+    clf = make("monai.DenseNet121-3ch-4cls")
+    ref = Deconvolution(Scores(clf)).attribute(clf.preprocess(hu).contiguous(), target=2)
+    ours = explain(clf, hu, methods=("D",), variants=("plain",), target=2)
     assert rel_l2(ours["D", "plain"], _channel_sum(ref)) < TOL
 
 
@@ -270,3 +284,26 @@ def test_per_channel_maps_equal_captum_per_channel_and_sum_to_the_map(hu):
         np.testing.assert_allclose(ours.channels[key].sum(0), ours[key], rtol=1e-4,
                                    atol=1e-6 * float(np.abs(ours[key]).max()))
     assert explain(clf, hu, methods=("BP",), variants=("plain",)).channels is None
+
+
+def test_exported_programs_get_every_method_without_hooks_and_a_clear_refusal_for_d(hu, tmp_path):
+    import dataclasses
+
+    from napari_ctinterp.explain.deconv import UnreachableReLUError
+    from napari_ctinterp.model import load
+    from napari_ctinterp.model.checkpoints import ExportedModel, save_checkpoint
+
+    plain = make("densenet121-3ch-4cls")
+    card = dataclasses.replace(plain.card, architecture="exported")
+    path, _ = save_checkpoint(plain.module, tmp_path / "m.pt2", card, fmt="exported")
+    exported = load(path, device="cpu")
+    assert isinstance(exported.module, ExportedModel)
+    refs = np.random.default_rng(5).uniform(-1000, 1000, (3, S, S)).astype(np.float32)
+    kw = dict(methods=("BP", "IGB", "EG"), variants=("plain", "SG"), sg_samples=2, steps=4, samples=4,
+              references=refs, target="venous")
+    ours, ref = explain(exported, hu, **kw), explain(plain, hu, **kw)
+    for key in ref:
+        assert rel_l2(ours[key], ref[key]) < TOL, key
+    np.testing.assert_allclose(exported.predict_proba(hu), plain.predict_proba(hu), atol=1e-5)
+    with pytest.raises(UnreachableReLUError, match="torch.export.*card"):
+        explain(exported, hu, methods=("D",), variants=("plain",))

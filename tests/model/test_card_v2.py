@@ -99,3 +99,44 @@ def test_a_torchscript_model_with_the_wrong_channel_count_is_refused_at_load(tmp
     (tmp_path / "m.json").write_text(json.dumps(three))
     with pytest.raises(CheckpointError, match="does not run on the input its card describes.*3 channel"):
         load(path, device="cpu")
+
+
+def _softmax_head_net(n: int) -> torch.nn.Module:
+    return torch.nn.Sequential(build("densenet121", "softmax", in_channels=1, n_logits=n), torch.nn.Softmax(dim=1))
+
+
+@pytest.mark.parametrize("output, match", [("multilabel", "multilabel card.*softmax over the classes"),
+                                           ("softmax", "remove the network's final Softmax")])
+def test_a_head_that_outputs_probabilities_is_refused_with_the_fix(tmp_path, output, match):
+    card = ModelCard(architecture="torchscript", input_size=(64, 64), output=output,
+                     class_names=("liver lesion", "kidney lesion", "bleed"))
+    torch.manual_seed(0)
+    path, _ = save_checkpoint(_softmax_head_net(3).eval(), tmp_path / "m.ts", card, fmt="torchscript")
+    with pytest.raises(CheckpointError, match=match):
+        load(path, device="cpu")
+
+
+def test_a_multilabel_card_end_to_end_from_file(tmp_path):
+    from captum.attr import IntegratedGradients
+
+    from napari_ctinterp.explain import explain
+
+    card = ModelCard(architecture="densenet121", input_size=(64, 64), output="multilabel",
+                     class_names=("aorta", "portal vein", "kidneys"),
+                     channels=({"window": [-160, 240]}, {"window": [-1000, 1000]}))
+    torch.manual_seed(1)
+    net = build(card.architecture, card.output, in_channels=2, n_logits=3).eval()
+    path, _ = save_checkpoint(net, tmp_path / "labels.safetensors", card)
+    clf = load(path, device="cpu")
+    hu = np.random.default_rng(2).uniform(-1000, 1000, (64, 64)).astype(np.float32)
+    p = clf.predict_proba(hu)
+    logits = clf.logits(clf.preprocess(hu))[0]
+    assert p.shape == (3,)
+    np.testing.assert_allclose(p, torch.sigmoid(logits).numpy(), atol=1e-6)  # independent sigmoids
+    maps = explain(clf, hu, methods=("IGB",), variants=("plain",), steps=8, targets=["kidneys", "aorta"])
+    x = clf.preprocess(hu).contiguous()
+    for name, m in maps.items():
+        t = clf.class_names.index(name)
+        ref = IntegratedGradients(lambda z: clf.module(z)).attribute(
+            x, baselines=clf.baseline(0.0).expand_as(x), target=t, n_steps=8)[0].sum(0).detach().numpy()
+        assert np.linalg.norm(m["IGB", "plain"] - ref) / np.linalg.norm(ref) < 1e-4, name
