@@ -8,7 +8,17 @@ The machine this was written on is shared and its speed drifts over minutes, so 
 ``--repeats 2`` (the default) the 15-map timings run in ABBA order (ours, Captum, Captum, ours) and
 the ratio is that of the summed times, which cancels a linear drift; best-of times are printed too.
 
-Usage: python benchmarks/explain_vs_captum.py [--model demo] [--threads 2] [--repeats 2] [--quick]
+Other models (``--model densenet121``, ``efficientnet_b0``, any torchvision builder): random weights
+(BatchNorm statistics randomised as in the tests), 256², three HU windows with ImageNet
+normalisation, four classes; the generic engine (no ResNet fast path). IG baselines are the
+card's black / white images for both sides. A network without ReLUs (EfficientNet: SiLU) has no
+Deconvolution, so its set is the other 12 maps.
+
+``--all-classes`` (ours only) times explaining every class in one call (``targets=``, shared
+forward passes) against one call per class.
+
+Usage: python benchmarks/explain_vs_captum.py [--model demo|demo-phase|densenet121|...] [--threads 2]
+       [--repeats 2] [--quick] [--all-classes]
 """
 
 from __future__ import annotations
@@ -30,10 +40,30 @@ class _Scores(nn.Module):
 
     def forward(self, x):
         logits = self.net(x)
-        return torch.stack([self.clf.target_score(logits, torch.full((len(x),), c)) for c in (0, 1)], 1)
+        return torch.stack([self.clf.target_score(logits, torch.full((len(x),), c))
+                            for c in range(self.clf.card.n_classes)], 1)
 
 
-def captum_15(clf, x, refs, target, *, steps, samples, sg_samples, sigma, batch):
+def random_model(architecture: str, size: int = 256):
+    """A random-weight 3-window, 4-class classifier of any torchvision family (the engine's generic path)."""
+    from napari_ctinterp.model import Classifier, ModelCard, build
+
+    card = ModelCard(architecture=architecture, input_size=(size, size), output="softmax",
+                     class_names=("no contrast", "arterial", "pulmonary", "venous"),
+                     channels=({"window": [-1350, 150]}, {"window": [-160, 240]}, {"window": [-500, 1300]}),
+                     normalize={"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+                     name=f"random {architecture}")
+    torch.manual_seed(0)
+    net = build(architecture, "softmax", in_channels=3, n_logits=4)
+    gen = torch.Generator().manual_seed(1)
+    for m in net.modules():  # eval-mode BatchNorm with non-trivial statistics, as a trained net has
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=gen))
+            m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=gen))
+    return Classifier(net.eval(), card, torch.device("cpu"), source=f"random {architecture}")
+
+
+def captum_15(clf, x, refs, target, *, steps, samples, sg_samples, sigma, batch, methods):
     from captum.attr import Deconvolution, GradientShap, IntegratedGradients, NoiseTunnel, Saliency
 
     f = _Scores(clf)
@@ -45,8 +75,9 @@ def captum_15(clf, x, refs, target, *, steps, samples, sg_samples, sigma, batch)
             return NoiseTunnel(method).attribute(x, nt_type=nt, nt_samples=sg_samples, stdevs=sigma,
                                                  target=target, **kw)
         out["BP", v] = run(Saliency(f), abs=False)
-        igb = run(IntegratedGradients(f), baselines=0.0, n_steps=steps, internal_batch_size=batch)
-        igw = run(IntegratedGradients(f), baselines=1.0, n_steps=steps, internal_batch_size=batch)
+        black, white = clf.baseline(0.0).expand_as(x), clf.baseline(1.0).expand_as(x)
+        igb = run(IntegratedGradients(f), baselines=black, n_steps=steps, internal_batch_size=batch)
+        igw = run(IntegratedGradients(f), baselines=white, n_steps=steps, internal_batch_size=batch)
         out["IGB", v], out["IGBW", v] = igb, 0.5 * (igb + igw)
         # GradientShap (stdevs 0 = EG) cannot sit inside NoiseTunnel with a baseline distribution, so SG/SG²
         # of EG is NoiseTunnel's loop written out: one GradientShap call per noisy copy.
@@ -56,7 +87,8 @@ def captum_15(clf, x, refs, target, *, steps, samples, sg_samples, sigma, batch)
             gs = [GradientShap(f).attribute(x + sigma * torch.randn_like(x), baselines=refs, n_samples=samples,
                                             target=target) for _ in range(sg_samples)]
             out["EG", v] = torch.stack(gs).mean(0) if v == "SG" else (torch.stack(gs) ** 2).mean(0)
-        out["D", v] = run(Deconvolution(f))
+        if "D" in methods:
+            out["D", v] = run(Deconvolution(f))
     return out
 
 
@@ -68,38 +100,55 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=0, help="engine batch size (0 = auto)")
     ap.add_argument("--ours-only", action="store_true", help="time only the engine")
     ap.add_argument("--repeats", type=int, default=2, help="15-map timings per side, in ABBA order (default 2)")
+    ap.add_argument("--size", type=int, default=256, help="input size of a random-weight --model")
+    ap.add_argument("--all-classes", action="store_true", help="time targets=all classes vs one call per class")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from napari_ctinterp.explain import demo_references, explain
+    from napari_ctinterp.explain.deconv import OTHER_ACTIVATIONS
     from napari_ctinterp.model import load
+    from napari_ctinterp.model.loading import DEMOS
     from napari_ctinterp.phantom import make_slice
 
-    clf = load(args.model, device="cpu")
+    clf = load(args.model, device="cpu") if args.model in DEMOS or args.model.endswith(
+        (".safetensors", ".pt", ".pth", ".ts", ".pt2")) else random_model(args.model, args.size)
+    has_relu_only = not any(isinstance(m, OTHER_ACTIVATIONS) for m in clf.module.modules())
+    methods = ("BP", "IGB", "IGBW", "EG", "D") if has_relu_only else ("BP", "IGB", "IGBW", "EG")
     hu = make_slice(2024, contrast=True, phase="arterial", level=0.58).hu
     refs_hu = demo_references()
     steps, samples, sg = (25, 50, 15) if not args.quick else (5, 5, 3)
     x = clf.preprocess(hu).contiguous()
     refs = clf.preprocess(refs_hu).contiguous()
     sigma = 0.15 * float(x.max() - x.min())
-    target = int(clf.predict(hu) >= 0.5)
+    target = int(clf.predicted(clf.logits(x))[0])
+    n_maps = 3 * len(methods)
     print(f"machine: {platform.machine()} {platform.processor()}, torch {torch.__version__}, "
-          f"{args.threads} threads, model {args.model} ({clf.card.architecture} {clf.card.input_size})")
+          f"{args.threads} threads, model {args.model} ({clf.card.architecture} {clf.card.input_size}, "
+          f"{clf.card.in_channels} channel(s), {clf.card.n_classes} classes); {n_maps} maps: {', '.join(methods)}")
 
-    explain(clf, hu, methods=("BP",), variants=("plain",))  # warm-up both paths
+    explain(clf, hu, methods=("BP",), variants=("plain",), target=target)  # warm-up both paths
 
-    def run_ours() -> float:
+    def run_ours(**kw) -> float:
         t0 = time.perf_counter()
-        explain(clf, hu, steps=steps, samples=samples, sg_samples=sg, references=refs_hu, target=target,
-                batch_size=args.batch or None)
+        explain(clf, hu, methods=methods, steps=steps, samples=samples, sg_samples=sg, references=refs_hu,
+                batch_size=args.batch or None, **({"target": target} | kw))
         return time.perf_counter() - t0
 
     def run_captum() -> float:
         t0 = time.perf_counter()
-        captum_15(clf, x, refs, target, steps=steps, samples=samples, sg_samples=sg, sigma=sigma, batch=32)
+        captum_15(clf, x, refs, target, steps=steps, samples=samples, sg_samples=sg, sigma=sigma, batch=32,
+                  methods=methods)
         return time.perf_counter() - t0
 
+    if args.all_classes:
+        names = list(clf.class_names)
+        apart = sum(run_ours(target=t) for t in names)
+        together = run_ours(target=None, targets=names)
+        print(f"{n_maps} maps × {len(names)} classes  one call per class {apart:7.1f} s   targets=all "
+              f"{together:7.1f} s   ratio {apart / together:5.2f}x")
+        return
     if args.ours_only:
-        print(f"15 maps  ours {run_ours():7.1f} s")
+        print(f"{n_maps} maps  ours {run_ours():7.1f} s")
         return
     order = ["ours", "captum"] * args.repeats
     if args.repeats >= 2:  # ABBA...: ours, captum, captum, ours, ours, captum, ...
@@ -107,9 +156,9 @@ def main() -> None:
     t15: dict[str, list[float]] = {"ours": [], "captum": []}
     for side in order:
         t15[side].append(run_ours() if side == "ours" else run_captum())
-        print(f"15 maps  {side:6s} {t15[side][-1]:7.1f} s", flush=True)
+        print(f"{n_maps} maps  {side:6s} {t15[side][-1]:7.1f} s", flush=True)
     so, sc = sum(t15["ours"]), sum(t15["captum"])
-    print(f"15 maps  ours {so / len(t15['ours']):7.1f} s   captum {sc / len(t15['captum']):7.1f} s   "
+    print(f"{n_maps} maps  ours {so / len(t15['ours']):7.1f} s   captum {sc / len(t15['captum']):7.1f} s   "
           f"ratio {sc / so:5.2f}x  (mean of {args.repeats}; best of each: "
           f"{min(t15['ours']):.1f} s vs {min(t15['captum']):.1f} s = {min(t15['captum']) / min(t15['ours']):.2f}x)")
 
@@ -122,16 +171,17 @@ def main() -> None:
         times["ours"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         # from the HU slice, as explain does (preprocessing ≈ 4 ms here)
-        IntegratedGradients(_Scores(clf)).attribute(clf.preprocess(hu).contiguous(), baselines=0.0, target=target,
+        xi = clf.preprocess(hu).contiguous()
+        IntegratedGradients(_Scores(clf)).attribute(xi, baselines=clf.baseline(0.0).expand_as(xi), target=target,
                                                     n_steps=steps)
         times["captum"].append(time.perf_counter() - t0)
     o, c = min(times["ours"]), min(times["captum"])
     print(f"1 IG map ours {o:7.2f} s   captum {c:7.2f} s   ratio {c / o:5.2f}x  (best of 3)")
     from napari_ctinterp.explain.plan import ExplainOptions, make_plan
 
-    ours_n = make_plan(ExplainOptions(steps=steps, samples=samples, sg_samples=sg)).total
-    captum_n = sum(n * (1 + 2 * steps + samples + 1) for n in (1, sg, sg))  # BP, IG black + white, EG, D
-    print(f"gradient evaluations for the 15 maps: ours {ours_n}, Captum {captum_n} ({captum_n / ours_n:.2f}x)")
+    ours_n = make_plan(ExplainOptions(methods=methods, steps=steps, samples=samples, sg_samples=sg)).total
+    captum_n = sum(n * (1 + 2 * steps + samples + ("D" in methods)) for n in (1, sg, sg))  # BP, IG b+w, EG, D
+    print(f"gradient evaluations for the {n_maps} maps: ours {ours_n}, Captum {captum_n} ({captum_n / ours_n:.2f}x)")
 
 
 if __name__ == "__main__":

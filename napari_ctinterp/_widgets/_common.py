@@ -252,14 +252,21 @@ def make_scrollable(container: Container) -> None:
 
 
 class ModelPicker:
-    """The "model" field of the widgets: the demo model or a checkpoint file.
+    """The "model" field of the widgets: a bundled demo model or a checkpoint file, and under it
+    the chosen model's card in one line (its name and classes) — or what is missing.
 
     The choice is shared (``model.selection``): choosing a file in one widget is seen by the others.
     """
 
+    FILE = "file…"
+
     def __init__(self) -> None:
-        self.model = ComboBox(label="model", choices=["demo", "file…"], value="demo")
+        from ..model.loading import DEMOS
+
+        self._demos = list(DEMOS)
+        self.model = ComboBox(label="model", choices=[*self._demos, self.FILE], value="demo")
         self.path = FileEdit(label="checkpoint", mode="r", filter="*.safetensors *.pt *.pth *.ts *.pt2", visible=False)
+        self.info = wrapping_label()
         self._following = False
         self._apply(_model.selection.source)
         self.model.changed.connect(self._changed)
@@ -268,15 +275,16 @@ class ModelPicker:
 
     @property
     def widgets(self) -> list:
-        """The two magicgui widgets to place in a container."""
-        return [self.model, self.path]
+        """The magicgui widgets to place in a container (choice, file, card line)."""
+        return [self.model, self.path, self.info]
 
     def _changed(self, *_: Any) -> None:
-        self.path.visible = self.model.value == "file…"
+        self.path.visible = self.model.value == self.FILE
+        self._describe()
         if self._following:
             return
-        if self.model.value == "demo":
-            _model.selection.set("demo")
+        if self.model.value in self._demos:
+            _model.selection.set(self.model.value)
         elif Path(str(self.path.value)).is_file():
             _model.selection.set(str(Path(str(self.path.value))))
 
@@ -284,21 +292,44 @@ class ModelPicker:
         """Follow a choice made in another widget."""
         self._following = True
         try:
-            if source == "demo":
-                self.model.value = "demo"
+            if source in self._demos:
+                self.model.value = source
             else:
-                self.model.value = "file…"
+                self.model.value = self.FILE
                 self.path.value = source
-            self.path.visible = self.model.value == "file…"
+            self.path.visible = self.model.value == self.FILE
+            self._describe()
         except RuntimeError:  # this widget's Qt objects are gone (closed dock not yet collected)
             pass
         finally:
             self._following = False
 
+    def card(self) -> Any:
+        """The chosen model's card, read from its JSON only (no weights loaded); None if none yet."""
+        from ..model.card import ModelCard, card_path_for
+        from ..model.loading import demo_weights_path
+
+        source = self.source()
+        weights = demo_weights_path(source) if source in self._demos else Path(source)
+        return ModelCard.load(card_path_for(weights))
+
+    def _describe(self) -> None:
+        """The card line: ``<name> · <architecture>, <C> channel(s) · classes: …``."""
+        try:
+            card = self.card()
+        except ValueError:  # no file chosen yet
+            self.info.value = "choose a checkpoint file (its card, NAME.json, beside it)"
+            return
+        except Exception as e:  # noqa: BLE001 - a missing or broken card: say so, the run will refuse
+            self.info.value = f"card: {str(e).strip().splitlines()[0][:300]}"
+            return
+        self.info.value = (f"{card.name or card.architecture} · {card.architecture}, {card.in_channels} "
+                           f"channel{'s' if card.in_channels > 1 else ''} · classes: {', '.join(card.class_names)}")
+
     def source(self) -> str:
-        """``"demo"`` or the checkpoint path; ``ValueError`` if no file is chosen."""
-        if self.model.value == "demo":
-            return "demo"
+        """A demo name or the checkpoint path; ``ValueError`` if no file is chosen."""
+        if self.model.value in self._demos:
+            return str(self.model.value)
         p = Path(str(self.path.value))
         if not p.is_file():
             raise ValueError("choose a checkpoint file (.safetensors / .pt with its .json card)")

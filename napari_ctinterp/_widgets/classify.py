@@ -35,7 +35,7 @@ class ClassifyWidget(Container):
         self.viewer = napari_viewer
         self.layer = ct_combo(self.viewer)  # starts on the CT the canvas shows
         self.picker = ModelPicker()
-        self.model, self.path = self.picker.widgets
+        self.model, self.path, self.model_info = self.picker.widgets
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
         self.scope = RadioButtons(label="slices", choices=["current slice", "all slices"], value="current slice")
         self.run_button = PushButton(text="Classify")
@@ -43,7 +43,7 @@ class ClassifyWidget(Container):
         self.result = wrapping_label()
         self.table = Table(value={"slice": [], "P(contrast)": [], "class": []})
         self.table.visible = False
-        self.extend([self.layer, self.model, self.path, self.device, self.scope, self.run_button,
+        self.extend([self.layer, self.model, self.path, self.model_info, self.device, self.scope, self.run_button,
                      *self.progress.widgets, self.result, self.table])
         limit_width(self)
         make_scrollable(self)

@@ -64,7 +64,7 @@ class ExplainWidget(Container):
         self._quiet = False
         self.layer = ct_combo(self.viewer)  # starts on the CT the canvas shows
         self.picker = ModelPicker()
-        self.model, self.path = self.picker.widgets
+        self.model, self.path, self.model_info = self.picker.widgets
         self.scope = RadioButtons(label="slices", choices=["current slice", "whole volume"], value="current slice")
         self.methods = {m: CheckBox(text=f"{m} — {METHOD_TITLES[m]}", value=True) for m in METHODS}
         self.variants = {v: CheckBox(text=v, value=True) for v in VARIANTS}
@@ -96,8 +96,8 @@ class ExplainWidget(Container):
         method_box = Container(widgets=list(self.methods.values()), labels=False, label="methods")
         variant_box = Container(widgets=list(self.variants.values()), labels=False, layout="horizontal",
                                 label="variants")
-        self.extend([self.layer, self.model, self.path, self.target, self.scope, method_box, variant_box, self.xrai,
-                     self.references, self.ref_folder, self.advanced, *self._params,
+        self.extend([self.layer, self.model, self.path, self.model_info, self.target, self.scope, method_box,
+                     variant_box, self.xrai, self.references, self.ref_folder, self.advanced, *self._params,
                      Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False),
                      *self.progress.widgets, self.status, self.shown, self.regions_of, self.top_percent])
         limit_width(self)
@@ -119,12 +119,8 @@ class ExplainWidget(Container):
 
     def _target_choices(self, _widget: Any = None) -> list[str]:
         """"predicted" and the class names of the chosen model's card (read from the card only)."""
-        from ..model.card import ModelCard, card_path_for
-        from ..model.loading import demo_weights_path
-
         try:
-            source = self.picker.source()
-            card = ModelCard.load(card_path_for(demo_weights_path() if source == "demo" else source))
+            card = self.picker.card()
         except (ValueError, OSError):  # no model chosen yet, or its card is unreadable: run() will say so
             return ["predicted"]
         return ["predicted", *card.class_names]
@@ -136,7 +132,9 @@ class ExplainWidget(Container):
 
     def _reference_plan(self, source: str, data: np.ndarray) -> tuple[str, Path | None]:
         """``("demo" | "volume" | "folder" | "none", folder)`` for EG."""
-        if source == "demo":
+        from ..model.loading import DEMOS
+
+        if source in DEMOS:  # the demo models' EG references: phantom slices of their training range
             return "demo", None
         if self.references.value == "folder…":
             folder = Path(str(self.ref_folder.value))

@@ -54,7 +54,7 @@ class ProbeWidget(Container):
         self.viewer = napari_viewer
         self.layer = ct_combo(self.viewer)  # starts on the CT the canvas shows
         self.picker = ModelPicker()
-        self.model, self.path = self.picker.widgets
+        self.model, self.path, self.model_info = self.picker.widgets
         self.fill = ComboBox(label="fill", choices=list(FILLS), value="label")
         self.add_button = PushButton(text="Add occlude layer", tooltip="a Labels layer over the CT, in paint mode: "
                                      "what you paint on it is hidden from the model")
@@ -62,7 +62,8 @@ class ProbeWidget(Container):
                                        tooltip="erase the occlude layer: back to the unoccluded slice")
         self.result = wrapping_label(HINT, label="answer")
         self.result.native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.extend([self.layer, self.model, self.path, self.fill, self.add_button, self.result, self.reset_button])
+        self.extend([self.layer, self.model, self.path, self.model_info, self.fill, self.add_button, self.result,
+                     self.reset_button])
         make_scrollable(self)
         self._fill_tooltips()
         self.last: OcclusionProbe | None = None

@@ -28,12 +28,13 @@ class SliceRef:
     mask_path: str = ""
 
 
-def demo_slices(n: int, seed: int = 0) -> list[SliceRef]:
-    """Held-out phantom slices (test seed range): both classes, all phases."""
-    from ..model.datasets import phantom_spec
+def demo_slices(n: int, seed: int = 0, task: str = "contrast") -> list[SliceRef]:
+    """Held-out phantom slices (test seed range), every class and phase, labelled for ``task``
+    (``"contrast"``: 0/1; ``"phase"``: 0–3 = no contrast / arterial / pulmonary / venous)."""
+    from ..model.datasets import label_of, phantom_spec
 
-    return [SliceRef(slice_id=f"phantom-{s['seed']}", label=int(s["contrast"]), source="phantom", seed=s["seed"],
-                     phase=s["phase"]) for s in phantom_spec("test", n, seed + 777)]
+    return [SliceRef(slice_id=f"phantom-{s['seed']}", label=label_of(s, task), source="phantom", seed=s["seed"],
+                     phase=s["phase"]) for s in phantom_spec("test", n, seed + 777, task=task)]
 
 
 def folder_slices(folder: str | Path, labels_csv: str | Path | None = None) -> list[SliceRef]:

@@ -31,10 +31,24 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _phantom_task(model: str) -> str:
+    """The phantom labels that fit the model's classes (its card, read without the weights)."""
+    from ..model.card import ModelCard, card_path_for
+    from ..model.datasets import task_of
+    from ..model.loading import DEMOS, demo_weights_path
+
+    card = ModelCard.load(card_path_for(demo_weights_path(model) if model in DEMOS else Path(model)))
+    try:
+        return task_of(card.class_names)
+    except ValueError as e:
+        raise ValueError(f"the demo data set cannot label slices for this model: {e}. Use a folder with "
+                         f"labels.csv (--data) instead") from None
+
+
 def study_slices(cfg: StudyConfig, labels_csv: str | None = None) -> list[SliceRef]:
     """The slices of the study (demo phantom set, or the user's folder)."""
     if cfg.data == "demo":
-        return demo_slices(cfg.slices, cfg.seed)
+        return demo_slices(cfg.slices, cfg.seed, task=_phantom_task(cfg.model))
     refs = folder_slices(cfg.data, labels_csv)
     return refs[: cfg.slices] if cfg.slices else refs
 

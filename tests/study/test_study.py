@@ -142,3 +142,23 @@ def test_a_four_class_model_with_class_names_as_labels(tmp_path):
     assert "unknown class 'portal'" in bad and "venous" in bad
     acc = json.loads((run_dir / "accuracy.json").read_text())
     assert acc["n"] == 2 and acc["n_failed"] == 1 and 0 <= acc["accuracy"] <= 1
+
+
+def test_demo_data_with_the_phase_demo_is_labelled_by_phase(tmp_path):
+    config = {**SMALL, "slices": 4, "methods": ("BP",), "variants": ("plain",), "xrai": "off", "model": "demo-phase"}
+    run_dir = run_study(StudyConfig(**config), tmp_path / "out", device="cpu")
+    table = pd.read_csv(run_dir / "table.csv")
+    assert table["error"].isna().all()
+    assert sorted(table.drop_duplicates("slice_id")["label"].astype(int)) == [0, 1, 2, 3]  # a quarter each
+    acc = json.loads((run_dir / "accuracy.json").read_text())
+    assert acc["n"] == 4 and acc["accuracy"] >= 0.75  # the phase demo on four held-out slices
+
+
+def test_demo_data_refuses_a_model_whose_classes_it_cannot_label(tmp_path):
+    from napari_ctinterp.model import ModelCard, build
+    from napari_ctinterp.model.checkpoints import save_checkpoint
+
+    card = ModelCard(architecture="resnet18", input_size=(64, 64), output="softmax", class_names=("liver", "kidney"))
+    weights, _ = save_checkpoint(build("resnet18", "softmax"), tmp_path / "organs.safetensors", card)
+    with pytest.raises(ValueError, match="cannot label slices for this model.*labels.csv"):
+        run_study(StudyConfig(**{**SMALL, "model": str(weights)}), tmp_path / "out", device="cpu")
