@@ -2,7 +2,8 @@
 
 A fresh process docks Classify first, chooses ``demo-phase`` there, classifies the arterial
 sample slice, then docks Explain (which follows the choice) and makes the default 15 maps with
-XRAI for the predicted class, then the same for "venous" (a class it is not):
+XRAI for the predicted class, then the same for "venous" (a class it is not), then docks the
+Gallery (the predicted class's maps, then venous's in rows of their own):
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python scripts/phase_screenshots.py docs/img
 """
 
@@ -47,6 +48,9 @@ def main(out: Path) -> None:
               f"visible: {[ly.name for ly in viewer.layers if ly.visible]}")
         pump(0.5)
         viewer.screenshot(str(out / f"phase_explain_{target.replace(' ', '_')}.png"), canvas_only=False)
+    d3, gallery = viewer.window.add_plugin_dock_widget(PLUGIN, "Gallery", tabify=False)
+    pump(3)
+    viewer.screenshot(str(out / "phase_gallery.png"), canvas_only=False)
     viewer.close()
 
 

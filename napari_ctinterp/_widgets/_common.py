@@ -311,7 +311,10 @@ class ModelPicker:
 
         source = self.source()
         weights = demo_weights_path(source) if source in self._demos else Path(source)
-        return ModelCard.load(card_path_for(weights))
+        path = card_path_for(weights)
+        if not path.exists():
+            raise FileNotFoundError(f"no model card beside {weights.name}: write {path.name} (see docs/model.md)")
+        return ModelCard.load(path)
 
     def _describe(self) -> None:
         """The card line: ``<name> · <architecture>, <C> channel(s) · classes: …``."""

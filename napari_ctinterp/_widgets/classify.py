@@ -128,6 +128,9 @@ class ClassifyWidget(Container):
             columns = {"slice": [r["slice"] for r in rows]}
             columns.update({f"P({n})": [r["p"][c] for r in rows] for c, n in enumerate(names)})
         columns["class"] = [r["class"] for r in rows]
+        if pos is None and len(rows) == 1:  # one slice, N classes: a row per class fits the dock's width
+            columns = {"class": list(names), "P": [f"{v:.4f}" for v in first["p"]],
+                       "predicted": ["◀" if n == first["class"] else "" for n in names]}
         if len(rows) > 1:
             counts = {n: sum(r["class"] == n for r in rows) for n in names}
             text = (f"{counts[names[pos]]} of {len(rows)} slices: {names[pos]}" if pos is not None else

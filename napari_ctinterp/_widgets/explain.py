@@ -45,7 +45,16 @@ from ._common import (
     start_worker,
     wrapping_label,
 )
-from .maps import map_info, map_layer_name, map_layers, short_map_name, show_map, slice_geometry, upsert_image
+from .maps import (
+    map_info,
+    map_layer_name,
+    map_layers,
+    map_title,
+    short_map_name,
+    show_map,
+    slice_geometry,
+    upsert_image,
+)
 from .xrai_layers import add_xrai_layers, show_regions, xrai_layer_name
 
 METHOD_TITLES = {"BP": "Backprop", "IGB": "IG black", "IGBW": "IG black+white", "EG": "Expected Gradients",
@@ -249,7 +258,7 @@ class ExplainWidget(Container):
             signed = signed[None] if (index is not None and not whole) else signed
             meta = {"ctinterp_map": {"method": method, "variant": variant, "kind": "pixel", "absolute": True,
                                      "image": layer.name, "slices": [int(i) for i in indices if i is not None],
-                                     **first.params, "targets": targets},
+                                     **first.params, "targets": targets, "tag": tag},
                     "signed": signed}
             upsert_image(self.viewer, map_layer_name(layer.name, method, variant, target=tag), np.abs(signed),
                          scale=scale, translate=translate, metadata=meta)
@@ -262,7 +271,8 @@ class ExplainWidget(Container):
                 regions[key] = (np.stack([v for v, _ in per]) if stacked else per[0][0],
                                 np.stack([r for _, r in per]) if stacked else per[0][1])
             base = {"image": layer.name, "algorithm": self.xrai.value,
-                    "slices": [int(i) for i in indices if i is not None], **first.params, "targets": targets}
+                    "slices": [int(i) for i in indices if i is not None], **first.params, "targets": targets,
+                    "tag": tag}
             add_xrai_layers(self.viewer, layer, regions, scale=scale, translate=translate, base_meta=base,
                             target=tag)
             self._last = {"image": layer.name, "regions": regions, "scale": scale, "translate": translate,
@@ -279,17 +289,16 @@ class ExplainWidget(Container):
         show_map(self.viewer, self.viewer.layers[map_layer_name(layer.name, *shown, target=tag)])
         self.shown.reset_choices()
         self.shown.visible = True
-        self.shown.value = short_map_name(*shown)
+        title = short_map_name(*shown) + (f" · →{tag}" if tag else "")
+        self.shown.value = title
         self._finish(f"{note}{len(keys)} map layer(s){f' + {n_xrai} XRAI' if n_xrai else ''} for "
-                     f"{len(indices)} slice(s); showing {short_map_name(*shown)} (choose another below or in "
-                     f"the Gallery)")
+                     f"{len(indices)} slice(s); showing {title} (choose another below or in the Gallery)")
 
     def _shown_choices(self, _widget: Any = None) -> list[str]:
         image = self.layer.value
         if image is None:
             return []
-        return [short_map_name(i["method"], i["variant"], i.get("kind", "pixel"))
-                for ly in map_layers(self.viewer, image.name) if (i := map_info(ly))]
+        return [map_title(i) for ly in map_layers(self.viewer, image.name) if (i := map_info(ly))]
 
     def _follow_shown(self, event: Any) -> None:
         """A map shown from elsewhere (Gallery, Metrics) is the one named in "show map"."""
@@ -297,7 +306,7 @@ class ExplainWidget(Container):
         image = self.layer.value
         if info is None or image is None or info.get("image") != image.name or not self.shown.choices:
             return
-        name = short_map_name(info["method"], info["variant"], info.get("kind", "pixel"))
+        name = map_title(info)
         try:
             if self.shown.value != name:
                 self.shown.reset_choices()
@@ -311,7 +320,7 @@ class ExplainWidget(Container):
             return
         for ly in map_layers(self.viewer, image.name):
             i = map_info(ly)
-            if short_map_name(i["method"], i["variant"], i.get("kind", "pixel")) == name:
+            if map_title(i) == name:
                 show_map(self.viewer, ly)
                 return
 

@@ -36,7 +36,7 @@ from ._common import (
     wrapping_label,
 )
 from .gallery_figure import GalleryState, Tile, draw_gallery, grid, score_tile, slice_of
-from .maps import map_info, map_layers, robust_limits, short_map_name, show_map
+from .maps import map_info, map_layers, map_title, robust_limits, show_map
 
 DOCK_FONT, SAVE_FONT, SAVE_TILE_IN = 6.5, 9.0, 2.2  # title points; saved figure: inches per tile
 DEBOUNCE_MS, MAX_DOCK_WIDTH = 200, 520
@@ -206,7 +206,9 @@ class GalleryWidget(Container):
         if not layers:
             state.message = f"No maps of “{image.name}” yet: run Explain on it and its maps appear here."
             return state
-        keys = [(i["method"], i["variant"], i.get("kind", "pixel")) for i in map(map_info, layers)]
+        # one row per method and explained class (a class other than the predicted one: its own rows, after)
+        keys = [(i["method"] + (f" · →{i['tag']}" if i.get("tag") else ""), i["variant"], i.get("kind", "pixel"))
+                for i in map(map_info, layers)]
         methods, state.columns = grid(keys)
         state.n_rows = len(methods)
         state.mask, note = self._mask_on(idx)
@@ -216,7 +218,7 @@ class GalleryWidget(Container):
             info = map_info(ly)
             values = slice_of(ly.data, info, idx)
             ranks = ly.metadata.get("ranks") if kind == "region" and values is not None else None
-            tile = Tile(ly, short_map_name(method, variant, kind), methods.index(method),
+            tile = Tile(ly, map_title(info), methods.index(method),
                         state.columns.index((variant, kind)), values,
                         None if ranks is None else slice_of(ranks, info, idx))
             if values is not None:

@@ -34,6 +34,13 @@ def short_map_name(method: str, variant: str, kind: str = "pixel") -> str:
     return f"{method} · {variant}" + (" · XRAI" if kind == "region" else "")
 
 
+def map_title(info: dict) -> str:
+    """A map layer's title from its metadata: ``IGB · SG2[ · XRAI][ · →<class>]`` (the class when it
+    is not the predicted one, as in the layer name)."""
+    tag = info.get("tag") or ""
+    return short_map_name(info["method"], info["variant"], info.get("kind", "pixel")) + (f" · →{tag}" if tag else "")
+
+
 def map_layer_name(image_name: str, method: str, variant: str, kind: str = "pixel", target: str = "") -> str:
     """``<method> · <variant>[ · XRAI][ · →<class>] — <image>`` (the contract of layer names).
 

@@ -22,7 +22,7 @@ RANDOM_STYLE = {"color": "0.45", "ls": ":", "lw": 2.0}
 
 def _style(s: MapScore, highlight: tuple | None) -> dict:
     region = s.kind == "region"
-    kw = {"color": METHOD_COLOURS.get(s.method, "grey"), "ls": VARIANT_STYLES.get(s.variant, "-"),
+    kw = {"color": _colour(s.method), "ls": VARIANT_STYLES.get(s.variant, "-"),
           "lw": 2.2 if region else 1.2, "alpha": 0.6 if region else 0.95}
     if highlight is not None:
         if (s.method, s.variant, s.kind) == highlight:
@@ -77,7 +77,7 @@ def draw_curves(fig: Figure, scores: list[MapScore], *, layout: str = "column",
         for s in scores:
             if np.isfinite(s.fidelity):
                 big = highlight is not None and (s.method, s.variant, s.kind) == highlight
-                hvm.scatter(s.auc, s.fidelity, color=METHOD_COLOURS.get(s.method, "grey"),
+                hvm.scatter(s.auc, s.fidelity, color=_colour(s.method),
                             marker=VARIANT_MARKERS.get(s.variant, "o"), s=70 if big else 28,
                             edgecolors="k" if s.kind == "region" else "none", linewidths=1.0,
                             alpha=0.35 if highlight is not None and not big else 0.95, zorder=5 if big else 2)
@@ -113,8 +113,13 @@ def _axes(fig: Figure, shape: tuple[int, int], n: int) -> list:
     return [fig.add_subplot(*shape, i + 1) for i in range(n)]
 
 
+def _colour(method: str) -> str:
+    """A method's colour; a map of another class ("IGB · →venous") keeps its method's colour."""
+    return METHOD_COLOURS.get(method.split(" · ")[0], "grey")
+
+
 def _legend(fig: Figure, scores: list[MapScore], with_fid: bool, layout: str) -> None:
-    methods = [m for m in METHOD_COLOURS if any(s.method == m for s in scores)]
+    methods = [m for m in METHOD_COLOURS if any(s.method.split(" · ")[0] == m for s in scores)]
     variants = [v for v in VARIANT_STYLES if any(s.variant == v for s in scores)]
     handles = [Line2D([], [], color=METHOD_COLOURS[m], lw=2, label=m) for m in methods]
     handles += [Line2D([], [], color="k", ls=VARIANT_STYLES[v], marker=VARIANT_MARKERS[v] if with_fid else None,

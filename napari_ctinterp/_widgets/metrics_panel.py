@@ -212,13 +212,15 @@ class MetricsPanel(Container):
                 continue  # this map was made for another slice
             ranks = ly.metadata.get("ranks")
             ranks = None if ranks is None else _slice_of(np.asarray(ranks), info, idx)
-            items.append((info["method"], info["variant"], info.get("kind", "pixel"), values, ranks))
+            # a map of a class other than the predicted one is its own row: "IGB · →venous"
+            method = info["method"] + (f" · →{info['tag']}" if info.get("tag") else "")
+            items.append((method, info["variant"], info.get("kind", "pixel"), values, ranks))
             layers.append(ly)
         if not items:
             self._fail(f"no map of {image.name!r} covers slice {idx}: explain this slice first")
             return
-        # The fill of the fidelity curves follows the class the maps explain (their target).
-        label = _target_of(layers[0].metadata["ctinterp_map"], idx)
+        # The fill of the fidelity curves follows the class each map explains (its target).
+        labels = [_target_of(ly.metadata["ctinterp_map"], idx) for ly in layers]
         use_fid, model = self.with_fidelity.value, maps[0].metadata["ctinterp_map"].get("model", "demo")
         scorer, hu_fp, data0 = self.scorer, fingerprint(hu), [ly.data for ly in layers]
 
@@ -227,7 +229,7 @@ class MetricsPanel(Container):
 
             clf = load(model) if use_fid else None
             scores: list = []
-            for item in items:
+            for item, label in zip(items, labels):
                 try:
                     scores.append(scorer.score(item, mask, clf=clf, hu=hu if use_fid else None,
                                                label=label if use_fid else None, hu_fp=hu_fp))

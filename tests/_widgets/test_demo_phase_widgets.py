@@ -28,7 +28,9 @@ def test_demo_phase_is_chosen_once_and_used_by_classify_explain_and_probe(qtbot,
     classify.classify()
     qtbot.waitUntil(lambda: classify.run_button.enabled, timeout=120_000)
     assert classify.result.value.startswith("→ arterial; P: no contrast "), classify.result.value
-    assert [h for h in classify.table.data.headers] == ["slice", *(f"P({c})" for c in CLASSES), "class"]
+    assert list(classify.table.column_headers) == ["class", "P", "predicted"]  # one slice: a row per class
+    rows = classify.table.data.to_list()
+    assert [r[0] for r in rows] == list(CLASSES) and rows[1][2] == "◀" and float(rows[1][1]) > 0.5
     stored = viewer.layers["phantom · arterial"].metadata[METADATA_KEY]["—"]
     assert stored["model"] == "demo-phase" and stored["class"] == "arterial" and abs(sum(stored["p"]) - 1) < 1e-3
 
@@ -37,9 +39,18 @@ def test_demo_phase_is_chosen_once_and_used_by_classify_explain_and_probe(qtbot,
         box.value = m in ("BP", "IGB", "EG")
     explain.variants["SG"].value = explain.variants["SG2"].value = False
     explain.xrai.value = "off"
-    explain.target.value = "venous"
-    explain.run()
-    qtbot.waitUntil(lambda: explain.run_button.enabled, timeout=300_000)
+    for target in ("predicted", "venous"):
+        explain.target.value = target
+        explain.run()
+        qtbot.waitUntil(lambda: explain.run_button.enabled, timeout=300_000)
+    # the maps of the class asked for are the ones shown and named in "show map", not the predicted class's
+    assert explain.shown.value == "BP · plain · →venous"
+    shown = [ly.name for ly in viewer.layers if ly.visible and "ctinterp_map" in ly.metadata]
+    assert shown == ["BP · plain · →venous — phantom · arterial"]
+    assert "BP · plain — phantom · arterial" in explain.shown.choices or "BP · plain" in explain.shown.choices
+    explain.shown.value = "BP · plain"  # the predicted class's map, one click away
+    shown = [ly.name for ly in viewer.layers if ly.visible and "ctinterp_map" in ly.metadata]
+    assert shown == ["BP · plain — phantom · arterial"]
     for m in ("BP", "IGB", "EG"):
         name = f"{m} · plain · →venous — phantom · arterial"
         assert name in viewer.layers, [ly.name for ly in viewer.layers]
