@@ -30,7 +30,7 @@ from .batching import auto_batch_size
 from .deconv import check_relus_reachable, deconvolution_rule, functional_deconvolution, functional_relus
 from .fast_backward import gradient_twin
 from .parallel import cpu_workers, intra_op_threads, ordered_map, split_rows
-from .plan import KINDS, ExplainOptions, Plan, base_inputs, draw_expected_gradients, ig_quadrature, make_plan
+from .plan import KINDS, ExplainOptions, Plan, base_inputs, draw_expected_gradients, ig_quadrature, make_plan, tile_plan
 
 Progress = Callable[[int, int], object]
 
@@ -95,15 +95,20 @@ def _coefficients(kind: np.ndarray, base: np.ndarray, index: np.ndarray, bases: 
     return coef
 
 
-def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Sequence[int], opts: ExplainOptions,
-             refs: torch.Tensor | None, *, batch_size: int | None = None, net: nn.Module | None = None
+def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Sequence[int] | torch.Tensor,
+             opts: ExplainOptions, refs: torch.Tensor | None, *, batch_size: int | None = None,
+             net: nn.Module | None = None, eg_draws: tuple[np.ndarray, np.ndarray] | None = None,
              ) -> Generator[tuple[int, int], None, torch.Tensor]:
     """Execute the plan, yielding (done, total) after each batch; returns the accumulators
     (len(KINDS), n_base, C, h, w), or (T, len(KINDS), n_base, C, h, w) for a sequence of T
-    targets (one forward per batch, shared). Stopping the generator between batches cancels cleanly."""
+    targets (one forward per batch, shared). A tensor ``target`` gives each base input its own
+    class (several slices in one plan); ``eg_draws`` (reference indices into ``refs``, α), one row
+    per base input, replace the draws made from ``opts.seed``. Stopping the generator between
+    batches cancels cleanly."""
     dev = bases.device
     c, h, w = bases.shape[-3:]
-    targets = [int(target)] if np.isscalar(target) else [int(t) for t in target]  # type: ignore[union-attr]
+    per_base = isinstance(target, torch.Tensor)
+    targets = [0] if per_base else [int(target)] if np.isscalar(target) else [int(t) for t in target]  # type: ignore
     black, white = clf.baseline(0.0).to(dev), clf.baseline(1.0).to(dev)
     acc = torch.zeros((len(targets), len(KINDS) * plan.n_base, c, h, w), device=dev)
     a_np, w_np = ig_quadrature(opts.steps, opts.ig_method)
@@ -111,7 +116,8 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
     weights = torch.as_tensor(w_np, dtype=torch.float32, device=dev)
     eg_idx = eg_alpha = None
     if refs is not None:
-        i_np, al_np = draw_expected_gradients(opts.seed, plan.n_base, opts.samples, len(refs))
+        i_np, al_np = eg_draws if eg_draws is not None else \
+            draw_expected_gradients(opts.seed, plan.n_base, opts.samples, len(refs))
         eg_idx = torch.as_tensor(i_np, device=dev)
         eg_alpha = torch.as_tensor(al_np, dtype=torch.float32, device=dev)
     net = clf.module if net is None else net
@@ -126,7 +132,11 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
         # ReLUs applied as functions get the rule from a mode, entered in the thread that runs the batch
         deconv = functional and bool(plan.rule[sel[0]] == 1)
         with functional_deconvolution() if deconv else contextlib.nullcontext():
-            grads = input_gradients(clf, pts, targets, net=twin)  # (T, B, C, h, w)
+            if per_base:  # each row explains its own base input's class
+                rows_t = target[torch.as_tensor(base)]  # type: ignore[index]
+                grads = input_gradients(clf, pts, rows_t, net=twin)[None]
+            else:
+                grads = input_gradients(clf, pts, targets, net=twin)  # (T, B, C, h, w)
         return sel, grads * _coefficients(kind, base, index, bases, weights, refs, eg_idx, opts.samples)[None]
 
     done = 0
@@ -147,7 +157,7 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
                     done += len(sel)
                     yield done, plan.total
     acc = acc.view(len(targets), len(KINDS), plan.n_base, c, h, w)
-    return acc[0] if np.isscalar(target) else acc
+    return acc[0] if per_base or np.isscalar(target) else acc
 
 
 def _parallel_safe(clf: Classifier) -> bool:
@@ -183,15 +193,18 @@ def sum_by_slot(acc: torch.Tensor, slots: np.ndarray, contribution: torch.Tensor
         acc[int(s)] += contribution[rows].sum(0)
 
 
-def input_gradients(clf: Classifier, x: torch.Tensor, target: int | Sequence[int], *,
+def input_gradients(clf: Classifier, x: torch.Tensor, target: int | Sequence[int] | torch.Tensor, *,
                     net: nn.Module | None = None) -> torch.Tensor:
     """d(target score)/d(input) for a batch, parameters untouched (``net`` defaults to ``clf.module``).
 
     A sequence of T targets gives (T, B, C, h, w) from one forward pass (the graph is kept for
-    the T backward passes); an int gives (B, C, h, w).
+    the T backward passes); an int, or a tensor of one class per row, gives (B, C, h, w).
     """
     net = clf.module if net is None else net
-    targets = [int(target)] if np.isscalar(target) else [int(t) for t in target]  # type: ignore[union-attr]
+    if isinstance(target, torch.Tensor):
+        targets: list = [target.to(x.device)]
+    else:
+        targets = [int(target)] if np.isscalar(target) else [int(t) for t in target]  # type: ignore[union-attr]
     # on CUDA: deterministic kernels and full fp32 (TF32 convolutions would change the gradients)
     cudnn = (torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False)
              if x.device.type == "cuda" else contextlib.nullcontext())
@@ -200,10 +213,11 @@ def input_gradients(clf: Classifier, x: torch.Tensor, target: int | Sequence[int
         logits = net(xg)
         grads = []
         for i, t in enumerate(targets):
-            score = clf.target_score(logits, torch.full((len(xg),), t, device=xg.device))
+            rows = t if isinstance(t, torch.Tensor) else torch.full((len(xg),), t, device=xg.device)
+            score = clf.target_score(logits, rows)
             (grad,) = torch.autograd.grad(score.sum(), xg, retain_graph=i < len(targets) - 1)
             grads.append(grad.float())
-    return grads[0] if np.isscalar(target) else torch.stack(grads)
+    return grads[0] if isinstance(target, torch.Tensor) or np.isscalar(target) else torch.stack(grads)
 
 
 def reduce_maps(acc: torch.Tensor, bases: torch.Tensor, opts: ExplainOptions, *,
@@ -282,6 +296,44 @@ def iter_run(clf: Classifier, x: torch.Tensor, target: int | Sequence[int], opts
         return one, reduce_maps(a, bases, opts, black=black, white=white, channels=True)
 
     return reduce(acc) if np.isscalar(target) else [reduce(a) for a in acc]
+
+
+def iter_run_slices(clf: Classifier, xs: torch.Tensor, targets: Sequence[int], opts: ExplainOptions,
+                    refs: Sequence[torch.Tensor] | None, *, batch_size: int | None = None
+                    ) -> Generator[tuple[int, int], None, list[dict]]:
+    """Several slices' maps from one plan (``tile_plan``): ``xs`` (n, C, h, w) preprocessed slices,
+    one target class and (for EG) one reference set per slice. Batches mix the slices' gradient
+    evaluations; each slice's maps equal ``iter_run`` of that slice alone with the same seed (the
+    same noisy copies, IG points and EG draws — the draws index into that slice's references)."""
+    n = len(xs)
+    net = clf.module
+    if "D" in opts.methods:
+        check_relus_reachable(net, xs[:1])
+    one = make_plan(opts)
+    plan = tile_plan(one, n)
+    clean, _ = base_inputs(opts)
+    bases = torch.cat([torch.cat([xs[i:i + 1][:int(clean)], noisy_copies(xs[i:i + 1], opts)]) for i in range(n)])
+    per_base = torch.as_tensor(np.repeat(np.asarray(targets, dtype=np.int64), one.n_base), device=xs.device)
+    all_refs, draws = None, None
+    if "EG" in opts.methods:
+        if refs is None or any(len(r) == 0 for r in refs):
+            raise ValueError("EG needs reference images (references=...)")
+        all_refs = torch.cat(list(refs))
+        idx, alpha = [], []
+        offset = 0
+        for r in refs:  # each slice's own draws, as a call of its own would make them
+            i_np, al_np = draw_expected_gradients(opts.seed, one.n_base, opts.samples, len(r))
+            idx.append(i_np + offset)
+            alpha.append(al_np)
+            offset += len(r)
+        draws = (np.concatenate(idx), np.concatenate(alpha))
+    acc = yield from run_plan(clf, plan, bases, per_base, opts, all_refs, batch_size=batch_size, net=net,
+                              eg_draws=draws)
+    centre = clf.card.slice_offsets.index(0) if clf.card.is_2_5d else None
+    black, white = clf.baseline(0.0), clf.baseline(1.0)
+    nb = one.n_base
+    return [reduce_maps(acc[:, i * nb:(i + 1) * nb], bases[i * nb:(i + 1) * nb], opts, black=black, white=white,
+                        centre=centre) for i in range(n)]
 
 
 def drive(gen: Generator[tuple[int, int], None, object], progress: Progress | None) -> object:

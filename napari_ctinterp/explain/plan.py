@@ -123,3 +123,11 @@ def make_plan(opts: ExplainOptions) -> Plan:
     rows.sort(key=lambda r: r[0])  # deconvolution rows last: they need hooks installed
     arr = np.array(rows, dtype=np.int64).reshape(-1, 4)
     return Plan(n_base=n_base, kinds=kinds, rule=arr[:, 0], kind=arr[:, 1], base=arr[:, 2], index=arr[:, 3])
+
+
+def tile_plan(plan: Plan, n: int) -> Plan:
+    """``n`` copies of a one-slice plan, copy i on base inputs ``i·n_base …``: the plan of n slices
+    run together (each slice's rows keep their order, so each slot sums in the same order)."""
+    reps = np.arange(n).repeat(plan.total)
+    return Plan(n_base=plan.n_base * n, kinds=plan.kinds, rule=np.tile(plan.rule, n), kind=np.tile(plan.kind, n),
+                base=np.tile(plan.base, n) + reps * plan.n_base, index=np.tile(plan.index, n))

@@ -1,0 +1,97 @@
+"""``explain_volume``: each slice equal to ``explain`` of that slice, ``masked`` slices, chunks,
+cancel, memory-mapped output, 2.5D and per-slice EG references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from explain_helpers import rel_l2
+
+from napari_ctinterp.explain import ExplainCancelled, explain, explain_volume, volume_references
+from napari_ctinterp.model import Classifier, ModelCard, build
+
+S = 48
+KW = dict(methods=("BP", "IGB", "IGBW", "EG", "D"), variants=("plain", "SG", "SG2"), steps=4, samples=4,
+          sg_samples=2, seed=7)
+
+
+def _clf(**card) -> Classifier:
+    c = ModelCard(architecture="resnet18", input_size=(S, S), output="sigmoid", **card)
+    torch.manual_seed(0)
+    return Classifier(build("resnet18", "sigmoid", in_channels=c.in_channels).eval(), c, torch.device("cpu"),
+                      source="test")
+
+
+@pytest.fixture(scope="module")
+def vol() -> np.ndarray:
+    return np.random.default_rng(1).uniform(-1000, 1000, (10, 56, 56)).astype(np.float32)
+
+
+def test_each_slice_equals_explain_of_that_slice_in_shared_batches(vol):
+    clf = _clf()
+    refs = vol[[0, 5, 9]]
+    res = explain_volume(clf, vol, slices=[2, 4, 7], references=refs, batch_size=5, **KW)
+    assert res.slices == [2, 4, 7] and res.params["seed_per_slice"]
+    for key, m in res.items():
+        assert m.shape == vol.shape and m.dtype == np.float32
+        assert np.isnan(m[[0, 1, 3, 5, 6, 8, 9]]).all()
+    for k, t in zip([2, 4, 7], res.params["targets"]):
+        one = explain(clf, vol[k], references=refs, target=t, **KW)
+        for key in one:
+            assert rel_l2(res[key][k], one[key]) < 1e-6, (k, key)
+
+
+def test_chunks_and_per_slice_references_give_the_same_maps(vol, tmp_path):
+    clf = _clf()
+    kw = {**KW, "methods": ("BP", "EG"), "variants": ("plain", "SG")}
+    whole = explain_volume(clf, vol, slices=range(3, 6), **kw)  # default: the volume's other slices
+    assert whole.params["references"] == "the volume's other slices" and whole.params["chunk_slices"] >= 3
+    tiny = explain_volume(clf, vol, slices=range(3, 6), memory_budget=1, out_dir=tmp_path, **kw)
+    assert tiny.params["chunk_slices"] == 1 and isinstance(tiny["EG", "SG"], np.memmap)
+    assert (tmp_path / "EG_SG.npy").exists()
+    for key in whole:
+        np.testing.assert_allclose(tiny[key][3:6], whole[key][3:6], rtol=1e-6, atol=1e-9)
+    one = explain(clf, vol[4], references=volume_references(vol, 4), target=whole.params["targets"][1], **kw)
+    assert rel_l2(whole["EG", "SG"][4], one["EG", "SG"]) < 1e-6
+
+
+def test_masked_slices_and_bad_requests(vol):
+    clf = _clf()
+    mask = np.zeros(vol.shape, bool)
+    mask[[1, 6], 10:20, 10:20] = True
+    res = explain_volume(clf, vol, slices="masked", mask=mask, methods=("BP",), variants=("plain",))
+    assert res.slices == [1, 6]
+    assert np.isfinite(res["BP", "plain"][[1, 6]]).all() and np.isnan(res["BP", "plain"][0]).all()
+    with pytest.raises(ValueError, match="needs mask"):
+        explain_volume(clf, vol, slices="masked")
+    with pytest.raises(IndexError, match="out of range"):
+        explain_volume(clf, vol, slices=[3, 12])
+    with pytest.raises(ValueError, match="fewer than 8 other slices"):
+        explain_volume(clf, vol[:4], methods=("EG",), variants=("plain",))
+    with pytest.raises(ValueError, match="volume"):
+        explain_volume(clf, vol[0])
+
+
+def test_cancel_between_batches_returns_nothing(vol):
+    clf = _clf()
+    calls = []
+
+    def stop(done, total):
+        calls.append((done, total))
+        return done < total // 3
+
+    with pytest.raises(ExplainCancelled):
+        explain_volume(clf, vol, methods=("BP", "IGB"), variants=("plain", "SG"), steps=4, sg_samples=2,
+                       batch_size=4, progress=stop)
+    assert calls[-1][0] < calls[-1][1]
+    assert len({t for _, t in calls}) == 1  # one total for the whole volume
+
+
+def test_a_2_5d_model_takes_its_neighbours_from_the_volume(vol):
+    w = [-1000, 1000]
+    clf = _clf(channels=({"window": w, "slice_offset": -1}, {"window": w}, {"window": w, "slice_offset": 1}))
+    res = explain_volume(clf, vol, slices=[0, 5], methods=("BP", "IGB"), variants=("plain",), steps=4)
+    for k in (0, 5):
+        one = explain(clf, vol, index=k, methods=("BP", "IGB"), variants=("plain",), steps=4)
+        assert rel_l2(res["IGB", "plain"][k], one["IGB", "plain"]) < 1e-6
