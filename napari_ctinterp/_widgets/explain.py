@@ -28,6 +28,7 @@ from magicgui.widgets import (
     FileEdit,
     FloatSlider,
     FloatSpinBox,
+    LineEdit,
     PushButton,
     RadioButtons,
     SpinBox,
@@ -57,6 +58,28 @@ from .maps import (
 )
 from .xrai_layers import add_xrai_layers, show_regions, xrai_layer_name
 
+SCOPES = ("current slice", "slice range", "slices with mask", "whole volume")
+
+
+def parse_slices(text: str, n: int) -> list[int]:
+    """``"a:b"`` (both included), ``"a,b,c"`` or ``"k"`` → sorted slice indices of a volume of ``n``."""
+    t = text.strip()
+    try:
+        if ":" in t:
+            a, b = (int(v) for v in t.split(":"))
+            out = list(range(a, b + 1))
+        else:
+            out = sorted({int(v) for v in t.split(",") if v.strip()})
+    except ValueError:
+        raise ValueError(f"slice range {text!r}: write a:b (e.g. 10:20) or a list (3,7,9)") from None
+    if not out:
+        raise ValueError("slice range is empty: write a:b (e.g. 10:20) or a list (3,7,9)")
+    bad = [k for k in out if not 0 <= k < n]
+    if bad:
+        raise ValueError(f"slice range {text!r}: slices {bad[:5]} are outside 0…{n - 1}")
+    return out
+
+
 METHOD_TITLES = {"BP": "Backprop", "IGB": "IG black", "IGBW": "IG black+white", "EG": "Expected Gradients",
                  "D": "Deconvolution"}
 #: The map shown after a run when it was computed (the poster's best pixel map).
@@ -74,7 +97,11 @@ class ExplainWidget(Container):
         self.layer = ct_combo(self.viewer)  # starts on the CT the canvas shows
         self.picker = ModelPicker()
         self.model, self.path, self.model_info = self.picker.widgets
-        self.scope = RadioButtons(label="slices", choices=["current slice", "whole volume"], value="current slice")
+        self.scope = RadioButtons(label="slices", choices=list(SCOPES), value="current slice")
+        self.slice_range = LineEdit(label="slice range", value="", visible=False,
+                                    tooltip="slices to explain: a:b (a to b, both included) or a list 3,7,9")
+        self.scope_mask = ComboBox(label="mask", choices=self._mask_choices, visible=False,
+                                   tooltip="explain every slice where this Labels layer has a painted pixel")
         self.methods = {m: CheckBox(text=f"{m} — {METHOD_TITLES[m]}", value=True) for m in METHODS}
         self.variants = {v: CheckBox(text=v, value=True) for v in VARIANTS}
         self.target = ComboBox(label="explain class", choices=self._target_choices, value="predicted",
@@ -105,13 +132,15 @@ class ExplainWidget(Container):
         method_box = Container(widgets=list(self.methods.values()), labels=False, label="methods")
         variant_box = Container(widgets=list(self.variants.values()), labels=False, layout="horizontal",
                                 label="variants")
-        self.extend([self.layer, self.model, self.path, self.model_info, self.target, self.scope, method_box,
+        self.extend([self.layer, self.model, self.path, self.model_info, self.target, self.scope, self.slice_range,
+                     self.scope_mask, method_box,
                      variant_box, self.xrai, self.references, self.ref_folder, self.advanced, *self._params,
                      Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False),
                      *self.progress.widgets, self.status, self.shown, self.regions_of, self.top_percent])
         limit_width(self)
         make_scrollable(self)
         self.references.changed.connect(lambda v: setattr(self.ref_folder, "visible", v == "folder…"))
+        self.scope.changed.connect(self._scope_changed)
         self.advanced.changed.connect(lambda v: [setattr(w, "visible", v) for w in self._params])
         self.shown.changed.connect(self._show_chosen)
         self.regions_of.changed.connect(self._update_regions)
@@ -125,6 +154,37 @@ class ExplainWidget(Container):
         self.viewer.layers.selection.events.active.connect(self._follow_shown)
         self.worker = None
 
+
+    def _scope_changed(self, value: str) -> None:
+        self.slice_range.visible = value == "slice range"
+        self.scope_mask.visible = value == "slices with mask"
+        if value == "slices with mask":
+            self.scope_mask.reset_choices()
+
+    def _mask_choices(self, _widget: Any = None) -> list:
+        """Labels layers shaped like the chosen CT (a mask painted on it)."""
+        image = self.layer.value
+        shape = None if image is None else tuple(np.shape(image.data))
+        return [ly for ly in self.viewer.layers if isinstance(ly, napari.layers.Labels)
+                and (shape is None or tuple(np.shape(ly.data)) == shape)]
+
+    def _indices(self, data: np.ndarray, layer: napari.layers.Image) -> list[int | None]:
+        """The slices the scope asks for (``[None]`` for a 2D image); ``ValueError`` says what is wrong."""
+        if data.ndim == 2:
+            return [None]
+        scope, n = self.scope.value, data.shape[0]
+        if scope == "current slice":
+            return [current_slice_index(self.viewer, layer)]
+        if scope == "whole volume":
+            return list(range(n))
+        if scope == "slice range":
+            return parse_slices(self.slice_range.value, n)
+        mask = self.scope_mask.value
+        if mask is None:
+            raise ValueError("choose the Labels layer whose painted slices to explain (or paint one first)")
+        from ..explain import choose_slices
+
+        return list(choose_slices(n, "masked", np.asarray(mask.data)))
 
     def _target_choices(self, _widget: Any = None) -> list[str]:
         """"predicted" and the class names of the chosen model's card (read from the card only)."""
@@ -179,12 +239,12 @@ class ExplainWidget(Container):
                 show_error(f"Explain: {note}")
                 self.status.value = note
                 return
-        if data.ndim == 2:
-            indices: list[int | None] = [None]
-        elif self.scope.value == "current slice":
-            indices = [current_slice_index(self.viewer, layer)]
-        else:
-            indices = list(range(data.shape[0]))
+        try:
+            indices = self._indices(data, layer)
+        except (ValueError, IndexError) as e:
+            show_error(f"Explain: {e}")
+            self.status.value = f"error: {e}"
+            return
         kwargs = dict(methods=methods, variants=variants, steps=self.steps.value, samples=self.samples.value,
                       sg_samples=self.sg_samples.value, sg_level=self.sg_level.value, seed=self.seed.value,
                       batch_size=self.batch.value or None,
@@ -194,24 +254,40 @@ class ExplainWidget(Container):
         n_regions = 0 if algorithm == "off" else len(methods) * len(variants)
 
         def job() -> Generator[int, None, dict]:
-            from ..explain import folder_references, iter_explain, volume_references
+            from ..explain import (
+                AttributionMaps,
+                folder_references,
+                iter_explain,
+                iter_explain_volume,
+                volume_references,
+            )
             from ..model import load
 
             clf = load(source)
             folder_refs = folder_references(folder) if refs_kind == "folder" else None
             results: dict = {}
-            base = 0
+            if len(indices) > 1:  # several slices: one plan, shared batches (explain_volume)
+                refs_arg = {"volume": lambda k: volume_references(data, k), "folder": folder_refs}.get(refs_kind)
+                vm = yield from _ticks(iter_explain_volume(clf, data, slices=indices, references=refs_arg,
+                                                           **kwargs), 0)
+                for j, i in enumerate(vm.slices):
+                    results[i] = AttributionMaps({k: m[i] for k, m in vm.items()},
+                                                 {**vm.params, "target": vm.params["targets"][j],
+                                                  "target_name": clf.class_names[vm.params["targets"][j]],
+                                                  "predicted": vm.params["predicted"][j], "index": i})
+            base = per_slice * len(indices) if len(indices) > 1 else 0
             for i in indices:
                 slice_hu = data if i is None else data[i]
-                refs = {"volume": lambda: volume_references(data, i), "folder": lambda: folder_refs}.get(
-                    refs_kind, lambda: None)()
-                if clf.card.is_2_5d and i is not None:  # neighbouring-slice channels come from the volume
-                    step = iter_explain(clf, data, index=i, references=refs, **kwargs)
-                else:
-                    step = iter_explain(clf, slice_hu, references=refs, **kwargs)
-                maps = yield from _ticks(step, base)
-                base += per_slice
-                results[i] = maps
+                if len(indices) == 1:
+                    refs = {"volume": lambda: volume_references(data, i), "folder": lambda: folder_refs}.get(
+                        refs_kind, lambda: None)()
+                    if clf.card.is_2_5d and i is not None:  # neighbouring-slice channels come from the volume
+                        step = iter_explain(clf, data, index=i, references=refs, **kwargs)
+                    else:
+                        step = iter_explain(clf, slice_hu, references=refs, **kwargs)
+                    results[i] = yield from _ticks(step, base)
+                    base += per_slice
+                maps = results[i]
                 if algorithm != "off":
                     from ..xrai import region_map, segment
 
@@ -252,13 +328,21 @@ class ExplainWidget(Container):
             results[i].params["target"] != results[i].params["predicted"] for i in indices) else ""
         index = None if whole else indices[0]
         scale, translate = slice_geometry(layer, index)
+        n_z = int(np.shape(layer.data)[0]) if whole else 0
+
+        def full_z(per_slice: list[np.ndarray]) -> np.ndarray:
+            """(Z, H, W) over the whole CT, so the layer scrolls with it; 0 on slices not explained."""
+            out = np.zeros((n_z, *per_slice[0].shape), dtype=per_slice[0].dtype)
+            out[list(indices)] = np.stack(per_slice)
+            return out
+
         for method, variant in keys:
-            signed = np.stack([results[i][method, variant] for i in indices]) if whole \
+            signed = full_z([results[i][method, variant] for i in indices]) if whole \
                 else results[indices[0]][method, variant]
             signed = signed[None] if (index is not None and not whole) else signed
             meta = {"ctinterp_map": {"method": method, "variant": variant, "kind": "pixel", "absolute": True,
                                      "image": layer.name, "slices": [int(i) for i in indices if i is not None],
-                                     **first.params, "targets": targets, "tag": tag},
+                                     **first.params, "targets": targets, "tag": tag, "full_z": whole},
                     "signed": signed}
             upsert_image(self.viewer, map_layer_name(layer.name, method, variant, target=tag), np.abs(signed),
                          scale=scale, translate=translate, metadata=meta)
@@ -267,12 +351,15 @@ class ExplainWidget(Container):
             regions = {}
             for key in keys:
                 per = [results[i].regions[key] for i in indices]
-                stacked = whole or index is not None
-                regions[key] = (np.stack([v for v, _ in per]) if stacked else per[0][0],
-                                np.stack([r for _, r in per]) if stacked else per[0][1])
+                if whole:
+                    regions[key] = (full_z([v for v, _ in per]), full_z([r for _, r in per]))
+                elif index is not None:
+                    regions[key] = (np.stack([v for v, _ in per]), np.stack([r for _, r in per]))
+                else:
+                    regions[key] = per[0]
             base = {"image": layer.name, "algorithm": self.xrai.value,
                     "slices": [int(i) for i in indices if i is not None], **first.params, "targets": targets,
-                    "tag": tag}
+                    "tag": tag, "full_z": whole}
             add_xrai_layers(self.viewer, layer, regions, scale=scale, translate=translate, base_meta=base,
                             target=tag)
             self._last = {"image": layer.name, "regions": regions, "scale": scale, "translate": translate,

@@ -77,6 +77,8 @@ def slice_of(data: Any, info: dict, index: int | None) -> np.ndarray | None:
     slices = [int(s) for s in info.get("slices", [])]
     if index is None:
         return arr[0] if arr.shape[0] == 1 else None
+    if info.get("full_z"):  # (Z, H, W) over the whole CT: only the explained slices hold a map
+        return arr[index] if index in slices else None
     if index in slices and arr.shape[0] == len(slices):
         return arr[slices.index(index)]
     return arr[index] if not slices and 0 <= index < arr.shape[0] else None

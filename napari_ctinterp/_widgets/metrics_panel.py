@@ -380,4 +380,6 @@ def _slice_of(data: np.ndarray, info: dict, idx: int | None) -> np.ndarray | Non
     slices = info.get("slices") or []
     if data.shape[0] == 1:
         return data[0] if (not slices or idx is None or slices[0] == idx) else None
+    if info.get("full_z") and idx not in slices:  # a slice range: this slice was not explained
+        return None
     return data[idx if idx is not None else 0]

@@ -57,9 +57,14 @@ class Mask:
 
 def _format(path: Path) -> str:
     name = path.name.lower()
-    for suffix in (".nii.gz", ".nii", ".npz"):
+    for suffix in (".nii.gz", ".nii", ".npz", ".dcm"):
         if name.endswith(suffix):
             return suffix
+    if path.is_file():
+        from .seg import is_dicom_file
+
+        if is_dicom_file(path):
+            return ".dcm"
     raise MaskIOError(
         f"Unknown mask file type {path.name!r}: use one of {', '.join(_SUFFIXES)} "
         "(e.g. 'mask.nii.gz' for other tools, 'mask.npz' for numpy)."
@@ -99,8 +104,12 @@ def save_mask(
     spacing_mm: Sequence[float],
     origin: Sequence[float] | None = None,
     meta: Mapping[str, Any] | None = None,
+    format: str | None = None,
+    reference: Any = None,
+    names: Mapping[int, str] | None = None,
 ) -> Path:
-    """Save a label mask; the format follows the suffix (``.nii``, ``.nii.gz`` or ``.npz``).
+    """Save a label mask; the format follows the suffix (``.nii``, ``.nii.gz`` or ``.npz``), or
+    ``format="seg"`` (a ``.dcm`` DICOM SEG on the CT series ``reference`` was read from).
 
     Parameters
     ----------
@@ -114,6 +123,12 @@ def save_mask(
         (x, y, z) DICOM patient position of the first voxel (``CTVolume.origin``).
     meta : mapping, optional
         JSON-serialisable extra information.
+    format : {"seg"}, optional
+        ``"seg"``: a DICOM SEG (needs ``reference``, the ``CTVolume`` read from DICOM).
+    reference : CTVolume, optional
+        The CT the mask was painted on (DICOM SEG).
+    names : mapping, optional
+        Segment name of each label (DICOM SEG); default ``label <value>``.
 
     Returns
     -------
@@ -121,6 +136,15 @@ def save_mask(
         The file written.
     """
     out = Path(path)
+    if format == "seg" or (format is None and out.name.lower().endswith(".dcm")):
+        if reference is None:
+            raise MaskIOError("a DICOM SEG is written on the CT's own series: pass reference=the CTVolume "
+                              "(io.read_ct of the DICOM folder)")
+        from .seg import write_seg
+
+        return write_seg(mask, out, reference, names=names)
+    if format is not None:
+        raise MaskIOError(f"format={format!r}: use 'seg', or leave it to the suffix (.nii.gz, .nii, .npz)")
     kind = _format(out)
     labels, spacing, org, meta_json = _validate(mask, spacing_mm, origin, meta)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -155,13 +179,16 @@ def _save_nifti(labels: np.ndarray, out: Path, spacing: tuple[float, ...],
     nib.save(img, out)
 
 
-def load_mask(path: str | os.PathLike[str]) -> Mask:
-    """Load a mask written by :func:`save_mask` (or any 2-D/3-D NIfTI label image).
+def load_mask(path: str | os.PathLike[str], reference: Any = None) -> Mask:
+    """Load a mask written by :func:`save_mask`, any 2-D/3-D NIfTI label image, or a DICOM SEG.
 
     Parameters
     ----------
     path : str or os.PathLike
-        A ``.nii``, ``.nii.gz`` or ``.npz`` file.
+        A ``.nii``, ``.nii.gz`` or ``.npz`` file, or a DICOM SEG.
+    reference : CTVolume, optional
+        The CT to align to; needed for a DICOM SEG (frames matched to its slices by SOP Instance
+        UID; segment names in ``meta["segment_names"]``).
 
     Returns
     -------
@@ -178,6 +205,14 @@ def load_mask(path: str | os.PathLike[str]) -> Mask:
     kind = _format(src)
     if not src.is_file():
         raise FileNotFoundError(f"Mask file not found: {src}")
+    if kind == ".dcm":
+        if reference is None:
+            raise MaskIOError(f"{src.name} is a DICOM SEG: load it with reference=the CT it segments "
+                              f"(io.read_ct of that series), so its frames can be matched to the slices")
+        from .seg import read_seg
+
+        labels, meta = read_seg(src, reference)
+        return Mask(labels=labels, spacing_mm=tuple(reference.spacing_mm), origin=tuple(reference.origin), meta=meta)
     mask = _load_npz(src) if kind == ".npz" else _load_nifti(src)
     if mask.labels.ndim not in (2, 3) or not np.issubdtype(mask.labels.dtype, np.integer):
         raise MaskIOError(

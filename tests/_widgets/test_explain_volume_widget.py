@@ -1,0 +1,68 @@
+"""Explain widget over several slices: a slice range and the slices with a mask, explained in one
+plan (``explain_volume``), as (Z, H, W) layers that scroll with the CT."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_ctinterp._widgets.explain import ExplainWidget, parse_slices
+from napari_ctinterp._widgets.gallery_figure import slice_of
+from napari_ctinterp.phantom import make_slice
+
+
+@pytest.fixture()
+def volume_viewer(docked):
+    viewer, widget = docked(ExplainWidget, "Explain")
+    vol = np.stack([make_slice(40 + z, contrast=True, phase="arterial", level=0.4 + 0.03 * z, size=96).hu
+                    for z in range(6)])
+    ct = viewer.add_image(vol, name="small volume")
+    mask = np.zeros(vol.shape, dtype=np.int32)
+    mask[1, 30:60, 30:60] = 1
+    mask[4, 20:40, 40:70] = 1
+    viewer.add_labels(mask, name="volume mask")
+    widget.layer.value = ct
+    for m, box in widget.methods.items():
+        box.value = m == "BP"
+    widget.variants["SG"].value = widget.variants["SG2"].value = False
+    widget.xrai.value = "fast"
+    return viewer, widget
+
+
+def _run(qtbot, widget):
+    widget.run()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=300_000)
+
+
+def test_slices_with_mask_and_a_slice_range_make_layers_over_the_whole_ct(qtbot, volume_viewer):
+    viewer, widget = volume_viewer
+    widget.scope.value = "slices with mask"
+    assert widget.scope_mask.visible and not widget.slice_range.visible
+    widget.scope_mask.value = viewer.layers["volume mask"]
+    _run(qtbot, widget)
+    assert widget.status.value.startswith("1 map layer(s) + 1 XRAI for 2 slice(s)"), widget.status.value
+    ly = viewer.layers["BP · plain — small volume"]
+    info = ly.metadata["ctinterp_map"]
+    assert ly.data.shape == (6, 96, 96) and info["slices"] == [1, 4] and info["full_z"]
+    per_slice = np.abs(ly.data).reshape(6, -1).max(1)
+    assert (per_slice[[1, 4]] > 0).all() and (per_slice[[0, 2, 3, 5]] == 0).all()
+    assert slice_of(ly.data, info, 4) is not None and slice_of(ly.data, info, 2) is None
+    regions = viewer.layers["BP · plain · XRAI — small volume"]
+    assert regions.data.shape == (6, 96, 96)
+
+    widget.scope.value = "slice range"
+    widget.slice_range.value = "2:3"
+    _run(qtbot, widget)
+    info = viewer.layers["BP · plain — small volume"].metadata["ctinterp_map"]
+    assert info["slices"] == [2, 3] and len(info["targets"]) == 2
+
+
+def test_a_bad_slice_range_is_a_message_and_the_widget_stays_idle(volume_viewer):
+    viewer, widget = volume_viewer
+    widget.scope.value = "slice range"
+    widget.slice_range.value = "4:9"
+    widget.run()
+    assert widget.run_button.enabled and "outside 0…5" in widget.status.value
+    with pytest.raises(ValueError, match="a:b"):
+        parse_slices("two to five", 6)
+    assert parse_slices("5, 1,3", 6) == [1, 3, 5] and parse_slices("0:2", 6) == [0, 1, 2]

@@ -1,0 +1,88 @@
+"""DICOM SEG masks: frames matched to the CT by SOP Instance UID (not order), several segments,
+another series refused, and ``save_mask(format="seg")`` read back by highdicom's own reader."""
+
+from __future__ import annotations
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+
+from napari_ctinterp.io import MaskIOError, load_mask, read_ct, save_mask
+from napari_ctinterp.phantom import make_slice, write_dicom_series
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seg")
+    slices = [make_slice(300 + z, contrast=True, phase="venous", level=0.5 + 0.02 * z, size=64) for z in range(4)]
+    write_dicom_series(slices, root / "ct", seed=1)
+    write_dicom_series(slices[:2], root / "other", seed=2)
+    return root, read_ct(root / "ct"), read_ct(root / "other")
+
+
+def _labels(shape):
+    lab = np.zeros(shape, dtype=np.uint8)
+    lab[0, 10:30, 10:25] = 1
+    lab[2, 20:40, 30:50] = 2
+    lab[3, 5:15, 5:15] = 1
+    return lab
+
+
+def _seg_by_highdicom(ct, lab, path, order):
+    """A two-segment binary SEG written by highdicom itself, frames in the given (shuffled) order."""
+    sources = [pydicom.dcmread(ct.meta["files"][i]) for i in order]
+    desc = [hd.seg.SegmentDescription(segment_number=n, segment_label=name,
+                                      segmented_property_category=hd.sr.CodedConcept("91723000", "SCT", "Anatomical Structure"),
+                                      segmented_property_type=hd.sr.CodedConcept("85756007", "SCT", "Tissue"),
+                                      algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+            for n, name in ((1, "aorta"), (2, "pulmonary trunk"))]
+    seg = hd.seg.Segmentation(source_images=sources, pixel_array=lab[order],
+                              segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=desc,
+                              series_instance_uid=hd.UID(), series_number=5, sop_instance_uid=hd.UID(),
+                              instance_number=1, manufacturer="test", manufacturer_model_name="test",
+                              software_versions="0", device_serial_number="0")
+    seg.save_as(str(path))
+    return path
+
+
+def test_a_seg_with_shuffled_frames_and_two_segments_loads_equal_to_the_mask(series):
+    root, ct, _ = series
+    lab = _labels(ct.hu.shape)
+    path = _seg_by_highdicom(ct, lab, root / "expert_seg.dcm", order=[2, 0, 3, 1])
+    mask = load_mask(path, reference=ct)
+    np.testing.assert_array_equal(mask.labels, lab)
+    assert mask.meta["segment_names"] == {1: "aorta", 2: "pulmonary trunk"}
+    assert mask.meta["format"] == "dicom-seg" and mask.spacing_mm == ct.spacing_mm
+    no_suffix = root / "SEG0001"
+    no_suffix.write_bytes(path.read_bytes())
+    np.testing.assert_array_equal(load_mask(no_suffix, reference=ct).labels, lab)  # found by its preamble
+
+
+def test_a_seg_of_another_series_is_refused_naming_both(series):
+    root, ct, other = series
+    lab = _labels(ct.hu.shape)[:2]
+    lab[1, 1:5, 1:5] = 2
+    path = _seg_by_highdicom(other, lab, root / "other_seg.dcm", order=[0, 1])
+    with pytest.raises(MaskIOError) as err:
+        load_mask(path, reference=ct)
+    assert other.meta["series_uid"] in str(err.value) and ct.meta["series_uid"] in str(err.value)
+    with pytest.raises(MaskIOError, match="reference=the CT"):
+        load_mask(path)
+
+
+def test_save_mask_as_seg_round_trips_through_highdicoms_reader(series, tmp_path):
+    _, ct, _ = series
+    lab = _labels(ct.hu.shape) * 3  # labels 3 and 6: renumbered 1, 2 in the SEG, names kept
+    out = save_mask(lab, tmp_path / "painted.dcm", spacing_mm=ct.spacing_mm, format="seg", reference=ct,
+                    names={3: "blood pool", 6: "vessel"})
+    seg = hd.seg.segread(str(out))
+    uids = [str(pydicom.dcmread(f).SOPInstanceUID) for f in ct.meta["files"]]
+    pix = seg.get_pixels_by_source_instance(uids, combine_segments=True, assert_missing_frames_are_empty=True)
+    np.testing.assert_array_equal(pix, np.where(lab == 3, 1, np.where(lab == 6, 2, 0)))
+    assert [seg.get_segment_description(n).segment_label for n in (1, 2)] == ["blood pool", "vessel"]
+    assert str(seg.ReferencedSeriesSequence[0].SeriesInstanceUID) == ct.meta["series_uid"]
+    back = load_mask(out, reference=ct)
+    assert back.meta["segment_names"] == {1: "blood pool", 2: "vessel"}
+    with pytest.raises(MaskIOError, match="empty"):
+        save_mask(np.zeros_like(lab), tmp_path / "empty.dcm", spacing_mm=ct.spacing_mm, reference=ct)
