@@ -53,7 +53,8 @@ def test_bad_checkpoint_is_a_message_not_a_crash(qtbot, viewer_and_widget, tmp_p
     widget.model.value = "file…"
     assert widget.model_info.value.startswith("choose a checkpoint file")
     widget.path.value = bad
-    assert widget.model_info.value == "card: no model card beside broken.safetensors: write broken.json (see docs/model.md)"
+    assert widget.model_info.value == ("card: no model card beside broken.safetensors: write broken.json "
+                                       "(see docs/model.md)")
     _run(qtbot, widget)
     assert widget.result.value.startswith("error:") and "model card" in widget.result.value
     widget.path.value = tmp_path / "missing.pt"

@@ -32,8 +32,8 @@ def _labels(shape):
 def _seg_by_highdicom(ct, lab, path, order):
     """A two-segment binary SEG written by highdicom itself, frames in the given (shuffled) order."""
     sources = [pydicom.dcmread(ct.meta["files"][i]) for i in order]
-    desc = [hd.seg.SegmentDescription(segment_number=n, segment_label=name,
-                                      segmented_property_category=hd.sr.CodedConcept("91723000", "SCT", "Anatomical Structure"),
+    category = hd.sr.CodedConcept("91723000", "SCT", "Anatomical Structure")
+    desc = [hd.seg.SegmentDescription(segment_number=n, segment_label=name, segmented_property_category=category,
                                       segmented_property_type=hd.sr.CodedConcept("85756007", "SCT", "Tissue"),
                                       algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
             for n, name in ((1, "aorta"), (2, "pulmonary trunk"))]

@@ -96,7 +96,8 @@ def test_tiny_three_window_phase_training_writes_a_v2_card(tmp_path):
     card = make_card(opts, hist, data="phantom", command="test", n_train=8, n_val=4)
     path, card = save_trained(net, card, tmp_path / "phase.safetensors", half=False)
     clf = load(path, device="cpu")
-    assert tuple(map(tuple, clf.card.windows)) == windows and clf.card.normalize == norm and clf.class_names == PHASE_CLASSES
+    assert tuple(map(tuple, clf.card.windows)) == windows and clf.card.normalize == norm
+    assert clf.class_names == PHASE_CLASSES
     hu = np.random.default_rng(0).uniform(-1000, 1000, (96, 96)).astype(np.float32)
     # the training input path (window → resize → normalise) is the classifier's (window → normalise → resize)
     from napari_ctinterp.model.classifier import hu_to_unit, resize_batch
