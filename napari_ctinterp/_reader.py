@@ -1,4 +1,5 @@
-"""napari reader contributions: DICOM CT (file, folder or files) and saved reference masks.
+"""napari reader contributions: DICOM CT (file, folder or files), DICOM SEG masks and saved
+reference masks.
 
 The reader claims a path only when it holds DICOM (quick preamble check), so the catch-all
 filename pattern never steals other formats. Errors are ``CTReadError`` with a message that says
@@ -30,7 +31,106 @@ def get_reader(path: PathLike | Sequence[PathLike]) -> ReaderFunction | None:
     paths = _paths(path)
     if not paths or not all(is_dicom(p) for p in paths):
         return None
+    if len(paths) == 1 and paths[0].is_file() and _is_seg(paths[0]):
+        return read_seg_layers
     return read_ct_layers
+
+
+def _is_seg(path: Path) -> bool:
+    """A DICOM Segmentation object (Modality SEG)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
+    except Exception:  # noqa: BLE001 - not readable as DICOM: not a SEG
+        return False
+    return str(ds.get("Modality", "")) == "SEG" or str(ds.get("SOPClassUID", "")) == "1.2.840.10008.5.1.4.1.1.66.4"
+
+
+#: How many files next to a SEG are searched for the CT series it references.
+SEG_SEARCH_FILES = 5000
+
+
+def _open_ct_of(series_uid: str):
+    """The CT already open in the current viewer with this series, as a ``CTVolume`` (or None)."""
+    import numpy as np
+
+    from .io import CTVolume
+
+    try:
+        import napari
+
+        viewer = napari.current_viewer()
+    except Exception:  # noqa: BLE001 - no viewer (reader used on its own)
+        return None
+    for layer in [] if viewer is None else viewer.layers:
+        meta = getattr(layer, "metadata", {}) or {}
+        if meta.get("series_uid") == series_uid and meta.get("files"):
+            hu = np.asarray(layer.data, dtype=np.float32)
+            hu = hu[None] if hu.ndim == 2 else hu
+            spacing = tuple(meta.get("spacing_mm", (1.0, 1.0, 1.0)))
+            spacing = spacing if len(spacing) == 3 else (1.0, *spacing)
+            return CTVolume(hu=hu, spacing_mm=spacing, origin=tuple(meta.get("origin_mm", (0.0, 0.0, 0.0))),
+                            meta=meta)
+    return None
+
+
+def _ct_near(seg_path: Path, series_uid: str):
+    """Read the referenced CT series from DICOM files beside the SEG (its folder and its parent's)."""
+    import pydicom
+
+    from .io import read_ct
+
+    matches: list[Path] = []
+    seen = 0
+    for root in (seg_path.parent, seg_path.parent.parent):
+        for f in sorted(root.rglob("*")):
+            if seen >= SEG_SEARCH_FILES:
+                break
+            if not f.is_file() or f == seg_path or f in matches:
+                continue
+            seen += 1
+            try:
+                ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+            except Exception:  # noqa: BLE001 - not DICOM: skip
+                continue
+            if str(ds.get("SeriesInstanceUID", "")) == series_uid:
+                matches.append(f)
+        if matches:
+            return read_ct(matches)
+    return None
+
+
+def read_seg_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
+    """A DICOM SEG as a Labels layer on the CT it segments: the CT open in the viewer with that
+    series, or else the series found beside the SEG (then opened too). Segment names are the
+    Labels layer's ``segment`` feature (shown when hovering)."""
+    import pydicom
+
+    from .io import MaskIOError, load_mask
+
+    p = _paths(path)[0]
+    ds = pydicom.dcmread(p, stop_before_pixels=True)
+    refs = [str(item.SeriesInstanceUID) for item in ds.get("ReferencedSeriesSequence", [])]
+    if not refs:
+        raise MaskIOError(f"{p.name} names no referenced series: open its CT first and load it with io.load_mask")
+    ct = _open_ct_of(refs[0])
+    layers: list[LayerData] = []
+    if ct is None:
+        ct = _ct_near(p, refs[0])
+        if ct is None:
+            raise MaskIOError(f"{p.name} segments series {refs[0]}, which is neither open in the viewer nor in the "
+                              f"folders beside the file: open that CT series first, then the SEG")
+        layers.extend(read_ct_layers(ct.meta["files"]))
+    m = load_mask(p, reference=ct)
+    names = m.meta.get("segment_names", {})
+    meta = {**m.meta, "spacing_mm": tuple(m.spacing_mm)}
+    labels = m.labels[0] if ct.hu.shape[0] == 1 else m.labels
+    spacing = tuple(m.spacing_mm)[1:] if ct.hu.shape[0] == 1 else tuple(m.spacing_mm)
+    data, kwargs, kind = mask_labels_layer(labels, spacing, f"{p.stem} · {', '.join(names.values())}"[:80], meta)
+    kwargs["features"] = {"index": [0, *names], "segment": ["background", *names.values()]}
+    layers.append((data, kwargs, kind))
+    return layers
 
 
 def read_ct_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:

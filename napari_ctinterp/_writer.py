@@ -9,10 +9,16 @@ import numpy as np
 
 
 def write_mask(path: str, data: Any, meta: dict) -> list[str]:
-    """Save a Labels layer as ``.npz`` or NIfTI, keeping the layer's scale as spacing in mm."""
+    """Save a Labels layer as ``.npz`` or NIfTI, keeping the layer's scale as spacing in mm, or as
+    a DICOM SEG (``.dcm``) on the CT series open in the viewer that it was painted on."""
     from .io import save_mask
 
     labels = np.asarray(data)
+    if str(path).lower().endswith(".dcm"):
+        ct = _painted_on(labels)
+        names = _segment_names(meta)
+        save_mask(labels, path, spacing_mm=ct.spacing_mm, format="seg", reference=ct, names=names)
+        return [str(Path(path))]
     scale = tuple(float(s) for s in meta.get("scale", (1.0,) * labels.ndim))
     layer_meta = dict(meta.get("metadata") or {})
     keep = {k: layer_meta[k] for k in ("series_uid", "source", "spacing_mm") if k in layer_meta}
@@ -31,3 +37,33 @@ def _jsonable(d: dict) -> dict:
         else:
             out[k] = str(v)
     return out
+
+
+def _painted_on(labels: np.ndarray):
+    """The DICOM CT open in the current viewer with the mask's shape (a ``CTVolume``)."""
+    from ._reader import _open_ct_of
+    from .io import MaskIOError
+
+    try:
+        import napari
+
+        viewer = napari.current_viewer()
+    except Exception:  # noqa: BLE001
+        viewer = None
+    shape = labels.shape if labels.ndim == 3 else (1, *labels.shape)
+    for layer in [] if viewer is None else viewer.layers:
+        uid = (getattr(layer, "metadata", {}) or {}).get("series_uid")
+        ct = _open_ct_of(uid) if uid else None
+        if ct is not None and ct.hu.shape == shape:
+            return ct
+    raise MaskIOError("a DICOM SEG is written on the CT series it was painted on: open that DICOM series in "
+                      "the viewer (a CT of the mask's shape), or save as .nii.gz / .npz")
+
+
+def _segment_names(meta: dict) -> dict[int, str]:
+    """Label → name from the layer's ``segment`` feature (a SEG opened by the plugin), if any."""
+    feats = meta.get("features")
+    try:
+        return {int(i): str(n) for i, n in zip(feats["index"], feats["segment"]) if int(i) != 0}
+    except (TypeError, KeyError, ValueError):
+        return {}

@@ -108,3 +108,55 @@ def test_viewer_draws_the_ct(make_napari_viewer):
     viewer.open_sample(PLUGIN, "phantom_pair")
     shot = viewer.screenshot(canvas_only=True)
     assert shot.ndim == 3 and shot[..., :3].std() > 10, "the canvas came back blank"
+
+
+def _seg_beside_ct(tmp_path):
+    import numpy as np
+
+    from napari_ctinterp.io import read_ct, save_mask
+    from napari_ctinterp.phantom import make_slice, write_dicom_series
+
+    write_dicom_series([make_slice(60 + z, size=64) for z in range(3)], tmp_path / "case" / "ct", seed=3)
+    ct = read_ct(tmp_path / "case" / "ct")
+    lab = np.zeros(ct.hu.shape, np.uint8)
+    lab[1, 10:20, 10:30] = 1
+    save_mask(lab, tmp_path / "case" / "seg" / "mask.dcm", spacing_mm=ct.spacing_mm, format="seg", reference=ct,
+              names={1: "aorta"})
+    return tmp_path / "case", lab
+
+
+def test_a_seg_opens_on_the_ct_already_open_or_brings_its_ct_along(make_napari_viewer, tmp_path):
+    import numpy as np
+
+    case, lab = _seg_beside_ct(tmp_path)
+    viewer = make_napari_viewer()
+    viewer.open(str(case / "ct"), plugin=PLUGIN)
+    assert len(viewer.layers) == 1
+    viewer.open(str(case / "seg" / "mask.dcm"), plugin=PLUGIN)
+    assert len(viewer.layers) == 2  # the open CT was used, not opened again
+    seg = viewer.layers[-1]
+    np.testing.assert_array_equal(np.asarray(seg.data), lab)
+    assert tuple(seg.scale) == tuple(viewer.layers[0].scale) and "aorta" in seg.name
+    assert list(seg.features["segment"]) == ["background", "aorta"]
+    other = make_napari_viewer()
+    other.open(str(case / "seg" / "mask.dcm"), plugin=PLUGIN)  # alone: its CT is found beside it
+    assert [type(ly).__name__ for ly in other.layers] == ["Image", "Labels"]
+    np.testing.assert_array_equal(np.asarray(other.layers[1].data), lab)
+
+
+def test_the_writer_saves_a_painted_mask_as_a_seg_of_the_open_series(make_napari_viewer, tmp_path):
+    import numpy as np
+
+    from napari_ctinterp.io import load_mask, read_ct
+
+    case, _ = _seg_beside_ct(tmp_path)
+    viewer = make_napari_viewer()
+    viewer.open(str(case / "ct"), plugin=PLUGIN)
+    painted = np.zeros(viewer.layers[0].data.shape, np.uint8)
+    painted[2, 30:40, 5:25] = 4
+    layer = viewer.add_labels(painted, name="painted", scale=viewer.layers[0].scale)
+    out = tmp_path / "back" / "painted.dcm"
+    layer.save(str(out), plugin=PLUGIN)
+    back = load_mask(out, reference=read_ct(case / "ct"))
+    np.testing.assert_array_equal(back.labels, (painted > 0).astype(np.uint8))
+    assert back.meta["segment_names"] == {1: "label 4"}
