@@ -1,9 +1,12 @@
 """The slices a study runs on: the embedded phantom set, or a user's DICOM + masks + labels.
 
-A user folder holds DICOM files (one slice or a series each), a ``labels.csv`` with columns
-``file,label`` (label 1/0 or contrast/no contrast) and optionally a ``mask`` column naming a mask
-file written by the plugin (``.npz`` or NIfTI). Slices without a mask get no localisation scores;
-their fidelity is still computed.
+A user folder holds DICOM files or series folders, a ``labels.csv`` with columns ``file,label``
+(a class index or name of the model's card) and optionally ``mask`` (a mask written by the plugin,
+``.npz`` / NIfTI, or a DICOM SEG of that series) and ``slices``: ``masked`` (every slice with a
+mask pixel: the default when a mask is given), ``all``, ``k``, ``a:b`` (both included) or
+``a,b,c``. Without ``slices`` and mask, the series' first slice (as before). Every chosen slice is
+one task (``slice_id`` = ``file#z<k>`` when a series gives several). Slices without a mask get no
+localisation scores; their fidelity is still computed.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class SliceRef:
     phase: str = ""
     index: int = 0
     mask_path: str = ""
+    series: str = ""  # the labels.csv ``file`` the slice comes from
 
 
 def demo_slices(n: int, seed: int = 0, task: str = "contrast") -> list[SliceRef]:
@@ -59,9 +63,58 @@ def folder_slices(folder: str | Path, labels_csv: str | Path | None = None) -> l
         label: int | str = (int(lab in ("1", "contrast")) if lab in ("0", "1", "contrast", "no contrast")
                             else int(raw) if raw.isdigit() else raw)
         mask = (row.get("mask") or "").strip()
-        out.append(SliceRef(slice_id=row["file"], label=label, source=str(root / row["file"]),
-                            mask_path=str(root / mask) if mask else ""))
+        spec = (row.get("slices") or "").strip().lower() or ("masked" if mask else "")
+        source, mask_path = str(root / row["file"]), str(root / mask) if mask else ""
+        if not spec:  # one slice per file, as before
+            out.append(SliceRef(slice_id=row["file"], label=label, source=source, mask_path=mask_path,
+                                series=row["file"]))
+            continue
+        try:
+            chosen = _chosen_slices(spec, source, mask_path)
+        except (OSError, ValueError) as e:  # this series cannot be planned: one row with its error
+            out.append(SliceRef(slice_id=row["file"], label=label, source=source, mask_path=mask_path,
+                                series=row["file"], index=-1, phase=f"error: {e}"))
+            continue
+        out.extend(SliceRef(slice_id=f"{row['file']}#z{k}", label=label, source=source, index=k,
+                            mask_path=mask_path, series=row["file"]) for k in chosen)
     return out
+
+
+def parse_slice_spec(spec: str, n: int) -> list[int]:
+    """``all``, ``k``, ``a:b`` (both included) or ``a,b,c`` → slice indices of a series of ``n``."""
+    t = spec.strip().lower()
+    try:
+        if t == "all":
+            out = list(range(n))
+        elif ":" in t:
+            a, b = (int(v) for v in t.split(":"))
+            out = list(range(a, b + 1))
+        else:
+            out = sorted({int(v) for v in t.split(",") if v.strip()})
+    except ValueError:
+        raise ValueError(f"slices {spec!r}: use masked, all, k, a:b or a,b,c") from None
+    bad = [k for k in out if not 0 <= k < n]
+    if bad or not out:
+        raise ValueError(f"slices {spec!r}: {bad[:5] or 'none'} outside the series' slices 0…{n - 1}")
+    return out
+
+
+def _chosen_slices(spec: str, source: str, mask_path: str) -> list[int]:
+    from ..io import load_mask, read_ct
+
+    vol = read_ct(source)
+    if spec != "masked":
+        return parse_slice_spec(spec, vol.hu.shape[0])
+    if not mask_path:
+        raise ValueError("slices=masked needs a mask column")
+    m = load_mask(mask_path, reference=vol).labels
+    m = m[None] if m.ndim == 2 else m
+    if m.shape != vol.hu.shape:
+        raise ValueError(f"mask shape {m.shape} differs from the series {vol.hu.shape}")
+    chosen = [int(z) for z in np.flatnonzero(m.reshape(len(m), -1).any(1))]
+    if not chosen:
+        raise ValueError(f"the mask {Path(mask_path).name} is empty on every slice")
+    return chosen
 
 
 def load_slice(ref: SliceRef) -> tuple[np.ndarray, np.ndarray | None]:
@@ -73,13 +126,17 @@ def load_slice(ref: SliceRef) -> tuple[np.ndarray, np.ndarray | None]:
         return s.hu, s.mask
     from ..io import load_mask, read_ct
 
+    if ref.index < 0:  # planning failed for this series (see folder_slices)
+        raise ValueError(ref.phase.removeprefix("error: "))
     vol = read_ct(ref.source)
+    if ref.index >= vol.hu.shape[0]:
+        raise IndexError(f"{ref.slice_id}: slice {ref.index} outside the series' {vol.hu.shape[0]} slices")
     hu = vol.hu[ref.index]
     if not np.isfinite(hu).all():
         raise ValueError(f"{ref.slice_id}: the slice has NaN/inf pixels")
     mask = None
     if ref.mask_path:
-        m = load_mask(ref.mask_path).labels
+        m = load_mask(ref.mask_path, reference=vol).labels
         mask = (m[ref.index] if m.ndim == 3 else m) > 0
         if mask.shape != hu.shape:
             raise ValueError(f"{ref.slice_id}: mask shape {mask.shape} differs from the slice {hu.shape}")

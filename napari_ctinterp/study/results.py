@@ -18,7 +18,7 @@ from ..metrics.fidelity import fidelity_grid, pooled_F
 
 GROUP = ["method", "variant", "map_type", "sign"]
 SCORES = ["auc", "auc_grid", "max_dice", "fidelity_continuous"]
-COLUMNS = ["slice_id", "label", "p_contrast", "prediction", "target", "class", *GROUP, "auc", "auc_grid",
+COLUMNS = ["slice_id", "series", "z", "label", "p_contrast", "prediction", "target", "class", *GROUP, "auc", "auc_grid",
            "max_dice", "k_star", "relevance_mass", "fidelity_continuous", "error"]
 
 
@@ -42,7 +42,8 @@ def tidy_table(results: list[dict]) -> pd.DataFrame:
     """One row per slice × group; failed slices as one row carrying the error."""
     rows = []
     for r in results:
-        base = {"slice_id": r["slice_id"], "label": r["label"], "p_contrast": r["p_contrast"],
+        base = {"slice_id": r["slice_id"], "series": r.get("series"), "z": r.get("z"), "label": r["label"],
+                "p_contrast": r["p_contrast"],
                 "prediction": _prediction(r), "target": r.get("target"), "class": r.get("class"),
                 "error": r["error"]}
         if r["error"]:

@@ -30,6 +30,7 @@ def run_slice(ref: SliceRef, config: dict, device: str = "auto", batch_size: int
         return _run(ref, cfg, device, batch_size, keep_maps)
     except Exception as e:  # noqa: BLE001 - reported in the table, the study goes on
         return {"slice_id": ref.slice_id, "label": ref.label, "p_contrast": None, "rows": [], "fidelity": {},
+                "z": ref.index if ref.index >= 0 else None, "series": ref.series,
                 "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=3)}
 
 
@@ -78,6 +79,7 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
                     "pred_mif": f.pred_mif[0].tolist(), "pred_lif": f.pred_lif[0].tolist(),
                     "prob_mif": f.prob_mif[0].tolist(), "prob_lif": f.prob_lif[0].tolist()}
     out = {"slice_id": ref.slice_id, "label": label, "p_contrast": p_contrast, "rows": rows, "fidelity": fid,
+           "z": ref.index if ref.source != "phantom" else None, "series": ref.series,
            "error": None, "has_mask": mask is not None, "prediction": prediction, "proba": proba.tolist(),
            "target": int(maps.params["target"]), "class": clf.class_names[int(maps.params["target"])]}
     if keep_maps:

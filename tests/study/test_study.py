@@ -162,3 +162,48 @@ def test_demo_data_refuses_a_model_whose_classes_it_cannot_label(tmp_path):
     weights, _ = save_checkpoint(build("resnet18", "softmax"), tmp_path / "organs.safetensors", card)
     with pytest.raises(ValueError, match="cannot label slices for this model.*labels.csv"):
         run_study(StudyConfig(**{**SMALL, "model": str(weights)}), tmp_path / "out", device="cpu")
+
+
+def _two_series_with_seg_masks(root: Path) -> Path:
+    from napari_ctinterp.io import read_ct, save_mask
+    from napari_ctinterp.phantom import make_slice, write_dicom_series
+
+    data = root / "data"
+    rows = ["file,label,mask,slices"]
+    for i, (contrast, masked) in enumerate(((True, (1, 3)), (False, (0,)))):
+        slices = [make_slice(700 + 10 * i + z, contrast=contrast, phase="arterial", size=96) for z in range(4)]
+        write_dicom_series(slices, data / f"case{i}", seed=i)
+        ct = read_ct(data / f"case{i}")
+        lab = np.zeros(ct.hu.shape, np.uint8)
+        for z in masked:
+            lab[z] = slices[z].mask
+        save_mask(lab, data / f"case{i}_seg.dcm", spacing_mm=ct.spacing_mm, format="seg", reference=ct)
+        rows.append(f"case{i},{int(contrast)},case{i}_seg.dcm,")
+    rows.append("case1,0,,2:3")  # explicit slices, no mask
+    (data / "labels.csv").write_text("\n".join(rows) + "\n")
+    return data
+
+
+def test_a_folder_of_series_with_seg_masks_gives_a_row_group_per_masked_slice(tmp_path):
+    data = _two_series_with_seg_masks(tmp_path)
+    config = {**SMALL, "data": str(data), "slices": 0, "methods": ("BP",), "variants": ("plain",), "xrai": "off"}
+    run_dir = run_study(StudyConfig(**config), tmp_path / "out", device="cpu")
+    table = pd.read_csv(run_dir / "table.csv")
+    assert table["error"].isna().all(), table["error"].dropna().tolist()
+    groups = table.drop_duplicates("slice_id")[["slice_id", "series", "z"]].values.tolist()
+    assert groups == [["case0#z1", "case0", 1], ["case0#z3", "case0", 3], ["case1#z0", "case1", 0],
+                      ["case1#z2", "case1", 2], ["case1#z3", "case1", 3]]
+    masked = table[table["slice_id"].isin(["case0#z1", "case0#z3", "case1#z0"])]
+    assert masked["auc"].notna().all() and table[table["series"].eq("case1") & table["z"].ge(2)]["auc"].isna().all()
+    again = run_study(StudyConfig(**config), tmp_path / "out", device="cpu")  # resumed: nothing left to do
+    _same_tables(_frame(run_dir), _frame(again))
+
+
+def test_a_bad_slices_spec_fails_that_series_only(tmp_path):
+    data = _two_series_with_seg_masks(tmp_path)
+    (data / "labels.csv").write_text("file,label,slices\ncase0,1,7:9\ncase1,0,1\n")
+    config = {**SMALL, "data": str(data), "slices": 0, "methods": ("BP",), "variants": ("plain",), "xrai": "off"}
+    table = pd.read_csv(run_study(StudyConfig(**config), tmp_path / "out", device="cpu") / "table.csv")
+    bad = table[table["slice_id"] == "case0"]["error"].iloc[0]
+    assert "outside the series' slices 0…3" in bad
+    assert table[table["slice_id"] == "case1#z1"]["error"].isna().all()
