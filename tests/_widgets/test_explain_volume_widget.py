@@ -37,7 +37,7 @@ def _run(qtbot, widget):
 def test_slices_with_mask_and_a_slice_range_make_layers_over_the_whole_ct(qtbot, volume_viewer):
     viewer, widget = volume_viewer
     widget.scope.value = "slices with mask"
-    assert widget.scope_mask.visible and not widget.slice_range.visible
+    assert not widget.scope_mask.native.isHidden() and widget.slice_range.native.isHidden()
     widget.scope_mask.value = viewer.layers["volume mask"]
     _run(qtbot, widget)
     assert widget.status.value.startswith("1 map layer(s) + 1 XRAI for 2 slice(s)"), widget.status.value
