@@ -7,7 +7,8 @@ ranking and fidelity, so repainting the mask re-scores in milliseconds per map a
 model again (fidelity does not depend on the mask). The panel follows the image last explained
 (a new map layer, or the map made active in the layer list); a table row shows its map in the
 canvas and highlights its curves. Exports CSV, PNG and SVG; each map layer also gets its scores
-in ``metadata["ctinterp_scores"]`` (the Gallery shows them).
+in ``metadata["ctinterp_scores"]`` (the Gallery shows them). Below: the "along z" view
+(``along_z.py``) of the shown map over every masked slice.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from ._common import (
     start_worker,
     wrapping_label,
 )
+from .along_z import AlongZ
 from .maps import map_info, map_layers, show_map
 from .metric_plots import draw_curves, rank_correlation
 
@@ -99,6 +101,8 @@ class MetricsPanel(Container):
         self.native.layout().addWidget(self.table)
         self.native.layout().addWidget(self.canvas)
         self.extend([self.export_path, self.export_button])
+        self.along_z = AlongZ(self.viewer, lambda: self.image.value, lambda: self.mask.value)
+        self.along_z.attach(self)
         limit_width(self)
         make_scrollable(self)
         self.compute_button.changed.connect(self.compute)

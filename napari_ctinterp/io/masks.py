@@ -213,6 +213,10 @@ def load_mask(path: str | os.PathLike[str], reference: Any = None) -> Mask:
 
         labels, meta = read_seg(src, reference)
         return Mask(labels=labels, spacing_mm=tuple(reference.spacing_mm), origin=tuple(reference.origin), meta=meta)
+    if kind in (".nii", ".nii.gz") and reference is not None and reference.hu.ndim == 3:
+        aligned = _nifti_on_ct(src, reference)
+        if aligned is not None:
+            return aligned
     mask = _load_npz(src) if kind == ".npz" else _load_nifti(src)
     if mask.labels.ndim not in (2, 3) or not np.issubdtype(mask.labels.dtype, np.integer):
         raise MaskIOError(
@@ -265,3 +269,68 @@ def _load_nifti(src: Path) -> Mask:
     affine = img.affine
     origin = (-float(affine[0, 3]), -float(affine[1, 3]), float(affine[2, 3]))
     return Mask(labels=labels, spacing_mm=tuple(reversed(zooms)), origin=origin, meta={})
+
+
+def ct_ras_affine(reference: Any) -> np.ndarray:
+    """4×4 affine from CT voxel indices (x = column, y = row, z = slice) to RAS mm, from the
+    series' ImageOrientationPatient, spacing and origin (DICOM is LPS: x and y flip)."""
+    meta = reference.meta
+    iop = np.asarray(meta.get("orientation") or (1, 0, 0, 0, 1, 0), dtype=float)
+    row_dir, col_dir = iop[:3], iop[3:]
+    normal = np.asarray(meta.get("slice_normal") if meta.get("slice_normal") is not None
+                        else np.cross(row_dir, col_dir), dtype=float)
+    sz, sy, sx = (float(v) for v in reference.spacing_mm)
+    lps = np.eye(4)
+    lps[:3, 0], lps[:3, 1], lps[:3, 2] = row_dir * sx, col_dir * sy, normal * sz
+    lps[:3, 3] = np.asarray(reference.origin, dtype=float)
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+
+
+def _nifti_on_ct(src: Path, reference: Any) -> Mask | None:
+    """A foreign NIfTI resampled (by index, never interpolated) onto the CT's (Z, H, W) grid, when
+    its affine is the CT's up to axis order and flips; None for the plugin's own files (exact
+    already). Other grids (rotated, other spacing, not covering the CT) are refused."""
+    import nibabel as nib
+
+    img = nib.load(src)
+    for ext in img.header.extensions:
+        try:
+            if json.loads(ext.get_content()).get(_EXT_KEY):
+                return None
+        except (ValueError, TypeError, UnicodeDecodeError, AttributeError):
+            continue
+    data = np.asanyarray(img.dataobj)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise MaskIOError(f"{src.name} holds a {data.ndim}-D image; a mask of a CT volume is 3-D")
+    m = np.linalg.inv(img.affine) @ ct_ras_affine(reference)  # CT index (x, y, z) -> NIfTI index
+    rot = m[:3, :3]
+    perm = np.argmax(np.abs(rot), axis=1)  # NIfTI axis a follows CT axis perm[a]
+    signs = np.sign(rot[np.arange(3), perm])
+    exact = np.zeros((3, 3))
+    exact[np.arange(3), perm] = signs
+    nz, ny, nx = reference.hu.shape
+    n_ct = (nx, ny, nz)
+    if sorted(perm) != [0, 1, 2] or not np.allclose(rot, exact, atol=1e-3):
+        raise MaskIOError(f"{src.name}: its voxel grid is rotated or has another spacing than the CT's "
+                          f"(index map {np.round(rot, 3).tolist()}): resample it onto the CT's grid first")
+    offsets = m[:3, 3]
+    if not np.allclose(offsets, np.round(offsets), atol=1e-2):
+        raise MaskIOError(f"{src.name}: its voxels are shifted by a fraction of a voxel from the CT's "
+                          f"({np.round(offsets, 3).tolist()}): resample it onto the CT's grid first")
+    index = []
+    for a in range(3):
+        idx = (signs[a] * np.arange(n_ct[perm[a]]) + round(offsets[a])).astype(int)
+        if idx.min() < 0 or idx.max() >= data.shape[a]:
+            raise MaskIOError(f"{src.name}: its grid ({data.shape}) does not cover the CT's {reference.hu.shape} "
+                              f"(CT voxels map to NIfTI axis {a} indices {idx.min()}…{idx.max()})")
+        index.append(idx)
+    picked = data[np.ix_(*index)]  # axes in NIfTI order, each along CT axis perm[a]
+    xyz = np.transpose(picked, np.argsort(perm))  # CT (x, y, z)
+    labels = np.ascontiguousarray(xyz.transpose(2, 1, 0))  # (z, y, x)
+    if np.issubdtype(labels.dtype, np.floating) and np.all(np.mod(labels, 1) == 0):
+        labels = labels.astype(np.int32)
+    return Mask(labels=labels, spacing_mm=tuple(reference.spacing_mm), origin=tuple(reference.origin),
+                meta={"format": "nifti", "aligned_to": str(reference.meta.get("series_uid", "")),
+                      "source": str(src)})

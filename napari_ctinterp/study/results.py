@@ -57,12 +57,13 @@ def tidy_table(results: list[dict]) -> pd.DataFrame:
     return df[COLUMNS]
 
 
-def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean, SD, n and 95 % CI of each score per group."""
+def summary_table(df: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Mean, SD, n and 95 % CI of each score per group (and per ``by`` columns first, e.g. series)."""
     ok = df[df["error"].isna()]
+    keys = [*by, *GROUP]
     out = []
-    for key, g in ok.groupby(GROUP, sort=False):
-        rec = dict(zip(GROUP, key))
+    for key, g in ok.groupby(keys, sort=False):
+        rec = dict(zip(keys, key))
         for s in SCORES:
             v = pd.to_numeric(g[s], errors="coerce").dropna().to_numpy(float)
             n = len(v)
@@ -103,6 +104,9 @@ def assemble(run_dir: Path, slice_ids: list[str] | None = None) -> dict[str, pd.
     table.to_csv(run_dir / "table.csv", index=False)
     summary.to_csv(run_dir / "summary.csv", index=False)
     fid.to_csv(run_dir / "fidelity.csv", index=False)
+    if table["series"].notna().any() and table["z"].notna().any():  # real series: one summary per series too
+        summary_table(table[table["series"].notna()], by=("series",)).to_csv(run_dir / "summary_by_series.csv",
+                                                                            index=False)
     ok = [r for r in results if not r["error"]]
     acc = {"n": len(ok), "n_failed": len(results) - len(ok),
            "accuracy": float(np.mean([_prediction(r) == r["label"] for r in ok])) if ok else None}

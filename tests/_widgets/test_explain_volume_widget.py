@@ -66,3 +66,45 @@ def test_a_bad_slice_range_is_a_message_and_the_widget_stays_idle(volume_viewer)
     with pytest.raises(ValueError, match="a:b"):
         parse_slices("two to five", 6)
     assert parse_slices("5, 1,3", 6) == [1, 3, 5] and parse_slices("0:2", 6) == [0, 1, 2]
+
+
+def test_metrics_along_z_scores_each_masked_slice_and_a_click_moves_there(qtbot, volume_viewer):
+    from types import SimpleNamespace
+
+    from napari_ctinterp._widgets.metrics_panel import MetricsPanel
+    from napari_ctinterp.metrics import localisation
+
+    viewer, widget = volume_viewer
+    widget.scope.value = "whole volume"
+    widget.xrai.value = "off"
+    _run(qtbot, widget)
+    panel = MetricsPanel(viewer)
+    viewer.window.add_dock_widget(panel, name="Metrics")
+    panel.image.value = viewer.layers["small volume"]
+    panel.mask.value = viewer.layers["volume mask"]
+    az = panel.along_z
+    az.compute()
+    qtbot.waitUntil(lambda: az.button.enabled, timeout=60_000)
+    assert sorted(az.result.slices) == [1, 4], az.status.value
+    ly = viewer.layers["BP · plain — small volume"]
+    mask = np.asarray(viewer.layers["volume mask"].data)
+    ref = localisation(np.asarray(ly.data)[4], mask[4])
+    assert az.result.slices[4].auc == ref.auc and "2 slice(s) scored; volume AUC" in az.status.value
+    az.on_click(SimpleNamespace(xdata=3.8))
+    assert viewer.dims.current_step[0] == 4
+    az.on_click(SimpleNamespace(xdata=0.2))
+    assert viewer.dims.current_step[0] == 1
+
+
+def test_along_z_on_a_single_slice_map_says_to_explain_several_slices(qtbot, volume_viewer):
+    from napari_ctinterp._widgets.metrics_panel import MetricsPanel
+
+    viewer, widget = volume_viewer
+    widget.scope.value = "current slice"
+    _run(qtbot, widget)
+    panel = MetricsPanel(viewer)
+    viewer.window.add_dock_widget(panel, name="Metrics")
+    panel.image.value = viewer.layers["small volume"]
+    panel.mask.value = viewer.layers["volume mask"]
+    panel.along_z.compute()
+    assert "explain several slices" in panel.along_z.status.value and panel.along_z.button.enabled

@@ -86,3 +86,35 @@ def test_save_mask_as_seg_round_trips_through_highdicoms_reader(series, tmp_path
     assert back.meta["segment_names"] == {1: "blood pool", 2: "vessel"}
     with pytest.raises(MaskIOError, match="empty"):
         save_mask(np.zeros_like(lab), tmp_path / "empty.dcm", spacing_mm=ct.spacing_mm, reference=ct)
+
+
+def _nifti(data, affine, path):
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+    return path
+
+
+def test_a_nifti_in_another_orientation_loads_aligned_and_other_grids_are_refused(series, tmp_path):
+    from napari_ctinterp.io.masks import ct_ras_affine
+
+    _, ct, _ = series
+    lab = _labels(ct.hu.shape)
+    xyz = lab.transpose(2, 1, 0)  # CT (x, y, z)
+    nx = xyz.shape[0]
+    # new index (i, j, k) = CT (x = nx-1-j, y = i, z = k): axes swapped and one flipped
+    perm = np.array([[0, -1, 0, nx - 1], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=float)
+    data = np.transpose(xyz[::-1], (1, 0, 2)).astype(np.int16)
+    aligned = load_mask(_nifti(data, ct_ras_affine(ct) @ perm, tmp_path / "other_tool.nii.gz"), reference=ct)
+    np.testing.assert_array_equal(aligned.labels, lab)
+    assert aligned.meta["aligned_to"] == ct.meta["series_uid"]
+    turn = np.eye(4)
+    turn[:2, :2] = [[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]]
+    with pytest.raises(MaskIOError, match="rotated"):
+        load_mask(_nifti(xyz.astype(np.int16), ct_ras_affine(ct) @ turn, tmp_path / "rot.nii.gz"), reference=ct)
+    half = np.eye(4)
+    half[0, 3] = 0.5
+    with pytest.raises(MaskIOError, match="fraction of a voxel"):
+        load_mask(_nifti(xyz.astype(np.int16), ct_ras_affine(ct) @ half, tmp_path / "half.nii.gz"), reference=ct)
+    with pytest.raises(MaskIOError, match="does not cover"):
+        load_mask(_nifti(xyz[:, :, :2].astype(np.int16), ct_ras_affine(ct), tmp_path / "short.nii.gz"), reference=ct)

@@ -195,6 +195,9 @@ def test_a_folder_of_series_with_seg_masks_gives_a_row_group_per_masked_slice(tm
                       ["case1#z2", "case1", 2], ["case1#z3", "case1", 3]]
     masked = table[table["slice_id"].isin(["case0#z1", "case0#z3", "case1#z0"])]
     assert masked["auc"].notna().all() and table[table["series"].eq("case1") & table["z"].ge(2)]["auc"].isna().all()
+    per_series = pd.read_csv(run_dir / "summary_by_series.csv")
+    bp_abs = per_series[(per_series["method"] == "BP") & (per_series["sign"] == "absolute")]
+    assert dict(zip(bp_abs["series"], bp_abs["auc_n"])) == {"case0": 2, "case1": 1}
     again = run_study(StudyConfig(**config), tmp_path / "out", device="cpu")  # resumed: nothing left to do
     _same_tables(_frame(run_dir), _frame(again))
 

@@ -1,0 +1,124 @@
+"""The Metrics panel's "along z" view: AUC and max Dice of one map on every slice with a mask.
+
+Thin: takes the map shown in the canvas (or the first pixel map of the image) and the reference
+mask as (Z, H, W), runs ``metrics.localisation_volume`` in a background worker, and plots both
+scores per slice with the volume-level values as dashed lines; a click on the plot moves the
+viewer to the nearest scored slice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import napari
+import numpy as np
+from magicgui.widgets import PushButton
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+
+from ..metrics.volume import VolumeLocalisation
+from ._common import show_error, start_worker, wrapping_label
+from .maps import map_info, map_layers, map_title
+
+
+class AlongZ:
+    """Button, status line and plot; ``attach(container)`` places them."""
+
+    def __init__(self, viewer: napari.Viewer, image: Any, mask: Any) -> None:
+        self.viewer = viewer
+        self._image, self._mask = image, mask  # callables: the panel's chosen CT and mask layers
+        self.button = PushButton(text="Scores along z (shown map)")
+        self.status = wrapping_label()
+        self.figure = Figure(figsize=(4.4, 2.2))
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(190)
+        self.canvas.setVisible(False)
+        self.canvas.mpl_connect("button_press_event", self.on_click)
+        self.button.changed.connect(self.compute)
+        self.result: VolumeLocalisation | None = None
+        self.worker = None
+
+    def attach(self, container: Any) -> None:
+        container.extend([self.button, self.status])
+        container.native.layout().addWidget(self.canvas)
+
+    def chosen_map(self, image: napari.layers.Image) -> napari.layers.Image | None:
+        """The pixel map of ``image`` visible in the canvas, else its first pixel map."""
+        maps = [ly for ly in map_layers(self.viewer, image.name) if (map_info(ly) or {}).get("kind") == "pixel"]
+        shown = [ly for ly in maps if ly.visible]
+        return (shown or maps or [None])[0]
+
+    def compute(self, *_: Any) -> None:
+        image, mask_layer = self._image(), self._mask()
+        try:
+            if image is None or mask_layer is None:
+                raise ValueError("choose the CT layer and the reference mask first")
+            if np.ndim(image.data) != 3:
+                raise ValueError("along z needs a volume: this CT is a single slice")
+            layer = self.chosen_map(image)
+            if layer is None:
+                raise ValueError(f"no map of {image.name!r} yet: run Explain on several slices first")
+            data, mask = np.asarray(layer.data, np.float32), np.asarray(mask_layer.data)
+            if data.shape != mask.shape:
+                raise ValueError(f"the map {layer.name!r} covers {data.shape[0]} slice(s) of shape {data.shape[1:]}, "
+                                 f"the mask is {mask.shape}: explain several slices (slice range, slices with "
+                                 f"mask, whole volume) to score along z")
+        except ValueError as e:
+            show_error(f"Metrics: {e}")
+            self.status.value = f"error: {e}"
+            return
+        info = map_info(layer) or {}
+        explained = set(info.get("slices") or range(len(data)))
+        values = np.where(np.isin(np.arange(len(data)), sorted(explained))[:, None, None], data, np.nan)
+        title = map_title(info)
+
+        def job() -> Generator[None, None, VolumeLocalisation]:
+            from ..metrics import localisation_volume
+
+            yield
+            return localisation_volume(values, mask)
+
+        self.button.enabled = False
+        self.status.value = f"scoring {title} on {int(mask.reshape(len(mask), -1).any(1).sum())} masked slice(s)…"
+        self.worker = start_worker(job, total=1, description="Metrics along z",
+                                   on_done=lambda res: self._show(res, title),
+                                   on_error=lambda e: self._end(f"error: {e}"))
+
+    def _end(self, text: str) -> None:
+        self.button.enabled = True
+        self.status.value = text
+
+    def _show(self, res: VolumeLocalisation, title: str) -> None:
+        self.result = res
+        self.figure.clear()
+        ax = self.figure.add_subplot(1, 1, 1)
+        rows = res.table()
+        if rows:
+            z = [r["z"] for r in rows]
+            ax.plot(z, [r["auc"] for r in rows], "o-", color="C0", label="AUC", ms=4)
+            ax.plot(z, [r["max_dice"] for r in rows], "s-", color="C1", label="max Dice", ms=4)
+        if res.volume is not None:
+            ax.axhline(res.volume.auc, color="C0", ls="--", lw=1)
+            ax.axhline(res.volume.max_dice, color="C1", ls="--", lw=1)
+        ax.set_xlabel("slice (click: go there)", fontsize=8)
+        ax.set_ylim(0, 1.02)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.set_title(f"{title} along z (dashed: volume)", fontsize=8)
+        self.figure.tight_layout()
+        self.canvas.setVisible(True)
+        self.canvas.draw_idle()
+        vol = (f"; volume AUC {res.volume.auc:.3f}, max Dice {res.volume.max_dice:.3f}"
+               if res.volume is not None else "")
+        skipped = f"; not scored: {', '.join(f'z{z} ({why})' for z, why in res.skipped.items())}" if res.skipped else ""
+        self._end(f"{title}: {len(rows)} slice(s) scored{vol}{skipped}")
+
+    def on_click(self, event: Any) -> None:
+        """Move the viewer to the scored slice nearest the click."""
+        if self.result is None or event.xdata is None or not self.result.slices:
+            return
+        z = min(self.result.slices, key=lambda k: abs(k - float(event.xdata)))
+        image = self._image()
+        world = image.data_to_world([z, 0, 0])[0] if image is not None else z
+        self.viewer.dims.set_point(0, float(world))
