@@ -30,6 +30,22 @@ def phantom_pair() -> list[LayerData]:
     return layers
 
 
+#: The sample volume: 24 slices, 2.5 mm apart, around the heart.
+VOLUME_SLICES = 24
+
+
+def phantom_volume() -> list[LayerData]:
+    """A small arterial-phase phantom volume (24 slices, 256², 2.5 mm) with its 3D reference mask."""
+    from .phantom import make_volume
+
+    v = make_volume(SAMPLE_SEED, contrast=True, phase="arterial", n_slices=VOLUME_SLICES, centre_level=SAMPLE_LEVEL)
+    meta = {"source": "napari_ctinterp.phantom", "phantom": v.meta, "spacing_mm": v.spacing_mm, "label": "contrast"}
+    mask_meta = {"source": "napari_ctinterp.phantom", "spacing_mm": v.spacing_mm,
+                 "definition": "contrast raises HU by >= 50 in the arterial phase"}
+    return [ct_image_layer(v.hu, v.spacing_mm, f"phantom volume · arterial ({VOLUME_SLICES} slices)", meta),
+            mask_labels_layer(v.mask.astype("uint8"), v.spacing_mm, "phantom volume · reference mask", mask_meta)]
+
+
 def ct_small() -> list[LayerData]:
     """pydicom's ``CT_small.dcm`` (128×128 chest crop with contrast), read by ``io.read_ct``."""
     from pydicom.data import get_testdata_file

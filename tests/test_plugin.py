@@ -22,7 +22,7 @@ def test_napari_lists_the_plugin_with_reader_writer_sample_data_and_widgets():
     contrib = manifest.contributions
     assert {r.command for r in contrib.readers} == {f"{PLUGIN}.read_ct", f"{PLUGIN}.read_mask"}
     assert [w.command for w in contrib.writers] == [f"{PLUGIN}.write_mask"]
-    assert {s.key for s in contrib.sample_data} == {"phantom_pair", "ct_small"}
+    assert {s.key for s in contrib.sample_data} == {"phantom_pair", "phantom_volume", "ct_small"}
     widgets = {w.display_name for w in contrib.widgets or []}
     assert widgets == EXPECTED_WIDGETS
     # The manifest that ships in the package is the one at the repository root.

@@ -95,3 +95,27 @@ def test_a_2_5d_model_takes_its_neighbours_from_the_volume(vol):
     for k in (0, 5):
         one = explain(clf, vol, index=k, methods=("BP", "IGB"), variants=("plain",), steps=4)
         assert rel_l2(res["IGB", "plain"][k], one["IGB", "plain"]) < 1e-6
+
+
+def test_a_64_slice_volume_runs_in_chunks_within_the_memory_budget(monkeypatch):
+    import napari_ctinterp.explain.volume as volume_mod
+    from napari_ctinterp.explain.plan import ExplainOptions
+    from napari_ctinterp.explain.volume import bytes_per_slice
+
+    clf = _clf()
+    vol64 = np.random.default_rng(2).uniform(-1000, 1000, (64, 40, 40)).astype(np.float32)
+    opts = dict(methods=("BP", "IGB"), variants=("plain", "SG"), steps=3, sg_samples=2)
+    per = bytes_per_slice(clf, ExplainOptions(**opts))
+    budget = 5 * per + per // 2  # room for five slices' accumulators
+    chunks = []
+    real = volume_mod.iter_run_slices
+
+    def spy(clf_, xs, *a, **k):
+        chunks.append(len(xs))
+        return real(clf_, xs, *a, **k)
+
+    monkeypatch.setattr(volume_mod, "iter_run_slices", spy)
+    res = explain_volume(clf, vol64, memory_budget=budget, **opts)
+    assert max(chunks) == 5 and sum(chunks) == 64 and res.params["chunk_slices"] == 5
+    assert max(chunks) * per <= budget  # never more than the budget's accumulators at once
+    assert all(m.shape == (64, 40, 40) and np.isfinite(m).all() for m in res.values())
