@@ -39,9 +39,13 @@ class AlongZ:
         self.result: VolumeLocalisation | None = None
         self.worker = None
 
-    def attach(self, container: Any) -> None:
+    def attach(self, container: Any, before: Any = None) -> None:
+        """Add the button and status to ``container`` and the plot under them (before the Qt
+        widget ``before`` when given, e.g. the panel's table)."""
         container.extend([self.button, self.status])
-        container.native.layout().addWidget(self.canvas)
+        lay = container.native.layout()
+        at = lay.indexOf(before) if before is not None else -1
+        lay.insertWidget(at, self.canvas) if at >= 0 else lay.addWidget(self.canvas)
 
     def chosen_map(self, image: napari.layers.Image) -> napari.layers.Image | None:
         """The pixel map of ``image`` visible in the canvas, else its first pixel map."""
@@ -111,7 +115,10 @@ class AlongZ:
         self.canvas.draw_idle()
         vol = (f"; volume AUC {res.volume.auc:.3f}, max Dice {res.volume.max_dice:.3f}"
                if res.volume is not None else "")
-        skipped = f"; not scored: {', '.join(f'z{z} ({why})' for z, why in res.skipped.items())}" if res.skipped else ""
+        missing = [z for z, why in res.skipped.items() if why.startswith("not explained")]
+        other = {z: why for z, why in res.skipped.items() if z not in missing}
+        skipped = f"; {len(missing)} masked slice(s) not explained ({_ranges(missing)})" if missing else ""
+        skipped += f"; not scored: {', '.join(f'z{z} ({why})' for z, why in other.items())}" if other else ""
         self._end(f"{title}: {len(rows)} slice(s) scored{vol}{skipped}")
 
     def on_click(self, event: Any) -> None:
@@ -122,3 +129,14 @@ class AlongZ:
         image = self._image()
         world = image.data_to_world([z, 0, 0])[0] if image is not None else z
         self.viewer.dims.set_point(0, float(world))
+
+
+def _ranges(zs: list[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` → ``"z0–2, 5, 7–8"``."""
+    parts: list[tuple[int, int]] = []
+    for z in sorted(zs):
+        if parts and z == parts[-1][1] + 1:
+            parts[-1] = (parts[-1][0], z)
+        else:
+            parts.append((z, z))
+    return "z" + ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in parts)

@@ -102,7 +102,7 @@ class MetricsPanel(Container):
         self.native.layout().addWidget(self.canvas)
         self.extend([self.export_path, self.export_button])
         self.along_z = AlongZ(self.viewer, lambda: self.image.value, lambda: self.mask.value)
-        self.along_z.attach(self)
+        self.along_z.attach(self, before=self.table)
         limit_width(self)
         make_scrollable(self)
         self.compute_button.changed.connect(self.compute)
