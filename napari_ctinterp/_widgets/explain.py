@@ -34,7 +34,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
-from ..explain import METHODS, MIN_VOLUME_REFERENCES, VARIANTS
+from ..explain import METHODS, MIN_VOLUME_REFERENCES, VARIANTS, parse_slices
 from ._common import (
     JobProgress,
     ModelPicker,
@@ -59,25 +59,6 @@ from .maps import (
 from .xrai_layers import add_xrai_layers, show_regions, xrai_layer_name
 
 SCOPES = ("current slice", "slice range", "slices with mask", "whole volume")
-
-
-def parse_slices(text: str, n: int) -> list[int]:
-    """``"a:b"`` (both included), ``"a,b,c"`` or ``"k"`` → sorted slice indices of a volume of ``n``."""
-    t = text.strip()
-    try:
-        if ":" in t:
-            a, b = (int(v) for v in t.split(":"))
-            out = list(range(a, b + 1))
-        else:
-            out = sorted({int(v) for v in t.split(",") if v.strip()})
-    except ValueError:
-        raise ValueError(f"slice range {text!r}: write a:b (e.g. 10:20) or a list (3,7,9)") from None
-    if not out:
-        raise ValueError("slice range is empty: write a:b (e.g. 10:20) or a list (3,7,9)")
-    bad = [k for k in out if not 0 <= k < n]
-    if bad:
-        raise ValueError(f"slice range {text!r}: slices {bad[:5]} are outside 0…{n - 1}")
-    return out
 
 
 METHOD_TITLES = {"BP": "Backprop", "IGB": "IG black", "IGBW": "IG black+white", "EG": "Expected Gradients",

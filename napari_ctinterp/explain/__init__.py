@@ -9,9 +9,10 @@ from .deconv import UnreachableReLUError
 from .engine import ExplainCancelled
 from .plan import METHODS, VARIANTS, ExplainOptions, ig_quadrature
 from .references import MAX_VOLUME_REFERENCES, MIN_VOLUME_REFERENCES, folder_references, volume_references
-from .volume import VolumeMaps, choose_slices, explain_volume, iter_explain_volume
+from .volume import VolumeMaps, choose_slices, explain_volume, iter_explain_volume, parse_slices
 
 __all__ = ["MAX_VOLUME_REFERENCES", "METHODS", "MIN_VOLUME_REFERENCES", "VARIANTS", "AttributionMaps",
            "ExplainCancelled", "ExplainOptions", "UnreachableReLUError", "demo_references", "explain",
            "folder_references", "ig_quadrature", "iter_explain", "predicted_class", "random_map",
-           "volume_references", "VolumeMaps", "choose_slices", "explain_volume", "iter_explain_volume"]
+           "volume_references", "VolumeMaps", "choose_slices", "explain_volume", "iter_explain_volume",
+           "parse_slices"]

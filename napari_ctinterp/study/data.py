@@ -80,31 +80,13 @@ def folder_slices(folder: str | Path, labels_csv: str | Path | None = None) -> l
     return out
 
 
-def parse_slice_spec(spec: str, n: int) -> list[int]:
-    """``all``, ``k``, ``a:b`` (both included) or ``a,b,c`` → slice indices of a series of ``n``."""
-    t = spec.strip().lower()
-    try:
-        if t == "all":
-            out = list(range(n))
-        elif ":" in t:
-            a, b = (int(v) for v in t.split(":"))
-            out = list(range(a, b + 1))
-        else:
-            out = sorted({int(v) for v in t.split(",") if v.strip()})
-    except ValueError:
-        raise ValueError(f"slices {spec!r}: use masked, all, k, a:b or a,b,c") from None
-    bad = [k for k in out if not 0 <= k < n]
-    if bad or not out:
-        raise ValueError(f"slices {spec!r}: {bad[:5] or 'none'} outside the series' slices 0…{n - 1}")
-    return out
-
-
 def _chosen_slices(spec: str, source: str, mask_path: str) -> list[int]:
+    from ..explain.volume import parse_slices
     from ..io import load_mask, read_ct
 
     vol = read_ct(source)
     if spec != "masked":
-        return parse_slice_spec(spec, vol.hu.shape[0])
+        return parse_slices(spec, vol.hu.shape[0])
     if not mask_path:
         raise ValueError("slices=masked needs a mask column")
     m = load_mask(mask_path, reference=vol).labels

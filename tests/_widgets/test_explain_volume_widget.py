@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_ctinterp._widgets.explain import ExplainWidget, parse_slices
+from napari_ctinterp._widgets.explain import ExplainWidget
 from napari_ctinterp._widgets.gallery_figure import slice_of
+from napari_ctinterp.explain import parse_slices
 from napari_ctinterp.phantom import make_slice
 
 
@@ -62,7 +63,7 @@ def test_a_bad_slice_range_is_a_message_and_the_widget_stays_idle(volume_viewer)
     widget.scope.value = "slice range"
     widget.slice_range.value = "4:9"
     widget.run()
-    assert widget.run_button.enabled and "outside 0…5" in widget.status.value
+    assert widget.run_button.enabled and "outside the volume's slices 0…5" in widget.status.value
     with pytest.raises(ValueError, match="a:b"):
         parse_slices("two to five", 6)
     assert parse_slices("5, 1,3", 6) == [1, 3, 5] and parse_slices("0:2", 6) == [0, 1, 2]

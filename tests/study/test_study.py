@@ -208,5 +208,5 @@ def test_a_bad_slices_spec_fails_that_series_only(tmp_path):
     config = {**SMALL, "data": str(data), "slices": 0, "methods": ("BP",), "variants": ("plain",), "xrai": "off"}
     table = pd.read_csv(run_study(StudyConfig(**config), tmp_path / "out", device="cpu") / "table.csv")
     bad = table[table["slice_id"] == "case0"]["error"].iloc[0]
-    assert "outside the series' slices 0…3" in bad
+    assert "outside the volume's slices 0…3" in bad
     assert table[table["slice_id"] == "case1#z1"]["error"].isna().all()
