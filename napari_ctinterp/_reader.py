@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from ._layers import LayerData, ct_image_layer, mask_labels_layer
 from ._triton import preload_triton
 
@@ -75,29 +77,53 @@ def _open_ct_of(series_uid: str):
     return None
 
 
+def _open_ct_for_nifti(path: Path):
+    """The one open DICOM CT with as many voxels as the NIfTI (so its affine can align it), or None."""
+    try:
+        import napari
+        import nibabel as nib
+
+        viewer = napari.current_viewer()
+        n = int(np.prod(nib.load(path).shape[:3]))
+    except Exception:  # noqa: BLE001 - no viewer, unreadable file: load_mask reads it as before / says why
+        return None
+    cts = [ct for ly in ([] if viewer is None else viewer.layers)
+           if (uid := (getattr(ly, "metadata", {}) or {}).get("series_uid")) and (ct := _open_ct_of(uid)) is not None
+           and ct.hu.size == n]
+    return cts[0] if len(cts) == 1 else None
+
+
 def _ct_near(seg_path: Path, series_uid: str):
     """Read the referenced CT series from DICOM files beside the SEG (its folder and its parent's)."""
+    import os
+
     import pydicom
 
     from .io import read_ct
 
     matches: list[Path] = []
-    seen = 0
-    for root in (seg_path.parent, seg_path.parent.parent):
-        for f in sorted(root.rglob("*")):
-            if seen >= SEG_SEARCH_FILES:
-                break
-            if not f.is_file() or f == seg_path or f in matches:
-                continue
-            seen += 1
-            try:
-                ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
-            except Exception:  # noqa: BLE001 - not DICOM: skip
-                continue
-            if str(ds.get("SeriesInstanceUID", "")) == series_uid:
-                matches.append(f)
+    seen: set[str] = set()
+    # the SEG's folder, then its parent's (two levels down: sibling series folders), never above home
+    parent = seg_path.parent.parent
+    roots = [seg_path.parent] + ([parent] if parent not in (Path.home(), Path(parent.anchor)) else [])
+    for root in roots:
+        base_depth = len(root.parts)
+        for dirpath, dirnames, filenames in os.walk(root):
+            if len(Path(dirpath).parts) - base_depth >= 2:
+                dirnames[:] = []  # no deeper
+            for name in filenames:
+                f = Path(dirpath) / name
+                if len(seen) >= SEG_SEARCH_FILES or str(f) in seen or f == seg_path:
+                    continue
+                seen.add(str(f))
+                try:
+                    ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+                except Exception:  # noqa: BLE001 - not DICOM: skip
+                    continue
+                if str(ds.get("SeriesInstanceUID", "")) == series_uid:
+                    matches.append(f)
         if matches:
-            return read_ct(matches)
+            return read_ct(sorted(matches))
     return None
 
 
@@ -180,7 +206,7 @@ def read_mask_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
     from .io import load_mask
 
     p = _paths(path)[0]
-    m = load_mask(p)
+    m = load_mask(p, reference=_open_ct_for_nifti(p)) if p.name.endswith((".nii", ".nii.gz")) else load_mask(p)
     name = p.name.split(".")[0] + " · reference mask"
     meta = dict(m.meta or {})
     meta["spacing_mm"] = tuple(m.spacing_mm)

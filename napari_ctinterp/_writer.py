@@ -15,9 +15,16 @@ def write_mask(path: str, data: Any, meta: dict) -> list[str]:
 
     labels = np.asarray(data)
     if str(path).lower().endswith(".dcm"):
-        ct = _painted_on(labels)
-        names = _segment_names(meta)
-        save_mask(labels, path, spacing_mm=ct.spacing_mm, format="seg", reference=ct, names=names)
+        from .io import MaskIOError
+
+        try:
+            ct = _painted_on(labels, (meta.get("metadata") or {}).get("series_uid"))
+            save_mask(labels, path, spacing_mm=ct.spacing_mm, format="seg", reference=ct, names=_segment_names(meta))
+        except MaskIOError as e:  # napari would only say "not a valid writer": say why
+            from napari.utils.notifications import show_error
+
+            show_error(f"Save as DICOM SEG: {e}")
+            raise
         return [str(Path(path))]
     scale = tuple(float(s) for s in meta.get("scale", (1.0,) * labels.ndim))
     layer_meta = dict(meta.get("metadata") or {})
@@ -39,8 +46,9 @@ def _jsonable(d: dict) -> dict:
     return out
 
 
-def _painted_on(labels: np.ndarray):
-    """The DICOM CT open in the current viewer with the mask's shape (a ``CTVolume``)."""
+def _painted_on(labels: np.ndarray, series_uid: str | None = None):
+    """The DICOM CT the mask was painted on: the open series the layer names (``series_uid`` of a
+    SEG opened by the plugin), else the one open DICOM CT of the mask's shape (several: refused)."""
     from ._reader import _open_ct_of
     from .io import MaskIOError
 
@@ -51,11 +59,21 @@ def _painted_on(labels: np.ndarray):
     except Exception:  # noqa: BLE001
         viewer = None
     shape = labels.shape if labels.ndim == 3 else (1, *labels.shape)
-    for layer in [] if viewer is None else viewer.layers:
-        uid = (getattr(layer, "metadata", {}) or {}).get("series_uid")
-        ct = _open_ct_of(uid) if uid else None
+    if series_uid:
+        ct = _open_ct_of(series_uid)
         if ct is not None and ct.hu.shape == shape:
             return ct
+    fits: dict[str, object] = {}
+    for layer in [] if viewer is None else viewer.layers:
+        uid = (getattr(layer, "metadata", {}) or {}).get("series_uid")
+        ct = _open_ct_of(uid) if uid and uid not in fits else None
+        if ct is not None and ct.hu.shape == shape:
+            fits[uid] = ct
+    if len(fits) == 1:
+        return next(iter(fits.values()))
+    if len(fits) > 1:
+        raise MaskIOError(f"{len(fits)} open DICOM series have the mask's shape {shape} ({', '.join(fits)}): "
+                          f"close the ones it was not painted on, then save the SEG again")
     raise MaskIOError("a DICOM SEG is written on the CT series it was painted on: open that DICOM series in "
                       "the viewer (a CT of the mask's shape), or save as .nii.gz / .npz")
 

@@ -92,6 +92,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args.arch, args.output, args.input_size, args.task = "densenet121", "softmax", 128, "phase"
         args.windows, args.imagenet_norm = " ".join(PHASE_DEMO_WINDOWS), True
     check_architecture(args.arch)
+    n_classes = len(TASK_CLASSES[args.task])
+    if args.output in ("logit", "sigmoid", "softmax2") and n_classes != 2:
+        raise SystemExit(f"--task {args.task} has {n_classes} classes: use --output softmax (or multilabel cards "
+                         f"written by hand); --output {args.output} is for two classes")
     size = (args.input_size, args.input_size)
     windows = tuple(_parse_window(w) for w in args.windows.replace(";", " ").split()) if args.windows else ()
     n_ch = len(windows) or 1

@@ -28,3 +28,12 @@ def test_parser_knows_every_command():
     parser = build_parser()
     for cmd in (["demo"], ["train", "--demo"], ["evaluate"], ["study", "--demo"]):
         assert parser.parse_args(cmd).command == cmd[0]
+
+
+def test_train_refuses_a_one_logit_head_for_the_four_phase_classes_before_training():
+    import pytest
+
+    from napari_ctinterp.cli import main
+
+    with pytest.raises(SystemExit, match="--output softmax"):
+        main(["train", "--task", "phase", "--output", "logit", "--out", "never.safetensors"])

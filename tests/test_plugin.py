@@ -160,3 +160,27 @@ def test_the_writer_saves_a_painted_mask_as_a_seg_of_the_open_series(make_napari
     back = load_mask(out, reference=read_ct(case / "ct"))
     np.testing.assert_array_equal(back.labels, (painted > 0).astype(np.uint8))
     assert back.meta["segment_names"] == {1: "label 4"}
+
+
+def test_the_seg_writer_refuses_to_guess_between_two_series_of_the_same_shape(make_napari_viewer, tmp_path):
+    import numpy as np
+
+    from napari_ctinterp.io import MaskIOError
+    from napari_ctinterp.phantom import make_slice, write_dicom_series
+
+    case, _ = _seg_beside_ct(tmp_path)
+    write_dicom_series([make_slice(80 + z, size=64) for z in range(3)], tmp_path / "venous", seed=9)
+    viewer = make_napari_viewer()
+    viewer.open(str(case / "ct"), plugin=PLUGIN)
+    viewer.open(str(tmp_path / "venous"), plugin=PLUGIN)
+    layer = viewer.add_labels(np.ones(viewer.layers[0].data.shape, np.uint8), name="painted")
+    from napari_ctinterp._writer import _painted_on
+
+    with pytest.raises(MaskIOError, match="2 open DICOM series"):
+        _painted_on(np.asarray(layer.data))
+    with pytest.warns(UserWarning):  # napari's "not a valid writer"; our reason is a notification
+        layer.save(str(tmp_path / "x.dcm"), plugin=PLUGIN)
+    assert not (tmp_path / "x.dcm").exists()
+    seg = viewer.open(str(case / "seg" / "mask.dcm"), plugin=PLUGIN)[0]  # names its series: no guessing
+    seg.save(str(tmp_path / "again.dcm"), plugin=PLUGIN)
+    assert (tmp_path / "again.dcm").exists()

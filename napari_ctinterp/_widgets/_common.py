@@ -319,10 +319,12 @@ class ModelPicker:
     def _describe(self) -> None:
         """The card line: ``<name> · <architecture>, <C> channel(s) · classes: …``."""
         try:
-            card = self.card()
+            self.source()
         except ValueError:  # no file chosen yet
             self.info.value = "choose a checkpoint file (its card, NAME.json, beside it)"
             return
+        try:
+            card = self.card()
         except Exception as e:  # noqa: BLE001 - a missing or broken card: say so, the run will refuse
             self.info.value = f"card: {str(e).strip().splitlines()[0][:300]}"
             return

@@ -118,7 +118,8 @@ class AlongZ:
         missing = [z for z, why in res.skipped.items() if why.startswith("not explained")]
         other = {z: why for z, why in res.skipped.items() if z not in missing}
         skipped = f"; {len(missing)} masked slice(s) not explained ({_ranges(missing)})" if missing else ""
-        skipped += f"; not scored: {', '.join(f'z{z} ({why})' for z, why in other.items())}" if other else ""
+        skipped += ("; not scored: " + ", ".join(why if z == -1 else f"z{z} ({why})" for z, why in other.items())
+                    if other else "")
         self._end(f"{title}: {len(rows)} slice(s) scored{vol}{skipped}")
 
     def on_click(self, event: Any) -> None:

@@ -250,9 +250,9 @@ class ExplainWidget(Container):
             if len(indices) > 1:  # several slices: one plan, shared batches (explain_volume)
                 refs_arg = {"volume": lambda k: volume_references(data, k), "folder": folder_refs}.get(refs_kind)
                 vm = yield from _ticks(iter_explain_volume(clf, data, slices=indices, references=refs_arg,
-                                                           **kwargs), 0)
+                                                           full=False, **kwargs), 0)
                 for j, i in enumerate(vm.slices):
-                    results[i] = AttributionMaps({k: m[i] for k, m in vm.items()},
+                    results[i] = AttributionMaps({k: m[j] for k, m in vm.items()},
                                                  {**vm.params, "target": vm.params["targets"][j],
                                                   "target_name": clf.class_names[vm.params["targets"][j]],
                                                   "predicted": vm.params["predicted"][j], "index": i})

@@ -124,6 +124,7 @@ def iter_explain_volume(
     ig_method: str = "gausslegendre",
     memory_budget: int = MEMORY_BUDGET,
     out_dir: str | Path | None = None,
+    full: bool = True,
 ) -> Generator[tuple[int, int], None, VolumeMaps]:
     """Maps of slices of a (Z, H, W) HU volume as a generator of progress (``yield from`` it in a
     worker; ``explain_volume`` drives it).
@@ -150,6 +151,9 @@ def iter_explain_volume(
         Bytes of accumulators per chunk of slices (see the module docstring).
     out_dir : path, optional
         Write the maps as memory-mapped ``<method>_<variant>.npy`` files there instead of RAM.
+    full : bool
+        True: (Z, H, W) arrays, NaN on slices not asked for; False: (len(slices), H, W), row i
+        = ``slices[i]`` (a few slices of a long CT without whole-volume arrays).
 
     Returns
     -------
@@ -166,6 +170,11 @@ def iter_explain_volume(
     opts = ExplainOptions(methods=tuple(methods), variants=tuple(variants), steps=int(steps), samples=int(samples),
                           sg_samples=int(sg_samples), sg_level=float(sg_level), seed=int(seed), ig_method=ig_method)
     chosen = choose_slices(len(vol), slices, mask)
+    reach = max((abs(o) for o in clf.card.slice_offsets), default=0)  # a 2.5D model's neighbours
+    needed = sorted({min(max(k + d, 0), len(vol) - 1) for k in chosen for d in range(-reach, reach + 1)})
+    bad = [k for k in needed if not np.isfinite(vol[k]).all()]
+    if bad:
+        raise ValueError(f"slice(s) {bad[:5]} hold NaN/inf pixels: fill or crop them, or leave them out of slices")
     fixed = None if target is None else clf.card.class_index(target)
     use_eg = "EG" in opts.methods
     ref_source = None
@@ -186,7 +195,8 @@ def iter_explain_volume(
         arr = np.asarray(references)
         shared_refs = clf.preprocess(arr[None] if arr.ndim == 2 else arr)
 
-    shape = vol.shape
+    shape = vol.shape if full else (len(chosen), *vol.shape[1:])
+    row_of = {k: (k if full else i) for i, k in enumerate(chosen)}
     keys = [(m, v) for m in opts.methods for v in opts.variants]
     out: dict = {}
     for key in keys:
@@ -204,7 +214,11 @@ def iter_explain_volume(
     targets: dict[int, int] = {}
     for start in range(0, len(chosen), chunk):
         part = chosen[start:start + chunk]
-        xs = torch.cat([clf.preprocess(vol, index=k) for k in part])
+        if reach == 0:  # one stack of the chosen slices (the finiteness was checked once above)
+            xs = clf.preprocess(vol[part])
+        else:  # each slice with its neighbours, from a window of the volume (edges repeat as in the volume)
+            xs = torch.cat([clf.preprocess(vol[max(k - reach, 0):k + reach + 1], index=k - max(k - reach, 0))
+                            for k in part])
         pred = clf.predicted(clf.logits(xs))
         t = [int(p) if fixed is None else fixed for p in pred.tolist()]
         refs = None
@@ -223,7 +237,7 @@ def iter_explain_volume(
         for k, p, tk, m in zip(part, pred.tolist(), t, maps):
             predicted[k], targets[k] = int(p), int(tk)
             for key in keys:
-                out[key][k] = resize_map(m[key], shape[1:])
+                out[key][row_of[k]] = resize_map(m[key], shape[1:])
     params = {"methods": list(opts.methods), "variants": list(opts.variants), "steps": opts.steps,
               "samples": opts.samples, "sg_samples": opts.sg_samples, "sg_level": opts.sg_level, "seed": opts.seed,
               "seed_per_slice": "the same seed for every slice", "ig_method": opts.ig_method,
@@ -231,5 +245,5 @@ def iter_explain_volume(
               "target": fixed, "target_name": None if fixed is None else clf.card.class_names[fixed],
               "references": ref_source, "model": clf.source, "model_sha256_12": clf.card.short_hash,
               "input_size": list(clf.card.input_size), "channels": [list(w) for w in clf.card.windows],
-              "chunk_slices": chunk, "store": str(out_dir) if out_dir is not None else "memory"}
+              "chunk_slices": chunk, "store": str(out_dir) if out_dir is not None else "memory", "full": full}
     return VolumeMaps(out, params)

@@ -290,21 +290,43 @@ def _nifti_on_ct(src: Path, reference: Any) -> Mask | None:
     """A foreign NIfTI resampled (by index, never interpolated) onto the CT's (Z, H, W) grid, when
     its affine is the CT's up to axis order and flips; None for the plugin's own files (exact
     already). Other grids (rotated, other spacing, not covering the CT) are refused."""
+    import warnings
+
     import nibabel as nib
 
-    img = nib.load(src)
+    try:
+        img = nib.load(src)
+        data = np.asanyarray(img.dataobj)
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many types for bad files
+        raise MaskIOError(f"{src} is not a readable NIfTI file: {exc}") from exc
     for ext in img.header.extensions:
         try:
             if json.loads(ext.get_content()).get(_EXT_KEY):
                 return None
         except (ValueError, TypeError, UnicodeDecodeError, AttributeError):
             continue
-    data = np.asanyarray(img.dataobj)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
-        raise MaskIOError(f"{src.name} holds a {data.ndim}-D image; a mask of a CT volume is 3-D")
-    m = np.linalg.inv(img.affine) @ ct_ras_affine(reference)  # CT index (x, y, z) -> NIfTI index
+        return None  # a 2-D mask (of a single slice): read as before
+    if np.issubdtype(data.dtype, np.floating) and not np.all(np.mod(data, 1) == 0):
+        raise MaskIOError(f"{src.name} holds non-integer values (a probability map?): a mask is an integer label "
+                          f"image; threshold it first")
+    try:
+        return _aligned(src, img.affine, data, reference)
+    except MaskIOError:
+        # a placeholder affine (identity, as many ML pipelines write) on an array of the CT's shape:
+        # index order, as without a reference, said in a warning; any real affine that disagrees: refused
+        if not (np.allclose(img.affine, np.eye(4)) and data.T.shape == reference.hu.shape):
+            raise
+        warnings.warn(f"{src.name} has an identity (placeholder) affine: its array, which has the CT's shape, is "
+                      f"used in index order — check that it lies on the CT", stacklevel=3)
+        return None
+
+
+def _aligned(src: Path, affine: np.ndarray, data: np.ndarray, reference: Any) -> Mask:
+    """``data`` put on the CT's grid through ``affine`` (a signed axis permutation and a shift)."""
+    m = np.linalg.inv(affine) @ ct_ras_affine(reference)  # CT index (x, y, z) -> NIfTI index
     rot = m[:3, :3]
     perm = np.argmax(np.abs(rot), axis=1)  # NIfTI axis a follows CT axis perm[a]
     signs = np.sign(rot[np.arange(3), perm])

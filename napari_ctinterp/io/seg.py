@@ -106,7 +106,8 @@ def write_seg(labels: np.ndarray, path: str | os.PathLike[str], reference: CTVol
         raise MaskIOError("the mask is empty: paint something before saving it as a DICOM SEG")
     files = reference.meta.get("files") or []
     if len(files) != lab.shape[0]:
-        raise MaskIOError("a DICOM SEG needs the CT's source files (one per slice): open the CT from DICOM")
+        raise MaskIOError(f"a DICOM SEG is written on a single-frame CT series (one file per slice); this CT has "
+                          f"{len(files)} file(s) for {lab.shape[0]} slices (an enhanced multi-frame CT or not DICOM)")
     sources = [pydicom.dcmread(f) for f in files]
     numbered = np.zeros(lab.shape, dtype=np.uint8 if len(values) < 256 else np.uint16)
     for i, v in enumerate(values):

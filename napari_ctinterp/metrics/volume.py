@@ -35,7 +35,7 @@ class VolumeLocalisation:
         when the explained slices hold no mask pixel.
     skipped : dict
         ``{z: reason}`` for slices with mask pixels that could not be scored (not explained, a
-        constant map, a mask covering the slice).
+        constant map, a mask covering the slice); key ``-1``: why the volume level could not be.
     explained : list of int
         The slices whose map is finite (the volume level's slices).
     """
@@ -95,5 +95,8 @@ def localisation_volume(maps: np.ndarray, mask: np.ndarray, *, regions: np.ndarr
         h, w = a.shape[1:]
         flat_a = a[explained].reshape(len(explained) * h, w)
         flat_m = m[explained].reshape(len(explained) * h, w)
-        volume = localisation(flat_a, flat_m, seed=seed, grid=grid)
+        try:
+            volume = localisation(flat_a, flat_m, seed=seed, grid=grid)
+        except ValueError as e:  # a constant map over the volume: the slices' results still stand
+            skipped[-1] = f"volume: {e}"
     return VolumeLocalisation(slices=slices, volume=volume, skipped=skipped, explained=explained)

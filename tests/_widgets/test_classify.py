@@ -83,7 +83,8 @@ def test_a_four_class_three_window_model_shows_every_class(qtbot, viewer_and_wid
     text = widget.result.value
     assert text.startswith("→ ") and all(f"{n} 0." in text for n in phases), text
     rows = widget.table.data.to_list()
-    assert widget.table.column_headers == ("slice", *(f"P({n})" for n in phases), "class")
-    assert abs(sum(rows[0][1:5]) - 1) < 1e-3 and rows[0][5] in phases
+    assert widget.table.column_headers == ("class", "P", "predicted")  # one slice: a row per class
+    assert [r[0] for r in rows] == list(phases) and abs(sum(float(r[1]) for r in rows) - 1) < 1e-3
+    assert [r[2] for r in rows].count("◀") == 1
     meta = viewer.layers["phantom · arterial"].metadata["ctinterp_classification"]["—"]
     assert meta["class_names"] == list(phases) and len(meta["p"]) == 4

@@ -118,3 +118,15 @@ def test_a_nifti_in_another_orientation_loads_aligned_and_other_grids_are_refuse
         load_mask(_nifti(xyz.astype(np.int16), ct_ras_affine(ct) @ half, tmp_path / "half.nii.gz"), reference=ct)
     with pytest.raises(MaskIOError, match="does not cover"):
         load_mask(_nifti(xyz[:, :, :2].astype(np.int16), ct_ras_affine(ct), tmp_path / "short.nii.gz"), reference=ct)
+
+
+def test_a_probability_nifti_is_refused_and_a_placeholder_affine_is_used_in_index_order(series, tmp_path):
+    _, ct, _ = series
+    lab = _labels(ct.hu.shape)
+    prob = (lab.transpose(2, 1, 0) * 0.7).astype(np.float32)
+    with pytest.raises(MaskIOError, match="non-integer"):
+        load_mask(_nifti(prob, np.eye(4), tmp_path / "prob.nii.gz"), reference=ct)
+    with pytest.warns(UserWarning, match="placeholder"):
+        m = load_mask(_nifti(lab.transpose(2, 1, 0).astype(np.int16), np.eye(4), tmp_path / "eye.nii.gz"),
+                      reference=ct)
+    np.testing.assert_array_equal(m.labels, lab)
