@@ -119,3 +119,18 @@ def test_a_64_slice_volume_runs_in_chunks_within_the_memory_budget(monkeypatch):
     assert max(chunks) == 5 and sum(chunks) == 64 and res.params["chunk_slices"] == 5
     assert max(chunks) * per <= budget  # never more than the budget's accumulators at once
     assert all(m.shape == (64, 40, 40) and np.isfinite(m).all() for m in res.values())
+
+
+def test_compact_output_holds_only_the_chosen_slices(vol):
+    clf = _clf()
+    kw = dict(methods=("BP", "IGB"), variants=("plain",), steps=3)
+    full = explain_volume(clf, vol, slices=[2, 7], **kw)
+    compact = explain_volume(clf, vol, slices=[2, 7], full=False, **kw)
+    for key in full:
+        assert compact[key].shape == (2, *vol.shape[1:])
+        np.testing.assert_array_equal(compact[key], full[key][[2, 7]])
+    bad = vol.copy()
+    bad[9, 0, 0] = np.nan  # a NaN outside the chosen slices does not matter; inside, it is said
+    explain_volume(clf, bad, slices=[2], **kw)
+    with pytest.raises(ValueError, match=r"slice\(s\) \[9\] hold NaN"):
+        explain_volume(clf, bad, slices=[8, 9], **kw)
