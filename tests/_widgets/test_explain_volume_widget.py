@@ -69,20 +69,27 @@ def test_a_bad_slice_range_is_a_message_and_the_widget_stays_idle(volume_viewer)
     assert parse_slices("5, 1,3", 6) == [1, 3, 5] and parse_slices("0:2", 6) == [0, 1, 2]
 
 
+def _metrics_on_volume(viewer):
+    """The Metrics panel docked beside Explain, on the small volume and its mask."""
+    from napari_ctinterp._widgets.metrics_panel import MetricsPanel
+
+    panel = MetricsPanel(viewer)
+    viewer.window.add_dock_widget(panel, name="Metrics")
+    panel.image.value = viewer.layers["small volume"]
+    panel.mask.value = viewer.layers["volume mask"]
+    return panel
+
+
 def test_metrics_along_z_scores_each_masked_slice_and_a_click_moves_there(qtbot, volume_viewer):
     from types import SimpleNamespace
 
-    from napari_ctinterp._widgets.metrics_panel import MetricsPanel
     from napari_ctinterp.metrics import localisation
 
     viewer, widget = volume_viewer
     widget.scope.value = "whole volume"
     widget.xrai.value = "off"
     _run(qtbot, widget)
-    panel = MetricsPanel(viewer)
-    viewer.window.add_dock_widget(panel, name="Metrics")
-    panel.image.value = viewer.layers["small volume"]
-    panel.mask.value = viewer.layers["volume mask"]
+    panel = _metrics_on_volume(viewer)
     az = panel.along_z
     az.compute()
     qtbot.waitUntil(lambda: az.button.enabled, timeout=60_000)
@@ -98,14 +105,9 @@ def test_metrics_along_z_scores_each_masked_slice_and_a_click_moves_there(qtbot,
 
 
 def test_along_z_on_a_single_slice_map_says_to_explain_several_slices(qtbot, volume_viewer):
-    from napari_ctinterp._widgets.metrics_panel import MetricsPanel
-
     viewer, widget = volume_viewer
     widget.scope.value = "current slice"
     _run(qtbot, widget)
-    panel = MetricsPanel(viewer)
-    viewer.window.add_dock_widget(panel, name="Metrics")
-    panel.image.value = viewer.layers["small volume"]
-    panel.mask.value = viewer.layers["volume mask"]
+    panel = _metrics_on_volume(viewer)
     panel.along_z.compute()
     assert "explain several slices" in panel.along_z.status.value and panel.along_z.button.enabled
