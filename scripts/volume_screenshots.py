@@ -1,7 +1,8 @@
 """Screenshot of a volume explained over a slice range and scored along z (docs/img/volume_along_z.png).
 
 A fresh process opens the sample volume, docks Explain first, explains slices 8–15 (BP and IGB,
-plain), docks Metrics, scores the shown map along z and clicks slice 12 on the plot:
+plain), docks Metrics, scores the shown map along z and clicks slice 12 on the plot; then the
+table shows slice 12 and the volume (docs/img/volume_table_scope.png):
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python scripts/volume_screenshots.py docs/img
 """
 
@@ -51,6 +52,15 @@ def main(out: Path) -> None:
     pump(1)
     viewer.screenshot(str(out / "volume_along_z.png"), canvas_only=False)
     print("slice shown:", viewer.dims.current_step[0])
+    metrics.with_fidelity.value = False
+    metrics.scope.value = "slice and volume"
+    metrics.compute()
+    wait(lambda: metrics.compute_button.enabled)
+    print(f"slice and volume table: {metrics.status.value}")
+    metrics.native.parent().parent().verticalScrollBar().setValue(10_000) if hasattr(
+        metrics.native.parent().parent(), "verticalScrollBar") else None
+    pump(1)
+    viewer.screenshot(str(out / "volume_table_scope.png"), canvas_only=False)
     viewer.close()
 
 

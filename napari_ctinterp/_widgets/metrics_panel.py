@@ -47,7 +47,10 @@ from .metric_plots import draw_curves, rank_correlation
 
 #: Visible table columns (header, MapScore field); every field is in the CSV and the row's tooltip.
 TABLE = (("method", "method"), ("variant", "variant"), ("map", "kind"), ("AUC", "auc"), ("max Dice", "max_dice"),
-         ("F", "fidelity"))
+         ("F", "fidelity"), ("on", "scope"))
+AUC_COLUMN = [k for _h, k in TABLE].index("auc")
+#: What the table scores: the current slice, every explained slice as one volume, or both.
+SCOPES = ("this slice", "volume", "slice and volume")
 #: Debounce of re-scoring after a brush stroke (ms).
 PAINT_DEBOUNCE_MS = 150
 
@@ -74,6 +77,9 @@ class MetricsPanel(Container):
         self.mask = ComboBox(label="reference mask", choices=self._mask_choices)
         self.curves_of = ComboBox(label="curves of", choices=["pixel maps", "XRAI region maps", "all maps"],
                                   value="pixel maps")
+        self.scope = ComboBox(label="table shows", choices=list(SCOPES), value=SCOPES[0],
+                              tooltip="volume: each map scored over all its explained slices at once (3D ROC AUC "
+                                      "and max Dice; fidelity is per slice)")
         self.with_fidelity = CheckBox(text="fidelity (model forward passes, once per map)", value=True)
         self.auto = CheckBox(text="re-score after painting", value=True)
         self.compute_button = PushButton(text="Compute")
@@ -96,8 +102,8 @@ class MetricsPanel(Container):
         self.figure = Figure(figsize=(4.4, 5.6))  # fixed margins: see metric_plots._legend
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(470)
-        self.extend([self.image, self.mask, self.curves_of, self.with_fidelity, self.auto, self.compute_button,
-                     *self.progress.widgets, self.status])
+        self.extend([self.image, self.mask, self.scope, self.curves_of, self.with_fidelity, self.auto,
+                     self.compute_button, *self.progress.widgets, self.status])
         self.native.layout().addWidget(self.table)
         self.native.layout().addWidget(self.canvas)
         self.extend([self.export_path, self.export_button])
@@ -108,6 +114,7 @@ class MetricsPanel(Container):
         self.compute_button.changed.connect(self.compute)
         self.export_button.changed.connect(lambda: self.export(Path(str(self.export_path.value))))
         self.curves_of.changed.connect(lambda *_: self._plot())
+        self.scope.changed.connect(lambda *_: self.compute() if self._computed else None)
         self.with_fidelity.changed.connect(lambda *_: self._plot())
         self.table.itemSelectionChanged.connect(self._row_selected)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
@@ -202,6 +209,15 @@ class MetricsPanel(Container):
         hu = np.asarray(image.data if idx is None else image.data[idx], dtype=np.float32)
         mask = np.asarray(mask_layer.data)
         self._computed, self._mask_fp = True, fingerprint(mask)
+        scope = self.scope.value
+        volume_items = []
+        if scope != SCOPES[0]:
+            try:
+                volume_items = _volume_items(maps, image, mask)
+            except ValueError as e:
+                self._fail(str(e))
+                return
+        mask3d = mask
         mask_idx = current_slice_index(self.viewer, mask_layer)
         mask = mask if mask.ndim == 2 else mask[mask_idx if mask_idx is not None else 0]
         if mask.shape != hu.shape:
@@ -209,7 +225,7 @@ class MetricsPanel(Container):
                        f"paint the mask on a Labels layer made for this CT")
             return
         items, layers = [], []
-        for ly in maps:
+        for ly in maps if scope != "volume" else []:
             info = ly.metadata["ctinterp_map"]
             values = _slice_of(np.asarray(ly.data), info, idx)
             if values is None:
@@ -220,11 +236,12 @@ class MetricsPanel(Container):
             method = info["method"] + (f" · →{info['tag']}" if info.get("tag") else "")
             items.append((method, info["variant"], info.get("kind", "pixel"), values, ranks))
             layers.append(ly)
-        if not items:
+        if not items and not volume_items:
             self._fail(f"no map of {image.name!r} covers slice {idx}: explain this slice first")
             return
         # The fill of the fidelity curves follows the class each map explains (its target).
         labels = [_target_of(ly.metadata["ctinterp_map"], idx) for ly in layers]
+        layers = layers + [ly for _item, ly in volume_items]  # the volume rows follow the slice rows
         use_fid, model = self.with_fidelity.value, maps[0].metadata["ctinterp_map"].get("model", "demo")
         scorer, hu_fp, data0 = self.scorer, fingerprint(hu), [ly.data for ly in layers]
 
@@ -240,12 +257,15 @@ class MetricsPanel(Container):
                 except ValueError as e:  # this map cannot be scored (e.g. constant); the others can
                     scores.append(f"{item[0]} · {item[1]}: {e}")
                 yield
+            for (method, variant, kind, values, ranks), _ly in volume_items:
+                scores.append(_volume_score(method, variant, kind, values, ranks, mask3d))
+                yield
             return scores
 
         self.compute_button.enabled = False
         runs_before = scorer.fidelity_runs
-        self.status.value = f"scoring {len(items)} map(s)…"
-        self.worker = start_worker(job, total=len(items), description="Metrics",
+        self.status.value = f"scoring {len(items) + len(volume_items)} map(s)…"
+        self.worker = start_worker(job, total=len(items) + len(volume_items), description="Metrics",
                                    on_done=lambda sc: self._show(sc, layers, data0, idx, mask_layer.name,
                                                                  runs_before),
                                    on_error=lambda e: self._fail(str(e), notify=False), progress=self.progress,
@@ -273,19 +293,19 @@ class MetricsPanel(Container):
         changed = [ly.name for _, ly, d in kept if ly.data is not d]  # Explain re-ran meanwhile
         self.scores, self._layers = scores, layers
         for s, ly, d in kept:
-            if ly.data is not d:
+            if ly.data is not d or s.scope != "slice":
                 continue
             # Assigned whole so napari emits the metadata event the Gallery listens to.
             ly.metadata = {**ly.metadata, "ctinterp_scores": {"slice": idx, "mask": mask_name, "auc": s.auc,
                                                               "max_dice": s.max_dice, "F": s.fidelity}}
-        self._fill_table(scores)
+        self._fill_table(scores, idx)
         self._plot()
         self.compute_button.enabled = True
-        best = max(scores, key=lambda s: s.auc)
+        best = max(scores, key=lambda s: s.auc if np.isfinite(s.auc) else -np.inf)
         new_fid = self.scorer.fidelity_runs - runs_before
         rho, _n = rank_correlation(scores)
         text = (f"{len(scores)} maps scored; best AUC {best.auc:.3f} ({best.method} · {best.variant}"
-                f"{' · XRAI' if best.kind == 'region' else ''})")
+                f"{' · XRAI' if best.kind == 'region' else ''}{' · volume' if best.scope == 'volume' else ''})")
         n_fid = sum(np.isfinite(s.fidelity) for s in scores)
         if n_fid:
             text += f"; fidelity: {new_fid} computed, {n_fid - new_fid} from cache"
@@ -297,7 +317,7 @@ class MetricsPanel(Container):
             text += f". {len(changed)} map(s) changed while scoring: click Compute again"
         self.status.value = text
 
-    def _fill_table(self, scores: list[MapScore]) -> None:
+    def _fill_table(self, scores: list[MapScore], idx: int | None = None) -> None:
         self.table.setSortingEnabled(False)
         self.table.clearContents()
         self.table.setRowCount(len(scores))
@@ -305,6 +325,7 @@ class MetricsPanel(Container):
             row = s.row()
             tip = (f"exact AUC {s.auc:.4f} · grid AUC {s.auc_grid:.4f} · max Dice {s.max_dice:.4f} at k* = "
                    f"{s.k_star:g} % · mass in mask {s.relevance_mass:.3f} · F {s.fidelity:.4f}")
+            row["scope"] = "volume" if s.scope == "volume" else (f"z {idx}" if idx is not None else "slice")
             for c, (_h, key) in enumerate(TABLE):
                 v = row[key]
                 item = _NumberItem(v) if isinstance(v, float) else QTableWidgetItem(
@@ -313,17 +334,22 @@ class MetricsPanel(Container):
                 item.setToolTip(tip)
                 self.table.setItem(r, c, item)
         self.table.setSortingEnabled(True)
-        self.table.sortItems(3, Qt.SortOrder.DescendingOrder)  # best AUC first
+        self.table.sortItems(AUC_COLUMN, Qt.SortOrder.DescendingOrder)  # best AUC first
 
     def _label_sort(self, column: int, order: Qt.SortOrder) -> None:
         arrow = " ▼" if order == Qt.SortOrder.DescendingOrder else " ▲"
         self.table.setHorizontalHeaderLabels([h + (arrow if c == column else "") for c, (h, _k) in enumerate(TABLE)])
 
     def visible_scores(self) -> list[MapScore]:
-        """The scores whose curves the plots show (``curves of``)."""
+        """The scores whose curves the plots show (``curves of``; the volume rows when the table
+        shows only the volume)."""
         want = {"pixel maps": {"pixel"}, "XRAI region maps": {"region"}, "all maps": {"pixel", "region"}}
         kinds = want[self.curves_of.value]
         shown = [s for s in self.scores if s.kind in kinds or (s.method, s.variant, s.kind) == self._highlight]
+        # one scope at a time in the plots (their styles say method, variant and map, not scope):
+        # with both in the table, the curves are the slice's
+        plotted = "volume" if self.scope.value == "volume" else "slice"
+        shown = [s for s in shown if s.scope == plotted]
         if not self.with_fidelity.value:
             shown = [replace(s, fidelity=float("nan"), fidelity_curves=None) for s in shown]
         return shown
@@ -367,6 +393,44 @@ class MetricsPanel(Container):
         wide.savefig(svg)
         self.status.value = f"exported {path.name}, {png.name}, {svg.name}"
         return [path, png, svg]
+
+
+def _volume_items(maps: list, image: Any, mask: np.ndarray) -> list:
+    """``((method, variant, kind, values (Z, H, W), ranks or None), layer)`` for every map that
+    covers several slices of the volume (slices not explained: NaN, left out of the volume)."""
+    if np.ndim(image.data) != 3 or mask.ndim != 3:
+        raise ValueError("volume scores need a volume CT and a (Z, H, W) mask: this CT or mask is a single slice")
+    out = []
+    for ly in maps:
+        info, data = ly.metadata["ctinterp_map"], np.asarray(ly.data, dtype=np.float32)
+        if data.shape != mask.shape:
+            continue  # one slice's map: it has no volume score
+        explained = info.get("slices") or range(len(data))
+        values = np.full(data.shape, np.nan, np.float32)
+        values[list(explained)] = data[list(explained)]
+        ranks = ly.metadata.get("ranks")
+        ranks = np.asarray(ranks) if ranks is not None and np.shape(ranks) == data.shape else None
+        method = info["method"] + (f" · →{info['tag']}" if info.get("tag") else "")
+        out.append(((method, info["variant"], info.get("kind", "pixel"), values, ranks), ly))
+    if not out:
+        raise ValueError("no map covers several slices yet: explain a slice range, the slices with mask or the "
+                         "whole volume to get volume scores")
+    return out
+
+
+def _volume_score(method: str, variant: str, kind: str, values: np.ndarray, ranks: np.ndarray | None,
+                  mask: np.ndarray) -> MapScore | str:
+    """One volume-level row (3D AUC and max Dice; fidelity is per slice: NaN), or why not."""
+    from ..metrics import localisation_volume
+
+    try:
+        vol = localisation_volume(np.abs(values), mask, regions=ranks).volume
+    except ValueError as e:
+        return f"{method} · {variant} (volume): {e}"
+    if vol is None:
+        return f"{method} · {variant} (volume): no explained slice has mask pixels"
+    return MapScore(method, variant, kind, vol.auc, vol.auc_grid, vol.max_dice, vol.k_star, vol.relevance_mass,
+                    float("nan"), vol, None, scope="volume")
 
 
 def _target_of(info: dict, idx: int | None) -> int:

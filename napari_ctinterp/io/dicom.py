@@ -125,34 +125,57 @@ def _ensure_transfer_syntax(ds: Dataset) -> None:
     )
 
 
-def _fill(hu: np.ndarray, frames: Sequence[Frame]) -> None:
-    """Decode each file once and write its frames' HU into ``hu`` (slice order = frame order)."""
+def _fill(hu: np.ndarray, frames: Sequence[Frame], bad_slices: str = "raise") -> dict[int, str]:
+    """Decode each file once and write its frames' HU into ``hu`` (slice order = frame order).
+
+    With ``bad_slices="nan"`` a file that cannot be read or decoded leaves its slices NaN and is
+    returned as ``{z: message}`` instead of raising (a study goes on with the other slices).
+    """
     slots: dict[Path, list[tuple[int, Frame]]] = {}
     for z, frame in enumerate(frames):
         slots.setdefault(frame.header.path, []).append((z, frame))
+    bad: dict[int, str] = {}
     for path, items in slots.items():
         try:
-            ds = pydicom.dcmread(path, force=items[0][1].header.forced)
-        except Exception as exc:  # noqa: BLE001
-            raise CTReadError(f"Cannot read {path}: {exc}. The file may be truncated.") from exc
-        if not any(k in ds for k in _PIXEL_KEYWORDS):
-            raise CTReadError(
-                f"{path} is a DICOM file without pixel data (no (7FE0,0010) Pixel Data element); "
-                "it holds no image. Remove it or open the CT image files instead."
-            )
-        _ensure_transfer_syntax(ds)
-        n_frames = items[0][1].header.n_frames
-        h, w = hu.shape[1:]
-        arr = _decode(ds, path)
-        if arr.size != n_frames * h * w:
-            raise CTReadError(f"{path}: decoded pixel data has shape {arr.shape}, expected {n_frames} x {h} x {w}.")
-        arr = arr.reshape(n_frames, h, w)
-        for z, frame in items:
-            stored = arr[frame.index or 0]
+            _fill_file(hu, path, items)
+        except CTReadError as exc:
+            if bad_slices != "nan":
+                raise
+            for z, _ in items:
+                hu[z] = np.nan
+                bad[z] = str(exc)
+    return bad
+
+
+def _fill_file(hu: np.ndarray, path: Path, items: list[tuple[int, Frame]]) -> None:
+    """Write the HU of one file's frames into their slots of ``hu``."""
+    try:
+        ds = pydicom.dcmread(path, force=items[0][1].header.forced)
+    except Exception as exc:  # noqa: BLE001
+        raise CTReadError(f"Cannot read {path}: {exc}. The file may be truncated.") from exc
+    if not any(k in ds for k in _PIXEL_KEYWORDS):
+        raise CTReadError(
+            f"{path} is a DICOM file without pixel data (no (7FE0,0010) Pixel Data element); "
+            "it holds no image. Remove it or open the CT image files instead."
+        )
+    _ensure_transfer_syntax(ds)
+    n_frames = items[0][1].header.n_frames
+    h, w = hu.shape[1:]
+    arr = _decode(ds, path)
+    if arr.size != n_frames * h * w:
+        raise CTReadError(f"{path}: decoded pixel data has shape {arr.shape}, expected {n_frames} x {h} x {w}.")
+    arr = arr.reshape(n_frames, h, w)
+    for z, frame in items:
+        stored = arr[frame.index or 0]
+        try:
             if frame.slope is None:
                 hu[z] = apply_modality_lut(stored, ds)
             else:
                 hu[z] = stored * np.float32(frame.slope) + np.float32(frame.intercept or 0.0)
+        except (TypeError, ValueError) as exc:  # e.g. a RescaleSlope that is not a number
+            raise CTReadError(f"{path}: cannot apply RescaleSlope / RescaleIntercept "
+                              f"({ds.get('RescaleSlope')!r}, {ds.get('RescaleIntercept')!r}): {exc}. "
+                              "Fix these elements or re-export the series.") from exc
 
 
 def _meta(group: SeriesGroup, groups: list[SeriesGroup], frames: Sequence[Frame], source: Source,
@@ -180,7 +203,7 @@ def _meta(group: SeriesGroup, groups: list[SeriesGroup], frames: Sequence[Frame]
     }
 
 
-def read_ct(source: Source) -> CTVolume:
+def read_ct(source: Source, *, bad_slices: str = "raise") -> CTVolume:
     """Read a CT volume from DICOM.
 
     Files are grouped by *SeriesInstanceUID*; the largest CT series is opened (if there is no CT
@@ -194,6 +217,10 @@ def read_ct(source: Source) -> CTVolume:
     source : str, os.PathLike or sequence of them
         A DICOM file, a folder (searched recursively; non-DICOM files are skipped), or a list of
         files (non-DICOM files are skipped with a warning).
+    bad_slices : {"raise", "nan"}
+        A file of the series whose pixel data cannot be read or decoded raises (default), or
+        with ``"nan"`` leaves its slices NaN, listed in ``meta["bad_slices"]`` as
+        ``{z: message}`` with a warning (a study reports those slices and goes on).
 
     Returns
     -------
@@ -219,8 +246,13 @@ def read_ct(source: Source) -> CTVolume:
     geometry = order_frames(frames)
     warn.extend(geometry.warnings)
 
+    if bad_slices not in ("raise", "nan"):
+        raise ValueError(f"bad_slices must be 'raise' or 'nan', not {bad_slices!r}")
     hu = np.empty((len(frames), frames[0].rows, frames[0].cols), dtype=np.float32)
-    _fill(hu, geometry.frames)
+    bad = _fill(hu, geometry.frames, bad_slices)
+    if bad:
+        warn.append(f"{len(bad)} slice(s) could not be decoded and are NaN (z = {sorted(bad)[:10]}): "
+                    f"{next(iter(bad.values()))}")
 
     meta = _meta(group, groups, geometry.frames, source, skipped)
     meta.update(
@@ -228,6 +260,7 @@ def read_ct(source: Source) -> CTVolume:
         orientation=geometry.orientation,
         slice_normal=geometry.normal,
         slice_positions_mm=list(geometry.positions_mm),
+        bad_slices=bad,
     )
     for message in warn:
         warnings.warn(message, CTReadWarning, stacklevel=2)

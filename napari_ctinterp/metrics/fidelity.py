@@ -14,7 +14,7 @@ large batches.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -131,7 +131,8 @@ def _ranks(maps: torch.Tensor, seed: int) -> torch.Tensor:
 
 def fidelity(clf: Classifier, images: np.ndarray, maps: np.ndarray, labels: np.ndarray, *,
              fill: Fill = "label", step: float = 2.5, seed: int = 0, batch_size: int = 64,
-             bootstrap: int = 1000, progress: Callable[[int, int], object] | None = None) -> Fidelity:
+             bootstrap: int = 1000, progress: Callable[[int, int], object] | None = None,
+             index: Sequence[int] | None = None) -> Fidelity:
     """MiF/LiF fidelity of one method's maps over a set of slices.
 
     Parameters
@@ -147,21 +148,40 @@ def fidelity(clf: Classifier, images: np.ndarray, maps: np.ndarray, labels: np.n
         (N,) true classes (1 = contrast): choose the label-dependent fill and the accuracy.
     fill : {"label", "mean", "blur", "road"}
         Replacement of removed pixels (see module docstring).
+    index : sequence of int, optional
+        For a 2.5D model: ``images`` is the volume (Z, H, W) and ``maps`` / ``labels`` describe
+        its slices ``index``. The neighbouring-slice channels are the slice's context and stay as
+        they are; only the channels of the explained slice (offset 0) are filled.
     """
     imgs = np.asarray(images)
     mp = np.asarray(maps, dtype=np.float32)
     lab = np.asarray(labels).astype(int).ravel()
-    if imgs.ndim == 2:
-        imgs, mp = imgs[None], mp[None]
-    if imgs.shape != mp.shape or len(lab) != len(imgs):
-        raise ValueError(f"images {imgs.shape}, maps {mp.shape} and labels ({len(lab)}) must describe the "
-                         f"same slices")
+    if index is not None:
+        idx = np.atleast_1d(np.asarray(index, dtype=int))
+        mp = mp[None] if mp.ndim == 2 else mp
+        if imgs.ndim != 3 or mp.shape[1:] != imgs.shape[1:] or len(mp) != len(idx) or len(lab) != len(idx):
+            raise ValueError(f"with index=, images must be a volume (Z, H, W) and maps (N, H, W) / labels (N,) "
+                             f"its slices; got images {imgs.shape}, maps {mp.shape}, {len(lab)} labels, "
+                             f"{len(idx)} indices")
+    else:
+        if imgs.ndim == 2:
+            imgs, mp = imgs[None], mp[None]
+        if imgs.shape != mp.shape or len(lab) != len(imgs):
+            raise ValueError(f"images {imgs.shape}, maps {mp.shape} and labels ({len(lab)}) must describe the "
+                             f"same slices")
+        if clf.card.is_2_5d:
+            raise ValueError(f"this model is 2.5D (channels at slice offsets {clf.card.slice_offsets}): pass the "
+                             f"volume as images and the slices scored as index=[...]")
     if not np.isfinite(mp).all():
         raise ValueError("a map has NaN/inf values: it cannot rank pixels")
     n_classes = clf.card.n_classes
     if not set(np.unique(lab)) <= set(range(n_classes)):
         raise ValueError(f"labels must be class indices 0…{n_classes - 1} of {list(clf.class_names)}")
-    x = clf.preprocess(imgs)
+    x = (torch.cat([clf.preprocess(imgs, index=int(k)) for k in idx]) if index is not None
+         else clf.preprocess(imgs))
+    # a 2.5D model: only the explained slice's channels are removed, its neighbours are context
+    own = (torch.tensor([o == 0 for o in clf.card.slice_offsets], device=x.device).view(1, -1, 1, 1)
+           if clf.card.is_2_5d else None)
     m = torch.as_tensor(mp)[:, None].to(x.device)
     m = F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False) if m.shape[-2:] != x.shape[-2:] else m
     ranks = _ranks(m, seed)
@@ -183,6 +203,7 @@ def fidelity(clf: Classifier, images: np.ndarray, maps: np.ndarray, labels: np.n
             for j in js:
                 n_rm = int(round(p[j] / 100 * n_pix))
                 removed = ranks < n_rm if name == "mif" else ranks >= n_pix - n_rm
+                removed = removed if own is None else removed & own
                 filled = road_impute(x, removed, seed=seed + j) if fills is None else torch.where(removed, fills, x)
                 batch.append(filled)
             logits = clf.logits(torch.cat(batch), batch_size=batch_size)

@@ -32,6 +32,7 @@ class MapScore:
     fidelity: float
     curves: Localisation
     fidelity_curves: object | None = None
+    scope: str = "slice"  # "slice" (the current slice) or "volume" (every explained slice at once)
 
     def row(self) -> dict:
         """The table row (no curves)."""
@@ -43,7 +44,8 @@ class MapScore:
 
 MapItem = tuple[str, str, str, np.ndarray, "np.ndarray | None"]
 
-COLUMNS = ("method", "variant", "kind", "auc", "auc_grid", "max_dice", "k_star", "relevance_mass", "fidelity")
+COLUMNS = ("method", "variant", "kind", "auc", "auc_grid", "max_dice", "k_star", "relevance_mass", "fidelity",
+           "scope")
 
 
 def score_maps(maps: Iterable[MapItem], mask: np.ndarray, *, clf=None, hu: np.ndarray | None = None,

@@ -7,11 +7,22 @@ mask pixel: the default when a mask is given), ``all``, ``k``, ``a:b`` (both inc
 ``a,b,c``. Without ``slices`` and mask, the series' first slice (as before). Every chosen slice is
 one task (``slice_id`` = ``file#z<k>`` when a series gives several). Slices without a mask get no
 localisation scores; their fidelity is still computed.
+
+Labels per slice: a ``slice`` column (``file,slice,label[,mask]``: one row per slice, several rows
+per series), or a ``label`` cell naming a CSV beside labels.csv with columns ``slice,label`` for
+that series' slices (with ``slices``, only the chosen ones are run; a chosen slice without a label
+is an error row).
+
+A file of a series that cannot be decoded makes its slice an error row; the series' other slices
+go on. A 2.5D model's neighbouring slices come from the series (``load_context``). A worker
+keeps the last series it read (and its mask), so the slices of one series read it once.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,26 +56,26 @@ def folder_slices(folder: str | Path, labels_csv: str | Path | None = None) -> l
     """Slices listed in ``labels.csv`` of a user folder."""
     root = Path(folder)
     csv_path = Path(labels_csv) if labels_csv else root / "labels.csv"
-    if not csv_path.exists():
-        raise FileNotFoundError(f"{csv_path} not found: a study folder needs labels.csv with columns file,label "
-                                f"(and optionally mask)")
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"file", "label"} <= set(rows[0]):
-        raise ValueError(f"{csv_path}: expected columns file,label[,mask]")
+    rows = _read_csv(csv_path, ("file", "label"), f"{csv_path} not found: a study folder needs labels.csv with "
+                     f"columns file,label (and optionally mask, slices, slice)", "file,label[,mask][,slices]")
     out = []
     for row in rows:
         raw = row["label"].strip()
-        lab = raw.lower()
         if not raw:
             raise ValueError(f"{csv_path}: {row['file']} has no label: give a class index or a class name of the "
                              f"model's card (1/0 or contrast/no contrast for the demo)")
-        # 1/0 and contrast/no contrast as before; other indices or names are checked against the card
-        label: int | str = (int(lab in ("1", "contrast")) if lab in ("0", "1", "contrast", "no contrast")
-                            else int(raw) if raw.isdigit() else raw)
         mask = (row.get("mask") or "").strip()
-        spec = (row.get("slices") or "").strip().lower() or ("masked" if mask else "")
         source, mask_path = str(root / row["file"]), str(root / mask) if mask else ""
+        if (row.get("slice") or "").strip():  # one row per slice: file,slice,label
+            k = row["slice"].strip()
+            if not k.lstrip("-").isdigit():
+                raise ValueError(f"{csv_path}: {row['file']}: slice {k!r} is not a slice index (0 = first)")
+            out.append(SliceRef(slice_id=f"{row['file']}#z{int(k)}", label=_label(raw), source=source,
+                                index=int(k), mask_path=mask_path, series=row["file"]))
+            continue
+        per_slice = _slice_labels(root / raw, csv_path) if raw.lower().endswith(".csv") else None
+        label: int | str = _label(raw) if per_slice is None else ""
+        spec = (row.get("slices") or "").strip().lower() or ("masked" if mask else "all" if per_slice else "")
         if not spec:  # one slice per file, as before
             out.append(SliceRef(slice_id=row["file"], label=label, source=source, mask_path=mask_path,
                                 series=row["file"]))
@@ -75,28 +86,106 @@ def folder_slices(folder: str | Path, labels_csv: str | Path | None = None) -> l
             out.append(SliceRef(slice_id=row["file"], label=label, source=source, mask_path=mask_path,
                                 series=row["file"], index=-1, phase=f"error: {e}"))
             continue
-        out.extend(SliceRef(slice_id=f"{row['file']}#z{k}", label=label, source=source, index=k,
-                            mask_path=mask_path, series=row["file"]) for k in chosen)
+        if per_slice is not None:
+            chosen = [k for k in chosen if k in per_slice] if spec == "all" else chosen
+            missing = [k for k in chosen if k not in per_slice]
+            out.extend(SliceRef(slice_id=f"{row['file']}#z{k}", label="", source=source, series=row["file"],
+                                index=-1, phase=f"error: slice {k} has no label in {raw}") for k in missing)
+            chosen = [k for k in chosen if k in per_slice]
+        out.extend(SliceRef(slice_id=f"{row['file']}#z{k}", label=label if per_slice is None else per_slice[k],
+                            source=source, index=k, mask_path=mask_path, series=row["file"]) for k in chosen)
+    return out
+
+
+def _label(raw: str) -> int | str:
+    """A label cell: 1/0 and contrast/no contrast as before; other indices or names are checked
+    against the card when the slice runs."""
+    lab = raw.strip().lower()
+    if lab in ("0", "1", "contrast", "no contrast"):
+        return int(lab in ("1", "contrast"))
+    return int(raw) if raw.strip().isdigit() else raw.strip()
+
+
+def _read_csv(path: Path, needed: tuple[str, ...], missing: str, expected: str) -> list[dict]:
+    """The rows of a CSV that must exist and have the ``needed`` columns (messages say what to write)."""
+    if not path.exists():
+        raise FileNotFoundError(missing)
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not set(needed) <= set(rows[0]):
+        raise ValueError(f"{path}: expected columns {expected}")
+    return rows
+
+
+def _slice_labels(path: Path, csv_path: Path) -> dict[int, int | str]:
+    """``{slice: label}`` from a per-series CSV with columns slice,label."""
+    rows = _read_csv(path, ("slice", "label"), f"{csv_path}: the label {path.name} names a per-slice label file "
+                     f"that does not exist (expected columns slice,label)", "slice,label")
+    out: dict[int, int | str] = {}
+    for r in rows:
+        k = (r["slice"] or "").strip()
+        if not k.isdigit() or not (r["label"] or "").strip():
+            raise ValueError(f"{path}: row {r} needs a slice index and a label")
+        out[int(k)] = _label(r["label"])
     return out
 
 
 def _chosen_slices(spec: str, source: str, mask_path: str) -> list[int]:
     from ..explain.volume import parse_slices
-    from ..io import load_mask, read_ct
 
-    vol = read_ct(source)
+    vol, m = series_and_mask(source, mask_path if spec == "masked" else "")
     if spec != "masked":
         return parse_slices(spec, vol.hu.shape[0])
     if not mask_path:
         raise ValueError("slices=masked needs a mask column")
-    m = load_mask(mask_path, reference=vol).labels
-    m = m[None] if m.ndim == 2 else m
-    if m.shape != vol.hu.shape:
-        raise ValueError(f"mask shape {m.shape} differs from the series {vol.hu.shape}")
     chosen = [int(z) for z in np.flatnonzero(m.reshape(len(m), -1).any(1))]
     if not chosen:
         raise ValueError(f"the mask {Path(mask_path).name} is empty on every slice")
     return chosen
+
+
+def _stamp(path: str) -> int:
+    """A change stamp of a file or folder (its mtime), so a cached read never outlives an edit."""
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def series_and_mask(source: str, mask_path: str = ""):
+    """The series (read with ``bad_slices="nan"``) and its mask aligned to it (Z, H, W) or None;
+    the last one read is kept, so the slices of a series read it once per process."""
+    return _series_and_mask(source, _stamp(source), mask_path, _stamp(mask_path) if mask_path else 0)
+
+
+@functools.lru_cache(maxsize=1)
+def _series_and_mask(source: str, _stamp_s: int, mask_path: str, _stamp_m: int):
+    from ..io import load_mask, read_ct
+
+    vol = read_ct(source, bad_slices="nan")
+    if not mask_path:
+        return vol, None
+    m = load_mask(mask_path, reference=vol).labels
+    m = m[None] if m.ndim == 2 else m
+    if m.shape != vol.hu.shape:
+        raise ValueError(f"mask shape {m.shape} differs from the series {vol.hu.shape}")
+    return vol, m
+
+
+def forget_series() -> None:
+    """Drop the series kept by :func:`series_and_mask`."""
+    _series_and_mask.cache_clear()
+
+
+def _checked(ref: SliceRef, vol, z: int) -> np.ndarray:
+    """Slice ``z`` of the series, or the error that makes it a row of its own."""
+    bad = vol.meta.get("bad_slices", {})
+    if z in bad:
+        raise ValueError(f"{ref.slice_id}: slice {z} could not be read: {bad[z]}")
+    hu = vol.hu[z]
+    if not np.isfinite(hu).all():
+        raise ValueError(f"{ref.slice_id}: slice {z} has NaN/inf pixels")
+    return hu
 
 
 def load_slice(ref: SliceRef) -> tuple[np.ndarray, np.ndarray | None]:
@@ -106,20 +195,24 @@ def load_slice(ref: SliceRef) -> tuple[np.ndarray, np.ndarray | None]:
 
         s = make_slice(ref.seed, contrast=bool(ref.label), phase=ref.phase or None)
         return s.hu, s.mask
-    from ..io import load_mask, read_ct
-
     if ref.index < 0:  # planning failed for this series (see folder_slices)
         raise ValueError(ref.phase.removeprefix("error: "))
-    vol = read_ct(ref.source)
+    vol, m = series_and_mask(ref.source, ref.mask_path)
     if ref.index >= vol.hu.shape[0]:
         raise IndexError(f"{ref.slice_id}: slice {ref.index} outside the series' {vol.hu.shape[0]} slices")
-    hu = vol.hu[ref.index]
-    if not np.isfinite(hu).all():
-        raise ValueError(f"{ref.slice_id}: the slice has NaN/inf pixels")
-    mask = None
-    if ref.mask_path:
-        m = load_mask(ref.mask_path, reference=vol).labels
-        mask = (m[ref.index] if m.ndim == 3 else m) > 0
-        if mask.shape != hu.shape:
-            raise ValueError(f"{ref.slice_id}: mask shape {mask.shape} differs from the slice {hu.shape}")
-    return hu, mask
+    hu = _checked(ref, vol, ref.index)
+    return hu, (m[ref.index] > 0 if m is not None else None)
+
+
+def load_context(ref: SliceRef, reach: int) -> tuple[np.ndarray, int]:
+    """The slices a 2.5D model needs: the series from ``index − reach`` to ``index + reach``
+    (clipped at the ends, where the model repeats the edge slice) and the slice's index in it."""
+    if ref.source == "phantom":
+        raise ValueError("a 2.5D model needs neighbouring slices: the demo phantom set has single slices; "
+                         "run the study on DICOM series (--data)")
+    load_slice(ref)  # the slice itself: its own errors first
+    vol, _ = series_and_mask(ref.source, ref.mask_path)
+    lo, hi = max(0, ref.index - reach), min(vol.hu.shape[0], ref.index + reach + 1)
+    for z in range(lo, hi):
+        _checked(ref, vol, z)
+    return vol.hu[lo:hi], ref.index - lo

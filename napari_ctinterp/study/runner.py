@@ -12,7 +12,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from .config import StudyConfig
@@ -29,6 +29,23 @@ def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _ref_record(ref: SliceRef) -> dict:
+    """What a slice's stored result was computed from (its label, file, slice and mask)."""
+    return {k: v for k, v in asdict(ref).items() if k != "phase" or ref.source == "phantom"}
+
+
+def _finished(path: Path, ref: SliceRef) -> bool:
+    """Whether ``path`` holds this slice's result for the same inputs: a slice whose label, file,
+    index or mask changed in labels.csv since (same config key) is computed again, not reused."""
+    if not path.exists():
+        return False
+    try:
+        stored = json.loads(path.read_text()).get("ref")
+    except (OSError, ValueError):
+        return False  # a damaged file: compute again
+    return stored is None or stored == _ref_record(ref)  # results from before refs were stored: kept
 
 
 def _phantom_task(model: str) -> str:
@@ -93,12 +110,12 @@ def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_
     write_atomic(run_dir / "config.json", json.dumps({"config": cfg.to_dict(), "card": clf.card.to_dict()},
                                                       indent=2, default=str))
     refs = study_slices(cfg, labels_csv)
-    done = {p.stem for p in slices_dir.glob("*.json")}
-    pending = [r for r in refs if _safe(r.slice_id) not in done]
+    pending = [r for r in refs if not _finished(slices_dir / f"{_safe(r.slice_id)}.json", r)]
     if progress:
         progress(len(refs) - len(pending), len(refs), None)
     n_done = len(refs) - len(pending)
     example_id = refs[0].slice_id if refs else None
+    by_id = {r.slice_id: r for r in refs}
     for res in _execute(pending, cfg.to_dict(), device, batch_size, workers, scheduler, example_id):
         example = res.pop("example", None)
         if example is not None:
@@ -107,11 +124,14 @@ def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_
             tmp = run_dir / "example_maps.tmp.npz"
             np.savez_compressed(tmp, **example)
             os.replace(tmp, run_dir / "example_maps.npz")
+        res["ref"] = _ref_record(by_id[res["slice_id"]])
         write_atomic(slices_dir / f"{_safe(res['slice_id'])}.json", json.dumps(res))
         n_done += 1
         if progress:
             progress(n_done, len(refs), res)
+    from .data import forget_series
     from .results import assemble
 
+    forget_series()  # the last series read is not kept after the study
     assemble(run_dir, [r.slice_id for r in refs])
     return run_dir

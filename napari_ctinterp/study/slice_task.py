@@ -12,7 +12,7 @@ import traceback
 import numpy as np
 
 from .config import StudyConfig
-from .data import SliceRef, load_slice
+from .data import SliceRef, load_context, load_slice
 
 MAP_TYPES = ("pixel", "region")
 SIGNS = ("absolute", "signed")
@@ -41,13 +41,17 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
     from ..xrai import region_map, segment
 
     clf = load(cfg.model, device=device)
+    hu, mask = load_slice(ref)  # first: a slice that could not be planned raises its own reason
     label = clf.card.class_index(ref.label)  # a class index or a name of the card; a clear error otherwise
-    hu, mask = load_slice(ref)
-    logits = clf.logits(clf.preprocess(hu))  # one forward for the probabilities and the answer
+    # a 2.5D model sees the slice with its neighbours from the series (``ctx``: a window of it, the
+    # slice at ``k``); every input below (forward, maps, fidelity) is built from that window
+    reach = max((abs(o) for o in clf.card.slice_offsets), default=0)
+    ctx, k = load_context(ref, reach) if clf.card.is_2_5d else (hu, None)
+    logits = clf.logits(clf.preprocess(ctx, index=k))  # one forward for the probabilities and the answer
     proba = clf.proba(logits)[0].cpu().numpy().astype(np.float64)
     prediction = int(clf.predicted(logits)[0])
     p_contrast = float(proba[clf.card.positive_index]) if clf.binary else None
-    maps = explain(clf, hu, methods=cfg.methods, variants=cfg.variants, steps=cfg.steps, samples=cfg.samples,
+    maps = explain(clf, ctx, index=k, methods=cfg.methods, variants=cfg.variants, steps=cfg.steps, samples=cfg.samples,
                    sg_samples=cfg.sg_samples, sg_level=cfg.sg_level, seed=cfg.seed, batch_size=batch_size)
     all_maps = dict(maps)
     all_maps["random", "plain"] = random_map(hu.shape, seed=cfg.seed + ref.seed)
@@ -71,8 +75,9 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
                                relevance_mass=loc.relevance_mass)
                 else:
                     row.update(auc=None, auc_grid=None, max_dice=None, k_star=None, relevance_mass=None)
-                f = fidelity(clf, hu[None], np.asarray(scored, np.float32)[None], np.array([label]),
-                             step=cfg.fidelity_step, seed=cfg.seed, bootstrap=1)
+                f = fidelity(clf, ctx if k is not None else hu[None], np.asarray(scored, np.float32)[None],
+                             np.array([label]), step=cfg.fidelity_step, seed=cfg.seed, bootstrap=1,
+                             index=None if k is None else [k])
                 row["fidelity_continuous"] = f.F_continuous
                 rows.append(row)
                 fid["|".join((method, variant, map_type, sign))] = {

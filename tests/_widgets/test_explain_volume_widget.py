@@ -111,3 +111,42 @@ def test_along_z_on_a_single_slice_map_says_to_explain_several_slices(qtbot, vol
     panel = _metrics_on_volume(viewer)
     panel.along_z.compute()
     assert "explain several slices" in panel.along_z.status.value and panel.along_z.button.enabled
+
+
+def test_the_metrics_table_shows_the_slice_the_volume_or_both(qtbot, volume_viewer):
+    from napari_ctinterp.metrics import localisation, localisation_volume
+
+    viewer, widget = volume_viewer
+    widget.scope.value = "slices with mask"
+    widget.scope_mask.value = viewer.layers["volume mask"]
+    widget.xrai.value = "off"
+    _run(qtbot, widget)
+    panel = _metrics_on_volume(viewer)
+    panel.with_fidelity.value = False
+    viewer.dims.set_current_step(0, 4)
+    ly = viewer.layers["BP · plain — small volume"]
+    mask = np.asarray(viewer.layers["volume mask"].data)
+    in_ram = np.where(np.isin(np.arange(6), [1, 4])[:, None, None], np.abs(np.asarray(ly.data)), np.nan)
+    want_volume = localisation_volume(in_ram, mask).volume.auc
+    want_slice = localisation(np.abs(np.asarray(ly.data)[4]), mask[4]).auc
+
+    def scores(scope):
+        panel.scope.value = scope  # once computed, changing what the table shows re-scores
+        if not panel._computed:
+            panel.compute()
+        qtbot.waitUntil(lambda: panel.compute_button.enabled, timeout=60_000)
+        cells = [[panel.table.item(r, c).text() for c in range(panel.table.columnCount())]
+                 for r in range(panel.table.rowCount())]
+        return {s.scope: s.auc for s in panel.scores}, cells
+
+    got, cells = scores("this slice")
+    assert got == {"slice": pytest.approx(want_slice)} and [row[-1] for row in cells] == ["z 4"]
+    got, cells = scores("volume")
+    assert got == {"volume": pytest.approx(want_volume)} and [row[-1] for row in cells] == ["volume"]
+    assert "volume" in panel.status.value
+    got, cells = scores("slice and volume")
+    assert got == {"slice": pytest.approx(want_slice), "volume": pytest.approx(want_volume)}
+    assert sorted(row[-1] for row in cells) == ["volume", "z 4"]
+    assert [s.scope for s in panel.visible_scores()] == ["slice"]  # the curves: the slice's
+    assert ly.metadata["ctinterp_scores"]["auc"] == pytest.approx(want_slice)  # the Gallery: the slice's
+    assert want_volume != pytest.approx(want_slice)

@@ -134,3 +134,26 @@ def test_compact_output_holds_only_the_chosen_slices(vol):
     explain_volume(clf, bad, slices=[2], **kw)
     with pytest.raises(ValueError, match=r"slice\(s\) \[9\] hold NaN"):
         explain_volume(clf, bad, slices=[8, 9], **kw)
+
+
+def test_memory_stays_bounded_on_a_64_slice_volume_written_to_disk(tmp_path):
+    """tracemalloc sees numpy's allocations: in RAM the results alone take 4 maps × 64 slices;
+    memory-mapped, the peak stays within the memory budget (a chunk of slices at a time)."""
+    import tracemalloc
+
+    clf = _clf()
+    vol64 = np.random.default_rng(3).uniform(-1000, 1000, (64, 96, 96)).astype(np.float32)
+    opts = dict(methods=("BP", "IGB"), variants=("plain", "SG"), steps=2, sg_samples=2, memory_budget=1 << 20)
+    results_bytes = 4 * vol64.nbytes
+    peaks = {}
+    for where in ("ram", "disk"):
+        tracemalloc.start()
+        res = explain_volume(clf, vol64, out_dir=tmp_path / "maps" if where == "disk" else None, **opts)
+        peaks[where] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert all(m.shape == vol64.shape for m in res.values())
+        if where == "disk":
+            assert all(isinstance(m, np.memmap) for m in res.values())
+        del res
+    assert peaks["ram"] >= results_bytes  # the measurement sees the results when they are in RAM
+    assert peaks["disk"] < opts["memory_budget"] < results_bytes / 8, peaks  # on disk: within the budget

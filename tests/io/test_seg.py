@@ -29,8 +29,9 @@ def _labels(shape):
     return lab
 
 
-def _seg_by_highdicom(ct, lab, path, order):
-    """A two-segment binary SEG written by highdicom itself, frames in the given (shuffled) order."""
+def _seg_by_highdicom(ct, lab, path, order, kind=hd.seg.SegmentationTypeValues.BINARY):
+    """A two-segment SEG written by highdicom itself (binary unless ``kind``), frames in the given
+    (shuffled) order; ``lab`` is labels (Z, H, W) or, fractional, (Z, H, W, 2) in [0, 1]."""
     sources = [pydicom.dcmread(ct.meta["files"][i]) for i in order]
     category = hd.sr.CodedConcept("91723000", "SCT", "Anatomical Structure")
     desc = [hd.seg.SegmentDescription(segment_number=n, segment_label=name, segmented_property_category=category,
@@ -38,7 +39,7 @@ def _seg_by_highdicom(ct, lab, path, order):
                                       algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
             for n, name in ((1, "aorta"), (2, "pulmonary trunk"))]
     seg = hd.seg.Segmentation(source_images=sources, pixel_array=lab[order],
-                              segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=desc,
+                              segmentation_type=kind, segment_descriptions=desc,
                               series_instance_uid=hd.UID(), series_number=5, sop_instance_uid=hd.UID(),
                               instance_number=1, manufacturer="test", manufacturer_model_name="test",
                               software_versions="0", device_serial_number="0")
@@ -57,6 +58,27 @@ def test_a_seg_with_shuffled_frames_and_two_segments_loads_equal_to_the_mask(ser
     no_suffix = root / "SEG0001"
     no_suffix.write_bytes(path.read_bytes())
     np.testing.assert_array_equal(load_mask(no_suffix, reference=ct).labels, lab)  # found by its preamble
+
+
+def test_fractional_and_label_map_segs_load_as_labels(series):
+    root, ct, _ = series
+    lab = _labels(ct.hu.shape)
+    rng = np.random.default_rng(0)
+    frac = np.zeros((*lab.shape, 2), np.float32)
+    for i in (0, 1):  # inside a segment: 0.5…1; outside: 0…0.49 (below the 0.5 that counts)
+        inside = lab == i + 1
+        frac[..., i] = np.where(inside, rng.uniform(0.5, 1.0, lab.shape), rng.uniform(0.0, 0.49, lab.shape))
+    path = _seg_by_highdicom(ct, frac, root / "frac_seg.dcm", order=[3, 1, 0, 2],
+                             kind=hd.seg.SegmentationTypeValues.FRACTIONAL)
+    mask = load_mask(path, reference=ct)
+    assert mask.meta["segmentation_type"] == "FRACTIONAL"
+    np.testing.assert_array_equal(mask.labels, lab)
+    path = _seg_by_highdicom(ct, lab, root / "labelmap_seg.dcm", order=[1, 3, 2, 0],
+                             kind=hd.seg.SegmentationTypeValues.LABELMAP)
+    mask = load_mask(path, reference=ct)
+    assert mask.meta["segmentation_type"] == "LABELMAP"
+    np.testing.assert_array_equal(mask.labels, lab)
+    assert mask.meta["segment_names"] == {1: "aorta", 2: "pulmonary trunk"}
 
 
 def test_a_seg_of_another_series_is_refused_naming_both(series):
