@@ -199,6 +199,31 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fit_domain(args: argparse.Namespace) -> int:
+    """Fit the out-of-domain check of a model and write it into its card."""
+    import json
+
+    from .model import load
+    from .model.domain import fit_and_save, folder_inputs, phantom_inputs
+
+    clf = load(args.model, device=args.device)
+    if args.data:
+        x, source = folder_inputs(clf, args.data), f"folder {args.data}"
+    elif args.phantom:
+        x = phantom_inputs(clf, args.phantom, seed=args.seed, workers=args.workers,
+                           progress=_tqdm_progress("phantom training slices"))
+        source = f"{args.phantom} phantom slices of the training seed range"
+    else:
+        raise SystemExit("give --data DIR (a folder of the model's training slices, DICOM) or --phantom N "
+                         "(the demo models' training data)")
+    try:
+        entry = fit_and_save(clf, x, seed=args.seed, source=source)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    print(json.dumps({k: v for k, v in entry.items() if k != "reference"}, indent=2))
+    return 0
+
+
 def _cmd_study(args: argparse.Namespace) -> int:
     """Run (or resume) a study and print a short summary."""
     import json
@@ -313,6 +338,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("--write-card", action="store_true", help="record the result in the model card")
     ev.set_defaults(func=_cmd_evaluate)
+
+    fd = sub.add_parser("fit-domain", help="fit a model's out-of-domain check on its training slices (into its card)")
+    fd.add_argument("--model", default="demo")
+    fd.add_argument("--data", help="folder of the model's training slices (DICOM series, or .npy HU)")
+    fd.add_argument("--phantom", type=int, default=0, help="fit on N phantom training slices (the demo models)")
+    fd.add_argument("--seed", type=int, default=0)
+    fd.add_argument("--workers", type=int, default=2)
+    fd.add_argument("--device", default="auto")
+    fd.set_defaults(func=_cmd_fit_domain)
 
     st = sub.add_parser("study", help="the comparison over a data set: tables, figures, HTML report")
     st.add_argument("--demo", action="store_true", help="held-out phantom slices with ground-truth masks")

@@ -41,10 +41,13 @@ class ClassifyWidget(Container):
         self.run_button = PushButton(text="Classify")
         self.progress = JobProgress()
         self.result = wrapping_label()
+        self.domain = wrapping_label()  # the out-of-domain warning, next to the result
+        self.domain.visible = False
         self.table = Table(value={"slice": [], "P(contrast)": [], "class": []})
         self.table.visible = False
         self.extend([self.layer, self.model, self.path, self.model_info, self.device, self.scope, self.run_button,
-                     *self.progress.widgets, self.result, self.table])
+                     *self.progress.widgets, self.result, self.domain,
+                     self.table])
         limit_width(self)
         make_scrollable(self)
         self.run_button.changed.connect(self.classify)
@@ -84,16 +87,20 @@ class ClassifyWidget(Container):
             clf = load(source, device=device)
             yield
             probs: dict[int | None, np.ndarray] = {}  # slice → (N,) class probabilities
+            domain: dict = {}  # slice → DomainCheck, from the same forward pass
             for i in range(0, len(indices), 16):
                 chunk = indices[i : i + 16]
                 if chunk == [None]:
-                    probs[None] = clf.predict_proba(data)
+                    p, d = clf.proba_and_domain(data)
                 elif clf.card.is_2_5d:  # neighbouring slices come from the volume
-                    probs.update((k, clf.predict_proba(data, index=k)) for k in chunk)
+                    pairs = [clf.proba_and_domain(data, index=k) for k in chunk]
+                    p, d = np.concatenate([q for q, _ in pairs]), [c for _, cs in pairs for c in cs]
                 else:
-                    probs.update(zip(chunk, clf.predict_proba(data[chunk])))
+                    p, d = clf.proba_and_domain(data[chunk])
+                probs.update(zip(chunk, p))
+                domain.update(zip(chunk, d))
                 yield
-            return {"probs": probs, "model": source, "card_hash": clf.card.short_hash,
+            return {"probs": probs, "domain": domain, "model": source, "card_hash": clf.card.short_hash,
                     "class_names": clf.card.class_names, "device": str(clf.device),
                     "positive": clf.card.positive_index if clf.binary else None}
 
@@ -102,9 +109,28 @@ class ClassifyWidget(Container):
                                    on_error=lambda e: self._reset(f"error: {e}"), progress=self.progress,
                                    unit="batches")
 
+    def _show_domain(self, domain: dict) -> None:
+        """The out-of-domain warning (or "unknown") next to the result."""
+        checks = list(domain.values())
+        out = [k for k, c in domain.items() if c.in_domain is False]
+        if not checks:
+            self.domain.visible = False
+            return
+        if out:
+            where = "this slice" if len(checks) == 1 else f"{len(out)} of {len(checks)} slices ({_few(out)})"
+            self.domain.value = (f"⚠ Out of domain — {where}: unlike the model's training data; its answer and "
+                                 f"maps may not mean anything. {checks[0].reason if len(checks) == 1 else ''}")
+        elif all(c.in_domain is None for c in checks):
+            self.domain.value = f"domain check: {checks[0].reason}"
+        else:
+            self.domain.value = f"in the model's domain ({checks[0].reason})" if len(checks) == 1 else \
+                f"all {len(checks)} slices in the model's domain"
+        self.domain.visible = True
+
     def _reset(self, text: str) -> None:
         self.run_button.enabled = True
         self.result.value = text
+        self.domain.visible = False
         if text.startswith("error:"):  # no stale answer of another model under the error
             self.table.value = {"slice": [], "P(contrast)": [], "class": []}
             self.table.visible = False
@@ -136,6 +162,9 @@ class ClassifyWidget(Container):
             text = (f"{counts[names[pos]]} of {len(rows)} slices: {names[pos]}" if pos is not None else
                     f"{len(rows)} slices: " + ", ".join(f"{c} {n}" for n, c in counts.items() if c))
         self._reset(text)
+        self._show_domain(res.get("domain", {}))
+        if len(rows) > 1 and res.get("domain"):
+            columns["domain"] = [res["domain"][k].label for k, _p in ordered]
         self.table.value = columns
         self.table.visible = True
         meta = dict(layer.metadata.get(METADATA_KEY, {}))
@@ -144,5 +173,14 @@ class ClassifyWidget(Container):
                      "card_sha256_12": res["card_hash"]}
             if pos is not None:
                 entry["p_contrast" if names[pos] == "contrast" else f"p_{names[pos]}"] = r["p"][pos]
+            check = res.get("domain", {}).get(None if r["slice"] == "—" else r["slice"])
+            if check is not None:
+                entry["domain"] = {"label": check.label, "score": check.score, "threshold": check.threshold}
             meta[str(r["slice"])] = entry
         layer.metadata[METADATA_KEY] = meta
+
+
+def _few(zs: list) -> str:
+    """``[3, 4, 9]`` → ``"z 3, 4, 9"``; more than six: the first six and a count."""
+    shown = ", ".join(str(z) for z in zs[:6] if z is not None)
+    return f"z {shown}" + (f" … +{len(zs) - 6}" if len(zs) > 6 else "")

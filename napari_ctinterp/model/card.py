@@ -71,6 +71,7 @@ class ModelCard:
     channels: tuple[dict[str, Any], ...] = ()
     normalize: dict[str, Any] | None = None
     positive_class: str = ""
+    domain: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -178,7 +179,8 @@ class ModelCard:
         d["hu_window"] = list(self.hu_window)
         d["class_names"] = list(self.class_names)
         d["channels"] = [dict(c) for c in self.channels]
-        for key, empty in (("architecture_args", {}), ("channels", []), ("normalize", None), ("positive_class", "")):
+        for key, empty in (("architecture_args", {}), ("channels", []), ("normalize", None), ("positive_class", ""),
+                           ("domain", None)):
             if d[key] == empty:
                 del d[key]
         return d

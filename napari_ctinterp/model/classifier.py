@@ -51,12 +51,15 @@ class Classifier:
         Where it runs.
     source : str
         What it was loaded from ("demo", a path).
+    weights_path : str
+        The weights file (where the card's domain statistics are found beside it), if any.
     """
 
     module: nn.Module
     card: ModelCard
     device: torch.device
     source: str = ""
+    weights_path: str = ""
 
     def __post_init__(self) -> None:
         self.module.eval()
@@ -191,6 +194,37 @@ class Classifier:
     def n_logits(self) -> int:
         """Logits of the head: 1 for a sigmoid model, N otherwise."""
         return self.card.n_logits
+
+    # -- out of domain ----------------------------------------------------------------------
+    def logits_and_domain(self, x: torch.Tensor, *, batch_size: int = 32) -> tuple[torch.Tensor, list]:
+        """Logits of preprocessed inputs and one ``DomainCheck`` per row, from the same forward pass
+        (the penultimate features are taken on the way; see ``model.domain``)."""
+        from .domain import checks, logits_and_features
+
+        logits, feats = logits_and_features(self, x, batch_size=batch_size)
+        return logits, checks(*self.domain_stats(), feats)
+
+    def domain_check(self, hu: np.ndarray, *, index: int | None = None, batch_size: int = 32):
+        """How far a slice (or ``index`` of a volume) lies from the training data: a
+        ``DomainCheck``; a volume (Z, H, W) gives one per slice. Without statistics in the card
+        the answer is "unknown" (``in_domain`` None), never "in domain"."""
+        arr = np.asarray(hu)
+        _, found = self.logits_and_domain(self.preprocess(arr, index), batch_size=batch_size)
+        return found[0] if arr.ndim == 2 or index is not None else found
+
+    def proba_and_domain(self, hu: np.ndarray, *, index: int | None = None,
+                         batch_size: int = 32) -> tuple[np.ndarray, list]:
+        """(B, N) class probabilities and one ``DomainCheck`` per slice, from one forward pass."""
+        logits, found = self.logits_and_domain(self.preprocess(np.asarray(hu), index), batch_size=batch_size)
+        return self.proba(logits).cpu().numpy().astype(np.float64), found
+
+    def domain_stats(self):
+        """The card's domain statistics (loaded once) and, when there are none, why."""
+        if not hasattr(self, "_domain"):
+            from .domain import load_domain
+
+            self._domain = load_domain(self.card.domain, self.weights_path or None)
+        return self._domain
 
     # -- helpers --------------------------------------------------------------------------
     def _forward_nograd(self, x: torch.Tensor) -> torch.Tensor:

@@ -74,7 +74,7 @@ def load(source: str | Path = "demo", device: str | torch.device = "auto", *,
             raise FileNotFoundError(f"the bundled model {source!r} is missing from the package ({path}); reinstall "
                                     f"napari-ctinterp or run `ctinterp train {flag}`")
         module, the_card = load_checkpoint(path, card=card, trust_pickle=trust_pickle)
-        clf = Classifier(module=module, card=the_card, device=dev, source=str(source))
+        clf = Classifier(module=module, card=the_card, device=dev, source=str(source), weights_path=str(path))
         _CACHE[key] = clf
         return clf
 

@@ -88,3 +88,19 @@ def test_a_four_class_three_window_model_shows_every_class(qtbot, viewer_and_wid
     assert [r[2] for r in rows].count("◀") == 1
     meta = viewer.layers["phantom · arterial"].metadata["ctinterp_classification"]["—"]
     assert meta["class_names"] == list(phases) and len(meta["p"]) == 4
+
+
+def test_an_out_of_domain_slice_gets_a_warning_next_to_the_answer(qtbot, viewer_and_widget):
+    from napari_ctinterp._sample_data import ct_small
+
+    viewer, widget = viewer_and_widget
+    widget.layer.value = viewer.layers["phantom · arterial"]
+    _run(qtbot, widget)
+    assert not widget.domain.native.isHidden() and widget.domain.value.startswith("in the model's domain")
+    data, kwargs, _ = ct_small()[0]
+    widget.layer.value = viewer.add_image(data, **kwargs)
+    _run(qtbot, widget)
+    assert widget.domain.value.startswith("⚠ Out of domain — this slice"), widget.domain.value
+    assert "may not mean anything" in widget.domain.value and not widget.domain.native.isHidden()
+    stored = viewer.layers[kwargs["name"]].metadata[METADATA_KEY]["—"]["domain"]
+    assert stored["label"] == "out of domain" and stored["score"] > stored["threshold"]

@@ -1,0 +1,63 @@
+"""Out-of-domain check: Mahalanobis distance of penultimate features (model.domain)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_ctinterp.model import ModelCard, build, load
+from napari_ctinterp.model.checkpoints import save_checkpoint
+from napari_ctinterp.model.domain import fit_and_save, logits_and_features, phantom_inputs
+from napari_ctinterp.phantom import make_slice
+
+
+@pytest.fixture()
+def small_model(tmp_path):
+    card = ModelCard(architecture="resnet18", input_size=(64, 64), output="sigmoid")
+    torch.manual_seed(0)
+    weights, _ = save_checkpoint(build("resnet18", "sigmoid"), tmp_path / "small.safetensors", card)
+    return weights
+
+
+def test_without_statistics_the_answer_is_unknown_never_in_domain(small_model):
+    clf = load(small_model, device="cpu")
+    check = clf.domain_check(make_slice(1, size=64).hu)
+    assert check.in_domain is None and check.label == "unknown" and np.isnan(check.score)
+    assert "ctinterp fit-domain" in check.reason
+
+
+def test_features_come_from_the_same_forward_pass_as_the_logits(small_model):
+    clf = load(small_model, device="cpu")
+    x = clf.preprocess(np.stack([make_slice(s, size=64).hu for s in (1, 2, 3)]))
+    logits, feats = logits_and_features(clf, x)
+    torch.testing.assert_close(logits, clf.logits(x))
+    assert feats.shape == (3, 512)  # the input of resnet18's fc
+
+
+def test_fit_writes_the_card_and_flags_what_is_unlike_the_training_slices(small_model, tmp_path):
+    clf = load(small_model, device="cpu")
+    x = phantom_inputs(clf, 80, seed=1)
+    entry = fit_and_save(clf, x, seed=0, source="test")
+    card = json.loads(small_model.with_suffix(".json").read_text())
+    assert card["domain"]["detector"] == "mahalanobis-penultimate" and card["domain"]["threshold"] == entry["threshold"]
+    assert (tmp_path / card["domain"]["statistics"]).is_file() and card["domain"]["n_heldout"] == 16
+    clf = load(small_model, device="cpu")  # the edited card: a new model
+    fresh = np.stack([make_slice(50_000 + s, contrast=bool(s % 2)).hu for s in range(10)])
+    inside = clf.domain_check(fresh)
+    assert sum(c.in_domain for c in inside) >= 8
+    noise = np.random.default_rng(0).uniform(-1000, 1000, (64, 64)).astype(np.float32)
+    out = clf.domain_check(noise)
+    assert out.in_domain is False and out.score > out.threshold and "unlike the model's training data" in out.reason
+
+
+def test_statistics_that_do_not_match_the_card_are_unknown(small_model):
+    clf = load(small_model, device="cpu")
+    fit_and_save(clf, phantom_inputs(clf, 30, seed=2))
+    stats = small_model.with_name("small.domain.npz")
+    with np.load(stats) as z:
+        np.savez(stats, means=z["means"] * 2, precision=z["precision"], threshold=z["threshold"])
+    check = load(small_model, device="cpu").domain_check(make_slice(3, size=64).hu)
+    assert check.in_domain is None and "SHA-256" in check.reason
