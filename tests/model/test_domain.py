@@ -61,3 +61,15 @@ def test_statistics_that_do_not_match_the_card_are_unknown(small_model):
         np.savez(stats, means=z["means"] * 2, precision=z["precision"], threshold=z["threshold"])
     check = load(small_model, device="cpu").domain_check(make_slice(3, size=64).hu)
     assert check.in_domain is None and "SHA-256" in check.reason
+
+
+def test_a_network_without_a_linear_head_still_answers_and_the_check_is_unknown():
+    from torch import nn
+
+    from napari_ctinterp.model import Classifier
+
+    net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    clf = Classifier(net, ModelCard(architecture="resnet18", input_size=(32, 32), output="sigmoid"),
+                     torch.device("cpu"), source="test")
+    p, checks = clf.proba_and_domain(make_slice(4, size=64).hu)
+    assert p.shape == (1, 2) and checks[0].in_domain is None and "nn.Linear" in checks[0].reason
