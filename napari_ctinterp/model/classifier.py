@@ -199,15 +199,10 @@ class Classifier:
     def logits_and_domain(self, x: torch.Tensor, *, batch_size: int = 32) -> tuple[torch.Tensor, list]:
         """Logits of preprocessed inputs and one ``DomainCheck`` per row, from the same forward pass
         (the penultimate features are taken on the way; see ``model.domain``)."""
-        from .domain import checks, feature_layer, logits_and_features
+        from .domain import checks, logits_and_features
 
-        try:
-            feature_layer(self.module)
-        except ValueError as e:  # no nn.Linear head: the answer stands, the check is unknown
-            logits = self.logits(x, batch_size=batch_size)
-            return logits, checks(None, f"unknown: {e}", torch.empty(len(logits), 0))
         logits, feats = logits_and_features(self, x, batch_size=batch_size)
-        return logits, checks(*self.domain_stats(), feats)
+        return logits, checks(*self.domain_stats(), feats, len(logits))
 
     def domain_check(self, hu: np.ndarray, *, index: int | None = None, batch_size: int = 32):
         """How far a slice (or ``index`` of a volume) lies from the training data: a

@@ -87,32 +87,35 @@ class DomainStats:
         return m.min(dim=1).values.numpy()
 
 
-def feature_layer(module: nn.Module) -> tuple[str, nn.Linear]:
-    """The network's last ``nn.Linear`` (its input is the penultimate feature vector)."""
+#: Why the check is unknown for a network without an ``nn.Linear`` head.
+NO_HEAD = ("unknown: the domain check needs a network whose head is an nn.Linear layer (its input is the "
+           "feature vector); this network has none")
+
+
+def feature_layer(module: nn.Module) -> tuple[str, nn.Linear] | None:
+    """The network's last ``nn.Linear`` (its input is the penultimate feature vector), or None."""
     found = [(name, m) for name, m in module.named_modules() if isinstance(m, nn.Linear)]
-    if not found:
-        raise ValueError("the domain check needs a network whose head is an nn.Linear layer (its input is the "
-                         "feature vector); this network has none")
-    return found[-1]
+    return found[-1] if found else None
 
 
-def logits_and_features(clf: Classifier, x: torch.Tensor, *, batch_size: int = 32) -> tuple[torch.Tensor,
-                                                                                            torch.Tensor]:
-    """Logits and penultimate features of preprocessed inputs, from one forward pass per batch."""
-    _name, layer = feature_layer(clf.module)
-    logits, feats = [], []
+def logits_and_features(clf: Classifier, x: torch.Tensor, *, batch_size: int = 32
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits of preprocessed inputs (``clf.logits``: its batches) and the penultimate features
+    taken on the way by a forward pre-hook; features None when the network has no Linear head."""
+    head = feature_layer(clf.module)
+    if head is None:
+        return clf.logits(x, batch_size=batch_size), None
+    feats: list[torch.Tensor] = []
 
     def grab(_m: nn.Module, args: tuple) -> None:
         feats.append(args[0].detach().float().flatten(1).cpu())
 
-    handle = layer.register_forward_pre_hook(grab)
+    handle = head[1].register_forward_pre_hook(grab)
     try:
-        for i in range(0, len(x), batch_size):
-            with torch.inference_mode():
-                logits.append(clf.module(x[i:i + batch_size]).float())
+        logits = clf.logits(x, batch_size=batch_size)
     finally:
         handle.remove()
-    return torch.cat(logits), torch.cat(feats)
+    return logits, torch.cat(feats)
 
 
 def fit_domain(clf: Classifier, x: torch.Tensor, *, seed: int = 0, batch_size: int = 32,
@@ -124,6 +127,8 @@ def fit_domain(clf: Classifier, x: torch.Tensor, *, seed: int = 0, batch_size: i
     if len(x) < 20:
         raise ValueError(f"fitting the domain check needs at least 20 training slices, got {len(x)}")
     logits, feats = logits_and_features(clf, x, batch_size=batch_size)
+    if feats is None:
+        raise ValueError(NO_HEAD.removeprefix("unknown: "))
     pred = clf.predicted(logits).cpu().numpy()
     f = feats.double().numpy()
     rng = np.random.default_rng(seed)
@@ -138,7 +143,7 @@ def fit_domain(clf: Classifier, x: torch.Tensor, *, seed: int = 0, batch_size: i
     held_scores = stats.score(torch.as_tensor(f[held]))
     threshold = float(np.percentile(held_scores, percentile))
     stats = DomainStats(stats.means, stats.precision, threshold)
-    name, _ = feature_layer(clf.module)
+    name = feature_layer(clf.module)[0]  # type: ignore[index]
     entry = {"detector": DETECTOR, "reference": REFERENCE, "layer": f"input of {name}",
              "covariance": "Ledoit-Wolf, tied over classes", "classes": "the model's predicted class",
              "score": "min over classes of the squared Mahalanobis distance", "threshold": threshold,
@@ -178,10 +183,12 @@ def load_domain(entry: dict | None, weights: str | Path | None) -> tuple[DomainS
         return DomainStats(z["means"], z["precision"], float(entry["threshold"])), ""
 
 
-def checks(stats: DomainStats | None, reason: str, feats: torch.Tensor) -> list[DomainCheck]:
-    """One :class:`DomainCheck` per row of ``feats``."""
+def checks(stats: DomainStats | None, reason: str, feats: torch.Tensor | None, n: int) -> list[DomainCheck]:
+    """One :class:`DomainCheck` for each of ``n`` slices (``feats``: their features, or None)."""
+    if feats is None:
+        stats, reason = None, NO_HEAD
     if stats is None:
-        return [DomainCheck(float("nan"), None, None, reason) for _ in range(len(feats))]
+        return [DomainCheck(float("nan"), None, None, reason) for _ in range(n)]
     out = []
     for s in stats.score(feats):
         ok = bool(s <= stats.threshold)

@@ -153,28 +153,38 @@ def _stamp(path: str) -> int:
 
 
 def series_and_mask(source: str, mask_path: str = ""):
-    """The series (read with ``bad_slices="nan"``) and its mask aligned to it (Z, H, W) or None;
-    the last one read is kept, so the slices of a series read it once per process."""
-    return _series_and_mask(source, _stamp(source), mask_path, _stamp(mask_path) if mask_path else 0)
+    """The series (read with ``bad_slices="nan"``) and its mask aligned to it (Z, H, W) or None.
+    The last series and the last mask read are kept, so planning and the slices of a series read
+    it once per process (keyed on the files' mtimes: an edit is read again)."""
+    vol = _series(source, _stamp(source))
+    if not mask_path:
+        return vol, None
+    return vol, _mask(mask_path, _stamp(mask_path), source, _stamp(source))
 
 
 @functools.lru_cache(maxsize=1)
-def _series_and_mask(source: str, _stamp_s: int, mask_path: str, _stamp_m: int):
-    from ..io import load_mask, read_ct
+def _series(source: str, _stamp_s: int):
+    from ..io import read_ct
 
-    vol = read_ct(source, bad_slices="nan")
-    if not mask_path:
-        return vol, None
+    return read_ct(source, bad_slices="nan")
+
+
+@functools.lru_cache(maxsize=1)
+def _mask(mask_path: str, _stamp_m: int, source: str, stamp_s: int) -> np.ndarray:
+    from ..io import load_mask
+
+    vol = _series(source, stamp_s)
     m = load_mask(mask_path, reference=vol).labels
     m = m[None] if m.ndim == 2 else m
     if m.shape != vol.hu.shape:
         raise ValueError(f"mask shape {m.shape} differs from the series {vol.hu.shape}")
-    return vol, m
+    return m
 
 
 def forget_series() -> None:
-    """Drop the series kept by :func:`series_and_mask`."""
-    _series_and_mask.cache_clear()
+    """Drop the series and mask kept by :func:`series_and_mask`."""
+    _series.cache_clear()
+    _mask.cache_clear()
 
 
 def _checked(ref: SliceRef, vol, z: int) -> np.ndarray:
