@@ -118,8 +118,9 @@ class ClassifyWidget(Container):
             return
         if out:
             where = "this slice" if len(checks) == 1 else f"{len(out)} of {len(checks)} slices ({_few(out)})"
+            c = domain[out[0]]
             self.domain.value = (f"⚠ Out of domain — {where}: unlike the model's training data; its answer and "
-                                 f"maps may not mean anything. {checks[0].reason if len(checks) == 1 else ''}")
+                                 f"maps may not mean anything (score {c.score:.1f} > threshold {c.threshold:.1f})")
         elif all(c.in_domain is None for c in checks):
             self.domain.value = f"domain check: {checks[0].reason}"
         else:
