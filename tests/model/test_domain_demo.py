@@ -4,6 +4,7 @@ slices, and clearly non-phantom inputs flagged."""
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
@@ -11,8 +12,8 @@ from pydicom.data import get_testdata_file
 
 from napari_ctinterp.io import read_ct
 from napari_ctinterp.model import load
-from napari_ctinterp.model.datasets import phantom_set, phantom_spec, task_of
-from napari_ctinterp.model.training import normalise
+from napari_ctinterp.model.datasets import phantom_spec
+from napari_ctinterp.phantom import make_slice
 
 
 def _read(name: str) -> np.ndarray:
@@ -21,16 +22,26 @@ def _read(name: str) -> np.ndarray:
         return read_ct(get_testdata_file(name, download=False)).hu[0]
 
 
+@pytest.fixture(scope="module")
+def fresh_hu() -> np.ndarray:
+    """200 fresh held-out phantom slices in HU (both classes, every phase, random levels), made
+    once for both models (generating them is most of this test's time)."""
+    specs = phantom_spec("test", 200, 31, task="phase")
+    with ProcessPoolExecutor(2) as ex:
+        return np.stack(list(ex.map(_hu, specs, chunksize=8)))
+
+
+def _hu(spec: dict) -> np.ndarray:
+    return make_slice(spec["seed"], contrast=spec["contrast"], phase=spec["phase"]).hu
+
+
 @pytest.mark.parametrize("model", ["demo", "demo-phase"])
-def test_fresh_phantom_slices_pass_and_other_images_are_flagged(model):
+def test_fresh_phantom_slices_pass_and_other_images_are_flagged(model, fresh_hu):
     clf = load(model, device="cpu")
     assert clf.card.domain and clf.card.domain["detector"] == "mahalanobis-penultimate"
-    task = task_of(clf.card.class_names)
-    data = phantom_set(phantom_spec("test", 200, 31, task=task), list(clf.card.windows), clf.card.input_size,
-                       workers=2, task=task)
-    _, checks = clf.logits_and_domain(normalise(data.x, clf.card.normalize))
+    _, checks = clf.logits_and_domain(clf.preprocess(fresh_hu))
     alarms = sum(c.in_domain is False for c in checks)
-    # measured with the shipped statistics (500 fitting slices): demo 8, demo-phase 6;
+    # measured with the shipped statistics (500 fitting slices): demo 6, demo-phase 6;
     # the issue's goal is ≤ 4 (2 %) and needs more fitting slices — bound here at the measured level
     assert alarms <= 10, f"{alarms} of 200 fresh phantom slices flagged"
     print(f"{model}: {alarms} of 200 fresh phantom slices flagged")
