@@ -123,7 +123,7 @@ def _ct_near(seg_path: Path, series_uid: str):
                 if str(ds.get("SeriesInstanceUID", "")) == series_uid:
                     matches.append(f)
         if matches:
-            return read_ct(sorted(matches))
+            return read_ct(sorted(matches), allow_non_ct=True)
     return None
 
 
@@ -168,8 +168,13 @@ def read_ct_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
     from .io import read_ct
 
     paths = _paths(path)
-    vol = read_ct(paths[0] if len(paths) == 1 else paths)
+    # A non-CT series (MR, PET, a secondary capture) opens so that it can be looked at, but never
+    # as HU: read_ct's CTReadWarning says so as a notification, the layer's name says it, and the
+    # widgets show the warning beside any answer (metadata "not_hu").
+    vol = read_ct(paths[0] if len(paths) == 1 else paths, allow_non_ct=True)
     meta = dict(vol.meta)
+    not_hu = str(meta.get("modality", "")).upper() != "CT"
+    meta["not_hu"] = not_hu
     meta["spacing_mm"] = tuple(vol.spacing_mm)
     meta["origin_mm"] = tuple(vol.origin)
     hu, spacing = vol.hu, tuple(vol.spacing_mm)
@@ -178,7 +183,12 @@ def read_ct_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
     desc = str(meta.get("series_description") or "").strip()
     name = f"{meta.get('modality', 'CT')} · {desc}" if desc else f"{meta.get('modality', 'CT')} series"
     name = f"{name} ({vol.hu.shape[0]} slices)" if vol.hu.shape[0] > 1 else name
-    return [ct_image_layer(hu, spacing, name, meta)]
+    if not not_hu:
+        return [ct_image_layer(hu, spacing, name, meta)]
+    data, kwargs, kind = ct_image_layer(hu, spacing, f"{name} · NOT CT, values are not HU", meta)
+    lo, hi = np.percentile(hu, [0.5, 99.5]) if hu.size else (0.0, 1.0)
+    kwargs["contrast_limits"] = (float(lo), float(hi) if hi > lo else float(lo) + 1.0)  # not a HU window
+    return [(data, kwargs, kind)]
 
 
 def get_mask_reader(path: PathLike | Sequence[PathLike]) -> ReaderFunction | None:

@@ -23,6 +23,7 @@ from ._common import (
     start_worker,
     wrapping_label,
 )
+from .trust import trust_text
 
 METADATA_KEY = "ctinterp_classification"
 
@@ -109,24 +110,12 @@ class ClassifyWidget(Container):
                                    on_error=lambda e: self._reset(f"error: {e}"), progress=self.progress,
                                    unit="batches")
 
-    def _show_domain(self, domain: dict) -> None:
-        """The out-of-domain warning (or "unknown") next to the result."""
-        checks = list(domain.values())
-        out = [k for k, c in domain.items() if c.in_domain is False]
-        if not checks:
-            self.domain.visible = False
-            return
-        if out:
-            where = "this slice" if len(checks) == 1 else f"{len(out)} of {len(checks)} slices ({_few(out)})"
-            c = domain[out[0]]
-            self.domain.value = (f"⚠ Out of domain — {where}: unlike the model's training data; its answer and "
-                                 f"maps may not mean anything (score {c.score:.1f} > threshold {c.threshold:.1f})")
-        elif all(c.in_domain is None for c in checks):
-            self.domain.value = f"domain check: {checks[0].reason}"
-        else:
-            self.domain.value = f"in the model's domain ({checks[0].reason})" if len(checks) == 1 else \
-                f"all {len(checks)} slices in the model's domain"
-        self.domain.visible = True
+    def _show_domain(self, domain: dict, layer: napari.layers.Image | None = None) -> None:
+        """The out-of-domain (and not-CT) warning, or "unknown", next to the result."""
+        text = trust_text(domain, layer)
+        self.domain.visible = text is not None
+        if text is not None:
+            self.domain.value = text
 
     def _reset(self, text: str) -> None:
         self.run_button.enabled = True
@@ -163,7 +152,7 @@ class ClassifyWidget(Container):
             text = (f"{counts[names[pos]]} of {len(rows)} slices: {names[pos]}" if pos is not None else
                     f"{len(rows)} slices: " + ", ".join(f"{c} {n}" for n, c in counts.items() if c))
         self._reset(text)
-        self._show_domain(res.get("domain", {}))
+        self._show_domain(res.get("domain", {}), layer)
         if len(rows) > 1 and res.get("domain"):
             columns["domain"] = [res["domain"][k].label for k, _p in ordered]
         self.table.value = columns
@@ -180,8 +169,3 @@ class ClassifyWidget(Container):
             meta[str(r["slice"])] = entry
         layer.metadata[METADATA_KEY] = meta
 
-
-def _few(zs: list) -> str:
-    """``[3, 4, 9]`` → ``"z 3, 4, 9"``; more than six: the first six and a count."""
-    shown = ", ".join(str(z) for z in zs[:6] if z is not None)
-    return f"z {shown}" + (f" … +{len(zs) - 6}" if len(zs) > 6 else "")

@@ -56,6 +56,7 @@ from .maps import (
     slice_geometry,
     upsert_image,
 )
+from .trust import trust_text
 from .xrai_layers import add_xrai_layers, show_regions, xrai_layer_name
 
 SCOPES = ("current slice", "slice range", "slices with mask", "whole volume")
@@ -107,6 +108,7 @@ class ExplainWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = JobProgress()
         self.status = wrapping_label()
+        self.domain = wrapping_label(visible=False)  # out-of-domain / not-CT warning, next to the result
         self.shown = ComboBox(label="show map", choices=self._shown_choices, visible=False)
         self.regions_of = ComboBox(label="regions of", choices=self._region_choices, visible=False)
         self.top_percent = FloatSlider(label="top k % area", value=100.0, min=0.0, max=100.0, visible=False)
@@ -117,7 +119,7 @@ class ExplainWidget(Container):
                      self.scope_mask, method_box,
                      variant_box, self.xrai, self.references, self.ref_folder, self.advanced, *self._params,
                      Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False),
-                     *self.progress.widgets, self.status, self.shown, self.regions_of, self.top_percent])
+                     *self.progress.widgets, self.status, self.domain, self.shown, self.regions_of, self.top_percent])
         limit_width(self)
         make_scrollable(self)
         self.references.changed.connect(lambda v: setattr(self.ref_folder, "visible", v == "folder…"))
@@ -245,6 +247,13 @@ class ExplainWidget(Container):
             from ..model import load
 
             clf = load(source)
+            # the domain check of each explained slice (one forward pass each, no gradients)
+            if indices == [None]:
+                domain = {None: clf.domain_check(data)}
+            elif clf.card.is_2_5d:
+                domain = {i: clf.domain_check(data, index=i) for i in indices}
+            else:
+                domain = dict(zip(indices, clf.domain_check(data[list(indices)])))
             folder_refs = folder_references(folder) if refs_kind == "folder" else None
             results: dict = {}
             if len(indices) > 1:  # several slices: one plan, shared batches (explain_volume)
@@ -279,12 +288,14 @@ class ExplainWidget(Container):
                         maps.regions[key] = (reg.values, reg.ranks)
                         base += 1
                         yield base
-            return results
+            return {"maps": results, "domain": domain}
 
         self.run_button.enabled, self.cancel_button.enabled = False, True
+        self.domain.visible = False
         self.status.value = f"{note}explaining {len(indices)} slice(s) with {len(methods) * len(variants)} maps…"
         self.worker = start_worker(job, total=(per_slice + n_regions) * len(indices), description="Explain",
-                                   on_done=lambda res: self._add_layers(layer, indices, res, note),
+                                   on_done=lambda res: self._add_layers(layer, indices, res["maps"], note,
+                                                                        res["domain"]),
                                    on_error=lambda e: self._finish(f"error: {e}"), progress=self.progress,
                                    unit="gradients + regions" if n_regions else "gradients",
                                    on_cancel=lambda: self._finish("cancelled: no layer was changed"))
@@ -299,7 +310,9 @@ class ExplainWidget(Container):
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self.status.value = text
 
-    def _add_layers(self, layer: napari.layers.Image, indices: list, results: dict, note: str = "") -> None:
+    def _add_layers(self, layer: napari.layers.Image, indices: list, results: dict, note: str = "",
+                    domain: dict | None = None) -> None:
+        domain = domain or {}
         keys = list(next(iter(results.values())).keys())
         whole = indices != [None] and len(indices) > 1
         first = next(iter(results.values()))
@@ -323,7 +336,9 @@ class ExplainWidget(Container):
             signed = signed[None] if (index is not None and not whole) else signed
             meta = {"ctinterp_map": {"method": method, "variant": variant, "kind": "pixel", "absolute": True,
                                      "image": layer.name, "slices": [int(i) for i in indices if i is not None],
-                                     **first.params, "targets": targets, "tag": tag, "full_z": whole},
+                                     **first.params, "targets": targets, "tag": tag, "full_z": whole,
+                                     "domain": {str(k): {"label": c.label, "score": c.score,
+                                                         "threshold": c.threshold} for k, c in domain.items()}},
                     "signed": signed}
             upsert_image(self.viewer, map_layer_name(layer.name, method, variant, target=tag), np.abs(signed),
                          scale=scale, translate=translate, metadata=meta)
@@ -359,6 +374,10 @@ class ExplainWidget(Container):
         self.shown.visible = True
         title = short_map_name(*shown) + (f" · →{tag}" if tag else "")
         self.shown.value = title
+        text = trust_text(domain, layer)
+        self.domain.visible = text is not None
+        if text is not None:
+            self.domain.value = text
         self._finish(f"{note}{len(keys)} map layer(s){f' + {n_xrai} XRAI' if n_xrai else ''} for "
                      f"{len(indices)} slice(s); showing {title} (choose another below or in the Gallery)")
 

@@ -134,6 +134,7 @@ class MetricsPanel(Container):
         on_shown(self, lambda: self._plot() if self._stale_plot else None)
         self._computed = False  # re-score after painting only once the user computed
         self._mask_fp: str | None = None
+        self._mask_note = ""
         self.scores: list[MapScore] = []
         self._layers: list[napari.layers.Image] = []
         self._highlight: tuple | None = None
@@ -209,6 +210,9 @@ class MetricsPanel(Container):
         hu = np.asarray(image.data if idx is None else image.data[idx], dtype=np.float32)
         mask = np.asarray(mask_layer.data)
         self._computed, self._mask_fp = True, fingerprint(mask)
+        from ..metrics import mask_note
+
+        self._mask_note = mask_note(mask)  # a multi-label / fractional mask is read as > 0: say so
         scope = self.scope.value
         volume_items = []
         if scope != SCOPES[0]:
@@ -297,7 +301,8 @@ class MetricsPanel(Container):
                 continue
             # Assigned whole so napari emits the metadata event the Gallery listens to.
             ly.metadata = {**ly.metadata, "ctinterp_scores": {"slice": idx, "mask": mask_name, "auc": s.auc,
-                                                              "max_dice": s.max_dice, "F": s.fidelity}}
+                                                              "max_dice": s.max_dice, "F": s.fidelity,
+                                                              "mask_note": self._mask_note}}
         self._fill_table(scores, idx)
         self._plot()
         self.compute_button.enabled = True
@@ -311,6 +316,8 @@ class MetricsPanel(Container):
             text += f"; fidelity: {new_fid} computed, {n_fid - new_fid} from cache"
         if np.isfinite(rho):
             text += f"; AUC vs F rank correlation ρ = {rho:+.2f}"
+        if self._mask_note:
+            text += f". Note: {self._mask_note}"
         if skipped:
             text += f". Not scored: {'; '.join(skipped)}"
         if changed:

@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from .dicom_files import SeriesGroup, Source, collect_paths, group_series, read_headers
 from .dicom_geometry import Frame, check_sizes, frames_of, order_frames
@@ -62,10 +62,10 @@ class CTVolume:
 
 def _sop_name(ds: Dataset) -> str:
     sop = ds.get("SOPClassUID")
-    return sop.name if sop is not None else "no SOP Class"
+    return UID(str(sop)).name if sop is not None else "no SOP Class"  # a str where the VR is wrong
 
 
-def _choose_series(groups: list[SeriesGroup], kind: str, warn: list[str]) -> SeriesGroup:
+def _choose_series(groups: list[SeriesGroup], kind: str, warn: list[str], allow_non_ct: bool) -> SeriesGroup:
     images = [g for g in groups if g.is_image]
     if not images:
         found = ", ".join(sorted({_sop_name(h.ds) for g in groups for h in g.headers}))
@@ -76,6 +76,13 @@ def _choose_series(groups: list[SeriesGroup], kind: str, warn: list[str]) -> Ser
         )
     cts = [g for g in images if g.modality.upper() == "CT"]
     chosen = cts[0] if cts else images[0]
+    if not cts and not allow_non_ct:
+        what = f"{chosen.headers[0].path}" if kind == "file" else f"The image series found ({chosen.n_frames} slices)"
+        raise CTReadError(
+            f"{what} is modality {chosen.modality or 'unknown'} ({_sop_name(chosen.headers[0].ds)}), not CT: its "
+            "values are not Hounsfield units, so a CT classifier's answer and maps on it would mean nothing. Open a "
+            "CT series instead, or read it anyway with read_ct(..., allow_non_ct=True)."
+        )
     if not cts:
         warn.append(
             f"modality {chosen.modality or 'unknown'}, not CT: values are not Hounsfield units and "
@@ -95,7 +102,7 @@ def _choose_series(groups: list[SeriesGroup], kind: str, warn: list[str]) -> Ser
 def _decode(ds: Dataset, path: Path) -> np.ndarray:
     """``ds.pixel_array`` with pydicom's errors turned into actionable :class:`CTReadError`."""
     ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    ts_name = ts.name if ts is not None else "unknown transfer syntax"
+    ts_name = UID(str(ts)).name if ts is not None else "unknown transfer syntax"
     try:
         return ds.pixel_array
     except (RuntimeError, NotImplementedError) as exc:
@@ -107,8 +114,10 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
                 f"decoder for it is installed. Install one with: {codec_install_hint(ts or '')}"
             ) from exc
         cause: Exception = exc
-    except Exception as exc:  # noqa: BLE001 - truncated/corrupt data surfaces as many types
-        cause = exc
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - truncated/corrupt data surfaces as many types, even
+        cause = exc  # pyo3's PanicException (a BaseException) from a Rust codec (found by the fuzz test)
     raise CTReadError(
         f"Cannot decode the pixel data of {path} ('{ts_name}'): {cause}. "
         "The file may be truncated or corrupt; re-export the series."
@@ -165,17 +174,35 @@ def _fill_file(hu: np.ndarray, path: Path, items: list[tuple[int, Frame]]) -> No
     if arr.size != n_frames * h * w:
         raise CTReadError(f"{path}: decoded pixel data has shape {arr.shape}, expected {n_frames} x {h} x {w}.")
     arr = arr.reshape(n_frames, h, w)
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        value = ds.get(keyword)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        try:
+            ok = np.isfinite(float(value))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise CTReadError(f"{path}: {keyword} is {value!r}, not a number, so the stored values cannot be turned "
+                              "into Hounsfield units. Fix this element or re-export the series.")
     for z, frame in items:
         stored = arr[frame.index or 0]
         try:
-            if frame.slope is None:
-                hu[z] = apply_modality_lut(stored, ds)
-            else:
-                hu[z] = stored * np.float32(frame.slope) + np.float32(frame.intercept or 0.0)
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, in words
+                if frame.slope is None:
+                    hu[z] = apply_modality_lut(stored, ds)
+                else:
+                    hu[z] = stored * np.float32(frame.slope) + np.float32(frame.intercept or 0.0)
         except (TypeError, ValueError) as exc:  # e.g. a RescaleSlope that is not a number
             raise CTReadError(f"{path}: cannot apply RescaleSlope / RescaleIntercept "
                               f"({ds.get('RescaleSlope')!r}, {ds.get('RescaleIntercept')!r}): {exc}. "
                               "Fix these elements or re-export the series.") from exc
+        if not np.isfinite(hu[z]).all():  # e.g. a RescaleSlope of 1e300: no HU is that large
+            slope, intercept = ((ds.get("RescaleSlope"), ds.get("RescaleIntercept")) if frame.slope is None
+                                else (frame.slope, frame.intercept))
+            raise CTReadError(f"{path}: RescaleSlope / RescaleIntercept ({slope!r}, {intercept!r}) give values "
+                              "beyond float32's range, not Hounsfield units. Fix these elements or re-export "
+                              "the series.")
 
 
 def _meta(group: SeriesGroup, groups: list[SeriesGroup], frames: Sequence[Frame], source: Source,
@@ -185,7 +212,7 @@ def _meta(group: SeriesGroup, groups: list[SeriesGroup], frames: Sequence[Frame]
     for f in frames:
         if not files or files[-1] != str(f.header.path):
             files.append(str(f.header.path))
-    syntaxes = sorted({h.ds.file_meta.TransferSyntaxUID.name for h in group.headers
+    syntaxes = sorted({UID(str(h.ds.file_meta.TransferSyntaxUID)).name for h in group.headers
                        if "TransferSyntaxUID" in getattr(h.ds, "file_meta", {})})
     return {
         "series_uid": group.uid,
@@ -203,11 +230,12 @@ def _meta(group: SeriesGroup, groups: list[SeriesGroup], frames: Sequence[Frame]
     }
 
 
-def read_ct(source: Source, *, bad_slices: str = "raise") -> CTVolume:
+def read_ct(source: Source, *, bad_slices: str = "raise", allow_non_ct: bool = False) -> CTVolume:
     """Read a CT volume from DICOM.
 
-    Files are grouped by *SeriesInstanceUID*; the largest CT series is opened (if there is no CT
-    series, the largest image series, with a warning). Slices are ordered by their position
+    Files are grouped by *SeriesInstanceUID*; the largest CT series is opened. Without a CT
+    series the input is refused (values of MR, PET or a secondary capture are not HU), unless
+    ``allow_non_ct=True``: then the largest image series is opened, with a warning. Slices are ordered by their position
     along the slice normal, never by file name or *InstanceNumber*. Classic (one slice per file)
     and enhanced multi-frame CT are supported, uncompressed or compressed (JPEG 2000, JPEG-LS,
     JPEG lossless, RLE) when the pylibjpeg/pyjpegls codecs are installed.
@@ -221,6 +249,9 @@ def read_ct(source: Source, *, bad_slices: str = "raise") -> CTVolume:
         A file of the series whose pixel data cannot be read or decoded raises (default), or
         with ``"nan"`` leaves its slices NaN, listed in ``meta["bad_slices"]`` as
         ``{z: message}`` with a warning (a study reports those slices and goes on).
+    allow_non_ct : bool
+        Read a series whose *Modality* is not CT (its values are then not Hounsfield units; the
+        reason ``meta["warnings"]`` says so). Default False: such input raises.
 
     Returns
     -------
@@ -232,7 +263,8 @@ def read_ct(source: Source, *, bad_slices: str = "raise") -> CTVolume:
     ------
     CTReadError
         With a message that says what to do: no DICOM files, a non-DICOM file, no pixel data,
-        slices of different sizes or at the same position, or a missing codec.
+        not CT (without ``allow_non_ct``), a RescaleSlope / RescaleIntercept that is not a
+        number, slices of different sizes or at the same position, or a missing codec.
     """
     paths, kind = collect_paths(source)
     headers, skipped = read_headers(paths, kind, source)
@@ -240,7 +272,7 @@ def read_ct(source: Source, *, bad_slices: str = "raise") -> CTVolume:
     if kind == "list" and skipped:
         warn.append(f"skipped {skipped} non-DICOM file(s) among the files given")
     groups = group_series(headers)
-    group = _choose_series(groups, kind, warn)
+    group = _choose_series(groups, kind, warn, allow_non_ct)
     frames = [f for h in group.headers if h.is_image for f in frames_of(h)]
     check_sizes(frames)
     geometry = order_frames(frames)

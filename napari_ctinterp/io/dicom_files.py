@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import MediaStorageDirectoryStorage
 
-from .errors import CTReadError
+from .errors import CTReadError, CTReadWarning
 
 __all__ = ["DicomHeader", "SeriesGroup", "collect_paths", "group_series", "is_dicom", "read_headers"]
 
@@ -169,14 +170,45 @@ def _starts_like_dataset(path: Path) -> bool:
     return head in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
 
 
-def _read_header(path: Path) -> DicomHeader | None:
-    """Header of a DICOM file, or None if it is not DICOM."""
+class BrokenHeaderError(CTReadError):
+    """A file that parses as DICOM but holds an element that cannot be read."""
+
+
+def _check_elements(path: Path, ds: Dataset) -> None:
+    """Convert every element now (pydicom converts lazily): an unreadable one (unknown VR, bytes
+    that are not its VR's) is a :class:`BrokenHeaderError` naming the file, not a raw error later."""
+    def touch(dataset: Dataset, elem: object) -> None:  # noqa: ARG001 - walk converts as it visits
+        return None
+
     try:
-        return DicomHeader(path, pydicom.dcmread(path, stop_before_pixels=True))
+        ds.walk(touch)
+        for keyword in ("Rows", "Columns", "SamplesPerPixel"):
+            if keyword in ds and not (isinstance(ds[keyword].value, int) and ds[keyword].value > 0):
+                raise ValueError(f"{keyword} is {ds[keyword].value!r}, not a positive integer")
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types for garbled elements
+        raise BrokenHeaderError(f"{path} is DICOM but its header cannot be read ({type(exc).__name__}: {exc}). "
+                                "The file is corrupt; re-export it or remove it from the input.") from exc
+
+
+def _read_header(path: Path) -> DicomHeader | None:
+    """Header of a DICOM file, or None if it is not DICOM.
+
+    Raises
+    ------
+    BrokenHeaderError
+        The file is DICOM but an element of its header cannot be read.
+    """
+    try:
+        header = DicomHeader(path, pydicom.dcmread(path, stop_before_pixels=True))
     except InvalidDicomError:
-        pass
+        header = None
     except Exception:  # noqa: BLE001 - a truncated/garbled file is "not readable DICOM"
         return None
+    if header is not None:
+        _check_elements(path, header.ds)
+        return header
     # No preamble: accept only if the file starts like a DICOM dataset and a forced parse finds
     # a standard SOP Class (guards against random binary files that happen to parse as tags).
     if not _starts_like_dataset(path):
@@ -186,7 +218,10 @@ def _read_header(path: Path) -> DicomHeader | None:
         sop = str(ds.get("SOPClassUID", ""))
     except Exception:  # noqa: BLE001
         return None
-    return DicomHeader(path, ds, forced=True) if sop.startswith("1.2.840.10008.") else None
+    if not sop.startswith("1.2.840.10008."):
+        return None
+    _check_elements(path, ds)
+    return DicomHeader(path, ds, forced=True)
 
 
 def read_headers(paths: Sequence[Path], kind: str, source: object) -> tuple[list[DicomHeader], int]:
@@ -198,7 +233,14 @@ def read_headers(paths: Sequence[Path], kind: str, source: object) -> tuple[list
     headers: list[DicomHeader] = []
     skipped = 0
     for p in paths:
-        header = _read_header(p)
+        try:
+            header = _read_header(p)
+        except BrokenHeaderError as exc:
+            if kind == "file":
+                raise
+            warnings.warn(f"skipped {p.name}: {exc}", CTReadWarning, stacklevel=3)
+            skipped += 1
+            continue
         if header is None:
             if kind == "file":
                 raise CTReadError(

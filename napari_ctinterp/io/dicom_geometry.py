@@ -75,6 +75,22 @@ def _float(value: object) -> float | None:
     return out if np.isfinite(out) else None
 
 
+def _rescale(ds: Dataset, frame: int, keyword: str, default: float, path: object) -> float:
+    """A frame's RescaleSlope / RescaleIntercept: ``default`` when absent, an error when not a number.
+
+    A value that is present but cannot be read as a finite number must not silently become the
+    default: the HU would be wrong without a word.
+    """
+    value = _attr(ds, frame, "PixelValueTransformationSequence", keyword)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    out = _float(value)
+    if out is None:
+        raise CTReadError(f"{path}: {keyword} of frame {frame + 1} is {value!r}, not a number, so the stored "
+                          "values cannot be turned into Hounsfield units. Fix this element or re-export the series.")
+    return out
+
+
 def _functional_group(ds: Dataset, frame: int, keyword: str) -> Dataset | None:
     """First item of a functional group macro for one frame (per-frame, then shared)."""
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
@@ -133,8 +149,8 @@ def frames_of(header: DicomHeader) -> list[Frame]:
         ]
     frames = []
     for i in range(header.n_frames):
-        slope = _float(_attr(ds, i, "PixelValueTransformationSequence", "RescaleSlope"))
-        intercept = _float(_attr(ds, i, "PixelValueTransformationSequence", "RescaleIntercept"))
+        slope = _rescale(ds, i, "RescaleSlope", 1.0, header.path)
+        intercept = _rescale(ds, i, "RescaleIntercept", 0.0, header.path)
         frames.append(
             Frame(
                 header=header,
@@ -145,8 +161,8 @@ def frames_of(header: DicomHeader) -> list[Frame]:
                 orientation=_floats(_attr(ds, i, "PlaneOrientationSequence", "ImageOrientationPatient"), 6),
                 pixel_spacing=_floats(_attr(ds, i, "PixelMeasuresSequence", "PixelSpacing"), 2),  # type: ignore[arg-type]
                 thickness=_float(_attr(ds, i, "PixelMeasuresSequence", "SliceThickness")),
-                slope=1.0 if slope is None else slope,
-                intercept=0.0 if intercept is None else intercept,
+                slope=slope,
+                intercept=intercept,
             )
         )
     return frames

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import rankdata
 
+from .evidence import evidence_mask, mask_note
+
 
 def percent_grid() -> np.ndarray:
     """k in percent: 0–10 in 0.5 steps, then 1 % steps to 100 (111 points)."""
@@ -45,6 +47,8 @@ class Localisation:
         Fraction of the top-|mask| pixels that lie in the mask (pixel maps).
     kind : str
         ``pixel`` or ``region``.
+    mask_note : str
+        How a mask other than 0/1 was read (``metrics.mask_note``), ``""`` for a 0/1 mask.
     """
 
     auc: float
@@ -61,6 +65,7 @@ class Localisation:
     relevance_mass: float
     precision_at_mask_size: float
     kind: str
+    mask_note: str = ""
 
 
 def _check(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +78,7 @@ def _check(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray
         raise ValueError(f"expected a 2D map and mask, got {a.ndim}D")
     if not np.isfinite(a).all():
         raise ValueError(f"the map has {int((~np.isfinite(a)).sum())} NaN/inf values: it cannot be scored")
-    m = m.astype(bool)
+    m = evidence_mask(m)
     n_in = int(m.sum())
     if n_in == 0:
         raise ValueError("the reference mask is empty: paint the expected evidence (any non-zero label) first")
@@ -87,7 +92,7 @@ def _check(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def exact_auc(values: np.ndarray, mask: np.ndarray) -> float:
     """Mann–Whitney ROC AUC of ``values`` for ``mask`` (ties half), as scikit-learn's roc_auc_score."""
     v = np.asarray(values, dtype=np.float64).ravel()
-    m = np.asarray(mask, dtype=bool).ravel()
+    m = evidence_mask(mask).ravel()
     ranks = rankdata(v)
     n_pos = int(m.sum())
     n_neg = m.size - n_pos
@@ -158,7 +163,8 @@ def localisation(values: np.ndarray, mask: np.ndarray, *, regions: np.ndarray | 
     values : numpy.ndarray
         (H, W) map; use absolute values for attribution maps (the study's choice).
     mask : numpy.ndarray
-        (H, W) reference mask; any non-zero value counts as expected evidence.
+        (H, W) reference mask; every value > 0 counts as expected evidence (bool, 0/1, multi-label or
+        fractional masks alike; ``mask_note`` of the result says how a mask other than 0/1 was read).
     regions : numpy.ndarray, optional
         (H, W) region ranks (1 = most important, from ``xrai.region_map``): then regions are kept
         whole in rank order and the exact AUC ranks pixels by region rank.
@@ -190,4 +196,4 @@ def localisation(values: np.ndarray, mask: np.ndarray, *, regions: np.ndarray | 
         auc=auc, auc_grid=c["auc_grid"], max_dice=float(c["dice"][best]), k_star=float(k[best]), k=k,
         tpr=c["tpr"], fpr=c["fpr"], dice=c["dice"], kept=cut, random_tpr=kept_frac,
         random_dice=2 * kept_frac * f / (kept_frac + f), relevance_mass=float(abs_a[m].sum() / total) if total else 0.0,
-        precision_at_mask_size=hits_at_m / n_in, kind=kind)
+        precision_at_mask_size=hits_at_m / n_in, kind=kind, mask_note=mask_note(mask))

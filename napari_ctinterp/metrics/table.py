@@ -90,11 +90,15 @@ class MapScorer:
     ----------
     seed : int
         Tie breaking and fidelity's random parts.
+    step : float
+        Fidelity's step in percent of pixels replaced (the study's 2.5 by default; a coarser step
+        costs proportionally fewer forward passes).
     fidelity_runs : int
         How many fidelity computations ran the model (tests and the panel's status use it).
     """
 
     seed: int = 0
+    step: float = 2.5
     fidelity_runs: int = 0
     _rankings: dict[str, MapRanking] = field(default_factory=dict, repr=False)
     _fidelity: dict[tuple, Fidelity] = field(default_factory=dict, repr=False)
@@ -117,10 +121,11 @@ class MapScorer:
         fid = None
         if clf is not None and hu is not None and label is not None:
             model_key = f"{clf.source}:{clf.card.short_hash}:{id(clf.module)}"
-            fkey = (map_fp, hu_fp if hu_fp is not None else fingerprint(hu), model_key, int(label))
+            fkey = (map_fp, hu_fp if hu_fp is not None else fingerprint(hu), model_key, int(label), self.step)
             fid = self._fidelity.get(fkey)
             if fid is None:
-                fid = fidelity(clf, hu[None], absolute[None], np.array([label]), seed=self.seed, bootstrap=1)
+                fid = fidelity(clf, hu[None], absolute[None], np.array([label]), seed=self.seed, bootstrap=1,
+                               step=self.step)
                 self._fidelity[fkey] = fid
                 _trim(self._fidelity, MAX_FIDELITIES)
                 self.fidelity_runs += 1

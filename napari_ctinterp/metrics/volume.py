@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .evidence import evidence_mask
 from .localisation import Localisation, localisation
 
 
@@ -61,7 +62,7 @@ def localisation_volume(maps: np.ndarray, mask: np.ndarray, *, regions: np.ndarr
         (Z, H, W) map (absolute values for attribution maps); NaN on slices not explained (as
         ``explain_volume`` leaves them).
     mask : numpy.ndarray
-        (Z, H, W) reference mask; any non-zero value is expected evidence.
+        (Z, H, W) reference mask; every value > 0 is expected evidence.
     regions : numpy.ndarray, optional
         (Z, H, W) XRAI region ranks per slice (region maps); see the module docstring.
     seed : int
@@ -75,7 +76,7 @@ def localisation_volume(maps: np.ndarray, mask: np.ndarray, *, regions: np.ndarr
                          f"bring the mask to the CT's geometry (io.load_mask(path, reference=volume))")
     if regions is not None and np.shape(regions) != a.shape:
         raise ValueError(f"region ranks shape {np.shape(regions)} differs from the map's {a.shape}")
-    m = m.astype(bool)
+    m = evidence_mask(m)
     explained = [z for z in range(len(a)) if np.isfinite(a[z]).all()]
     slices: dict[int, Localisation] = {}
     skipped: dict[int, str] = {}

@@ -37,6 +37,32 @@ def resize_batch(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
+#: Smallest image side taken (px): a smaller image would be upsampled into detail it does not have.
+MIN_SIDE = 32
+#: Largest ratio of the long side to the short side: beyond it the image is not an axial slice
+#: (a scout, a strip, a cropped band) and resizing would distort it past recognition.
+MAX_ASPECT = 4.0
+
+
+def check_image_size(shape: tuple[int, ...], input_size: tuple[int, int]) -> None:
+    """Refuse an image too small or too elongated to be resized to the model's input.
+
+    Raises
+    ------
+    ValueError
+        With the size found and what to do.
+    """
+    h, w = (int(v) for v in shape)
+    if min(h, w) < MIN_SIDE:
+        raise ValueError(f"the image is {w} × {h} px, under {MIN_SIDE} px a side; the model takes "
+                         f"{input_size[1]} × {input_size[0]} and would see it upsampled into detail it does not "
+                         "have. Open the full-resolution slice, not a thumbnail or a crop.")
+    if max(h, w) / min(h, w) > MAX_ASPECT:
+        raise ValueError(f"the image is {w} × {h} px, an aspect ratio over {MAX_ASPECT:g}:1; resized to the "
+                         f"model's {input_size[1]} × {input_size[0]} it would be distorted past recognition. "
+                         "Open an axial slice (not a scout or a strip), or crop it closer to square.")
+
+
 @dataclass(eq=False)
 class Classifier:
     """A loaded CT classifier.
@@ -85,6 +111,7 @@ class Classifier:
         if not np.isfinite(arr).all():
             n = int((~np.isfinite(arr)).sum())
             raise ValueError(f"the image has {n} NaN/inf pixels: fill or crop them before classifying")
+        check_image_size(arr.shape[-2:], self.card.input_size)
         card = self.card
         if arr.ndim == 2:
             if card.is_2_5d:

@@ -131,6 +131,28 @@ def figure_example(example: dict | None) -> plt.Figure | None:
     return fig
 
 
+def domain_counts(results: list[dict]) -> dict[str, int]:
+    """Slices in / out of the model's domain, and unknown (no statistics), over the scored slices."""
+    scored = [r for r in results if not r.get("error")]
+    return {"in": sum(r.get("in_domain") is True for r in scored),
+            "out": sum(r.get("in_domain") is False for r in scored),
+            "unknown": sum(r.get("in_domain") is None for r in scored)}
+
+
+def domain_sentence(counts: dict[str, int]) -> str:
+    """The report's line on the out-of-domain check."""
+    n = sum(counts.values())
+    if counts["unknown"] == n:
+        return (f"Out-of-domain check: unknown for all {n} slices (the model has no domain statistics: "
+                "ctinterp fit-domain adds them).")
+    text = f"Out-of-domain check: {counts['in']} of {n} slices in the model's domain, {counts['out']} out of domain"
+    if counts["unknown"]:
+        text += f", {counts['unknown']} unknown"
+    if counts["out"]:
+        text += " — the answers and maps on slices out of domain may not mean anything (column in_domain of table.csv)"
+    return text + "."
+
+
 def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid: pd.DataFrame, acc: dict,
                  cfg: dict, results: list[dict]) -> Path:
     """Write figures (PNG) and ``report.html`` (figures embedded) into ``run_dir``."""
@@ -166,12 +188,14 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
     summ_cols = [c for c in summary.columns if c.endswith(("_mean", "_sd", "_n")) or c in
                  ("method", "variant", "map_type", "sign")]
     accuracy = "n/a" if acc["accuracy"] is None else f"{acc['accuracy']:.3f}"
+    domain = domain_counts(results)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>napari-ctinterp study</title>",
         "<style>body{font-family:sans-serif;margin:2em;max-width:1200px} table{border-collapse:collapse;font-size:12px}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} img{max-width:100%}</style></head><body>",
         "<h1>napari-ctinterp study</h1>",
         f"<p>{acc['n']} slices scored, {acc['n_failed']} failed; model accuracy on the set: {accuracy}</p>",
+        f"<p class='domain'>{html.escape(domain_sentence(domain), quote=False)}</p>",
         "<h2>Localisation (mean, SD, n per group)</h2>", summary[summ_cols].round(4).to_html(index=False),
         "<h2>Fidelity F per group</h2>", f_piv.round(4).to_html(index=False),
         "<h2>Human vs model</h2>",

@@ -19,6 +19,9 @@ def viewer_and_widget(docked):
 
 def test_sample_slice_gives_the_15_layers_and_rerun_updates_them(qtbot, viewer_and_widget):
     viewer, widget = viewer_and_widget
+    # the paper's settings by default; small ones for the run (the maps' count and layout are the test)
+    assert (widget.steps.value, widget.samples.value, widget.sg_samples.value) == (25, 50, 15)
+    widget.steps.value, widget.samples.value, widget.sg_samples.value = 4, 4, 3
     widget.run()
     qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=600_000)
     names = [ly.name for ly in viewer.layers if ly.metadata.get("ctinterp_map", {}).get("kind") == "pixel"]
@@ -32,7 +35,7 @@ def test_sample_slice_gives_the_15_layers_and_rerun_updates_them(qtbot, viewer_a
         assert layer.data.shape == ct.data.shape and np.allclose(layer.scale, ct.scale)
         assert np.array_equal(layer.data, np.abs(layer.metadata["signed"]))
         info = layer.metadata["ctinterp_map"]
-        assert info["steps"] == 25 and info["sg_samples"] == 15 and info["target_name"] == "contrast"
+        assert info["steps"] == 4 and info["sg_samples"] == 3 and info["target_name"] == "contrast"
         assert layer.colormap.name == "ctinterp heat"
     # One map over the CT: the CT, the mask and IGB · SG2 are the only visible layers.
     assert [ly.name for ly in viewer.layers if ly.visible] == ["phantom · arterial", "phantom · reference mask",

@@ -32,6 +32,8 @@ def test_panel_fills_the_table_draws_four_plots_and_exports(qtbot, viewer_with_m
     viewer = viewer_with_maps
     panel = MetricsPanel(viewer)
     viewer.window.add_dock_widget(panel, name="Metrics")
+    assert panel.scorer.step == 2.5  # the study's fidelity step by default …
+    panel.scorer.step = 12.5  # … a coarser one here: 9 instead of 41 points per curve, for the test's time
     panel.image.value = viewer.layers["phantom · arterial"]
     panel.mask.value = viewer.layers["phantom · reference mask"]
     assert len(panel.map_layers(panel.image.value)) == 30  # 15 pixel + 15 XRAI maps

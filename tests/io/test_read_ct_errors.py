@@ -7,7 +7,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from pydicom.data import get_testdata_file
+from pydicom.dataelem import DataElement
 from pydicom.pixels import get_decoder
+from pydicom.tag import Tag
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
 from napari_ctinterp.io import CTReadError, CTReadWarning, read_ct, write_dicom_series
@@ -50,13 +53,42 @@ def test_dicom_without_pixel_data(tmp_path: Path, hu: np.ndarray, drop: tuple[st
         read_ct(tmp_path / "nopix.dcm")
 
 
-def test_non_ct_modality_is_read_with_warning(tmp_path: Path, hu: np.ndarray) -> None:
-    write_dicom_series(hu, tmp_path, modality="MR")
-    with pytest.warns(CTReadWarning, match="modality MR, not CT"):
-        vol = read_ct(tmp_path)
+@pytest.mark.parametrize("modality", ["MR", "PT", "OT"])
+def test_non_ct_modality_is_refused_unless_allowed(tmp_path: Path, hu: np.ndarray, modality: str) -> None:
+    write_dicom_series(hu, tmp_path, modality=modality)
+    with pytest.raises(CTReadError, match=f"modality {modality} .*not CT.*allow_non_ct=True"):
+        read_ct(tmp_path)
+    with pytest.warns(CTReadWarning, match=f"modality {modality}, not CT"):
+        vol = read_ct(tmp_path, allow_non_ct=True)
     np.testing.assert_array_equal(vol.hu, hu)
-    assert vol.meta["modality"] == "MR"
-    assert any("modality MR, not CT" in w for w in vol.meta["warnings"])
+    assert vol.meta["modality"] == modality
+    assert any(f"modality {modality}, not CT" in w for w in vol.meta["warnings"])
+
+
+def test_pydicom_mr_file_is_refused() -> None:
+    path = get_testdata_file("MR_small.dcm", download=False)
+    with pytest.raises(CTReadError, match="MR_small.dcm is modality MR"):
+        read_ct(path)
+
+
+@pytest.mark.parametrize("keyword", ["RescaleSlope", "RescaleIntercept"])
+def test_rescale_not_a_number_classic(tmp_path: Path, keyword: str) -> None:
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    ds[keyword] = DataElement(Tag(keyword), "LO", "abc")  # a wrong VR holding text
+    ds.save_as(tmp_path / "bad.dcm")
+    with pytest.raises(CTReadError, match=rf"bad.dcm: {keyword} is 'abc', not a number"):
+        read_ct(tmp_path / "bad.dcm")
+
+
+@pytest.mark.parametrize("keyword", ["RescaleSlope", "RescaleIntercept"])
+def test_rescale_not_a_number_multiframe(tmp_path: Path, keyword: str) -> None:
+    """Enhanced CT: the rescale lives in a functional group; it used to become slope 1 silently."""
+    ds = pydicom.dcmread(get_testdata_file("eCT_Supplemental.dcm", download=False))
+    item = ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0]
+    item[keyword] = DataElement(Tag(keyword), "LO", "n/a")
+    ds.save_as(tmp_path / "bad_enh.dcm")
+    with pytest.raises(CTReadError, match=rf"bad_enh.dcm: {keyword} of frame 1 is 'n/a', not a number"):
+        read_ct(tmp_path / "bad_enh.dcm")
 
 
 def test_slices_of_different_sizes(tmp_path: Path, make_hu) -> None:
@@ -145,3 +177,28 @@ def test_random_binary_files_are_skipped(tmp_path: Path, hu: np.ndarray) -> None
     (tmp_path / "noise.raw").write_bytes(rng.bytes(5000))
     vol = read_ct(tmp_path)
     assert vol.shape[0] == 2 and vol.meta["n_skipped_files"] == 2
+
+
+def test_rescale_beyond_float32_is_refused(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    ds.RescaleSlope = "1e300"  # a number, but the HU would be inf
+    ds.save_as(tmp_path / "huge.dcm")
+    with pytest.raises(CTReadError, match="beyond float32's range"):
+        read_ct(tmp_path / "huge.dcm")
+
+
+def test_unreadable_header_element_names_the_file(tmp_path: Path) -> None:
+    """Found by the fuzz test: an element with an unknown VR raised pydicom's NotImplementedError."""
+    src = Path(get_testdata_file("CT_small.dcm", download=False)).read_bytes()
+    at = src.index(b"\x08\x00\x60\x00CS")  # Modality, explicit VR little endian
+    bad = src[:at + 4] + b"CP" + src[at + 6:]
+    (tmp_path / "bad_vr.dcm").write_bytes(bad)
+    with pytest.raises(CTReadError, match=r"bad_vr.dcm is DICOM but its header cannot be read"):
+        read_ct(tmp_path / "bad_vr.dcm")
+    folder = tmp_path / "series"
+    folder.mkdir()
+    (folder / "bad_vr.dcm").write_bytes(bad)
+    (folder / "good.dcm").write_bytes(src)
+    with pytest.warns(CTReadWarning, match="skipped bad_vr.dcm"):
+        vol = read_ct(folder)
+    assert vol.shape == (1, 128, 128) and vol.meta["n_skipped_files"] == 1

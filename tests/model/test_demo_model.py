@@ -7,8 +7,6 @@ import pytest
 import torch
 
 from napari_ctinterp.model import load
-from napari_ctinterp.model.datasets import phantom_set, phantom_spec
-from napari_ctinterp.model.training import accuracy_of
 from napari_ctinterp.phantom import make_slice
 
 
@@ -29,12 +27,15 @@ def test_demo_card_and_file(demo):
     assert "ctinterp train" in demo.card.training["command"]
 
 
-def test_demo_at_least_99_percent_on_200_fresh_slices(demo):
-    # Seeds from the test range, never used for training or checkpoint choice; offset so this
-    # test does not merely repeat the card's evaluation.
-    specs = phantom_spec("test", 200, seed=12345)
-    data = phantom_set(specs, demo.card.hu_window, demo.card.input_size, workers=2)
-    acc = accuracy_of(demo.logits(data.x.to(demo.device)).cpu(), data.y)
+def test_demo_at_least_99_percent_on_200_fresh_slices(demo, fresh_phantom):
+    # Test-range seeds, never used for training or checkpoint choice, offset so this test does
+    # not merely repeat the card's evaluation (tests/model/conftest.py): 150 with contrast (every
+    # phase), 50 without; HU → clf.predict, the widgets' path.
+    specs, hu = fresh_phantom
+    truth = np.array([s["contrast"] for s in specs])
+    assert truth.sum() == 150
+    p = demo.predict(hu)
+    acc = float(((p >= 0.5) == truth).mean())
     assert acc >= 0.99, f"demo accuracy {acc:.3f} on 200 fresh phantom slices"
 
 

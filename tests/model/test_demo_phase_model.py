@@ -8,8 +8,7 @@ import pytest
 
 from napari_ctinterp.model import demo_weights_path, load
 from napari_ctinterp.model.card import file_sha256
-from napari_ctinterp.model.datasets import PHASE_CLASSES, phantom_spec
-from napari_ctinterp.phantom import make_slice
+from napari_ctinterp.model.datasets import PHASE_CLASSES
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +29,16 @@ def test_card_and_file(phase):
     assert "ctinterp train --demo-phase" in card.training["command"]
 
 
-def test_at_least_95_percent_per_class_on_200_fresh_slices(phase):
+def test_at_least_95_percent_per_class_on_200_fresh_slices(phase, fresh_phantom):
     # Test-range seeds (never trained on nor used to choose the epoch), offset from the card's
-    # evaluation; each slice through the same path as the widgets: HU → clf.predict_proba.
-    specs = phantom_spec("test", 200, seed=4242, task="phase")
+    # evaluation (tests/model/conftest.py); HU → clf.predict_proba, the widgets' path.
+    specs, hu = fresh_phantom
     right = {c: [0, 0] for c in PHASE_CLASSES}
-    for s in specs:
-        hu = make_slice(s["seed"], contrast=s["contrast"], phase=s["phase"]).hu
+    guesses = np.argmax(phase.predict_proba(hu), axis=1)
+    for s, g in zip(specs, guesses):
         truth = PHASE_CLASSES[1 + ("arterial", "pulmonary", "venous").index(s["phase"])] if s["contrast"] \
             else "no contrast"
-        guess = PHASE_CLASSES[int(np.argmax(phase.predict_proba(hu)))]
+        guess = PHASE_CLASSES[int(g)]
         right[truth][0] += guess == truth
         right[truth][1] += 1
     per_class = {c: ok / n for c, (ok, n) in right.items()}

@@ -16,9 +16,10 @@ import pytest
 
 from napari_ctinterp.study import StudyConfig, run_study
 
-SMALL = dict(slices=4, methods=("BP", "IGB"), variants=("plain", "SG2"), steps=4, samples=4, sg_samples=2,
+# one variant (SG², which exercises the shared noisy samples) keeps the study tests' time down
+SMALL = dict(slices=4, methods=("BP", "IGB"), variants=("SG2",), steps=4, samples=4, sg_samples=2,
              xrai="fast", fidelity_step=25.0)
-CLI_SMALL = ["--slices", "4", "--methods", "BP", "IGB", "--variants", "plain", "SG2", "--steps", "4",
+CLI_SMALL = ["--slices", "4", "--methods", "BP", "IGB", "--variants", "SG2", "--steps", "4",
              "--samples", "4", "--sg-samples", "2", "--xrai", "fast", "--fidelity-step", "25"]
 
 
@@ -44,18 +45,27 @@ def in_process(tmp_path_factory):
 
 def test_demo_study_has_every_row_and_column(in_process):
     table = pd.read_csv(in_process / "table.csv")
-    # 4 slices × (2 methods × 2 variants × 2 signs + random abs) × 2 map types
-    assert len(table) == 4 * (2 * 2 * 2 + 1) * 2
+    # 4 slices × (2 methods × 1 variant × 2 signs + random abs) × 2 map types
+    assert len(table) == 4 * (2 * 1 * 2 + 1) * 2
     assert {"slice_id", "label", "p_contrast", "method", "variant", "map_type", "sign", "auc", "auc_grid",
             "max_dice", "k_star", "fidelity_continuous", "error"} <= set(table.columns)
     assert table["error"].isna().all() and table["auc"].between(0, 1).all()
     assert set(table["label"]) == {0, 1}
+    # the out-of-domain check of each slice, from the slice's own forward pass
+    from napari_ctinterp.model import load
+
+    threshold = load("demo").domain_stats()[0].threshold
+    per_slice = table.groupby("slice_id")[["in_domain", "domain_score"]].first()
+    assert per_slice["domain_score"].gt(0).all()
+    assert (per_slice["in_domain"] == (per_slice["domain_score"] <= threshold)).all()
     summary = pd.read_csv(in_process / "summary.csv")
-    assert len(summary) == (2 * 2 * 2 + 1) * 2 and (summary["auc_n"] == 4).all()
+    assert len(summary) == (2 * 1 * 2 + 1) * 2 and (summary["auc_n"] == 4).all()
     fid = pd.read_csv(in_process / "fidelity.csv")
     assert len(fid) == len(summary) and fid["F"].between(-1, 1).all()
     assert json.loads((in_process / "accuracy.json").read_text())["n"] == 4
     report = (in_process / "report.html").read_text()
+    n_in = int(per_slice["in_domain"].sum())
+    assert f"Out-of-domain check: {n_in} of 4 slices in the model's domain, {4 - n_in} out of domain" in report
     assert "data:image/png;base64" in report and "Model card" in report and '&quot;steps&quot;: 4' in report
     assert (in_process / "figures" / "example_maps.png").exists()
     # Human vs model: every absolute non-random map type with its AUC, F and their rank correlation.
@@ -107,7 +117,7 @@ def test_corrupt_slice_is_reported_and_the_run_goes_on(tmp_path):
     bad = table[table["slice_id"] == "broken/slice.dcm"]
     assert len(bad) == 1 and isinstance(bad["error"].iloc[0], str) and "DICOM" in bad["error"].iloc[0]
     good = table[table["slice_id"] != "broken/slice.dcm"]
-    assert good["error"].isna().all() and len(good) == 2 * 9 * 2
+    assert good["error"].isna().all() and len(good) == 2 * 5 * 2
     assert good["auc"].isna().all()  # no masks given: localisation skipped, fidelity computed
     assert good["fidelity_continuous"].notna().all()
 
