@@ -27,7 +27,7 @@ def test_fresh_phantom_slices_pass_and_other_images_are_flagged(model, fresh_pha
     _, checks = clf.logits_and_domain(clf.preprocess(fresh_hu))
     alarms = sum(c.in_domain is False for c in checks)
     # the goal: at most 2 % (4 of 200); measured with the shipped statistics (2,000 fitting
-    # slices): demo 3, demo-phase (see docs/model.md)
+    # slices): demo 3, demo-phase 1
     assert alarms <= 4, f"{alarms} of 200 fresh phantom slices flagged"
     print(f"{model}: {alarms} of 200 fresh phantom slices flagged")
     rng = np.random.default_rng(0)
@@ -38,8 +38,8 @@ def test_fresh_phantom_slices_pass_and_other_images_are_flagged(model, fresh_pha
         check = clf.domain_check(img)
         assert check.in_domain is False, f"{model}: {name} not flagged ({check.reason})"
     # phantom slices rotated 90° are only partly caught (the features are pooled over the image, so
-    # a rotated body looks much like a wider one): measured for the demo, 45 and 52 of 100 fresh
-    # slices rotated by +90° / −90°; bounded here below the measured level — not the goal
+    # a rotated body looks much like a wider one): measured here, demo 20 and demo-phase 37 of these
+    # 40; bounded below the measured level — not the goal (every rotated slice)
     rotated = np.stack([np.rot90(h, 1 + 2 * (i % 2)) for i, h in enumerate(fresh_hu[:40])]).copy()
     _, checks = clf.logits_and_domain(clf.preprocess(rotated))
     caught = sum(c.in_domain is False for c in checks)
