@@ -47,14 +47,18 @@ MAX_ASPECT = 4.0
 def check_image_size(shape: tuple[int, ...], input_size: tuple[int, int]) -> None:
     """Refuse an image too small or too elongated to be resized to the model's input.
 
+    Too small: under :data:`MIN_SIDE` px a side (or under the model's own input side, if that is
+    smaller still).
+
     Raises
     ------
     ValueError
         With the size found and what to do.
     """
     h, w = (int(v) for v in shape)
-    if min(h, w) < MIN_SIDE:
-        raise ValueError(f"the image is {w} × {h} px, under {MIN_SIDE} px a side; the model takes "
+    least = min(MIN_SIDE, *input_size)  # a model that takes 16 × 16 may be given 16 × 16
+    if min(h, w) < least:
+        raise ValueError(f"the image is {w} × {h} px, under {least} px a side; the model takes "
                          f"{input_size[1]} × {input_size[0]} and would see it upsampled into detail it does not "
                          "have. Open the full-resolution slice, not a thumbnail or a crop.")
     if max(h, w) / min(h, w) > MAX_ASPECT:

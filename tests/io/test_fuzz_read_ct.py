@@ -111,7 +111,9 @@ def read_case(sources: dict[str, bytes], folder: Path, source: str, mutation: tu
     """Write one mutated case into ``folder`` and read it: ``"read"``, ``"CTReadError"`` or
     ``"not writable"``; any other exception, a non-finite result or a hang raises."""
     try:
-        data = _mutate(sources[source], mutation)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns about the invalid values it is asked to write
+            data = _mutate(sources[source], mutation)
     except Exception:  # noqa: BLE001 - pydicom could not write this mutation: nothing to read
         return "not writable"
     folder.mkdir(parents=True)

@@ -70,3 +70,14 @@ def test_label_valued_masks_are_read_as_positive() -> None:
     vol = localisation_volume(np.stack([values, values]), np.stack([labels, labels]))
     assert vol.volume is not None
     assert vol.volume.auc == localisation_volume(np.stack([values, values]), np.stack([binary, binary])).volume.auc
+
+
+def test_a_model_with_a_small_input_takes_images_of_its_size() -> None:
+    import torch
+
+    from napari_ctinterp.model import Classifier, ModelCard, build
+
+    clf = Classifier(build("resnet18"), ModelCard(input_size=(16, 16)), torch.device("cpu"))
+    clf.predict(np.zeros((16, 16), np.float32))
+    with pytest.raises(ValueError, match="12 × 12 px, under 16 px a side"):
+        clf.predict(np.zeros((12, 12), np.float32))
