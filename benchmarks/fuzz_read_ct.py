@@ -50,7 +50,7 @@ def main() -> None:
         n = sum(outcomes.values())
         t0 = time.perf_counter()
         try:
-            outcome = mod.read_case(sources, tmp / f"case{n}", source, mutation)
+            outcome = mod.read_case(sources, Path(tempfile.mkdtemp(dir=tmp, prefix=f"case{n}_")), source, mutation)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - the point: tally what should never happen

@@ -173,7 +173,7 @@ def read_ct_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
     # widgets show the warning beside any answer (metadata "not_hu").
     vol = read_ct(paths[0] if len(paths) == 1 else paths, allow_non_ct=True)
     meta = dict(vol.meta)
-    not_hu = str(meta.get("modality", "")).upper() != "CT"
+    not_hu = not meta.get("is_ct", str(meta.get("modality", "")).upper() == "CT")
     meta["not_hu"] = not_hu
     meta["spacing_mm"] = tuple(vol.spacing_mm)
     meta["origin_mm"] = tuple(vol.origin)

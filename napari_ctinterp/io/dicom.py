@@ -15,7 +15,7 @@ from pydicom.pixels import apply_modality_lut
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from .dicom_files import SeriesGroup, Source, collect_paths, group_series, read_headers
-from .dicom_geometry import Frame, check_sizes, frames_of, order_frames
+from .dicom_geometry import Frame, check_sizes, frames_of, order_frames, parse_rescale
 from .errors import CTReadError, CTReadWarning, codec_install_hint
 
 __all__ = ["CTVolume", "read_ct"]
@@ -41,7 +41,8 @@ class CTVolume:
         DICOM patient coordinates (x, y, z) in mm, LPS (x to the patient's left, y posterior,
         z superior). Note the order differs from ``spacing_mm``.
     meta : dict
-        Series information without patient identifiers: ``series_uid``, ``modality``,
+        Series information without patient identifiers: ``series_uid``, ``modality``, ``is_ct``
+        (Modality CT, or a CT SOP Class without a Modality element),
         ``n_files``, ``n_slices``, ``files`` (paths in slice order), ``other_series`` (dicts with
         uid, modality, n_files, n_frames, description), ``warnings``, ``orientation``
         (ImageOrientationPatient), ``slice_normal``, ``slice_positions_mm``,
@@ -74,8 +75,11 @@ def _choose_series(groups: list[SeriesGroup], kind: str, warn: list[str], allow_
             f"{what} without pixel data ({found}); it holds no image. "
             "Open the CT image series (the files with pixel data) instead."
         )
-    cts = [g for g in images if g.modality.upper() == "CT"]
+    cts = [g for g in images if g.is_ct]
     chosen = cts[0] if cts else images[0]
+    if cts and not chosen.modality:
+        warn.append(f"the series has no Modality element; read as CT because its SOP Class is "
+                    f"{_sop_name(chosen.headers[0].ds)}")
     if not cts and not allow_non_ct:
         what = f"{chosen.headers[0].path}" if kind == "file" else f"The image series found ({chosen.n_frames} slices)"
         raise CTReadError(
@@ -113,11 +117,15 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
                 f"Cannot decode {path.name}: its pixel data is compressed as '{ts_name}' and no "
                 f"decoder for it is installed. Install one with: {codec_install_hint(ts or '')}"
             ) from exc
-        cause: Exception = exc
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # noqa: BLE001 - truncated/corrupt data surfaces as many types, even
-        cause = exc  # pyo3's PanicException (a BaseException) from a Rust codec (found by the fuzz test)
+        cause: BaseException = exc
+    except Exception as exc:  # noqa: BLE001 - truncated/corrupt data surfaces as many types
+        cause = exc
+    except BaseException as exc:
+        # pyo3's PanicException from a Rust codec derives from BaseException (found by the fuzz
+        # test); it is a decoder failure. Anything else (KeyboardInterrupt, SystemExit) propagates.
+        if type(exc).__name__ != "PanicException":
+            raise
+        cause = exc
     raise CTReadError(
         f"Cannot decode the pixel data of {path} ('{ts_name}'): {cause}. "
         "The file may be truncated or corrupt; re-export the series."
@@ -174,35 +182,24 @@ def _fill_file(hu: np.ndarray, path: Path, items: list[tuple[int, Frame]]) -> No
     if arr.size != n_frames * h * w:
         raise CTReadError(f"{path}: decoded pixel data has shape {arr.shape}, expected {n_frames} x {h} x {w}.")
     arr = arr.reshape(n_frames, h, w)
-    for keyword in ("RescaleSlope", "RescaleIntercept"):
-        value = ds.get(keyword)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        try:
-            ok = np.isfinite(float(value))
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise CTReadError(f"{path}: {keyword} is {value!r}, not a number, so the stored values cannot be turned "
-                              "into Hounsfield units. Fix this element or re-export the series.")
+    lut = "ModalityLUTSequence" in ds
+    if not lut:  # classic files: the top-level rescale, checked once for the file
+        slope = parse_rescale(ds.get("RescaleSlope"), "RescaleSlope", str(path))
+        intercept = parse_rescale(ds.get("RescaleIntercept"), "RescaleIntercept", str(path))
     for z, frame in items:
         stored = arr[frame.index or 0]
-        try:
-            with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, in words
-                if frame.slope is None:
-                    hu[z] = apply_modality_lut(stored, ds)
-                else:
-                    hu[z] = stored * np.float32(frame.slope) + np.float32(frame.intercept or 0.0)
-        except (TypeError, ValueError) as exc:  # e.g. a RescaleSlope that is not a number
-            raise CTReadError(f"{path}: cannot apply RescaleSlope / RescaleIntercept "
-                              f"({ds.get('RescaleSlope')!r}, {ds.get('RescaleIntercept')!r}): {exc}. "
-                              "Fix these elements or re-export the series.") from exc
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, in words
+            if frame.slope is not None:  # multi-frame: per-frame values, parsed with the geometry
+                hu[z] = stored * np.float32(frame.slope) + np.float32(frame.intercept or 0.0)
+            elif lut:
+                hu[z] = apply_modality_lut(stored, ds)
+            else:  # as pydicom's apply_modality_lut computes it, from the values checked above
+                hu[z] = stored.astype(np.float64) * (1.0 if slope is None else slope) + (intercept or 0.0)
         if not np.isfinite(hu[z]).all():  # e.g. a RescaleSlope of 1e300: no HU is that large
-            slope, intercept = ((ds.get("RescaleSlope"), ds.get("RescaleIntercept")) if frame.slope is None
-                                else (frame.slope, frame.intercept))
-            raise CTReadError(f"{path}: RescaleSlope / RescaleIntercept ({slope!r}, {intercept!r}) give values "
-                              "beyond float32's range, not Hounsfield units. Fix these elements or re-export "
-                              "the series.")
+            shown = (frame.slope, frame.intercept) if frame.slope is not None else (
+                ds.get("RescaleSlope"), ds.get("RescaleIntercept"))
+            raise CTReadError(f"{path}: RescaleSlope / RescaleIntercept {shown!r} give values beyond float32's "
+                              "range, not Hounsfield units. Fix these elements or re-export the series.")
 
 
 def _meta(group: SeriesGroup, groups: list[SeriesGroup], frames: Sequence[Frame], source: Source,
@@ -217,6 +214,7 @@ def _meta(group: SeriesGroup, groups: list[SeriesGroup], frames: Sequence[Frame]
     return {
         "series_uid": group.uid,
         "modality": group.modality,
+        "is_ct": group.is_ct,
         "n_files": len(group.headers),
         "n_slices": len(frames),
         "files": files,
@@ -270,7 +268,7 @@ def read_ct(source: Source, *, bad_slices: str = "raise", allow_non_ct: bool = F
     headers, skipped = read_headers(paths, kind, source)
     warn: list[str] = []
     if kind == "list" and skipped:
-        warn.append(f"skipped {skipped} non-DICOM file(s) among the files given")
+        warn.append(f"skipped {skipped} file(s) that are not readable DICOM among the files given")
     groups = group_series(headers)
     group = _choose_series(groups, kind, warn, allow_non_ct)
     frames = [f for h in group.headers if h.is_image for f in frames_of(h)]

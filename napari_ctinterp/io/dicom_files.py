@@ -21,6 +21,8 @@ PathLike = str | os.PathLike[str]
 Source = PathLike | Sequence[PathLike]
 
 _MAGIC_OFFSET = 128
+#: CT Image Storage, Enhanced CT Image Storage, Legacy Converted Enhanced CT Image Storage.
+CT_SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2"})
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,14 @@ class SeriesGroup:
     def is_image(self) -> bool:
         """Whether any file of the series is an image."""
         return any(h.is_image for h in self.headers)
+
+    @property
+    def is_ct(self) -> bool:
+        """Modality CT, or no Modality element in a CT SOP Class (CT / Enhanced CT / Legacy Converted
+        Enhanced CT Image Storage): an export that dropped the element is still CT."""
+        if self.modality:
+            return self.modality.upper() == "CT"
+        return str(self.headers[0].ds.get("SOPClassUID", "")) in CT_SOP_CLASSES
 
     def summary(self) -> dict[str, object]:
         """Plain-dict summary (no patient identifiers) for ``meta["other_series"]``."""
@@ -174,14 +184,26 @@ class BrokenHeaderError(CTReadError):
     """A file that parses as DICOM but holds an element that cannot be read."""
 
 
-def _check_elements(path: Path, ds: Dataset) -> None:
-    """Convert every element now (pydicom converts lazily): an unreadable one (unknown VR, bytes
-    that are not its VR's) is a :class:`BrokenHeaderError` naming the file, not a raw error later."""
-    def touch(dataset: Dataset, elem: object) -> None:  # noqa: ARG001 - walk converts as it visits
-        return None
+def _convert_public(ds: Dataset) -> None:
+    """Convert every public element of ``ds`` and of its sequences' items (pydicom converts lazily).
 
+    Private elements are left raw: the reader never uses them, and vendors write private tags
+    whose bytes do not fit the VR the private dictionary gives them.
+    """
+    for tag in list(ds.keys()):
+        if tag.is_private:
+            continue
+        elem = ds[tag]  # converts a raw element
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _convert_public(item)
+
+
+def _check_elements(path: Path, ds: Dataset) -> None:
+    """Convert every public element now: an unreadable one (unknown VR, bytes that are not its
+    VR's) is a :class:`BrokenHeaderError` naming the file, not a raw error later."""
     try:
-        ds.walk(touch)
+        _convert_public(ds)
         for keyword in ("Rows", "Columns", "SamplesPerPixel"):
             if keyword in ds and not (isinstance(ds[keyword].value, int) and ds[keyword].value > 0):
                 raise ValueError(f"{keyword} is {ds[keyword].value!r}, not a positive integer")
@@ -227,11 +249,12 @@ def _read_header(path: Path) -> DicomHeader | None:
 def read_headers(paths: Sequence[Path], kind: str, source: object) -> tuple[list[DicomHeader], int]:
     """Read the headers of all DICOM files among ``paths``.
 
-    Returns the headers and the number of files skipped as not DICOM. A single non-DICOM file,
-    or no DICOM file at all, raises :class:`CTReadError`.
+    Returns the headers and the number of files skipped: not DICOM, or DICOM with an unreadable
+    header (each of those warned with a :class:`CTReadWarning`). A single such file, or no readable
+    DICOM file at all, raises :class:`CTReadError`.
     """
     headers: list[DicomHeader] = []
-    skipped = 0
+    skipped = broken = 0
     for p in paths:
         try:
             header = _read_header(p)
@@ -239,7 +262,7 @@ def read_headers(paths: Sequence[Path], kind: str, source: object) -> tuple[list
             if kind == "file":
                 raise
             warnings.warn(f"skipped {p.name}: {exc}", CTReadWarning, stacklevel=3)
-            skipped += 1
+            broken += 1
             continue
         if header is None:
             if kind == "file":
@@ -254,12 +277,15 @@ def read_headers(paths: Sequence[Path], kind: str, source: object) -> tuple[list
         headers.append(header)
     if not headers:
         where = f"folder {source}" if kind == "folder" else f"{len(paths)} file(s) given"
+        counts = f"{skipped} non-DICOM file(s) skipped"
+        if broken:
+            counts += f", {broken} DICOM file(s) with an unreadable header skipped"
         raise CTReadError(
-            f"No DICOM files found in {where} ({skipped} non-DICOM file(s) skipped). "
+            f"No readable DICOM files found in {where} ({counts}). "
             "Point read_ct at the folder that holds the CT series (.dcm files); "
             "subfolders are searched."
         )
-    return headers, skipped
+    return headers, skipped + broken
 
 
 def group_series(headers: Sequence[DicomHeader]) -> list[SeriesGroup]:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 
 from .dicom_files import DicomHeader
 from .errors import CTReadError
 
-__all__ = ["Frame", "Geometry", "check_sizes", "frames_of", "order_frames"]
+__all__ = ["Frame", "Geometry", "check_pixel_claim", "check_sizes", "frames_of", "order_frames", "parse_rescale"]
 
 _DEFAULT_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 _DUPLICATE_TOL_MM = 1e-3
@@ -75,20 +76,66 @@ def _float(value: object) -> float | None:
     return out if np.isfinite(out) else None
 
 
-def _rescale(ds: Dataset, frame: int, keyword: str, default: float, path: object) -> float:
-    """A frame's RescaleSlope / RescaleIntercept: ``default`` when absent, an error when not a number.
+def parse_rescale(value: object, keyword: str, where: str) -> float | None:
+    """A RescaleSlope / RescaleIntercept value as a float; None when absent or empty.
 
-    A value that is present but cannot be read as a finite number must not silently become the
-    default: the HU would be wrong without a word.
+    A value that is present but is not a finite number must not silently become the default (the
+    HU would be wrong without a word): :class:`CTReadError` naming ``where`` (the file, and the
+    frame of a multi-frame file) and the element.
     """
-    value = _attr(ds, frame, "PixelValueTransformationSequence", keyword)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return default
+    if value is None or (isinstance(value, str | bytes) and not value.strip()):
+        return None
+    if isinstance(value, bytes):  # an element whose VR pydicom could not convert (e.g. declared OB)
+        value = value.decode("latin-1").strip(" \x00")
     out = _float(value)
     if out is None:
-        raise CTReadError(f"{path}: {keyword} of frame {frame + 1} is {value!r}, not a number, so the stored "
-                          "values cannot be turned into Hounsfield units. Fix this element or re-export the series.")
+        raise CTReadError(f"{where}: {keyword} is {value!r}, not a finite number, so the stored values cannot be "
+                          "turned into Hounsfield units. Fix this element or re-export the series.")
     return out
+
+
+def _rescale(ds: Dataset, frame: int, keyword: str, default: float, path: object) -> float:
+    """A frame's RescaleSlope / RescaleIntercept (per-frame, shared, then top level), ``default`` when absent."""
+    value = _attr(ds, frame, "PixelValueTransformationSequence", keyword)
+    out = parse_rescale(value, keyword, f"{path} (frame {frame + 1})")
+    return default if out is None else out
+
+
+#: A header may claim at most this many bytes of pixel data beyond the file's size before it is
+#: refused at once; a smaller shortfall (an ordinary truncated file) is found when decoding, where
+#: ``bad_slices="nan"`` can turn it into NaN slices.
+_CLAIM_SLACK_BYTES = 64 * 2**20
+
+
+def check_pixel_claim(header: DicomHeader, rows: int, cols: int) -> None:
+    """Refuse a header whose NumberOfFrames x Rows x Columns cannot be in the file.
+
+    Uncompressed pixel data takes ``frames x rows x cols x BitsAllocated / 8`` bytes; compressed
+    (encapsulated) data needs at least one 8-byte item per frame. A header claiming far more than
+    the file holds would otherwise have the reader allocate gigabytes (a MemoryError, found by the
+    fuzz test) before decoding fails.
+    """
+    ds = header.ds
+    try:
+        size = header.path.stat().st_size
+    except OSError:
+        return
+    n = header.n_frames
+    bits = ds.get("BitsAllocated", 16)
+    bits = bits if isinstance(bits, int) and bits > 0 else 16
+    syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
+    try:
+        encapsulated = syntax is not None and UID(str(syntax)).is_encapsulated
+    except ValueError:  # not a transfer syntax UID: decoding will say so; bound it as if compressed
+        encapsulated = True
+    claimed = n * rows * cols * bits // 8
+    if encapsulated and n * 8 > size:
+        raise CTReadError(f"{header.path}: NumberOfFrames is {n}, but the {size}-byte file cannot hold that many "
+                          "compressed frames. The header is corrupt; re-export the series.")
+    if not encapsulated and claimed > size + _CLAIM_SLACK_BYTES:
+        raise CTReadError(f"{header.path}: NumberOfFrames x Rows x Columns ({n} x {rows} x {cols}) at "
+                          f"{bits} bits is {claimed / 2**20:.0f} MiB of pixel data, but the file has "
+                          f"{size / 2**20:.1f} MiB. The header is corrupt or the file truncated; re-export it.")
 
 
 def _functional_group(ds: Dataset, frame: int, keyword: str) -> Dataset | None:
@@ -128,6 +175,7 @@ def frames_of(header: DicomHeader) -> list[Frame]:
             "slice. Remove it from the input or pass only the CT series' files."
         )
     rows, cols = int(ds.Rows), int(ds.Columns)
+    check_pixel_claim(header, rows, cols)
     multi = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
     if not multi:
         frame = Frame(

@@ -10,7 +10,7 @@ device. A version-1 card is one channel with its ``hu_window`` and no normalisat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,9 +112,6 @@ class Classifier:
             raise ValueError(f"expected a slice (H, W) or a stack (Z, H, W) in HU, got shape {arr.shape}")
         if arr.size == 0:
             raise ValueError("the image is empty")
-        if not np.isfinite(arr).all():
-            n = int((~np.isfinite(arr)).sum())
-            raise ValueError(f"the image has {n} NaN/inf pixels: fill or crop them before classifying")
         check_image_size(arr.shape[-2:], self.card.input_size)
         card = self.card
         if arr.ndim == 2:
@@ -129,6 +126,11 @@ class Classifier:
             rows = np.arange(len(arr)) if index is None else np.array([int(index)])
             if index is not None and not 0 <= int(index) < len(arr):
                 raise IndexError(f"slice index {index} out of range for a volume of {len(arr)} slices")
+        # only the slices this input is made of must be finite (a NaN slice elsewhere in the volume is not read)
+        used = np.unique(np.concatenate([np.clip(rows + off, 0, len(stack) - 1) for off in card.slice_offsets]))
+        bad = ~np.isfinite(stack[used]) if len(used) < len(stack) else ~np.isfinite(stack)
+        if bad.any():
+            raise ValueError(f"the image has {int(bad.sum())} NaN/inf pixels: fill or crop them before classifying")
         if len(card.windows) == 1 and not card.is_2_5d and card.normalize is None:  # v1: one window
             x = hu_to_unit(stack[rows], card.windows[0])[:, None]
         else:
@@ -242,6 +244,20 @@ class Classifier:
         arr = np.asarray(hu)
         _, found = self.logits_and_domain(self.preprocess(arr, index), batch_size=batch_size)
         return found[0] if arr.ndim == 2 or index is not None else found
+
+    def domain_checks(self, hu: np.ndarray, indices: Sequence[int], *, batch_size: int = 32) -> list:
+        """One ``DomainCheck`` per slice ``indices`` of a volume (Z, H, W), preprocessed and pushed
+        through the network ``batch_size`` slices at a time (a 2.5D model: each with its neighbours)."""
+        arr = np.asarray(hu)
+        found: list = []
+        for start in range(0, len(indices), max(1, int(batch_size))):
+            chunk = [int(i) for i in indices[start:start + max(1, int(batch_size))]]
+            if self.card.is_2_5d:
+                x = torch.cat([self.preprocess(arr, index=i) for i in chunk])
+            else:
+                x = self.preprocess(arr[chunk])
+            found.extend(self.logits_and_domain(x, batch_size=batch_size)[1])
+        return found
 
     def proba_and_domain(self, hu: np.ndarray, *, index: int | None = None,
                          batch_size: int = 32) -> tuple[np.ndarray, list]:

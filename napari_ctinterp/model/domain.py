@@ -21,6 +21,7 @@ large for a JSON card.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -214,7 +215,7 @@ def phantom_inputs(clf: Classifier, n: int, *, seed: int = 0, workers: int = 1,
 def folder_inputs(clf: Classifier, folder: str | Path) -> torch.Tensor:
     """Every slice of every DICOM series under ``folder`` (and ``.npy`` HU volumes / slices), in the
     model's input space; a 2.5D model takes each slice with its neighbours from its series."""
-    from ..io import read_ct
+    from ..io import CTReadError, CTReadWarning, read_ct
     from ..io.dicom_files import collect_paths, group_series, read_headers
 
     root = Path(folder)
@@ -225,8 +226,13 @@ def folder_inputs(clf: Classifier, folder: str | Path) -> torch.Tensor:
     if others:
         headers, _ = read_headers(others, "folder", root)
         for group in group_series(headers):
-            if group.is_image:
+            if not group.is_image:
+                continue
+            try:
                 volumes.append(read_ct([h.path for h in group.headers]).hu)
+            except CTReadError as exc:  # a PET or dose series beside the CT: not training data
+                warnings.warn(f"skipped series {group.uid or '(no UID)'} under {root}: {exc}", CTReadWarning,
+                              stacklevel=2)
     if not volumes:
         raise ValueError(f"no DICOM series or .npy slices found under {root}")
     xs = []

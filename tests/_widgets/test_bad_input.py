@@ -40,7 +40,7 @@ def test_rescale_not_a_number_is_a_message(make_napari_viewer, tmp_path):
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
     ds["RescaleSlope"] = DataElement(Tag("RescaleSlope"), "LO", "abc")
     ds.save_as(tmp_path / "bad.dcm")
-    with pytest.raises(Exception, match="RescaleSlope is 'abc', not a number") as info:
+    with pytest.raises(Exception, match="RescaleSlope is 'abc', not a finite number") as info:
         viewer.open(tmp_path / "bad.dcm", plugin="napari-ctinterp")
     assert "CTReadError" in repr(info.value) or "CTReadError" in repr(info.value.__cause__)
     assert len(viewer.layers) == 0

@@ -1,8 +1,10 @@
 """Fuzzed DICOM reader: mutated real CT files either read as a finite HU volume or raise CTReadError.
 
 Mutations of pydicom's ``CT_small.dcm`` and of a 2-slice RLE series written by the plugin: flipped
-bytes, truncation, an element set to a random value, a deleted element, an element re-encoded with
-a wrong VR. Every case has a time limit (SIGALRM): a hang is a failure like a raw exception.
+bytes, truncation, an element set to a random value, a deleted element, an element's bytes declared
+with another VR. Every case has a time limit: a timer (SIGALRM, whose exception derives from
+BaseException so that no ``except Exception`` in the reader swallows it) stops a hang, and the time
+each case took is asserted, so a case that overran fails even if its timeout was caught.
 
 In CI: ``CTINTERP_FUZZ_CASES`` cases (default 500). The recorded run (docs/io.md) is
 ``python benchmarks/fuzz_read_ct.py --cases 2000``, which runs this test with more cases.
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
+import time
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -93,14 +97,14 @@ def _mutate(data: bytes, mutation: tuple) -> bytes:
         if len(raw) % 2:
             raw += b" "
         ds[tag] = DataElement(tag, vr, raw, is_raw=False) if vr in ("OB",) else DataElement(tag, "UN", raw)
-        ds[tag].VR = vr  # written with this VR, its value bytes unchanged
+        ds[tag].VR = vr  # written with this VR (pydicom pads or re-encodes the bytes as it writes)
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=False)
     return buf.getvalue()
 
 
-class _Timeout(Exception):
-    pass
+class _Timeout(BaseException):
+    """Raised by the timer: a BaseException, so the reader's ``except Exception`` cannot swallow it."""
 
 
 def _alarm(signum, frame):  # noqa: ARG001
@@ -108,32 +112,39 @@ def _alarm(signum, frame):  # noqa: ARG001
 
 
 def read_case(sources: dict[str, bytes], folder: Path, source: str, mutation: tuple) -> str:
-    """Write one mutated case into ``folder`` and read it: ``"read"``, ``"CTReadError"`` or
-    ``"not writable"``; any other exception, a non-finite result or a hang raises."""
+    """Write one mutated case into ``folder`` (a new, empty folder) and read it: ``"read"``,
+    ``"CTReadError"`` or ``"not writable"``; any other exception, a non-finite result or a case
+    that takes more than :data:`SECONDS_PER_CASE` raises."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warns about the invalid values it is asked to write
             data = _mutate(sources[source], mutation)
     except Exception:  # noqa: BLE001 - pydicom could not write this mutation: nothing to read
         return "not writable"
-    folder.mkdir(parents=True)
     (folder / "a.dcm").write_bytes(data)
     if source == "rle_series":
         (folder / "b.dcm").write_bytes(sources["rle_other"])
-    old = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(SECONDS_PER_CASE)
+    # pytest-timeout may run its own ITIMER_REAL: save it and give it back, less the time spent.
+    old_handler = signal.signal(signal.SIGALRM, _alarm)
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, SECONDS_PER_CASE)
+    start = time.monotonic()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # CTReadWarning and pydicom's own warnings are allowed
             vol = read_ct(folder)
         assert np.isfinite(vol.hu).all(), f"{mutation}: non-finite HU returned"
         assert vol.hu.ndim == 3 and vol.hu.size > 0
-        return "read"
+        outcome = "read"
     except CTReadError:
-        return "CTReadError"
+        outcome = "CTReadError"
     finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        elapsed = time.monotonic() - start
+        signal.signal(signal.SIGALRM, old_handler)
+        if old_delay > 0:
+            signal.setitimer(signal.ITIMER_REAL, max(old_delay - elapsed, 1e-3), old_interval)
+    assert elapsed < SECONDS_PER_CASE, f"{source} {mutation}: read_ct took {elapsed:.1f} s (a hang)"
+    return outcome
 
 
 SOURCES = st.sampled_from(["CT_small", "rle_series"])
@@ -143,4 +154,27 @@ SOURCES = st.sampled_from(["CT_small", "rle_series"])
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(source=SOURCES, mutation=MUTATIONS)
 def test_mutated_ct_reads_finite_or_raises_ctreaderror(sources, tmp_path, source, mutation) -> None:
-    OUTCOMES[read_case(sources, tmp_path / f"case{sum(OUTCOMES.values())}", source, mutation)] += 1
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))  # hypothesis reuses tmp_path across examples and shrinks
+    OUTCOMES[read_case(sources, folder, source, mutation)] += 1
+
+
+@pytest.mark.parametrize("swallow", [Exception, BaseException])
+def test_the_hang_check_fails_a_slow_case_even_when_the_reader_catches_everything(
+        sources, tmp_path, monkeypatch, swallow) -> None:
+    """The time limit is real: a reader that hangs fails the case, whether its ``except`` lets the
+    timer's exception through (it derives from BaseException) or swallows it (elapsed time)."""
+    import sys
+
+    module = sys.modules[__name__]
+
+    def slow_reader(folder):  # noqa: ARG001
+        try:
+            time.sleep(3)
+        except swallow:
+            time.sleep(0.5)
+            raise CTReadError("turned into a CTReadError") from None
+
+    monkeypatch.setattr(module, "SECONDS_PER_CASE", 1)
+    monkeypatch.setattr(module, "read_ct", slow_reader)
+    with pytest.raises((_Timeout, AssertionError), match="took"):
+        read_case(sources, tmp_path, "CT_small", ("truncate", 0.99))

@@ -33,12 +33,12 @@ def test_empty_or_non_dicom_folder(tmp_path: Path, content: str | None) -> None:
     if content:
         (tmp_path / "sub").mkdir()
         (tmp_path / "sub" / "README").write_text(content)
-    with pytest.raises(CTReadError, match="No DICOM files found"):
+    with pytest.raises(CTReadError, match="No readable DICOM files found"):
         read_ct(tmp_path)
 
 
 def test_empty_list() -> None:
-    with pytest.raises(CTReadError, match="No DICOM files found"):
+    with pytest.raises(CTReadError, match="No readable DICOM files found"):
         read_ct([])
 
 
@@ -76,7 +76,7 @@ def test_rescale_not_a_number_classic(tmp_path: Path, keyword: str) -> None:
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
     ds[keyword] = DataElement(Tag(keyword), "LO", "abc")  # a wrong VR holding text
     ds.save_as(tmp_path / "bad.dcm")
-    with pytest.raises(CTReadError, match=rf"bad.dcm: {keyword} is 'abc', not a number"):
+    with pytest.raises(CTReadError, match=rf"bad.dcm: {keyword} is 'abc', not a finite number"):
         read_ct(tmp_path / "bad.dcm")
 
 
@@ -87,7 +87,7 @@ def test_rescale_not_a_number_multiframe(tmp_path: Path, keyword: str) -> None:
     item = ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0]
     item[keyword] = DataElement(Tag(keyword), "LO", "n/a")
     ds.save_as(tmp_path / "bad_enh.dcm")
-    with pytest.raises(CTReadError, match=rf"bad_enh.dcm: {keyword} of frame 1 is 'n/a', not a number"):
+    with pytest.raises(CTReadError, match=rf"bad_enh.dcm \(frame 1\): {keyword} is 'n/a', not a finite number"):
         read_ct(tmp_path / "bad_enh.dcm")
 
 
@@ -135,7 +135,7 @@ def test_gap_in_series_warns(tmp_path: Path, hu: np.ndarray) -> None:
 def test_non_dicom_in_list_warns(tmp_path: Path, hu: np.ndarray) -> None:
     files = write_dicom_series(hu[:2], tmp_path)
     (tmp_path / "x.txt").write_text("x")
-    with pytest.warns(CTReadWarning, match="skipped 1 non-DICOM"):
+    with pytest.warns(CTReadWarning, match=r"skipped 1 file\(s\) that are not readable DICOM"):
         read_ct([*files, tmp_path / "x.txt"])
 
 
@@ -202,3 +202,61 @@ def test_unreadable_header_element_names_the_file(tmp_path: Path) -> None:
     with pytest.warns(CTReadWarning, match="skipped bad_vr.dcm"):
         vol = read_ct(folder)
     assert vol.shape == (1, 128, 128) and vol.meta["n_skipped_files"] == 1
+
+
+def test_a_private_element_with_an_unknown_vr_does_not_reject_the_file(tmp_path: Path) -> None:
+    """The reader never uses private elements; vendors write odd ones (reviewer's find)."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    ds.add_new(0x00290010, "LO", "ACME")
+    ds.add_new(0x00291010, "LO", "abcd")
+    ds.save_as(tmp_path / "ok.dcm")
+    src = (tmp_path / "ok.dcm").read_bytes()
+    at = src.index(b"\x29\x00\x10\x10LO")
+    (tmp_path / "ok.dcm").write_bytes(src[:at + 4] + b"CP" + src[at + 6:])  # an unknown VR, same layout
+    vol = read_ct(tmp_path / "ok.dcm")
+    reference = read_ct(get_testdata_file("CT_small.dcm", download=False))
+    np.testing.assert_array_equal(vol.hu, reference.hu)
+
+
+def test_a_folder_of_broken_headers_says_so_apart_from_non_dicom(tmp_path: Path) -> None:
+    src = Path(get_testdata_file("CT_small.dcm", download=False)).read_bytes()
+    at = src.index(b"\x08\x00\x60\x00CS")
+    (tmp_path / "bad_vr.dcm").write_bytes(src[:at + 4] + b"CP" + src[at + 6:])
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.warns(CTReadWarning, match="skipped bad_vr.dcm"), pytest.raises(
+            CTReadError, match=r"1 non-DICOM file\(s\) skipped, 1 DICOM file\(s\) with an unreadable header"):
+        read_ct(tmp_path)
+
+
+@pytest.mark.parametrize("frames", ["2000000000", "40000"])
+def test_a_number_of_frames_the_file_cannot_hold_is_refused_before_allocating(tmp_path: Path, frames: str) -> None:
+    """Found by the fuzz test: a huge NumberOfFrames made the reader allocate until MemoryError."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    ds.NumberOfFrames = frames
+    ds.save_as(tmp_path / "frames.dcm")
+    with pytest.raises(CTReadError, match=r"frames.dcm: NumberOfFrames x Rows x Columns .* but the file has"):
+        read_ct(tmp_path / "frames.dcm")
+
+
+def test_a_ct_file_without_modality_is_read_as_ct_with_a_warning(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    del ds.Modality
+    ds.save_as(tmp_path / "nomod.dcm")
+    with pytest.warns(CTReadWarning, match="no Modality element; read as CT because its SOP Class is CT Image"):
+        vol = read_ct(tmp_path / "nomod.dcm")
+    assert vol.meta["is_ct"] and vol.meta["modality"] == ""
+    np.testing.assert_array_equal(vol.hu, read_ct(get_testdata_file("CT_small.dcm", download=False)).hu)
+
+
+def test_a_numeric_rescale_with_a_wrong_vr_is_applied_and_inf_is_refused(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    reference = read_ct(get_testdata_file("CT_small.dcm", download=False)).hu
+    slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+    ds["RescaleSlope"] = DataElement(Tag("RescaleSlope"), "LO", "2")
+    ds.save_as(tmp_path / "lo.dcm")
+    hu = read_ct(tmp_path / "lo.dcm").hu
+    np.testing.assert_allclose(hu, (reference - intercept) / slope * 2 + intercept, atol=1e-3)
+    ds["RescaleSlope"] = DataElement(Tag("RescaleSlope"), "LO", "inf")
+    ds.save_as(tmp_path / "inf.dcm")
+    with pytest.raises(CTReadError, match="RescaleSlope is 'inf', not a finite number"):
+        read_ct(tmp_path / "inf.dcm")

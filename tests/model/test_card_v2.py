@@ -58,6 +58,13 @@ def test_a_2_5d_card_stacks_the_neighbouring_slices_and_repeats_the_edge():
     np.testing.assert_allclose(clf.preprocess(vol)[4].numpy(), unit[[3, 4, 4]], atol=1e-6)
     with pytest.raises(ValueError, match="2.5D.*volume"):
         clf.preprocess(vol[0])
+    # a NaN slice is an error only for the inputs made from it (the reviewer's quadratic, all-or-nothing check)
+    vol[4] = np.nan
+    clf.preprocess(vol, index=2)
+    with pytest.raises(ValueError, match="256 NaN/inf pixels"):
+        clf.preprocess(vol, index=3)
+    checks = clf.domain_checks(vol, [0, 1, 2], batch_size=2)  # in two chunks
+    assert len(checks) == 3 and all(c.in_domain is None for c in checks)  # no statistics: unknown
 
 
 @pytest.mark.parametrize("card_kw, match", [

@@ -73,3 +73,18 @@ def test_a_network_without_a_linear_head_still_answers_and_the_check_is_unknown(
                      torch.device("cpu"), source="test")
     p, checks = clf.proba_and_domain(make_slice(4, size=64).hu)
     assert p.shape == (1, 2) and checks[0].in_domain is None and "nn.Linear" in checks[0].reason
+
+
+def test_fit_folder_skips_a_non_ct_series_beside_the_training_ct(small_model, tmp_path):
+    """A PET series next to the CT in a training folder is not training data: skipped with a
+    warning, the CT slices are taken."""
+    from napari_ctinterp.io import CTReadWarning, write_dicom_series
+    from napari_ctinterp.model.domain import folder_inputs
+
+    ct = np.stack([make_slice(s, size=64).hu for s in (1, 2, 3)])
+    write_dicom_series(ct, tmp_path / "data" / "ct")
+    write_dicom_series(ct[:2], tmp_path / "data" / "pet", modality="PT")
+    clf = load(small_model, device="cpu")
+    with pytest.warns(CTReadWarning, match="skipped series .*modality PT"):
+        x = folder_inputs(clf, tmp_path / "data")
+    assert x.shape == (3, 1, 64, 64)
