@@ -33,7 +33,7 @@ def ct_image_layer(hu: np.ndarray, spacing_mm: tuple[float, ...], name: str,
 
 def mask_labels_layer(labels: np.ndarray, spacing_mm: tuple[float, ...], name: str,
                       metadata: dict[str, Any], translate_mm: tuple[float, ...] | None = None) -> LayerData:
-    """A Labels layer for a reference mask (any non-zero label = expected evidence)."""
+    """A Labels layer for a reference mask (any label > 0 = expected evidence)."""
     kwargs: dict[str, Any] = {
         "name": name,
         "scale": tuple(float(s) for s in spacing_mm),

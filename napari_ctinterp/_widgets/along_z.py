@@ -17,6 +17,7 @@ from magicgui.widgets import PushButton
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 
+from ..metrics.evidence import evidence_mask
 from ..metrics.volume import VolumeLocalisation
 from ._common import show_error, start_worker, wrapping_label
 from .maps import map_info, map_layers, map_title
@@ -84,7 +85,8 @@ class AlongZ:
             return localisation_volume(values, mask)
 
         self.button.enabled = False
-        self.status.value = f"scoring {title} on {int(mask.reshape(len(mask), -1).any(1).sum())} masked slice(s)…"
+        n_masked = int(evidence_mask(mask).reshape(len(mask), -1).any(1).sum())
+        self.status.value = f"scoring {title} on {n_masked} masked slice(s)…"
         self.worker = start_worker(job, total=1, description="Metrics along z",
                                    on_done=lambda res: self._show(res, title),
                                    on_error=lambda e: self._end(f"error: {e}"))

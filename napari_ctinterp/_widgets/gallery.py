@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy
 
+from ..metrics.evidence import evidence_mask
 from ..metrics.table import MapScorer, fingerprint
 from ._common import (
     JobCancelled,
@@ -240,7 +241,7 @@ class GalleryWidget(Container):
             return None, " No reference mask (a Labels layer): no scores."
         data = np.asarray(layer.data)
         mask_idx = current_slice_index(self.viewer, layer)
-        mask = (data[mask_idx if mask_idx is not None else 0] if data.ndim == 3 else data) != 0
+        mask = evidence_mask(data[mask_idx if mask_idx is not None else 0] if data.ndim == 3 else data)
         if not mask.any():
             return None, " The reference mask is empty on this slice: paint it to get scores."
         return mask, ""

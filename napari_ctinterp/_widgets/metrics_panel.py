@@ -209,10 +209,12 @@ class MetricsPanel(Container):
         idx = current_slice_index(self.viewer, image)
         hu = np.asarray(image.data if idx is None else image.data[idx], dtype=np.float32)
         mask = np.asarray(mask_layer.data)
-        self._computed, self._mask_fp = True, fingerprint(mask)
-        from ..metrics import mask_note
+        fp = fingerprint(mask)
+        if fp != getattr(self, "_note_fp", None):  # once per edit of the mask, not per compute
+            from ..metrics import mask_note
 
-        self._mask_note = mask_note(mask)  # a multi-label / fractional mask is read as > 0: say so
+            self._mask_note, self._note_fp = mask_note(mask), fp  # a multi-label mask is read as > 0: say so
+        self._computed, self._mask_fp = True, fp
         scope = self.scope.value
         volume_items = []
         if scope != SCOPES[0]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..metrics.evidence import evidence_mask
 from ..model.classifier import Classifier
 from .engine import drive, iter_run_slices, resize_map
 from .plan import KINDS, METHODS, VARIANTS, ExplainOptions, make_plan
@@ -68,7 +69,7 @@ def parse_slices(text: str, n: int) -> list[int]:
 def choose_slices(n: int, slices: int | Sequence[int] | range | str | None = None,
                   mask: np.ndarray | None = None) -> list[int]:
     """Slice indices to explain: all (None), given indices / a range, or ``"masked"``: every slice
-    whose ``mask`` (Z, H, W) has a non-zero pixel."""
+    whose ``mask`` (Z, H, W) has a pixel > 0 (expected evidence, ``metrics.evidence_mask``)."""
     if isinstance(slices, str):
         if slices != "masked":
             raise ValueError(f"slices={slices!r}: give indices, a range, None (all) or 'masked'")
@@ -77,7 +78,7 @@ def choose_slices(n: int, slices: int | Sequence[int] | range | str | None = Non
         m = np.asarray(mask)
         if m.ndim != 3 or m.shape[0] != n:
             raise ValueError(f"mask shape {m.shape} does not fit a volume of {n} slices")
-        chosen = [int(z) for z in np.flatnonzero(m.reshape(n, -1).any(1))]
+        chosen = [int(z) for z in np.flatnonzero(evidence_mask(m).reshape(n, -1).any(1))]
         if not chosen:
             raise ValueError("the mask is empty on every slice: paint it first, or give slices=")
         return chosen

@@ -248,8 +248,9 @@ def read_ct(source: Source, *, bad_slices: str = "raise", allow_non_ct: bool = F
         with ``"nan"`` leaves its slices NaN, listed in ``meta["bad_slices"]`` as
         ``{z: message}`` with a warning (a study reports those slices and goes on).
     allow_non_ct : bool
-        Read a series whose *Modality* is not CT (its values are then not Hounsfield units; the
-        reason ``meta["warnings"]`` says so). Default False: such input raises.
+        Read a series whose *Modality* is not CT anyway: its values are then not Hounsfield units,
+        ``meta["is_ct"]`` is False and ``meta["warnings"]`` says so. Default False: such input
+        raises.
 
     Returns
     -------

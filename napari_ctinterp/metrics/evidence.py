@@ -30,13 +30,20 @@ def mask_note(mask: np.ndarray) -> str:
     m = np.asarray(mask)
     if m.dtype == bool or m.size == 0:
         return ""
-    lo, hi = np.nanmin(m) if m.size else 0, np.nanmax(m) if m.size else 0
-    if lo >= 0 and hi <= 1 and (np.issubdtype(m.dtype, np.integer) or np.isin(m, (0, 1)).all()):
-        return ""
     if np.issubdtype(m.dtype, np.integer):
-        labels = [int(v) for v in np.unique(m) if v != 0]
-        shown = ", ".join(str(v) for v in labels[:8]) + (f" … ({len(labels)} labels)" if len(labels) > 8 else "")
-        extra = "; labels < 0 are background" if lo < 0 else ""
-        return f"mask labels {shown}: every label > 0 is taken as expected evidence{extra}"
-    return (f"mask values from {float(lo):g} to {float(hi):g} (not 0/1 labels): every value > 0 is taken as expected "
-            "evidence")
+        labels = np.unique(m)
+        if labels[0] >= 0 and labels[-1] <= 1:
+            return ""
+        if labels[-1] <= 0:
+            return f"mask labels {', '.join(str(int(v)) for v in labels[:8])}: none is > 0, so it marks no evidence"
+        shown = [int(v) for v in labels if v != 0]
+        text = ", ".join(str(v) for v in shown[:8]) + (f" … ({len(shown)} labels)" if len(shown) > 8 else "")
+        extra = "; labels < 0 are background" if labels[0] < 0 else ""
+        return f"mask labels {text}: every label > 0 is taken as expected evidence{extra}"
+    finite = m[np.isfinite(m)]
+    n_bad = m.size - finite.size
+    if n_bad == 0 and np.isin(finite, (0, 1)).all():
+        return ""
+    span = f"values from {float(finite.min()):g} to {float(finite.max()):g}" if finite.size else "no finite values"
+    extra = f"; {n_bad} NaN/inf pixel(s): NaN and -inf are background, +inf is evidence" if n_bad else ""
+    return f"mask {span} (not 0/1 labels): every value > 0 is taken as expected evidence{extra}"

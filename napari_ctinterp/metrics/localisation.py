@@ -81,7 +81,7 @@ def _check(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray
     m = evidence_mask(m)
     n_in = int(m.sum())
     if n_in == 0:
-        raise ValueError("the reference mask is empty: paint the expected evidence (any non-zero label) first")
+        raise ValueError("the reference mask is empty: paint the expected evidence (any label > 0) first")
     if n_in == m.size:
         raise ValueError("the reference mask covers the whole image: nothing is outside it, ROC is undefined")
     if float(a.max()) == float(a.min()):

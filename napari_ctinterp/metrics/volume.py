@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .evidence import evidence_mask
+from .evidence import evidence_mask, mask_note
 from .localisation import Localisation, localisation
 
 
@@ -39,12 +39,15 @@ class VolumeLocalisation:
         constant map, a mask covering the slice); key ``-1``: why the volume level could not be.
     explained : list of int
         The slices whose map is finite (the volume level's slices).
+    mask_note : str
+        How a mask other than 0/1 was read (``metrics.mask_note``), ``""`` for a 0/1 mask.
     """
 
     slices: dict[int, Localisation]
     volume: Localisation | None
     skipped: dict[int, str] = field(default_factory=dict)
     explained: list[int] = field(default_factory=list)
+    mask_note: str = ""
 
     def table(self) -> list[dict]:
         """One row per scored slice: ``z, auc, auc_grid, max_dice, k_star``."""
@@ -76,7 +79,7 @@ def localisation_volume(maps: np.ndarray, mask: np.ndarray, *, regions: np.ndarr
                          f"bring the mask to the CT's geometry (io.load_mask(path, reference=volume))")
     if regions is not None and np.shape(regions) != a.shape:
         raise ValueError(f"region ranks shape {np.shape(regions)} differs from the map's {a.shape}")
-    m = evidence_mask(m)
+    note, m = mask_note(m), evidence_mask(m)
     explained = [z for z in range(len(a)) if np.isfinite(a[z]).all()]
     slices: dict[int, Localisation] = {}
     skipped: dict[int, str] = {}
@@ -100,4 +103,4 @@ def localisation_volume(maps: np.ndarray, mask: np.ndarray, *, regions: np.ndarr
             volume = localisation(flat_a, flat_m, seed=seed, grid=grid)
         except ValueError as e:  # a constant map over the volume: the slices' results still stand
             skipped[-1] = f"volume: {e}"
-    return VolumeLocalisation(slices=slices, volume=volume, skipped=skipped, explained=explained)
+    return VolumeLocalisation(slices=slices, volume=volume, skipped=skipped, explained=explained, mask_note=note)

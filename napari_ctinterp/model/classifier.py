@@ -48,7 +48,9 @@ def check_image_size(shape: tuple[int, ...], input_size: tuple[int, int]) -> Non
     """Refuse an image too small or too elongated to be resized to the model's input.
 
     Too small: under :data:`MIN_SIDE` px a side (or under the model's own input side, if that is
-    smaller still).
+    smaller still). Too elongated: resizing it to the model's input would stretch one axis more than
+    :data:`MAX_ASPECT` times the other (measured against the input's own aspect ratio, so a model
+    that takes 64 × 256 strips may be given strips).
 
     Raises
     ------
@@ -61,10 +63,12 @@ def check_image_size(shape: tuple[int, ...], input_size: tuple[int, int]) -> Non
         raise ValueError(f"the image is {w} × {h} px, under {least} px a side; the model takes "
                          f"{input_size[1]} × {input_size[0]} and would see it upsampled into detail it does not "
                          "have. Open the full-resolution slice, not a thumbnail or a crop.")
-    if max(h, w) / min(h, w) > MAX_ASPECT:
-        raise ValueError(f"the image is {w} × {h} px, an aspect ratio over {MAX_ASPECT:g}:1; resized to the "
-                         f"model's {input_size[1]} × {input_size[0]} it would be distorted past recognition. "
-                         "Open an axial slice (not a scout or a strip), or crop it closer to square.")
+    stretch = (w / h) / (input_size[1] / input_size[0])
+    if max(stretch, 1 / stretch) > MAX_ASPECT:
+        raise ValueError(f"the image is {w} × {h} px; resized to the model's {input_size[1]} × {input_size[0]} "
+                         f"one axis would be stretched {max(stretch, 1 / stretch):.1f} times the other (over "
+                         f"{MAX_ASPECT:g}), distorted past recognition. Open an axial slice (not a scout or a strip), "
+                         "or crop it to the model's proportions.")
 
 
 @dataclass(eq=False)

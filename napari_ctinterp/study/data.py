@@ -132,13 +132,14 @@ def _slice_labels(path: Path, csv_path: Path) -> dict[int, int | str]:
 
 def _chosen_slices(spec: str, source: str, mask_path: str) -> list[int]:
     from ..explain.volume import parse_slices
+    from ..metrics.evidence import evidence_mask
 
     vol, m = series_and_mask(source, mask_path if spec == "masked" else "")
     if spec != "masked":
         return parse_slices(spec, vol.hu.shape[0])
     if not mask_path:
         raise ValueError("slices=masked needs a mask column")
-    chosen = [int(z) for z in np.flatnonzero(m.reshape(len(m), -1).any(1))]
+    chosen = [int(z) for z in np.flatnonzero(evidence_mask(m).reshape(len(m), -1).any(1))]
     if not chosen:
         raise ValueError(f"the mask {Path(mask_path).name} is empty on every slice")
     return chosen
@@ -199,7 +200,11 @@ def _checked(ref: SliceRef, vol, z: int) -> np.ndarray:
 
 
 def load_slice(ref: SliceRef) -> tuple[np.ndarray, np.ndarray | None]:
-    """(HU slice, mask or None). Raises with a clear message for unreadable or bad input."""
+    """(HU slice, its mask as stored or None). Raises with a clear message for unreadable or bad input.
+
+    The mask keeps its labels (a multi-label mask from another tool); the caller reads it as
+    ``> 0`` (``metrics.evidence_mask``) and says so (``metrics.mask_note``).
+    """
     if ref.source == "phantom":
         from ..phantom import make_slice
 
@@ -211,7 +216,7 @@ def load_slice(ref: SliceRef) -> tuple[np.ndarray, np.ndarray | None]:
     if ref.index >= vol.hu.shape[0]:
         raise IndexError(f"{ref.slice_id}: slice {ref.index} outside the series' {vol.hu.shape[0]} slices")
     hu = _checked(ref, vol, ref.index)
-    return hu, (m[ref.index] > 0 if m is not None else None)
+    return hu, (m[ref.index] if m is not None else None)
 
 
 def load_context(ref: SliceRef, reach: int) -> tuple[np.ndarray, int]:

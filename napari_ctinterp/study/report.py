@@ -142,6 +142,8 @@ def domain_counts(results: list[dict]) -> dict[str, int]:
 def domain_sentence(counts: dict[str, int]) -> str:
     """The report's line on the out-of-domain check."""
     n = sum(counts.values())
+    if n == 0:
+        return "Out-of-domain check: no slice was scored (every slice failed; see the error column of table.csv)."
     if counts["unknown"] == n:
         return (f"Out-of-domain check: unknown for all {n} slices (the model has no domain statistics: "
                 "ctinterp fit-domain adds them).")

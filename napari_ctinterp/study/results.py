@@ -20,7 +20,7 @@ GROUP = ["method", "variant", "map_type", "sign"]
 SCORES = ["auc", "auc_grid", "max_dice", "fidelity_continuous"]
 COLUMNS = ["slice_id", "series", "z", "label", "p_contrast", "prediction", "target", "class", "in_domain",
            "domain_score", *GROUP, "auc", "auc_grid", "max_dice", "k_star", "relevance_mass", "fidelity_continuous",
-           "error"]
+           "mask_note", "error"]
 
 
 def _prediction(r: dict) -> int | None:
@@ -46,7 +46,8 @@ def tidy_table(results: list[dict]) -> pd.DataFrame:
         base = {"slice_id": r["slice_id"], "series": r.get("series"), "z": r.get("z"), "label": r["label"],
                 "p_contrast": r["p_contrast"],
                 "prediction": _prediction(r), "target": r.get("target"), "class": r.get("class"),
-                "in_domain": r.get("in_domain"), "domain_score": r.get("domain_score"), "error": r["error"]}
+                "in_domain": r.get("in_domain"), "domain_score": r.get("domain_score"),
+                "mask_note": r.get("mask_note") or None, "error": r["error"]}
         if r["error"]:
             rows.append(base)
             continue

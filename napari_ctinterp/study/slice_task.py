@@ -36,7 +36,7 @@ def run_slice(ref: SliceRef, config: dict, device: str = "auto", batch_size: int
 
 def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, keep_maps: bool) -> dict:
     from ..explain import explain, random_map
-    from ..metrics import evidence_mask, fidelity, localisation
+    from ..metrics import evidence_mask, fidelity, localisation, mask_note
     from ..model import load
     from ..xrai import region_map, segment
 
@@ -49,7 +49,8 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
     ctx, k = load_context(ref, reach) if clf.card.is_2_5d else (hu, None)
     # one forward for the probabilities, the answer and the out-of-domain check
     logits, (check,) = clf.logits_and_domain(clf.preprocess(ctx, index=k))
-    mask = None if mask is None else evidence_mask(mask)  # every label > 0 (masks from other tools)
+    note = "" if mask is None else mask_note(mask)  # a multi-label mask from another tool: say how it is read
+    mask = None if mask is None else evidence_mask(mask)  # every label > 0
     proba = clf.proba(logits)[0].cpu().numpy().astype(np.float64)
     prediction = int(clf.predicted(logits)[0])
     p_contrast = float(proba[clf.card.positive_index]) if clf.binary else None
@@ -89,7 +90,8 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
            "z": ref.index if ref.source != "phantom" else None, "series": ref.series,
            "error": None, "has_mask": mask is not None, "prediction": prediction, "proba": proba.tolist(),
            "target": int(maps.params["target"]), "class": clf.class_names[int(maps.params["target"])],
-           "in_domain": check.in_domain, "domain_score": check.score if np.isfinite(check.score) else None}
+           "in_domain": check.in_domain, "domain_score": check.score if np.isfinite(check.score) else None,
+           "mask_note": note}
     if keep_maps:
         out["example"] = {"hu": hu.astype(np.float32), "slice_id": np.array(ref.slice_id),
                           **({"mask": mask.astype(np.uint8)} if mask is not None else {}),

@@ -54,7 +54,7 @@ def test_tiny_or_elongated_image_is_refused_by_classify_and_explain(qtbot, docke
     n = len(notification_manager.records)
     widget.classify()
     qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=60_000)
-    expected = "under 32 px a side" if min(shape) < 32 else "aspect ratio over 4:1"
+    expected = "under 32 px a side" if min(shape) < 32 else "times the other (over 4)"
     assert widget.result.value.startswith("error:") and expected in widget.result.value
     assert any(expected in m for m in _errors_since(n))
     explain = ExplainWidget(viewer)

@@ -58,6 +58,7 @@ def test_demo_study_has_every_row_and_column(in_process):
     per_slice = table.groupby("slice_id")[["in_domain", "domain_score"]].first()
     assert per_slice["domain_score"].gt(0).all()
     assert (per_slice["in_domain"] == (per_slice["domain_score"] <= threshold)).all()
+    assert per_slice["in_domain"].sum() >= 3  # phantom slices are the demo's training domain
     summary = pd.read_csv(in_process / "summary.csv")
     assert len(summary) == (2 * 1 * 2 + 1) * 2 and (summary["auc_n"] == 4).all()
     fid = pd.read_csv(in_process / "fidelity.csv")
@@ -220,3 +221,11 @@ def test_a_bad_slices_spec_fails_that_series_only(tmp_path):
     bad = table[table["slice_id"] == "case0"]["error"].iloc[0]
     assert "outside the volume's slices 0…3" in bad
     assert table[table["slice_id"] == "case1#z1"]["error"].isna().all()
+
+
+def test_the_domain_sentence_of_a_study_where_every_slice_failed():
+    from napari_ctinterp.study.report import domain_sentence
+
+    assert "no slice was scored" in domain_sentence({"in": 0, "out": 0, "unknown": 0})
+    assert domain_sentence({"in": 3, "out": 1, "unknown": 0}).startswith(
+        "Out-of-domain check: 3 of 4 slices in the model's domain, 1 out of domain — ")

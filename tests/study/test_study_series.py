@@ -150,3 +150,27 @@ def test_fidelity_of_a_2_5d_model_fills_the_slice_and_keeps_its_neighbours(tmp_p
         assert f.pred_mif[i, -1] == want
     with pytest.raises(ValueError, match="2.5D.*index="):
         fidelity(clf, vol[:2], maps, np.array([1, 1]))
+
+
+def test_a_multi_label_mask_is_read_as_positive_and_the_table_says_so(tmp_path):
+    """A mask from another tool (organ labels 2 and 4) selects and scores like its > 0 binary mask."""
+    from napari_ctinterp.io import read_ct, save_mask
+    from napari_ctinterp.phantom import make_slice
+
+    data = tmp_path / "data"
+    folder = _series(data, "case0")
+    vol = read_ct(folder)
+    binary = np.stack([make_slice(900 + z, contrast=True, phase="venous", size=64).mask for z in range(4)])
+    labels = np.where(binary, 2, 0).astype(np.int16)
+    labels[:, :, 32:] *= 2  # the right half of the evidence: label 4
+    labels[0] = 0  # no evidence on slice 0: slices=masked leaves it out
+    save_mask(labels, data / "labels_mask.nii.gz", spacing_mm=vol.spacing_mm, origin=vol.origin)
+    save_mask(labels > 0, data / "binary_mask.nii.gz", spacing_mm=vol.spacing_mm, origin=vol.origin)
+    (data / "labels.csv").write_text("file,label,mask,slices\ncase0,1,labels_mask.nii.gz,masked\n")
+    multi = _table(tmp_path / "a", data, methods=("BP",))
+    (data / "labels.csv").write_text("file,label,mask,slices\ncase0,1,binary_mask.nii.gz,masked\n")
+    plain = _table(tmp_path / "b", data, methods=("BP",))
+    assert sorted(set(multi["z"])) == [1, 2, 3] and multi["auc"].notna().all()
+    np.testing.assert_allclose(multi["auc"], plain["auc"])
+    assert multi["mask_note"].str.startswith("mask labels 2, 4: every label > 0").all()
+    assert plain["mask_note"].isna().all()
