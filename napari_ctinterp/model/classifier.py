@@ -236,10 +236,12 @@ class Classifier:
     def logits_and_domain(self, x: torch.Tensor, *, batch_size: int = 32) -> tuple[torch.Tensor, list]:
         """Logits of preprocessed inputs and one ``DomainCheck`` per row, from the same forward pass
         (the penultimate features are taken on the way; see ``model.domain``)."""
-        from .domain import checks, logits_and_features
+        from .domain import HEAD, checks, logits_and_layer_features
 
-        logits, feats = logits_and_features(self, x, batch_size=batch_size)
-        return logits, checks(*self.domain_stats(), feats, len(logits))
+        stats, reason = self.domain_stats()
+        logits, feats = logits_and_layer_features(self, x, stats.layers if stats is not None else (HEAD,),
+                                                  batch_size=batch_size)
+        return logits, checks(stats, reason, feats, len(logits))
 
     def domain_check(self, hu: np.ndarray, *, index: int | None = None, batch_size: int = 32):
         """How far a slice (or ``index`` of a volume) lies from the training data: a

@@ -42,7 +42,9 @@ def test_fit_writes_the_card_and_flags_what_is_unlike_the_training_slices(small_
     x = phantom_inputs(clf, 80, seed=1)
     entry = fit_and_save(clf, x, seed=0, source="test")
     card = json.loads(small_model.with_suffix(".json").read_text())
-    assert card["domain"]["detector"] == "mahalanobis-penultimate" and card["domain"]["threshold"] == entry["threshold"]
+    assert card["domain"]["detector"] == "mahalanobis-layers" and card["domain"]["threshold"] == entry["threshold"]
+    # resnet18's stages at 64²: the stem (32²), layer1 … layer4 (16² … 2²) and the penultimate features
+    assert card["domain"]["layers"] == ["bn1", "layer1", "layer2", "layer3", "layer4", "input of fc"]
     assert (tmp_path / card["domain"]["statistics"]).is_file() and card["domain"]["n_heldout"] == 16
     clf = load(small_model, device="cpu")  # the edited card: a new model
     fresh = np.stack([make_slice(50_000 + s, contrast=bool(s % 2)).hu for s in range(10)])
@@ -58,7 +60,8 @@ def test_statistics_that_do_not_match_the_card_are_unknown(small_model):
     fit_and_save(clf, phantom_inputs(clf, 30, seed=2))
     stats = small_model.with_name("small.domain.npz")
     with np.load(stats) as z:
-        np.savez(stats, means=z["means"] * 2, precision=z["precision"], threshold=z["threshold"])
+        arrays = dict(z)
+    np.savez(stats, **{**arrays, "means_0": arrays["means_0"] * 2})
     check = load(small_model, device="cpu").domain_check(make_slice(3, size=64).hu)
     assert check.in_domain is None and "SHA-256" in check.reason
 
