@@ -83,6 +83,12 @@ def phantom_spec(split: str, n: int, seed: int = 0, task: str = "contrast") -> l
             for i, s in enumerate(seeds)]
 
 
+def spec_hu(spec: dict) -> np.ndarray:
+    """The HU slice of one :func:`phantom_spec` entry (a module-level function: it pickles, so a
+    process pool can render specs)."""
+    return make_slice(spec["seed"], contrast=spec["contrast"], phase=spec["phase"]).hu
+
+
 def _one(args: tuple[dict, list[tuple[float, float]], tuple[int, int], int]) -> np.ndarray:
     spec, windows, size, phantom_size = args
     torch.set_num_threads(1)

@@ -13,14 +13,9 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 
-from napari_ctinterp.model.datasets import phantom_spec
-from napari_ctinterp.phantom import make_slice
+from napari_ctinterp.model.datasets import phantom_spec, spec_hu
 
 FRESH_SEED = 4242
-
-
-def _hu(spec: dict) -> np.ndarray:
-    return make_slice(spec["seed"], contrast=spec["contrast"], phase=spec["phase"]).hu
 
 
 @pytest.fixture(scope="session")
@@ -28,4 +23,4 @@ def fresh_phantom() -> tuple[list[dict], np.ndarray]:
     """(specs, HU (200, 512, 512) float32) of 200 fresh phase-balanced phantom slices."""
     specs = phantom_spec("test", 200, FRESH_SEED, task="phase")
     with ProcessPoolExecutor(2) as ex:
-        return specs, np.stack(list(ex.map(_hu, specs, chunksize=8)))
+        return specs, np.stack(list(ex.map(spec_hu, specs, chunksize=8)))

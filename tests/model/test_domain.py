@@ -44,7 +44,8 @@ def test_fit_writes_the_card_and_flags_what_is_unlike_the_training_slices(small_
     card = json.loads(small_model.with_suffix(".json").read_text())
     assert card["domain"]["detector"] == "mahalanobis-layers" and card["domain"]["threshold"] == entry["threshold"]
     # resnet18's stages at 64²: the stem (32²), layer1 … layer4 (16² … 2²) and the penultimate features
-    assert card["domain"]["layers"] == ["bn1", "layer1", "layer2", "layer3", "layer4", "input of fc"]
+    # layer4's spatial mean is fc's input: not counted twice
+    assert card["domain"]["layers"] == ["bn1", "layer1", "layer2", "layer3", "input of fc"]
     assert (tmp_path / card["domain"]["statistics"]).is_file() and card["domain"]["n_heldout"] == 16
     clf = load(small_model, device="cpu")  # the edited card: a new model
     fresh = np.stack([make_slice(50_000 + s, contrast=bool(s % 2)).hu for s in range(10)])
