@@ -1,8 +1,9 @@
 """Cost of the out-of-domain check: classification with the check (``clf.proba_and_domain``)
 against classification alone (``clf.predict_proba``), same slices, one run, alternating order.
 
-The check reuses the forward pass (a forward pre-hook takes the penultimate features) and adds one
-Mahalanobis distance per slice; the issue's goal is ≤ 10 % of one classification.
+The check reuses the forward pass (hooks take each stage's output and the penultimate features)
+and adds a spatial mean and a Mahalanobis distance per layer; the issue's goal is ≤ 10 % of one
+classification.
 
 Usage: python benchmarks/domain_check.py [--model demo] [--slices 16] [--repeats 5] [--threads 2]
 """
