@@ -239,17 +239,33 @@ def _cmd_study(args: argparse.Namespace) -> int:
                       methods=tuple(args.methods or METHODS), variants=tuple(args.variants or VARIANTS),
                       steps=args.steps, samples=args.samples, sg_samples=args.sg_samples, sg_level=args.sg_level,
                       seed=args.seed, xrai=args.xrai, fidelity_step=args.fidelity_step)
-    bar = tqdm(desc="study", unit="slice")
+    import time
+
+    from .study.clock import StudyClock
+
+    clock = StudyClock()
+    bar = tqdm(desc="study", unit="slice", bar_format="{desc}: {n}/{total} |{bar}| {elapsed} · {postfix}")
 
     def progress(done: int, total: int, res: dict | None) -> None:
+        now = time.monotonic()
+        if res is None:
+            clock.begin(done, total, now)
+        else:
+            clock.finished(done, now)
         bar.total = total
         bar.n = done
-        bar.refresh()
+        bar.set_postfix_str(clock.line(now))
         if res is not None and res.get("error"):
             tqdm.write(f"slice {res['slice_id']} failed: {res['error']}")
 
+    def phase(slice_id: str, name: str) -> None:
+        now = time.monotonic()
+        clock.enter(slice_id, name, now)
+        bar.set_postfix_str(clock.line(now))
+
     run_dir = run_study(cfg, args.out, device=args.device, batch_size=args.batch_size or None,
-                        workers=args.workers, scheduler=args.scheduler, labels_csv=args.labels, progress=progress)
+                        workers=args.workers, scheduler=args.scheduler, labels_csv=args.labels, progress=progress,
+                        phase=phase)
     bar.close()
     import pandas as pd
 

@@ -1,13 +1,14 @@
 """Scoring attribution maps: localisation against a reference mask, fidelity against the model."""
 
 from .evidence import evidence_mask, mask_note
-from .fidelity import Fidelity, balanced_accuracy, fidelity, fidelity_grid, pooled_F
+from .fidelity import Fidelity, balanced_accuracy, fidelity, fidelity_grid, fidelity_many, pooled_F
 from .localisation import Localisation, MapRanking, exact_auc, localisation, percent_grid, rank_map
 from .occlusion_probe import OcclusionProbe, Prober, probe_occlusion
 from .sanity import SanityCurves, cascading_randomisation
 from .volume import VolumeLocalisation, localisation_volume
 
 __all__ = ["Fidelity", "Localisation", "MapRanking", "rank_map", "balanced_accuracy", "exact_auc", "fidelity",
-           "fidelity_grid", "pooled_F", "localisation", "percent_grid", "SanityCurves", "cascading_randomisation",
+           "fidelity_grid", "fidelity_many", "pooled_F", "localisation", "percent_grid", "SanityCurves",
+           "cascading_randomisation",
            "OcclusionProbe", "Prober", "probe_occlusion", "VolumeLocalisation", "localisation_volume",
            "evidence_mask", "mask_note"]

@@ -8,24 +8,24 @@ decision fast when its top pixels go (MiF falls) and slowly when its bottom pixe
 
 Beside it: a continuous variant (per-image probability of the predicted class normalised by its
 p = 0 value; mean LiF − MiF area with a bootstrap 95 % CI) and class-neutral fills (dataset mean,
-Gaussian blur, ROAD noisy linear imputation). All perturbed images of a map go through the model in
-large batches.
+Gaussian blur, ROAD noisy linear imputation). All perturbed images of all maps go through the model
+in one forward plan (``metrics.perturb``; ``fidelity_many`` for several maps of the same slices).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..model.classifier import Classifier
-from .road import road_impute
 
 Fill = Literal["label", "mean", "blur", "road"]
+K = TypeVar("K")
 
 
 def fidelity_grid(step: float = 2.5) -> np.ndarray:
@@ -130,7 +130,7 @@ def _ranks(maps: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def fidelity(clf: Classifier, images: np.ndarray, maps: np.ndarray, labels: np.ndarray, *,
-             fill: Fill = "label", step: float = 2.5, seed: int = 0, batch_size: int = 64,
+             fill: Fill = "label", step: float = 2.5, seed: int = 0, batch_size: int | None = None,
              bootstrap: int = 1000, progress: Callable[[int, int], object] | None = None,
              index: Sequence[int] | None = None) -> Fidelity:
     """MiF/LiF fidelity of one method's maps over a set of slices.
@@ -148,74 +148,90 @@ def fidelity(clf: Classifier, images: np.ndarray, maps: np.ndarray, labels: np.n
         (N,) true classes (1 = contrast): choose the label-dependent fill and the accuracy.
     fill : {"label", "mean", "blur", "road"}
         Replacement of removed pixels (see module docstring).
+    batch_size : int, optional
+        Images per forward pass; default: the device's best (``metrics.perturb``).
     index : sequence of int, optional
         For a 2.5D model: ``images`` is the volume (Z, H, W) and ``maps`` / ``labels`` describe
         its slices ``index``. The neighbouring-slice channels are the slice's context and stay as
         they are; only the channels of the explained slice (offset 0) are filled.
     """
+    return fidelity_many(clf, images, {0: maps}, labels, fill=fill, step=step, seed=seed, batch_size=batch_size,
+                         bootstrap=bootstrap, progress=progress, index=index)[0]
+
+
+def fidelity_many(clf: Classifier, images: np.ndarray, maps: Mapping[K, np.ndarray], labels: np.ndarray, *,
+                  fill: Fill = "label", step: float = 2.5, seed: int = 0, batch_size: int | None = None,
+                  bootstrap: int = 1000, progress: Callable[[int, int], object] | None = None,
+                  index: Sequence[int] | None = None) -> dict[K, Fidelity]:
+    """:func:`fidelity` of several methods' maps of the same slices, in one forward plan.
+
+    ``maps``: name → (N, H, W) maps (as ``maps`` of :func:`fidelity`). The slices are prepared
+    once, the images that do not depend on the map (p = 0 and p = 100) are forwarded once, maps
+    with the same pixel ranking share their images, and every perturbed image is built inside the
+    batch that forwards it (``metrics.perturb``). Each result equals :func:`fidelity` of that map.
+    """
+    from .perturb import perturbed_logits
+
     imgs = np.asarray(images)
-    mp = np.asarray(maps, dtype=np.float32)
     lab = np.asarray(labels).astype(int).ravel()
+    mps = {k: np.asarray(v, dtype=np.float32) for k, v in maps.items()}
+    idx = None
     if index is not None:
         idx = np.atleast_1d(np.asarray(index, dtype=int))
-        mp = mp[None] if mp.ndim == 2 else mp
-        if imgs.ndim != 3 or mp.shape[1:] != imgs.shape[1:] or len(mp) != len(idx) or len(lab) != len(idx):
-            raise ValueError(f"with index=, images must be a volume (Z, H, W) and maps (N, H, W) / labels (N,) "
-                             f"its slices; got images {imgs.shape}, maps {mp.shape}, {len(lab)} labels, "
-                             f"{len(idx)} indices")
+        mps = {k: (v[None] if v.ndim == 2 else v) for k, v in mps.items()}
+        for mp in mps.values():
+            if imgs.ndim != 3 or mp.shape[1:] != imgs.shape[1:] or len(mp) != len(idx) or len(lab) != len(idx):
+                raise ValueError(f"with index=, images must be a volume (Z, H, W) and maps (N, H, W) / labels (N,) "
+                                 f"its slices; got images {imgs.shape}, maps {mp.shape}, {len(lab)} labels, "
+                                 f"{len(idx)} indices")
     else:
         if imgs.ndim == 2:
-            imgs, mp = imgs[None], mp[None]
-        if imgs.shape != mp.shape or len(lab) != len(imgs):
-            raise ValueError(f"images {imgs.shape}, maps {mp.shape} and labels ({len(lab)}) must describe the "
-                             f"same slices")
+            imgs, mps = imgs[None], {k: v[None] for k, v in mps.items()}
+        for mp in mps.values():
+            if imgs.shape != mp.shape or len(lab) != len(imgs):
+                raise ValueError(f"images {imgs.shape}, maps {mp.shape} and labels ({len(lab)}) must describe the "
+                                 f"same slices")
         if clf.card.is_2_5d:
             raise ValueError(f"this model is 2.5D (channels at slice offsets {clf.card.slice_offsets}): pass the "
                              f"volume as images and the slices scored as index=[...]")
-    if not np.isfinite(mp).all():
-        raise ValueError("a map has NaN/inf values: it cannot rank pixels")
+    for mp in mps.values():
+        if not np.isfinite(mp).all():
+            raise ValueError("a map has NaN/inf values: it cannot rank pixels")
     n_classes = clf.card.n_classes
     if not set(np.unique(lab)) <= set(range(n_classes)):
         raise ValueError(f"labels must be class indices 0…{n_classes - 1} of {list(clf.class_names)}")
-    x = (torch.cat([clf.preprocess(imgs, index=int(k)) for k in idx]) if index is not None
+    x = (torch.cat([clf.preprocess(imgs, index=int(k)) for k in idx]) if idx is not None
          else clf.preprocess(imgs))
     # a 2.5D model: only the explained slice's channels are removed, its neighbours are context
     own = (torch.tensor([o == 0 for o in clf.card.slice_offsets], device=x.device).view(1, -1, 1, 1)
            if clf.card.is_2_5d else None)
-    m = torch.as_tensor(mp)[:, None].to(x.device)
-    m = F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False) if m.shape[-2:] != x.shape[-2:] else m
-    ranks = _ranks(m, seed)
-    n_pix = x[0, 0].numel()
+    ranks = []
+    for mp in mps.values():
+        m = torch.as_tensor(mp)[:, None].to(x.device)
+        if m.shape[-2:] != x.shape[-2:]:
+            m = F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        ranks.append(_ranks(m, seed))
     p = fidelity_grid(step)
     fills = _fill_images(x, lab, fill, seed, clf)
-    with torch.no_grad():
-        pred0 = clf.predicted(clf.logits(x, batch_size=batch_size)).long().cpu().numpy()
-    rows = np.arange(len(x))
-    probs = {"mif": np.zeros((len(x), len(p))), "lif": np.zeros((len(x), len(p)))}
-    preds = {"mif": np.zeros((len(x), len(p)), dtype=int), "lif": np.zeros((len(x), len(p)), dtype=int)}
-    acc = {"mif": np.zeros(len(p)), "lif": np.zeros(len(p))}
-    total, done = 2 * len(p), 0
-    per_chunk = max(1, batch_size // len(x))  # p values per forward batch: ~batch_size images
-    for name in ("mif", "lif"):
-        for start in range(0, len(p), per_chunk):
-            js = range(start, min(start + per_chunk, len(p)))
-            batch = []
-            for j in js:
-                n_rm = int(round(p[j] / 100 * n_pix))
-                removed = ranks < n_rm if name == "mif" else ranks >= n_pix - n_rm
-                removed = removed if own is None else removed & own
-                filled = road_impute(x, removed, seed=seed + j) if fills is None else torch.where(removed, fills, x)
-                batch.append(filled)
-            logits = clf.logits(torch.cat(batch), batch_size=batch_size)
-            prob_all, pred_all = clf.proba(logits).cpu().numpy(), clf.predicted(logits).cpu().numpy()
-            for k, j in enumerate(js):
-                pred = pred_all[k * len(x):(k + 1) * len(x)].astype(int)
-                acc[name][j] = balanced_accuracy(pred, lab)  # mean recall over the classes present
-                preds[name][:, j] = pred
-                probs[name][:, j] = prob_all[k * len(x):(k + 1) * len(x)][rows, pred0]  # P(the class first predicted)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
+    logits, _ = perturbed_logits(clf, x, ranks, fills, p, own=own, seed=seed, batch_size=batch_size,
+                                 progress=progress)
+    return {k: _curves(clf, logits[u], lab, p, seed, bootstrap, fill) for u, k in enumerate(mps)}
+
+
+def _curves(clf: Classifier, logits: np.ndarray, lab: np.ndarray, p: np.ndarray, seed: int, bootstrap: int,
+            fill: str) -> Fidelity:
+    """One map's :class:`Fidelity` from its (2, len(p), N, n_logits) perturbed logits."""
+    lg = torch.as_tensor(logits)
+    flat = lg.reshape(-1, lg.shape[-1])
+    prob = clf.proba(flat).numpy().reshape(*lg.shape[:3], -1)  # (2, P, N, classes)
+    pred = clf.predicted(flat).numpy().astype(int).reshape(lg.shape[:3])  # (2, P, N)
+    j0 = int(np.argmin(np.abs(p)))  # p = 0: the slices themselves
+    pred0 = pred[0, j0]
+    rows = np.arange(len(lab))
+    acc = {name: np.array([balanced_accuracy(pred[c, j], lab) for j in range(len(p))])
+           for c, name in enumerate(("mif", "lif"))}
+    probs = {name: prob[c][:, rows, pred0].T.astype(np.float64) for c, name in enumerate(("mif", "lif"))}
+    preds = {name: pred[c].T.copy() for c, name in enumerate(("mif", "lif"))}
     base = np.clip(probs["mif"][:, :1], 1e-12, None)
     nm, nl = probs["mif"] / base, probs["lif"] / base
     per_image = np.trapezoid(nl - nm, p / 100, axis=1)

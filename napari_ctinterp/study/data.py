@@ -231,3 +231,30 @@ def load_context(ref: SliceRef, reach: int) -> tuple[np.ndarray, int]:
     for z in range(lo, hi):
         _checked(ref, vol, z)
     return vol.hu[lo:hi], ref.index - lo
+
+
+#: Reference slices EG draws its baselines from, per study slice of a user's model.
+EG_REFERENCES = 16
+
+
+def eg_references(ref: SliceRef, n: int = EG_REFERENCES) -> tuple[np.ndarray, str]:
+    """Reference slices for Expected Gradients on ``ref`` with a user's model, and where they came from.
+
+    Demo phantom slices: the phantom's training slices (the demo data set's domain). A slice of a
+    series: up to ``n`` evenly spaced readable slices of the same series, not the slice itself —
+    what the Explain widget uses ("the other slices of the open volume"). A single-slice file has
+    none: a clear error, so that slice's row says what to do.
+    """
+    if ref.source == "phantom":
+        from ..explain.api import DEMO_REFERENCES, demo_references
+
+        return demo_references(), f"demo set ({DEMO_REFERENCES} phantom training slices)"
+    vol, _ = series_and_mask(ref.source, ref.mask_path)
+    bad = vol.meta.get("bad_slices", {})
+    usable = [z for z in range(vol.hu.shape[0])
+              if z != ref.index and z not in bad and np.isfinite(vol.hu[z]).all()]
+    if not usable:
+        raise ValueError(f"{ref.slice_id}: EG needs reference slices and this series has no other readable slice; "
+                         f"study whole series, or leave EG out (--methods BP IGB IGBW D)")
+    chosen = [usable[i] for i in np.unique(np.linspace(0, len(usable) - 1, min(n, len(usable))).round().astype(int))]
+    return vol.hu[chosen], f"{len(chosen)} other slices of the series"

@@ -71,11 +71,13 @@ def study_slices(cfg: StudyConfig, labels_csv: str | None = None) -> list[SliceR
 
 
 def _execute(pending: list[SliceRef], cfg: dict, device: str, batch_size: int | None, workers: int,
-             scheduler: str | None, example_id: str | None) -> Iterable[dict]:
+             scheduler: str | None, example_id: str | None,
+             phase: Callable[[str, str], object] | None = None) -> Iterable[dict]:
     """Yield slice results as they finish: in-process, on a LocalCluster, or on a given scheduler."""
     if not workers and not scheduler:
         for ref in pending:
-            yield run_slice(ref, cfg, device, batch_size, ref.slice_id == example_id)
+            tell = None if phase is None else (lambda name, sid=ref.slice_id: phase(sid, name))
+            yield run_slice(ref, cfg, device, batch_size, ref.slice_id == example_id, phase=tell)
         return
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -98,8 +100,13 @@ def _execute(pending: list[SliceRef], cfg: dict, device: str, batch_size: int | 
 
 def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_size: int | None = None,
               workers: int = 0, scheduler: str | None = None, labels_csv: str | None = None,
-              progress: Callable[[int, int, dict | None], object] | None = None) -> Path:
-    """Run (or resume) a study; returns its results folder (``<out>/<key>``)."""
+              progress: Callable[[int, int, dict | None], object] | None = None,
+              phase: Callable[[str, str], object] | None = None) -> Path:
+    """Run (or resume) a study; returns its results folder (``<out>/<key>``).
+
+    ``progress(done, total, result)`` after each slice (first with ``result`` None: the slices
+    already done); ``phase(slice_id, name)`` as a slice computed in this process enters each phase
+    (``"gradients"``, ``"XRAI"``, ``"fidelity"``; not reported from Dask workers)."""
     from ..model import load
 
     clf = load(cfg.model, device="cpu")
@@ -116,7 +123,7 @@ def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_
     n_done = len(refs) - len(pending)
     example_id = refs[0].slice_id if refs else None
     by_id = {r.slice_id: r for r in refs}
-    for res in _execute(pending, cfg.to_dict(), device, batch_size, workers, scheduler, example_id):
+    for res in _execute(pending, cfg.to_dict(), device, batch_size, workers, scheduler, example_id, phase):
         example = res.pop("example", None)
         if example is not None:
             import numpy as np

@@ -8,37 +8,61 @@ its error instead of raising, and the study goes on.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from .config import StudyConfig
-from .data import SliceRef, load_context, load_slice
+from .data import SliceRef, eg_references, load_context, load_slice
 
 MAP_TYPES = ("pixel", "region")
 SIGNS = ("absolute", "signed")
 
 
 def run_slice(ref: SliceRef, config: dict, device: str = "auto", batch_size: int | None = None,
-              keep_maps: bool = False) -> dict:
+              keep_maps: bool = False, phase: Callable[[str], object] | None = None) -> dict:
     """Every score of one slice: {"slice_id", "label", "p_contrast", "rows", "fidelity", "error"}.
 
     With ``keep_maps`` the result also holds ``"example"``: the slice, its mask and its maps
-    (for the report's example panel; not written into the slice's JSON).
+    (for the report's example panel; not written into the slice's JSON). ``phase(name)`` is told
+    when the slice enters each of its phases: ``"gradients"``, ``"XRAI"``, ``"fidelity"``.
     """
     cfg = StudyConfig(**{**config, "methods": tuple(config["methods"]), "variants": tuple(config["variants"])})
     try:
-        return _run(ref, cfg, device, batch_size, keep_maps)
+        return _run(ref, cfg, device, batch_size, keep_maps, phase or (lambda _name: None))
     except Exception as e:  # noqa: BLE001 - reported in the table, the study goes on
         return {"slice_id": ref.slice_id, "label": ref.label, "p_contrast": None, "rows": [], "fidelity": {},
                 "z": ref.index if ref.index >= 0 else None, "series": ref.series,
                 "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=3)}
 
 
-def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, keep_maps: bool) -> dict:
+def study_maps(maps: Mapping[tuple[str, str], np.ndarray], seg: np.ndarray | None, algorithm: str
+               ) -> dict[tuple[str, str, str, str], tuple[np.ndarray, np.ndarray | None]]:
+    """The maps a study scores on one slice: each (method, variant) map absolute and signed (the
+    random map absolute only), as a pixel map and, given the slice's XRAI segmentation ``seg``, as
+    a region map. Keys (method, variant, map type, sign); values (map, region ranks or None)."""
+    from ..xrai import region_map
+
+    out = {}
+    for (method, variant), signed in maps.items():
+        for sign in SIGNS:
+            if method == "random" and sign == "signed":
+                continue
+            values = np.abs(signed) if sign == "absolute" else signed
+            out[method, variant, "pixel", sign] = (values, None)
+            if seg is not None:
+                reg = region_map(values, seg, algorithm=algorithm)
+                out[method, variant, "region", sign] = (reg.values, reg.ranks)
+    return out
+
+
+def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, keep_maps: bool,
+         phase: Callable[[str], object]) -> dict:
     from ..explain import explain, random_map
-    from ..metrics import evidence_mask, fidelity, localisation, mask_note
+    from ..metrics import evidence_mask, fidelity_many, localisation, mask_note
     from ..model import load
-    from ..xrai import region_map, segment
+    from ..model.loading import DEMOS
+    from ..xrai import segment
 
     clf = load(cfg.model, device=device)
     hu, mask = load_slice(ref)  # first: a slice that could not be planned raises its own reason
@@ -54,37 +78,39 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
     proba = clf.proba(logits)[0].cpu().numpy().astype(np.float64)
     prediction = int(clf.predicted(logits)[0])
     p_contrast = float(proba[clf.card.positive_index]) if clf.binary else None
+    phase("gradients")
+    # EG's baselines: the demo models bring theirs; a user's model takes the phantom's training
+    # slices on the demo data set, the series' other slices on a folder (``data.eg_references``)
+    references = None
+    if "EG" in cfg.methods and clf.source not in DEMOS:
+        references, _ = eg_references(ref)
     maps = explain(clf, ctx, index=k, methods=cfg.methods, variants=cfg.variants, steps=cfg.steps, samples=cfg.samples,
-                   sg_samples=cfg.sg_samples, sg_level=cfg.sg_level, seed=cfg.seed, batch_size=batch_size)
+                   sg_samples=cfg.sg_samples, sg_level=cfg.sg_level, seed=cfg.seed, batch_size=batch_size,
+                   references=references)
     all_maps = dict(maps)
     all_maps["random", "plain"] = random_map(hu.shape, seed=cfg.seed + ref.seed)
-    seg = segment(hu) if cfg.xrai != "off" else None
-    rows, fid = [], {}
-    for (method, variant), signed in all_maps.items():
-        for sign in SIGNS:
-            if method == "random" and sign == "signed":
-                continue
-            values = np.abs(signed) if sign == "absolute" else signed
-            for map_type in MAP_TYPES if seg is not None else ("pixel",):
-                ranks = None
-                scored = values
-                if map_type == "region":
-                    reg = region_map(values, seg, algorithm=cfg.xrai)
-                    scored, ranks = reg.values, reg.ranks
-                row = {"method": method, "variant": variant, "map_type": map_type, "sign": sign}
-                if mask is not None and mask.any() and not mask.all():
-                    loc = localisation(scored, mask, regions=ranks, seed=cfg.seed)
-                    row.update(auc=loc.auc, auc_grid=loc.auc_grid, max_dice=loc.max_dice, k_star=loc.k_star,
-                               relevance_mass=loc.relevance_mass)
-                else:
-                    row.update(auc=None, auc_grid=None, max_dice=None, k_star=None, relevance_mass=None)
-                f = fidelity(clf, ctx if k is not None else hu[None], np.asarray(scored, np.float32)[None],
-                             np.array([label]), step=cfg.fidelity_step, seed=cfg.seed, bootstrap=1,
-                             index=None if k is None else [k])
-                row["fidelity_continuous"] = f.F_continuous
-                rows.append(row)
-                fid["|".join((method, variant, map_type, sign))] = {
-                    "pred_mif": f.pred_mif[0].tolist(), "pred_lif": f.pred_lif[0].tolist(),
+    phase("XRAI")
+    seg = segment(hu) if cfg.xrai != "off" else None  # once per slice, for every region map
+    rows, scored = [], {}
+    for key, (values, ranks) in study_maps(all_maps, seg, cfg.xrai).items():
+        row = dict(zip(("method", "variant", "map_type", "sign"), key))
+        if mask is not None and mask.any() and not mask.all():
+            loc = localisation(values, mask, regions=ranks, seed=cfg.seed)
+            row.update(auc=loc.auc, auc_grid=loc.auc_grid, max_dice=loc.max_dice, k_star=loc.k_star,
+                       relevance_mass=loc.relevance_mass)
+        else:
+            row.update(auc=None, auc_grid=None, max_dice=None, k_star=None, relevance_mass=None)
+        rows.append(row)
+        scored["|".join(key)] = np.asarray(values, np.float32)[None]
+    # every map's perturbed images in one forward plan (shared p = 0 / 100 images, equal rankings once)
+    phase("fidelity")
+    curves = fidelity_many(clf, ctx if k is not None else hu[None], scored, np.array([label]),
+                           step=cfg.fidelity_step, seed=cfg.seed, bootstrap=1, batch_size=batch_size,
+                           index=None if k is None else [k])
+    fid = {}
+    for row, (key, f) in zip(rows, curves.items()):
+        row["fidelity_continuous"] = f.F_continuous
+        fid[key] = {"pred_mif": f.pred_mif[0].tolist(), "pred_lif": f.pred_lif[0].tolist(),
                     "prob_mif": f.prob_mif[0].tolist(), "prob_lif": f.prob_lif[0].tolist()}
     out = {"slice_id": ref.slice_id, "label": label, "p_contrast": p_contrast, "rows": rows, "fidelity": fid,
            "z": ref.index if ref.source != "phantom" else None, "series": ref.series,

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from napari_ctinterp.metrics import balanced_accuracy, fidelity, fidelity_grid
+from napari_ctinterp.metrics import balanced_accuracy, fidelity, fidelity_grid, fidelity_many
 from napari_ctinterp.metrics.road import impute_one
 from napari_ctinterp.model import Classifier, ModelCard
 
@@ -80,3 +80,70 @@ def test_road_imputation_solves_the_neighbour_system():
     out = impute_one(img, removed, np.random.default_rng(0), noise_sd=0.0)
     assert np.allclose(out, img, atol=1e-6)  # a linear ramp is its own neighbour average
     assert np.array_equal(out[~removed], img[~removed])
+
+
+class CountingModel(nn.Module):
+    """A small conv net that counts the images it sees."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.head = nn.Linear(4, 1)
+        self.seen = 0
+
+    def forward(self, x):
+        self.seen += len(x)
+        return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+def _materialised(clf, images, maps, labels, step):
+    """The protocol written out plainly: every perturbed image of one map stacked, then forwarded."""
+    from napari_ctinterp.metrics.fidelity import _fill_images, _ranks
+
+    x = clf.preprocess(images)
+    ranks = _ranks(torch.as_tensor(maps)[:, None], 0)
+    fills = _fill_images(x, labels, "label", 0, clf)
+    n_pix = x[0, 0].numel()
+    out = {}
+    for name in ("mif", "lif"):
+        probs = []
+        for p in fidelity_grid(step):
+            n_rm = int(round(p / 100 * n_pix))
+            removed = ranks < n_rm if name == "mif" else ranks >= n_pix - n_rm
+            probs.append(clf.proba(clf.logits(torch.where(removed, fills, x))).numpy())
+        out[name] = np.stack(probs, axis=1)  # (N, P, classes)
+    return out
+
+
+def test_fidelity_many_equals_each_map_alone_and_forwards_shared_images_once(toy):
+    _, images, labels = toy
+    net = CountingModel()
+    clf = Classifier(net, ModelCard(input_size=(S, S)), torch.device("cpu"), source="counting")
+    rng = np.random.default_rng(3)
+    maps = {"a": rng.random(images.shape).astype(np.float32), "b": rng.random(images.shape).astype(np.float32)}
+    maps["a again"] = maps["a"].copy()
+    net.seen = 0
+    many = fidelity_many(clf, images, maps, labels, step=10, bootstrap=10, batch_size=5)
+    n, p = len(images), len(fidelity_grid(10))
+    # p = 0 and p = 100 once for all maps; "a again" has a's ranking: two distinct maps × 2 curves × 9 p
+    assert net.seen == n * 2 + 2 * 2 * (p - 2) * n
+    for name, m in maps.items():
+        alone = fidelity(clf, images, m, labels, step=10, bootstrap=10, batch_size=7)
+        plain = _materialised(clf, images, m, labels, 10)
+        got = many[name]
+        assert np.array_equal(got.pred_mif, alone.pred_mif) and np.array_equal(got.pred_lif, alone.pred_lif)
+        assert np.allclose(got.prob_mif, alone.prob_mif, atol=1e-6) and got.F == alone.F
+        pred0 = plain["mif"][:, 0].argmax(1)
+        for curve, norm in (("mif", got.prob_mif), ("lif", got.prob_lif)):
+            want = plain[curve][np.arange(n), :, pred0] / plain["mif"][np.arange(n), :1, pred0]
+            assert np.allclose(norm, want, atol=1e-5), (name, curve)
+    assert np.array_equal(many["a"].prob_mif, many["a again"].prob_mif)
+
+
+def test_road_fill_does_not_depend_on_the_batching(toy):
+    clf, images, labels = toy
+    m = np.random.default_rng(4).random(images[:3].shape).astype(np.float32)
+    a = fidelity(clf, images[:3], m, labels[:3], fill="road", step=25, bootstrap=5, batch_size=2)
+    b = fidelity(clf, images[:3], m, labels[:3], fill="road", step=25, bootstrap=5, batch_size=16)
+    assert np.array_equal(a.prob_mif, b.prob_mif) and np.array_equal(a.prob_lif, b.prob_lif)

@@ -90,6 +90,9 @@ def test_killed_run_resumes_to_the_same_table(in_process, tmp_path):
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "model accuracy" in done.stdout
+    # the progress line names the slice's phase, and after a computed slice an ETA
+    assert ": gradients" in done.stderr and ": fidelity" in done.stderr and "ETA " in done.stderr, done.stderr[-800:]
+    assert f"slice {n_first + 1}/4" in done.stderr
     _same_tables(_frame(tmp_path / in_process.name), _frame(in_process))
 
 
@@ -229,3 +232,28 @@ def test_the_domain_sentence_of_a_study_where_every_slice_failed():
     assert "no slice was scored" in domain_sentence({"in": 0, "out": 0, "unknown": 0})
     assert domain_sentence({"in": 3, "out": 1, "unknown": 0}).startswith(
         "Out-of-domain check: 3 of 4 slices in the model's domain, 1 out of domain — ")
+
+
+def test_a_users_model_gets_EG_references_from_the_data(tmp_path):
+    import torch
+
+    from napari_ctinterp.model import ModelCard, build
+    from napari_ctinterp.model.checkpoints import save_checkpoint
+    from napari_ctinterp.phantom import make_slice, write_dicom_series
+
+    torch.manual_seed(0)
+    weights, _ = save_checkpoint(build("resnet18", "logit"), tmp_path / "mine.safetensors",
+                                 ModelCard(architecture="resnet18", input_size=(64, 64), output="logit"))
+    small = {**SMALL, "methods": ("EG",), "variants": ("plain",), "xrai": "off", "model": str(weights)}
+    demo = pd.read_csv(run_study(StudyConfig(**{**small, "slices": 2}), tmp_path / "demo", device="cpu")
+                       / "table.csv")
+    assert demo["error"].isna().all() and demo["fidelity_continuous"].notna().all()  # the phantom's training slices
+    data = tmp_path / "data"
+    write_dicom_series([make_slice(i, contrast=True, size=96) for i in range(3)], data / "series", seed=0)
+    write_dicom_series([make_slice(9, contrast=False, size=96)], data / "single", seed=9)
+    (data / "labels.csv").write_text("file,label,slices\nseries,1,0\nsingle,0,0\n")
+    table = pd.read_csv(run_study(StudyConfig(**{**small, "data": str(data), "slices": 0}), tmp_path / "out",
+                                  device="cpu") / "table.csv")
+    assert table[table["series"] == "series"]["error"].isna().all()  # the series' two other slices
+    single = table[table["series"] == "single"]["error"].iloc[0]
+    assert "EG needs reference slices" in single and "--methods" in single

@@ -1,0 +1,173 @@
+"""One forward plan for every perturbed image of fidelity's MiF/LiF curves, over many maps at once.
+
+Fidelity pushes each map's slices through the model once per removed fraction p and curve (the
+study: 41 p values × 2 curves × 61 maps of a slice ≈ 5,000 images), so its cost is the model's
+forward pass and everything around it is overhead. Written here, not taken from Quantus'
+``PixelFlipping`` (which perturbs and forwards one map's images at a time, in numpy, at its own
+batch), because the measured floor is the model's own forward time per image at its best batch
+(``benchmarks/fidelity_speed.py`` prints both and the ratio):
+
+- the perturbed images are built inside the batch that forwards them, from each map's pixel ranks
+  (``removed = a ≤ rank < b`` and one ``torch.where``), never stored per map;
+- the images that do not depend on the map — p = 0 (nothing removed: the slice itself) and p = 100
+  (everything removed: the fill) — are forwarded once, for every map and both curves;
+- maps whose pixel ranking is identical (a region map equal to another, the same map asked twice)
+  are forwarded once and share their curves;
+- batches are sized for the device: on CPU at most 16 images and under the allocator's mmap limit
+  (``explain.batching``: every tensor above 32 MiB is faulted in afresh per batch), run by two
+  workers of one thread each on two cores (``explain.parallel``); on a GPU, as many as fit a
+  quarter of the free memory (cap 256);
+- inference mode, channels_last (``Classifier.logits``), out-of-memory halves the batch.
+
+ROAD's imputation (a sparse solve per image, see ``metrics.road``) depends on the removed set of
+each image, so it is computed per image in the batch; its noise is seeded per (seed, p, image), so
+it does not depend on how the images were batched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..model.classifier import Classifier
+from .road import impute_one
+
+CPU_FORWARD_CAP, GPU_FORWARD_CAP = 16, 256
+
+
+def forward_batch_size(clf: Classifier, size: tuple[int, int]) -> int:
+    """Images per forward batch for this model and input size (see the module docstring)."""
+    from ..explain.batching import CPU_MIN, CPU_TENSOR_BYTES, free_memory_bytes, largest_activation_bytes
+
+    largest = largest_activation_bytes(clf, size)
+    if clf.device.type == "cuda":
+        # a forward keeps about its two largest activations alive at a time; a quarter of free memory
+        fits = free_memory_bytes(clf.device) // 4 // max(1, 4 * largest)
+        return int(max(1, min(GPU_FORWARD_CAP, fits)))
+    return int(max(CPU_MIN, min(CPU_FORWARD_CAP, CPU_TENSOR_BYTES // max(1, largest))))
+
+
+def unique_rankings(ranks: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
+    """The distinct rankings and, for each input, the index of its distinct ranking."""
+    seen: dict[str, list[int]] = {}
+    distinct: list[torch.Tensor] = []
+    which = []
+    for r in ranks:
+        key = hashlib.blake2b(r.detach().cpu().numpy().tobytes(), digest_size=16).hexdigest()
+        found = next((i for i in seen.get(key, []) if torch.equal(distinct[i], r)), None)
+        if found is None:
+            found = len(distinct)
+            distinct.append(r)
+            seen.setdefault(key, []).append(found)
+        which.append(found)
+    return distinct, which
+
+
+def perturbed_logits(clf: Classifier, x: torch.Tensor, ranks: Sequence[torch.Tensor], fills: torch.Tensor | None,
+                     p: np.ndarray, *, own: torch.Tensor | None = None, seed: int = 0,
+                     batch_size: int | None = None, workers: int | None = None,
+                     progress: Callable[[int, int], object] | None = None) -> tuple[np.ndarray, int]:
+    """Logits of every perturbed image of every ranking.
+
+    Parameters
+    ----------
+    clf : Classifier
+        The model.
+    x : torch.Tensor
+        (N, C, H, W) preprocessed slices.
+    ranks : sequence of torch.Tensor
+        One (N, 1, H, W) ranking per map: each pixel's rank from most (0) to least important.
+    fills : torch.Tensor or None
+        (N, C, H, W) replacement values; None: ROAD imputation.
+    p : numpy.ndarray
+        Percent of pixels removed, per curve point.
+    own : torch.Tensor, optional
+        (1, C, 1, 1) bool: the channels that may be removed (a 2.5D model's own slice).
+    seed : int
+        ROAD's noise.
+    batch_size : int, optional
+        Images per forward; default :func:`forward_batch_size`.
+    workers : int, optional
+        Parallel forward workers; default two on a two-thread CPU, one on a GPU.
+    progress : callable, optional
+        ``progress(done, total)`` in images.
+
+    Returns
+    -------
+    logits : numpy.ndarray
+        (len(ranks), 2, len(p), N, n_logits): [:, 0] most-important-first, [:, 1] least-first.
+    forwarded : int
+        Images that went through the model (the shared p = 0 / 100 images and identical rankings
+        counted once).
+    """
+    from ..explain.parallel import cpu_workers, intra_op_threads, ordered_map
+
+    n, n_pix = len(x), x[0, 0].numel()
+    n_rm = np.rint(np.asarray(p, dtype=np.float64) / 100 * n_pix).astype(np.int64)
+    distinct, which = unique_rankings(ranks)
+    # int32 ranks (a 512² image has 262,144 pixels): half the memory traffic of building each batch
+    distinct = [r.to(torch.int32) for r in distinct]
+    # shared points: nothing removed (the slices) and everything removed (the fill), any map
+    shared = sorted({0, n_pix} & set(n_rm.tolist()))
+    varying = [j for j in range(len(p)) if n_rm[j] not in shared]
+    # one unit = one image: (ranking, curve, pixels removed, p index, slice); a shared image has
+    # ranking and p index -1 and stands for every ranking, both curves and every p that removes as many
+    units = [(-1, 0, int(k), -1, i) for k in shared for i in range(n)]
+    units += [(u, c, int(n_rm[j]), j, i) for u in range(len(distinct)) for c in (0, 1) for j in varying
+              for i in range(n)]
+    bs = max(1, int(batch_size or forward_batch_size(clf, tuple(x.shape[-2:]))))
+    n_workers = workers if workers is not None else cpu_workers(clf.device, -(-len(units) // bs) * 4)
+    n_batches = -(-len(units) // bs)
+    if n_workers > 1 and n_batches > 1:  # a multiple of the workers, as even as possible: none idles at the end
+        n_batches = -(-n_batches // n_workers) * n_workers
+    per = -(-len(units) // max(1, n_batches))
+    batches = [units[s:s + per] for s in range(0, len(units), per)]
+    whole = fills is not None and fills.shape == x.shape
+
+    def build(batch: list[tuple[int, int, int, int, int]]) -> torch.Tensor:
+        rows = [b[4] for b in batch]
+        imgs = x[rows]
+        rk = torch.zeros((len(batch), 1, *x.shape[-2:]), dtype=torch.int32, device=x.device)
+        lo = torch.zeros(len(batch), 1, 1, 1, dtype=torch.int32, device=x.device)
+        hi = torch.zeros_like(lo)
+        for row, (u, c, count, _j, i) in enumerate(batch):
+            if u >= 0:
+                rk[row] = distinct[u][i]
+            lo[row], hi[row] = (0, count) if c == 0 else (n_pix - count, n_pix)
+        removed = (rk >= lo) & (rk < hi)
+        if own is not None:
+            removed = removed & own
+        if fills is not None:
+            return torch.where(removed, fills[rows] if whole else fills, imgs).contiguous(
+                memory_format=torch.channels_last)
+        # ROAD: one sparse solve per image, its noise seeded by (seed, pixels removed, slice, curve)
+        rm = removed.expand_as(imgs).cpu().numpy()
+        xs = imgs.detach().cpu().numpy()
+        out = xs.copy()
+        for row, (_u, c, count, _j, i) in enumerate(batch):
+            rng = np.random.default_rng([int(seed), count, int(i), int(c)])
+            for ch in range(xs.shape[1]):
+                if rm[row, ch].any():
+                    out[row, ch] = impute_one(xs[row, ch], rm[row, ch], rng)
+        return torch.as_tensor(out, dtype=x.dtype, device=x.device).contiguous(memory_format=torch.channels_last)
+
+    def run(batch: list[tuple[int, int, int, int, int]]) -> torch.Tensor:
+        return clf.logits(build(batch), batch_size=len(batch))
+
+    out = np.zeros((len(distinct), 2, len(p), n, clf.n_logits), dtype=np.float32)
+    done = 0
+    with intra_op_threads(max(1, torch.get_num_threads() // n_workers) if n_workers > 1 else None):
+        for batch, logits in zip(batches, ordered_map(run, batches, n_workers)):
+            lg = logits.float().cpu().numpy()
+            for row, (u, c, count, j, i) in enumerate(batch):
+                if u >= 0:
+                    out[u, c, j, i] = lg[row]
+                else:
+                    out[:, :, n_rm == count, i] = lg[row]
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(units))
+    return out[which], len(units)
