@@ -244,7 +244,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from .study.clock import StudyClock
 
     clock = StudyClock()
-    bar = tqdm(desc="study", unit="slice", bar_format="{desc}: {n}/{total} |{bar}| {elapsed} · {postfix}")
+    bar = tqdm(desc="study", unit="slice", total=0, bar_format="{desc}: {n}/{total} |{bar}| {elapsed}{postfix}")
 
     def progress(done: int, total: int, res: dict | None) -> None:
         now = time.monotonic()

@@ -49,7 +49,7 @@ def trust_text(domain: dict, layer: Any = None) -> str | None:
         where = "this slice" if len(checks) == 1 else f"{len(out)} of {len(checks)} slices ({few_slices(out)})"
         c = domain[out[0]]
         lines.append(f"⚠ Out of domain — {where}: unlike the model's training data; its answer and maps may not "
-                     f"mean anything (score {c.score:.1f} > threshold {c.threshold:.1f})")
+                     f"mean anything (score {c.score:.2f} > threshold {c.threshold:.2f})")
     elif checks and all(c.in_domain is None for c in checks):
         lines.append(f"domain check: {checks[0].reason}")
     elif checks:

@@ -103,7 +103,7 @@ def perturbed_logits(clf: Classifier, x: torch.Tensor, ranks: Sequence[torch.Ten
         Images that went through the model (the shared p = 0 / 100 images and identical rankings
         counted once).
     """
-    from ..explain.parallel import cpu_workers, intra_op_threads, ordered_map
+    from ..explain.parallel import cpu_workers, intra_op_threads, ordered_map, split_rows
 
     n, n_pix = len(x), x[0, 0].numel()
     n_rm = np.rint(np.asarray(p, dtype=np.float64) / 100 * n_pix).astype(np.int64)
@@ -119,12 +119,9 @@ def perturbed_logits(clf: Classifier, x: torch.Tensor, ranks: Sequence[torch.Ten
     units += [(u, c, int(n_rm[j]), j, i) for u in range(len(distinct)) for c in (0, 1) for j in varying
               for i in range(n)]
     bs = max(1, int(batch_size or forward_batch_size(clf, tuple(x.shape[-2:]))))
-    n_workers = workers if workers is not None else cpu_workers(clf.device, -(-len(units) // bs) * 4)
-    n_batches = -(-len(units) // bs)
-    if n_workers > 1 and n_batches > 1:  # a multiple of the workers, as even as possible: none idles at the end
-        n_batches = -(-n_batches // n_workers) * n_workers
-    per = -(-len(units) // max(1, n_batches))
-    batches = [units[s:s + per] for s in range(0, len(units), per)]
+    n_workers = workers if workers is not None else cpu_workers(clf.device, len(units))
+    # consecutive batches of at most ``bs`` images, their number a multiple of the workers
+    batches = [[units[i] for i in rows] for rows in split_rows(np.arange(len(units)), bs, n_workers)]
     whole = fills is not None and fills.shape == x.shape
 
     def build(batch: list[tuple[int, int, int, int, int]]) -> torch.Tensor:

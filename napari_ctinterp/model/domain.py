@@ -153,7 +153,9 @@ def logits_and_layer_features(clf: Classifier, x: torch.Tensor, layers: Sequence
     modules = dict(clf.module.named_modules())
     if (HEAD in layers and head is None) or any(n != HEAD and n not in modules for n in layers):
         return clf.logits(x, batch_size=batch_size), None
-    store: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
+    store: dict[str, list[torch.Tensor]] = {n: [] for n in layers}  # features of the batches that succeeded
+    attempt: dict[str, list[torch.Tensor]] = {n: [] for n in layers}  # of the batch being forwarded
+    misfired: list[str] = []
 
     def pooled(t: torch.Tensor) -> torch.Tensor:
         t = t.detach().float()
@@ -164,16 +166,33 @@ def logits_and_layer_features(clf: Classifier, x: torch.Tensor, layers: Sequence
         for n in layers:
             if n == HEAD:
                 handles.append(head[1].register_forward_pre_hook(  # type: ignore[index]
-                    lambda _m, args, n=n: store[n].append(pooled(args[0]))))
+                    lambda _m, args, n=n: attempt[n].append(pooled(args[0]))))
             else:
                 handles.append(modules[n].register_forward_hook(
-                    lambda _m, _a, out, n=n: store[n].append(pooled(out))))
-        logits = clf.logits(x, batch_size=batch_size)
+                    lambda _m, _a, out, n=n: attempt[n].append(pooled(out))))
+
+        def run(xb: torch.Tensor) -> torch.Tensor:
+            # a batch that ran out of memory is retried halved by ``clf._batched``: only the features
+            # of the attempt that succeeded are kept, so they stay aligned with the logits
+            for n in layers:
+                attempt[n].clear()
+            out = clf._forward_nograd(xb)
+            for n in layers:
+                rows = torch.cat(attempt[n]) if attempt[n] else torch.empty(0)
+                if len(rows) != len(xb):  # a module that runs twice per forward: no aligned features
+                    misfired.append(n)
+                store[n].append(rows)
+            return out
+
+        outs = list(clf._batched(x, batch_size, run))
     except RuntimeError:  # a scripted module refuses hooks
         return clf.logits(x, batch_size=batch_size), None
     finally:
         for h in handles:
             h.remove()
+    logits = torch.cat(outs) if outs else torch.empty(0, clf.n_logits)
+    if misfired or not outs:
+        return logits, None
     return logits, [torch.cat(store[n]) for n in layers]
 
 

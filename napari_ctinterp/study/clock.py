@@ -63,7 +63,7 @@ class StudyClock:
         del now  # the pace is measured from ``started`` at each query
         self.computed += max(0, done - self.done)
         self.done = done
-        self.phase = ""
+        self.slice_id = self.phase = ""  # the next slice is named when it enters its first phase
 
     def eta(self, now: float) -> float | None:
         """Seconds left, or None before the first computed slice."""

@@ -105,10 +105,12 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
     # every map's perturbed images in one forward plan (shared p = 0 / 100 images, equal rankings once)
     phase("fidelity")
     curves = fidelity_many(clf, ctx if k is not None else hu[None], scored, np.array([label]),
-                           step=cfg.fidelity_step, seed=cfg.seed, bootstrap=1, batch_size=batch_size,
-                           index=None if k is None else [k])
+                           step=cfg.fidelity_step, seed=cfg.seed, bootstrap=1,
+                           index=None if k is None else [k])  # its own batch: the device's best forward
     fid = {}
-    for row, (key, f) in zip(rows, curves.items()):
+    for row in rows:
+        key = "|".join((row["method"], row["variant"], row["map_type"], row["sign"]))
+        f = curves[key]
         row["fidelity_continuous"] = f.F_continuous
         fid[key] = {"pred_mif": f.pred_mif[0].tolist(), "pred_lif": f.pred_lif[0].tolist(),
                     "prob_mif": f.prob_mif[0].tolist(), "prob_lif": f.prob_lif[0].tolist()}

@@ -37,6 +37,31 @@ def test_features_come_from_the_same_forward_pass_as_the_logits(small_model):
     assert feats.shape == (3, 512)  # the input of resnet18's fc
 
 
+def test_a_batch_retried_after_out_of_memory_keeps_the_features_aligned(small_model):
+    from napari_ctinterp.model.domain import logits_and_layer_features
+
+    clf = load(small_model, device="cpu")
+    x = clf.preprocess(np.stack([make_slice(s, size=64).hu for s in range(6)]))
+    layers = ("layer1", "layer3", "head")
+    want_logits, want = logits_and_layer_features(clf, x, layers, batch_size=4)
+    failed = []
+
+    def fail_once(_m, _a, out):  # layer1's hook has fired already when layer2 runs out of memory
+        if len(out) == 4 and not failed:
+            failed.append(True)
+            raise RuntimeError("CUDA out of memory (simulated)")
+
+    handle = clf.module.layer2.register_forward_hook(fail_once)
+    try:
+        logits, got = logits_and_layer_features(clf, x, layers, batch_size=4)
+    finally:
+        handle.remove()
+    assert failed  # the first batch of 4 failed and was retried as two batches of 2
+    torch.testing.assert_close(logits, want_logits)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
+
+
 def test_fit_writes_the_card_and_flags_what_is_unlike_the_training_slices(small_model, tmp_path):
     clf = load(small_model, device="cpu")
     x = phantom_inputs(clf, 80, seed=1)
