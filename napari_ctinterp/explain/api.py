@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from ..model.classifier import Classifier
-from .engine import drive, iter_run, resize_map
-from .plan import METHODS, VARIANTS, ExplainOptions
+from .engine import GC_SIGNED, drive, iter_run, resize_map
+from .plan import METHODS, PLAIN_ONLY, VARIANTS, ExplainOptions
 
 #: Number of phantom slices in the demo model's EG reference set.
 DEMO_REFERENCES = 16
@@ -20,15 +20,17 @@ class AttributionMaps(dict):
     """``{(method, variant): signed float32 map (H, W)}`` plus ``params`` (every setting used).
 
     ``channels``: with ``explain(..., channels=True)``, ``{(method, variant): float32 (C, H, W)}``,
-    the attribution to each input channel (else None).
+    the attribution to each input channel (else None; Grad-CAM and Occlusion have none).
+    ``gc_signed``: ``{("GC", variant): float32 (H, W)}``, Grad-CAM before its ReLU (empty without GC).
     """
 
     params: dict
 
-    def __init__(self, maps: dict, params: dict, channels: dict | None = None) -> None:
+    def __init__(self, maps: dict, params: dict, channels: dict | None = None, gc_signed: dict | None = None) -> None:
         super().__init__(maps)
         self.params = params
         self.channels = channels
+        self.gc_signed = gc_signed or {}
         self.regions: dict | None = None  # filled by callers that add XRAI region maps
 
 
@@ -83,6 +85,10 @@ def iter_explain(
     seed: int = 0,
     batch_size: int | None = None,
     ig_method: str = "gausslegendre",
+    gc_layer: str | None = None,
+    occ_window: int = 16,
+    occ_stride: int = 8,
+    occ_fill: str = "black",
 ) -> Generator[tuple[int, int], None, AttributionMaps | dict[str, AttributionMaps]]:
     """Signed attribution maps of one slice, as a generator of progress.
 
@@ -96,12 +102,15 @@ def iter_explain(
         From ``model.load``. All work happens in its input space ([0, 1] over the HU window).
     hu : numpy.ndarray
         The slice (H, W) in HU.
-    methods : sequence of {"BP", "IGB", "IGBW", "EG", "D"}
-        Backprop; Integrated Gradients, black baseline (0); mean of IG with black and white (1)
-        baselines; Expected Gradients; Deconvolution.
+    methods : sequence of {"BP", "IGB", "IGBW", "EG", "D", "GC", "GBP", "GGC", "OCC"}
+        The paper's five (the default): Backprop; Integrated Gradients, black baseline (0); mean
+        of IG with black and white (1) baselines; Expected Gradients; Deconvolution. Beyond them:
+        Grad-CAM (at ``gc_layer``, upsampled bilinearly); Guided Backprop; Guided Grad-CAM
+        (GBP × GC); Occlusion (plain only).
     variants : sequence of {"plain", "SG", "SG2"}
         Plain; SmoothGrad (mean over noisy copies); SmoothGrad² (mean of squares) — SG and SG2
-        reduce the same noisy samples, shared by all methods.
+        reduce the same noisy samples, shared by all methods. OCC has no SG variants: its plain
+        map only (``params["not_computed"]`` lists the pairs left out); with OCC, plain is required.
     steps : int
         IG path points (25, the study's), Gauss–Legendre quadrature like Captum's default.
     samples : int
@@ -132,6 +141,14 @@ def iter_explain(
         Gradient batch; default from free memory.
     ig_method : str
         IG quadrature (``gausslegendre`` or a ``riemann_*`` rule).
+    gc_layer : str, optional
+        Grad-CAM's target layer by module name (``"layer3"``); default the family's last spatial
+        block (``explain.gradcam``), recorded in ``params["gc_layer"]``.
+    occ_window, occ_stride : int
+        Occlusion's square window and its step, in pixels of the model's input (16 and 8).
+    occ_fill : {"black", "label"}
+        What fills the window: the black of the model's window, or the fidelity protocol's label
+        fill (white when explaining class 0, black otherwise).
 
     Returns
     -------
@@ -141,7 +158,8 @@ def iter_explain(
     """
     opts = ExplainOptions(methods=tuple(methods), variants=tuple(variants), steps=int(steps),
                           samples=int(samples), sg_samples=int(sg_samples), sg_level=float(sg_level),
-                          seed=int(seed), ig_method=ig_method)
+                          seed=int(seed), ig_method=ig_method, gc_layer=gc_layer or None,
+                          occ_window=int(occ_window), occ_stride=int(occ_stride), occ_fill=occ_fill)
     arr = np.asarray(hu)
     if arr.ndim == 3 and index is not None:
         x, shape = clf.preprocess(arr, index=index), arr.shape[1:]
@@ -185,14 +203,24 @@ def iter_explain(
               "references": ref_source,
               "model": clf.source, "model_sha256_12": clf.card.short_hash, "input_size": list(clf.card.input_size),
               "hu_window": list(clf.card.hu_window), "index": index,
-              "channels": [list(w) for w in clf.card.windows]}
+              "channels": [list(w) for w in clf.card.windows],
+              "not_computed": [f"{m} {v}" for m in opts.methods if m in PLAIN_ONLY for v in opts.variants
+                               if v != "plain"]}
+    if {"GC", "GGC"} & set(opts.methods):
+        from .gradcam import target_layer
+
+        params["gc_layer"] = target_layer(clf.module, clf.card.architecture, x, opts.gc_layer).name
+    if "OCC" in opts.methods:
+        params.update(occ_window=opts.occ_window, occ_stride=opts.occ_stride, occ_fill=opts.occ_fill)
 
     def finish(run: dict | tuple[dict, dict], t: int) -> AttributionMaps:
         maps, per_channel = run if channels else (run, None)
-        out = {key: resize_map(m, shape) for key, m in maps.items()}
+        out = {key: resize_map(m, shape) for key, m in maps.items() if key[0] != GC_SIGNED}
+        signed = {("GC", v): resize_map(m, shape) for (k, v), m in maps.items() if k == GC_SIGNED}
         chans = None if per_channel is None else {
-            key: np.stack([resize_map(c, shape) for c in m]) for key, m in per_channel.items()}
-        return AttributionMaps(out, {**params, "target": int(t), "target_name": clf.card.class_names[int(t)]}, chans)
+            key: np.stack([resize_map(c, shape) for c in m]) for key, m in per_channel.items() if key[0] != GC_SIGNED}
+        return AttributionMaps(out, {**params, "target": int(t), "target_name": clf.card.class_names[int(t)]}, chans,
+                               signed)
 
     if not many:
         return finish(runs, idx[0])

@@ -1,8 +1,11 @@
-"""Deconvolution's backward rule, and the check that it reaches every ReLU of a model.
+"""The modified ReLU backward rules (Deconvolution, Guided Backprop), and the check that they reach
+every ReLU of a model.
 
 Deconvolution (Zeiler & Fergus) passes ``relu(grad_out)`` backwards through each ReLU instead of
-``grad_out * (x > 0)``. It is installed with forward hooks on the ``nn.ReLU`` modules (thread-
-independent, for the ResNets' parallel workers) and, for ReLUs applied as functions in a
+``grad_out * (x > 0)``; Guided Backprop (Springenberg et al. 2015) passes ``relu(grad_out) * (x > 0)``,
+both masks at once (Captum's ``GuidedBackprop``: the ReLU's ordinary input gradient, clamped).
+Each rule is installed with forward hooks on the ``nn.ReLU`` modules (thread-independent, for the
+ResNets' parallel workers) and, for ReLUs applied as functions in a
 ``forward`` (torchvision's DenseNet ends in ``F.relu``; Captum silently leaves those with the
 ordinary rule), with a ``TorchFunctionMode`` entered around each gradient batch
 (``functional_deconvolution``). ``check_relus_reachable`` runs one forward and refuses what the
@@ -35,20 +38,39 @@ class _DeconvReLU(torch.autograd.Function):
         return grad_out.clamp(min=0)
 
 
+class _GuidedReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        out = x.clamp(min=0)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (out,) = ctx.saved_tensors
+        return (grad_out * (out > 0)).clamp(min=0)
+
+
+#: The rules by name: ``"deconv"`` (Deconvolution) and ``"guided"`` (Guided Backprop).
+_RULES = {"deconv": _DeconvReLU, "guided": _GuidedReLU}
+
+
 def _relu_modules(module: nn.Module) -> list[nn.ReLU]:
     return [m for m in module.modules() if isinstance(m, nn.ReLU)]
 
 
 @contextlib.contextmanager
-def deconvolution_rule(module: nn.Module) -> Iterator[None]:
-    """Within the context, every ``nn.ReLU`` of ``module`` back-propagates ``relu(grad_out)``."""
+def deconvolution_rule(module: nn.Module, rule: str = "deconv") -> Iterator[None]:
+    """Within the context, every ``nn.ReLU`` of ``module`` back-propagates by ``rule``:
+    ``"deconv"`` ``relu(grad_out)``, ``"guided"`` ``relu(grad_out) * (x > 0)``."""
+    fn = _RULES[rule]
     relus = _relu_modules(module)
     inplace = [r.inplace for r in relus]
     handles = []
     try:
         for r in relus:
             r.inplace = False  # an inplace ReLU would have overwritten the input the hook needs
-            handles.append(r.register_forward_hook(lambda m, inp, out: _DeconvReLU.apply(inp[0])))
+            handles.append(r.register_forward_hook(lambda m, inp, out: fn.apply(inp[0])))
         yield
     finally:
         for h in handles:
@@ -83,11 +105,16 @@ class _ReluSpy(TorchFunctionMode):
 
 
 class functional_deconvolution(TorchFunctionMode):  # noqa: N801 (used as a context manager)
-    """Within the context (in this thread), ReLUs applied as functions back-propagate ``relu(grad_out)``."""
+    """Within the context (in this thread), ReLUs applied as functions back-propagate by ``rule``
+    (``"deconv"``: ``relu(grad_out)``; ``"guided"``: ``relu(grad_out) * (x > 0)``)."""
+
+    def __init__(self, rule: str = "deconv") -> None:
+        super().__init__()
+        self.fn = _RULES[rule]
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: D105
         if func in _RELU_FUNCS:
-            return _DeconvReLU.apply(args[0])
+            return self.fn.apply(args[0])
         return func(*args, **(kwargs or {}))
 
 
@@ -99,23 +126,28 @@ def functional_relus(module: nn.Module) -> int:
     return _CHECKED.get(id(module), 0)
 
 
-def check_relus_reachable(module: nn.Module, example: torch.Tensor) -> None:
-    """Raise ``UnreachableReLUError`` unless Deconvolution's rule reaches every activation of a forward."""
+def check_relus_reachable(module: nn.Module, example: torch.Tensor, methods: str = "D") -> None:
+    """Raise ``UnreachableReLUError`` unless the modified ReLU rules reach every activation of a forward.
+
+    ``methods`` names the methods asked that need them (``"D"``, ``"GBP"``, ``"D, GBP"``), for the message.
+    """
+    has_d = "D" in methods.replace(",", " ").split()
+    title = "Deconvolution" if methods == "D" else "Deconvolution and Guided Backprop" if has_d else "Guided Backprop"
     key = id(module)
     if key in _CHECKED:
         return
     if isinstance(module, torch.jit.ScriptModule):
         raise UnreachableReLUError(
-            "Deconvolution needs the model as a plain torch nn.Module: a TorchScript model hides its "
-            "ReLUs, so the deconvolution rule cannot be installed. Load the weights as safetensors or a "
-            "state_dict with a card, or leave D out of the methods.")
+            f"{title} needs the model as a plain torch nn.Module: a TorchScript model hides its "
+            f"ReLUs, so the modified ReLU rule cannot be installed. Load the weights as safetensors or a "
+            f"state_dict with a card, or leave {methods} out of the methods.")
     from ..model.checkpoints import ExportedModel
 
     if isinstance(module, ExportedModel):
         raise UnreachableReLUError(
-            "Deconvolution needs the model as a plain torch nn.Module: a torch.export (.pt2) program runs its "
-            "ReLUs as graph operations, so the deconvolution rule cannot be installed. Load the weights as "
-            "safetensors or a state_dict with a card, or leave D out of the methods.")
+            f"{title} needs the model as a plain torch nn.Module: a torch.export (.pt2) program runs its "
+            f"ReLUs as graph operations, so the modified ReLU rule cannot be installed. Load the weights as "
+            f"safetensors or a state_dict with a card, or leave {methods} out of the methods.")
     others = [f"{type(m).__name__} ({name})" for name, m in module.named_modules() if isinstance(m, OTHER_ACTIVATIONS)]
     spy = _ReluSpy()
     hooks = []
@@ -135,9 +167,9 @@ def check_relus_reachable(module: nn.Module, example: torch.Tensor) -> None:
     if others:
         listed = ", ".join(others[:4]) + (f" … (+{len(others) - 4} more)" if len(others) > 4 else "")
         raise UnreachableReLUError(
-            f"Deconvolution is defined for ReLU networks only; this model uses {listed}. Leave D out of "
+            f"{title} is defined for ReLU networks only; this model uses {listed}. Leave {methods} out of "
             f"the methods for this model (the other methods work on any activation).")
     if spy.stray == 0 and not any(isinstance(m, nn.ReLU) for m in module.modules()):
-        raise UnreachableReLUError("Deconvolution found no ReLU in this model; it cannot be applied "
-                                   "(leave D out of the methods).")
+        raise UnreachableReLUError(f"{title} found no ReLU in this model; it cannot be applied "
+                                   f"(leave {methods} out of the methods).")
     _CHECKED[key] = spy.stray

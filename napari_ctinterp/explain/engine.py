@@ -29,8 +29,23 @@ from ..model.classifier import Classifier
 from .batching import auto_batch_size
 from .deconv import check_relus_reachable, deconvolution_rule, functional_deconvolution, functional_relus
 from .fast_backward import gradient_twin
+from .gradcam import LayerCapture, TargetLayer, captured, gradcam_maps, target_layer
+from .occlusion import count_windows, iter_occlusion
 from .parallel import cpu_workers, intra_op_threads, ordered_map, split_rows
-from .plan import KINDS, ExplainOptions, Plan, base_inputs, draw_expected_gradients, ig_quadrature, make_plan, tile_plan
+from .plan import (
+    DECONV,
+    GUIDED,
+    KINDS,
+    LAYER,
+    ORDINARY,
+    ExplainOptions,
+    Plan,
+    base_inputs,
+    draw_expected_gradients,
+    ig_quadrature,
+    make_plan,
+    tile_plan,
+)
 
 Progress = Callable[[int, int], object]
 
@@ -123,41 +138,85 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
     net = clf.module if net is None else net
     twin = gradient_twin(net, bases[:1])  # same forward, cheaper backward (hooks on net's ReLUs still apply)
     bs = batch_size or auto_batch_size(clf, bases.shape[-2:])
+    layer = target_layer(net, clf.card.architecture, bases[:1], opts.gc_layer) if (plan.rule == LAYER).any() \
+        else None
+    with_bp = "BP" in opts.methods  # Backprop's gradient comes with Grad-CAM's rows (see plan.py)
 
     functional = functional_relus(net) > 0
 
-    def one_batch(sel: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+    def slots(kind: str, base: np.ndarray) -> np.ndarray:
+        return KINDS.index(kind) * plan.n_base + base
+
+    hooked: dict = {}  # the capture on Grad-CAM's layer while the layer rule's batches run
+
+    def one_batch(sel: np.ndarray) -> tuple[int, np.ndarray, torch.Tensor]:
         kind, base, index = plan.kind[sel], plan.base[sel], plan.index[sel]
+        rule = int(plan.rule[sel[0]])
+        rows_t = target[torch.as_tensor(base)] if per_base else targets  # type: ignore[index]
         pts = _points(kind, base, index, bases, alphas, refs, eg_idx, eg_alpha, black, white)
+        if rule == LAYER:
+            bp, gc, gcs = layer_gradients(clf, pts, rows_t, layer, hooked["capture"], net=net,  # type: ignore[arg-type]
+                                          with_input=with_bp)
+            parts = [(slots("GC", base), gc.unsqueeze(2).expand(-1, -1, c, -1, -1)),
+                     (slots("GCS", base), gcs.unsqueeze(2).expand(-1, -1, c, -1, -1))]
+            if bp is not None:
+                parts.append((slots("BP", base), bp))
+            return len(sel), np.concatenate([p[0] for p in parts]), torch.cat([p[1] for p in parts], 1)
         # ReLUs applied as functions get the rule from a mode, entered in the thread that runs the batch
-        deconv = functional and bool(plan.rule[sel[0]] == 1)
-        with functional_deconvolution() if deconv else contextlib.nullcontext():
-            if per_base:  # each row explains its own base input's class
-                rows_t = target[torch.as_tensor(base)]  # type: ignore[index]
-                grads = input_gradients(clf, pts, rows_t, net=twin)[None]
-            else:
-                grads = input_gradients(clf, pts, targets, net=twin)  # (T, B, C, h, w)
-        return sel, grads * _coefficients(kind, base, index, bases, weights, refs, eg_idx, opts.samples)[None]
+        mode = {DECONV: "deconv", GUIDED: "guided"}.get(rule) if functional else None
+        with functional_deconvolution(mode) if mode else contextlib.nullcontext():
+            grads = input_gradients(clf, pts, rows_t, net=twin)
+        grads = grads[None] if per_base else grads  # (T, B, C, h, w)
+        coef = _coefficients(kind, base, index, bases, weights, refs, eg_idx, opts.samples)[None]
+        return len(sel), kind * plan.n_base + base, grads * coef
 
     done = 0
-    for rule in (0, 1):
+    for rule in (ORDINARY, LAYER, DECONV, GUIDED):
         rows = np.flatnonzero(plan.rule == rule)
         if len(rows) == 0:
             continue
         workers = cpu_workers(dev, len(rows)) if _parallel_safe(clf) else 1
         chunks = split_rows(rows, bs, workers)
         n_workers = min(workers, len(chunks))
-        # the Deconvolution hooks are on the shared ReLU modules: a rule's batches all finish inside its context
-        ctx = deconvolution_rule(net) if rule == 1 else contextlib.nullcontext()
-        with ctx, intra_op_threads(torch.get_num_threads() // n_workers if n_workers > 1 else None):
+        # the modified rules' hooks are on the shared ReLU modules: a rule's batches all finish inside its context
+        ctx = (deconvolution_rule(net, "deconv" if rule == DECONV else "guided") if rule in (DECONV, GUIDED)
+               else captured(layer) if rule == LAYER else contextlib.nullcontext())  # type: ignore[arg-type]
+        with ctx as capture, intra_op_threads(torch.get_num_threads() // n_workers if n_workers > 1 else None):
+            hooked["capture"] = capture
             with contextlib.closing(ordered_map(one_batch, chunks, n_workers)) as results:
-                for sel, contribution in results:
+                for n_rows, sel_slots, contribution in results:
                     for t in range(len(targets)):
-                        accumulate(acc[t], plan.kind[sel] * plan.n_base + plan.base[sel], contribution[t])
-                    done += len(sel)
+                        accumulate(acc[t], sel_slots, contribution[t])
+                    done += n_rows
                     yield done, plan.total
     acc = acc.view(len(targets), len(KINDS), plan.n_base, c, h, w)
     return acc[0] if per_base or np.isscalar(target) else acc
+
+
+def layer_gradients(clf: Classifier, x: torch.Tensor, target: Sequence[int] | torch.Tensor, layer: TargetLayer,
+                    capture: LayerCapture, *, net: nn.Module, with_input: bool = True
+                    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """Backprop's input gradient (``with_input``, else None) and Grad-CAM (after and before its
+    ReLU) from one forward and one backward per target: (T, B, C, h, w), (T, B, h, w),
+    (T, B, h, w) — T = 1 for a tensor of one class per row. ``capture`` is hooked on ``layer``."""
+    targets: list = [target] if isinstance(target, torch.Tensor) else list(target)
+    size = tuple(x.shape[-2:])
+    with torch.enable_grad():
+        xg = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        logits = net(xg)
+        act = capture.take()
+        bp, gc, gcs = [], [], []
+        for i, t in enumerate(targets):
+            rows = t.to(x.device) if isinstance(t, torch.Tensor) else torch.full((len(xg),), int(t), device=xg.device)
+            score = clf.target_score(logits, rows)
+            wrt = (act, xg) if with_input else (act,)
+            grads = torch.autograd.grad(score.sum(), wrt, retain_graph=i < len(targets) - 1)
+            pos, signed = gradcam_maps(act.detach(), grads[0], size, layer.transform)
+            if with_input:
+                bp.append(grads[1].float())
+            gc.append(pos)
+            gcs.append(signed)
+    return (torch.stack(bp) if with_input else None), torch.stack(gc), torch.stack(gcs)
 
 
 def _parallel_safe(clf: Classifier) -> bool:
@@ -220,6 +279,11 @@ def input_gradients(clf: Classifier, x: torch.Tensor, target: int | Sequence[int
     return grads[0] if isinstance(target, torch.Tensor) or np.isscalar(target) else torch.stack(grads)
 
 
+#: Key (method part) under which the engine returns Grad-CAM's signed map before its ReLU (``api``
+#: moves it into ``AttributionMaps.gc_signed``).
+GC_SIGNED = "GC pre-ReLU"
+
+
 def reduce_maps(acc: torch.Tensor, bases: torch.Tensor, opts: ExplainOptions, *,
                 black: torch.Tensor | float = 0.0, white: torch.Tensor | float = 1.0,
                 centre: int | None = None, channels: bool = False) -> dict[tuple[str, str], torch.Tensor]:
@@ -244,10 +308,20 @@ def reduce_maps(acc: torch.Tensor, bases: torch.Tensor, opts: ExplainOptions, *,
         per_base["EG"] = a["EG"]
     if "D" in opts.methods:
         per_base["D"] = a["D"]
+    if "GBP" in opts.methods:
+        per_base["GBP"] = a["GBP"]
+    # Grad-CAM is one map per input (stored in every channel): no channel sum
+    if "GC" in opts.methods:
+        per_base["GC"] = a["GC"][:, :1]
+        per_base[GC_SIGNED] = a["GCS"][:, :1]
+    if "GGC" in opts.methods:
+        per_base["GGC"] = a["GBP"] * a["GC"][:, :1]
     clean, _ = base_inputs(opts)
     out: dict[tuple[str, str], torch.Tensor] = {}
-    for m in opts.methods:
+    for m in [m for m in opts.methods if m in per_base] + ([GC_SIGNED] if "GC" in opts.methods else []):
         maps = per_base[m]
+        if channels and m in ("GC", GC_SIGNED):
+            continue  # one map of the layer, not per input channel
         if maps.shape[1] > 1 and not channels:
             maps = maps[:, centre:centre + 1] if centre is not None else maps.sum(1, keepdim=True)
         noisy = maps[int(clean):]
@@ -277,25 +351,65 @@ def iter_run(clf: Classifier, x: torch.Tensor, target: int | Sequence[int], opts
     maps ``{(method, variant): (h, w)}`` — per target, a list, for a sequence of targets — and with
     ``channels=True`` a second dict of (C, h, w) per-channel maps (a pair, or a list of pairs)."""
     net = clf.module
-    if "D" in opts.methods:
-        check_relus_reachable(net, x)
+    check_rules(net, x, opts)
     if "EG" in opts.methods and (refs is None or len(refs) == 0):
         raise ValueError("EG needs reference images (references=...)")
     plan = make_plan(opts)
     clean, _ = base_inputs(opts)
     bases = torch.cat([x[:int(clean)], noisy_copies(x, opts)]) if plan.n_base else x
-    acc = yield from run_plan(clf, plan, bases, target, opts, refs if "EG" in opts.methods else None,
-                              batch_size=batch_size, net=net)
+    targets = [int(target)] if np.isscalar(target) else [int(t) for t in target]
+    n_occ = count_windows(tuple(x.shape[-2:]), opts.occ_window, opts.occ_stride) if "OCC" in opts.methods else 0
+    n_occ *= len(targets) if opts.occ_fill == "label" else 1
+    total = plan.total + n_occ
+    acc = None
+    if plan.total:
+        acc = yield from _rescaled(run_plan(clf, plan, bases, target, opts, refs if "EG" in opts.methods else None,
+                                            batch_size=batch_size, net=net), 0, total)
+    occ = None
+    if n_occ:
+        occ = yield from _rescaled(iter_occlusion(clf, x, targets, window=opts.occ_window, stride=opts.occ_stride,
+                                                  fill=opts.occ_fill, own=own_channels(clf, x)), plan.total, total)
     centre = clf.card.slice_offsets.index(0) if clf.card.is_2_5d else None
     black, white = clf.baseline(0.0), clf.baseline(1.0)
 
-    def reduce(a: torch.Tensor) -> dict | tuple[dict, dict]:
-        one = reduce_maps(a, bases, opts, black=black, white=white, centre=centre)
+    def reduce(a: torch.Tensor | None, t: int) -> dict | tuple[dict, dict]:
+        one = {} if a is None else reduce_maps(a, bases, opts, black=black, white=white, centre=centre)
+        if occ is not None:
+            one["OCC", "plain"] = occ[t]
         if not channels:
             return one
-        return one, reduce_maps(a, bases, opts, black=black, white=white, channels=True)
+        return one, {} if a is None else reduce_maps(a, bases, opts, black=black, white=white, channels=True)
 
-    return reduce(acc) if np.isscalar(target) else [reduce(a) for a in acc]
+    if np.isscalar(target):
+        return reduce(acc, 0)
+    return [reduce(None if acc is None else acc[i], i) for i in range(len(targets))]
+
+
+def check_rules(net: nn.Module, x: torch.Tensor, opts: ExplainOptions) -> None:
+    """Refuse, with the reason, methods whose modified ReLU rule cannot reach the model's activations."""
+    relu_methods = [m for m in ("D", "GBP", "GGC") if m in opts.methods]
+    if relu_methods:
+        check_relus_reachable(net, x, ", ".join(relu_methods))
+
+
+def own_channels(clf: Classifier, x: torch.Tensor) -> torch.Tensor | None:
+    """(1, C, 1, 1) bool: the channels of the slice explained (a 2.5D model's offset 0), or None (all)."""
+    if not clf.card.is_2_5d:
+        return None
+    return torch.tensor([o == 0 for o in clf.card.slice_offsets], device=x.device).view(1, -1, 1, 1)
+
+
+def _rescaled(gen: Generator[tuple[int, int], None, object], offset: int, total: int
+              ) -> Generator[tuple[int, int], None, object]:
+    """``gen``'s progress as part of a larger job: (offset + done, total); returns its value.
+    Closing the outer generator closes ``gen`` (cancel between batches)."""
+    with contextlib.closing(gen):
+        while True:
+            try:
+                done, _ = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            yield offset + done, total
 
 
 def iter_run_slices(clf: Classifier, xs: torch.Tensor, targets: Sequence[int], opts: ExplainOptions,
@@ -307,8 +421,10 @@ def iter_run_slices(clf: Classifier, xs: torch.Tensor, targets: Sequence[int], o
     same noisy copies, IG points and EG draws — the draws index into that slice's references)."""
     n = len(xs)
     net = clf.module
-    if "D" in opts.methods:
-        check_relus_reachable(net, xs[:1])
+    if "OCC" in opts.methods:
+        raise ValueError("OCC (occlusion) is computed one slice at a time: explain each slice (explain(...)), "
+                         "or leave OCC out of a volume's methods")
+    check_rules(net, xs[:1], opts)
     one = make_plan(opts)
     plan = tile_plan(one, n)
     clean, _ = base_inputs(opts)

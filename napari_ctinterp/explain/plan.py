@@ -4,6 +4,13 @@ Sharing is planned here: one set of noisy inputs serves every method and both SG
 SG² are two reductions of the same samples); IGB's path is computed once and reused inside IGBW.
 Each plan row is one gradient evaluation ``(rule, slot, base, point kind, index)``; the engine
 runs rows in large batches and adds ``coefficient × gradient`` into the row's accumulator slot.
+
+Beyond the paper's five: Grad-CAM (``GC``) takes one evaluation per base input through the
+model with its target layer captured (rule ``LAYER``); that evaluation's input gradient *is*
+Backprop's at the same input, so when both are asked BP has no rows of its own (one forward and
+one backward serve both). Guided Backprop (``GBP``) has its own rows under the guided ReLU rule;
+Guided Grad-CAM (``GGC``) is GBP × GC and adds no rows. Occlusion (``OCC``) is forward-only and
+is not in the gradient plan (``occlusion.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +19,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: The paper's five methods (the default everywhere).
 METHODS: tuple[str, ...] = ("BP", "IGB", "IGBW", "EG", "D")
+#: Methods beyond the paper: Grad-CAM, Guided Backprop, Guided Grad-CAM, Occlusion.
+EXTRA_METHODS: tuple[str, ...] = ("GC", "GBP", "GGC", "OCC")
+#: Every method name ``explain`` accepts, the paper's first.
+ALL_METHODS: tuple[str, ...] = METHODS + EXTRA_METHODS
+#: Methods with no SmoothGrad variants: only their plain map is computed.
+PLAIN_ONLY: tuple[str, ...] = ("OCC",)
+#: Occlusion fills: the black of the model's window, or the fidelity protocol's label fill.
+OCC_FILLS: tuple[str, ...] = ("black", "label")
 VARIANTS: tuple[str, ...] = ("plain", "SG", "SG2")
 IG_METHODS: tuple[str, ...] = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle",
                                "riemann_trapezoid")
@@ -30,11 +46,15 @@ class ExplainOptions:
     sg_level: float = 0.15
     seed: int = 0
     ig_method: str = "gausslegendre"
+    gc_layer: str | None = None
+    occ_window: int = 16
+    occ_stride: int = 8
+    occ_fill: str = "black"
 
     def __post_init__(self) -> None:
-        bad = [m for m in self.methods if m not in METHODS]
+        bad = [m for m in self.methods if m not in ALL_METHODS]
         if bad or not self.methods:
-            raise ValueError(f"unknown method(s) {bad}; choose from {METHODS}")
+            raise ValueError(f"unknown method(s) {bad}; choose from {ALL_METHODS}")
         badv = [v for v in self.variants if v not in VARIANTS]
         if badv or not self.variants:
             raise ValueError(f"unknown variant(s) {badv}; choose from {VARIANTS}")
@@ -44,6 +64,21 @@ class ExplainOptions:
             raise ValueError(f"sg_level must be >= 0, got {self.sg_level}")
         if self.ig_method not in IG_METHODS:
             raise ValueError(f"ig_method must be one of {IG_METHODS}")
+        if self.occ_window < 1 or self.occ_stride < 1:
+            raise ValueError(f"occ_window and occ_stride must be >= 1 pixel, got {self.occ_window}, {self.occ_stride}")
+        if self.occ_stride > self.occ_window:
+            raise ValueError(f"occ_stride ({self.occ_stride}) must not exceed occ_window ({self.occ_window}): "
+                             "pixels between windows would never be occluded")
+        if self.occ_fill not in OCC_FILLS:
+            raise ValueError(f"occ_fill must be one of {OCC_FILLS}, got {self.occ_fill!r}")
+        plain_only = [m for m in self.methods if m in PLAIN_ONLY]
+        if plain_only and "plain" not in self.variants:
+            raise ValueError(f"{', '.join(plain_only)} has no SmoothGrad variant (plain only): add the plain "
+                             f"variant, or leave {', '.join(plain_only)} out")
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (method, variant) map these options make: OCC's plain map only."""
+        return [(m, v) for m in self.methods for v in self.variants if m not in PLAIN_ONLY or v == "plain"]
 
 
 def ig_quadrature(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, np.ndarray]:
@@ -73,8 +108,13 @@ def draw_expected_gradients(seed: int, n_base: int, samples: int, n_refs: int) -
     return rng.integers(0, n_refs, size=(n_base, samples)), rng.uniform(0.0, 1.0, size=(n_base, samples))
 
 
-#: Accumulator kinds: what a slot sums before the final per-method formula.
-KINDS = ("BP", "IGB", "IGW", "EG", "D")
+#: Accumulator kinds: what a slot sums before the final per-method formula. ``GC`` holds the
+#: Grad-CAM map (after its ReLU) and ``GCS`` the signed map before it, each copied into every channel.
+KINDS = ("BP", "IGB", "IGW", "EG", "D", "GBP", "GC", "GCS")
+#: Plan rules: how a row's gradient is taken.
+ORDINARY, DECONV, GUIDED, LAYER = 0, 1, 2, 3
+RULE_OF_KIND = {"BP": ORDINARY, "IGB": ORDINARY, "IGW": ORDINARY, "EG": ORDINARY, "D": DECONV, "GBP": GUIDED,
+                "GC": LAYER}
 
 
 @dataclass(frozen=True)
@@ -83,7 +123,7 @@ class Plan:
 
     n_base: int
     kinds: tuple[str, ...]
-    rule: np.ndarray  # 0 ordinary gradient, 1 deconvolution rule
+    rule: np.ndarray  # ORDINARY, DECONV, GUIDED or LAYER (see RULE_OF_KIND)
     kind: np.ndarray  # index into KINDS
     base: np.ndarray  # which base input (0 = clean when plain is asked, then noisy copies)
     index: np.ndarray  # step k (IG) or sample j (EG); 0 otherwise
@@ -95,10 +135,14 @@ class Plan:
 
 
 def needed_kinds(methods: tuple[str, ...]) -> tuple[str, ...]:
-    """Accumulators the methods need (IGB is shared by IGB and IGBW)."""
-    need = set()
+    """Kinds of plan rows the methods need (IGB is shared by IGB and IGBW; GGC is GBP × GC; OCC
+    needs none; BP rides on GC's rows when both are asked)."""
+    need: set[str] = set()
     for m in methods:
-        need |= {"BP": {"BP"}, "IGB": {"IGB"}, "IGBW": {"IGB", "IGW"}, "EG": {"EG"}, "D": {"D"}}[m]
+        need |= {"BP": {"BP"}, "IGB": {"IGB"}, "IGBW": {"IGB", "IGW"}, "EG": {"EG"}, "D": {"D"},
+                 "GC": {"GC"}, "GBP": {"GBP"}, "GGC": {"GBP", "GC"}, "OCC": set()}[m]
+    if "GC" in need:
+        need.discard("BP")
     return tuple(k for k in KINDS if k in need)
 
 
@@ -110,17 +154,17 @@ def base_inputs(opts: ExplainOptions) -> tuple[bool, int]:
 
 
 def make_plan(opts: ExplainOptions) -> Plan:
-    """Every gradient evaluation the requested maps need, ordinary-rule rows first."""
+    """Every gradient evaluation the requested maps need, grouped by rule (ordinary rows first)."""
     clean, noisy = base_inputs(opts)
     n_base = int(clean) + noisy
     kinds = needed_kinds(opts.methods)
-    per_kind = {"BP": 1, "IGB": opts.steps, "IGW": opts.steps, "EG": opts.samples, "D": 1}
+    per_kind = {"BP": 1, "IGB": opts.steps, "IGW": opts.steps, "EG": opts.samples, "D": 1, "GBP": 1, "GC": 1}
     rows = []
     for k in kinds:
         for b in range(n_base):
             for j in range(per_kind[k]):
-                rows.append((int(k == "D"), KINDS.index(k), b, j))
-    rows.sort(key=lambda r: r[0])  # deconvolution rows last: they need hooks installed
+                rows.append((RULE_OF_KIND[k], KINDS.index(k), b, j))
+    rows.sort(key=lambda r: r[0])  # one rule at a time: the modified rules need hooks installed
     arr = np.array(rows, dtype=np.int64).reshape(-1, 4)
     return Plan(n_base=n_base, kinds=kinds, rule=arr[:, 0], kind=arr[:, 1], base=arr[:, 2], index=arr[:, 3])
 

@@ -8,7 +8,7 @@ because every slice uses the *same* seed: its SmoothGrad noise, IG points and EG
 that ``explain`` makes for that slice alone (the noise pattern repeats from slice to slice; its
 statistics per slice are what SmoothGrad needs).
 
-Memory: slices run in chunks whose accumulators fit ``memory_budget`` bytes (five kinds × base
+Memory: slices run in chunks whose accumulators fit ``memory_budget`` bytes (the kinds × base
 inputs × channels × input pixels × 4 bytes per slice; 25 MB for the demo's 15 maps at 256²), and
 each chunk's maps are written into preallocated (Z, H, W) float32 arrays — in RAM, or, with
 ``out_dir``, memory-mapped ``.npy`` files (a 300-slice 512² volume with 15 maps is 4.7 GB).
@@ -123,6 +123,7 @@ def iter_explain_volume(
     seed: int = 0,
     batch_size: int | None = None,
     ig_method: str = "gausslegendre",
+    gc_layer: str | None = None,
     memory_budget: int = MEMORY_BUDGET,
     out_dir: str | Path | None = None,
     full: bool = True,
@@ -140,8 +141,9 @@ def iter_explain_volume(
         Which slices (None: all; ``"masked"``: every slice with a mask pixel, needs ``mask``).
     mask : numpy.ndarray, optional
         (Z, H, W) reference mask, for ``slices="masked"``.
-    methods, variants, steps, samples, sg_samples, sg_level, seed, batch_size, ig_method
-        As ``explain``; every slice uses ``seed`` (see the module docstring).
+    methods, variants, steps, samples, sg_samples, sg_level, seed, batch_size, ig_method, gc_layer
+        As ``explain``; every slice uses ``seed`` (see the module docstring). OCC is refused here
+        (occlusion runs one slice at a time, through ``explain``).
     references : array (K, H, W), callable or None
         EG reference slices: one set for every slice, or ``references(k)`` per slice. Default:
         the demo models' phantom set; other models: the volume's other slices
@@ -169,7 +171,11 @@ def iter_explain_volume(
         raise ValueError(f"explain_volume takes a volume (Z, H, W) in HU, got shape {vol.shape}; "
                          f"for one slice use explain")
     opts = ExplainOptions(methods=tuple(methods), variants=tuple(variants), steps=int(steps), samples=int(samples),
-                          sg_samples=int(sg_samples), sg_level=float(sg_level), seed=int(seed), ig_method=ig_method)
+                          sg_samples=int(sg_samples), sg_level=float(sg_level), seed=int(seed), ig_method=ig_method,
+                          gc_layer=gc_layer or None)
+    if "OCC" in opts.methods:
+        raise ValueError("OCC (occlusion) is computed one slice at a time: choose the current slice, or leave "
+                         "OCC out when explaining several slices")
     chosen = choose_slices(len(vol), slices, mask)
     reach = max((abs(o) for o in clf.card.slice_offsets), default=0)  # a 2.5D model's neighbours
     needed = sorted({min(max(k + d, 0), len(vol) - 1) for k in chosen for d in range(-reach, reach + 1)})

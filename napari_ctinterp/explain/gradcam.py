@@ -1,0 +1,179 @@
+"""Grad-CAM's target layer, found for every architecture family, and the map from its activations.
+
+Grad-CAM (Selvaraju et al. 2017): the target layer's activations A (channels k), weighted by the
+spatial mean of d(score)/dA_k, summed over k; ReLU; upsampled bilinearly to the model's input —
+Captum's ``LayerGradCam`` (ReLU on the layer grid, then ``LayerAttribution.interpolate``). The
+engine takes A and its gradient in the same forward/backward as Backprop's input gradient
+(``engine.py``), so the formula lives here and the passes there.
+
+The target layer is the last spatial block of the network. By family (``card.architecture``):
+ResNet ``layer4``, DenseNet ``features`` (MONAI's too), EfficientNet / ConvNeXt / Swin the last
+stage of ``features``, ViT the last encoder block, whose tokens (class token dropped) are
+reshaped to the patch grid as pytorch-grad-cam does; Swin's (B, H, W, C) output is permuted to
+(B, C, H, W). Any other network: the last module in forward order whose output is a
+(B, C, h, w) map with h, w > 1 (its outermost module). ``gc_layer="layer3"`` chooses any module
+by its name in ``named_modules``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+class GradCamLayerError(ValueError):
+    """The target layer cannot be found, named or hooked."""
+
+
+@dataclass(frozen=True)
+class TargetLayer:
+    """The module Grad-CAM reads, its name, and the reshape of its output to (B, C, h, w)."""
+
+    name: str
+    module: nn.Module
+    transform: Transform | None = None
+
+
+def _vit_tokens(t: torch.Tensor) -> torch.Tensor:
+    """(B, 1 + N, D) ViT tokens → (B, D, √N, √N), class token dropped."""
+    b, n, d = t.shape
+    side = int(round((n - 1) ** 0.5))
+    if side * side != n - 1:
+        raise GradCamLayerError(f"Grad-CAM: the ViT block gives {n} tokens, not 1 + a square grid")
+    return t[:, 1:, :].reshape(b, side, side, d).permute(0, 3, 1, 2)
+
+
+def _channels_last_map(t: torch.Tensor) -> torch.Tensor:
+    """Swin's (B, H, W, C) stage output → (B, C, H, W)."""
+    return t.permute(0, 3, 1, 2)
+
+
+def _last_child(net: nn.Module, path: str) -> str:
+    last = list(net.get_submodule(path).named_children())[-1][0]
+    return f"{path}.{last}"
+
+
+def family_layer(net: nn.Module, architecture: str) -> TargetLayer | None:
+    """The target layer of a known family, or None (then ``last_spatial_layer``)."""
+    a = architecture.lower()
+    names = dict(net.named_modules())
+    try:
+        if a.startswith(("resnet", "resnext", "wide_resnet")) and "layer4" in names:
+            return TargetLayer("layer4", names["layer4"])
+        if "densenet" in a and "features" in names:
+            return TargetLayer("features", names["features"])
+        if a.startswith(("efficientnet", "convnext", "regnet", "mobilenet")) and "features" in names:
+            name = _last_child(net, "features") if isinstance(names["features"], nn.Sequential) else "features"
+            return TargetLayer(name, names[name])
+        if a.startswith("swin") and "features" in names:
+            name = _last_child(net, "features")
+            return TargetLayer(name, names[name], _channels_last_map)
+        if a.startswith("vit") and "encoder.layers" in names:
+            name = _last_child(net, "encoder.layers")
+            return TargetLayer(name, names[name], _vit_tokens)
+    except (AttributeError, TypeError):
+        return None
+    return None
+
+
+def last_spatial_layer(net: nn.Module, example: torch.Tensor) -> TargetLayer:
+    """The last module (in forward order) whose output is a (B, C, h, w) map with h, w > 1;
+    among modules that give that same tensor, the outermost."""
+    order: list[tuple[str, torch.Tensor]] = []
+    hooks = [m.register_forward_hook(lambda m, i, o, name=name: order.append((name, o)))
+             for name, m in net.named_modules() if name]
+    try:
+        with torch.no_grad():
+            net(example[:1])
+    finally:
+        for h in hooks:
+            h.remove()
+    spatial = [(n, o) for n, o in order if isinstance(o, torch.Tensor) and o.dim() == 4 and min(o.shape[-2:]) > 1]
+    if not spatial:
+        raise GradCamLayerError("Grad-CAM found no spatial layer (a (B, C, h, w) output) in this model: "
+                                "name one with gc_layer=, or leave GC and GGC out")
+    name, out = spatial[-1]
+    # modules finishing later with the very same output tensor enclose it (a container)
+    outer = [n for n, o in order if o is out]
+    name = outer[-1]
+    return TargetLayer(name, net.get_submodule(name))
+
+
+def target_layer(net: nn.Module, architecture: str, example: torch.Tensor, name: str | None = None) -> TargetLayer:
+    """Grad-CAM's target layer of ``net``: ``name`` if given, else by family, else found by shape."""
+    if isinstance(net, torch.jit.ScriptModule) or type(net).__name__ == "ExportedModel":
+        raise GradCamLayerError("Grad-CAM needs the model as a plain torch nn.Module (its layers are hooked): "
+                                "load the weights as safetensors or a state_dict with a card, or leave GC and "
+                                "GGC out of the methods")
+    if name:
+        names = dict(net.named_modules())
+        if name not in names:
+            near = [n for n in names if n and n.split(".")[0] == name.split(".")[0]][:6] or \
+                [n for n, _ in net.named_children()]
+            raise GradCamLayerError(f"gc_layer {name!r} is not a module of this model; e.g. {', '.join(near)}")
+        fam = family_layer(net, architecture)
+        transform = fam.transform if fam is not None and fam.name == name else None
+        return TargetLayer(name, names[name], transform)
+    return family_layer(net, architecture) or last_spatial_layer(net, example)
+
+
+class LayerCapture:
+    """Holds, per thread, the target layer's output of the forward running in that thread."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def hook(self, _module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        """Forward hook: keep the output and give the rest of the network a copy (an in-place ReLU
+        after the layer, as in torchvision's DenseNet, would otherwise overwrite the activations
+        kept; Captum does the same)."""
+        if not isinstance(output, torch.Tensor):
+            raise GradCamLayerError("Grad-CAM's target layer must output one tensor; name another with gc_layer=")
+        self._local.out = output
+        return output.clone()
+
+    def take(self) -> torch.Tensor:
+        """The output captured in this thread (then forgotten)."""
+        out = getattr(self._local, "out", None)
+        if out is None:
+            raise GradCamLayerError("Grad-CAM's target layer did not run in the forward pass; name another "
+                                    "with gc_layer=")
+        self._local.out = None
+        return out
+
+
+@contextmanager
+def captured(layer: TargetLayer) -> Iterator[LayerCapture]:
+    """A ``LayerCapture`` hooked on the layer for the duration of the context."""
+    cap = LayerCapture()
+    handle = layer.module.register_forward_hook(cap.hook)
+    try:
+        yield cap
+    finally:
+        handle.remove()
+
+
+def gradcam_maps(act: torch.Tensor, grad: torch.Tensor, size: tuple[int, int],
+                 transform: Transform | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grad-CAM from the layer's activations and their gradient: (B, h, w) maps at the input size,
+    after the ReLU (the map) and before it (signed), each upsampled bilinearly."""
+    if transform is not None:
+        act, grad = transform(act), transform(grad)
+    if act.dim() != 4:
+        raise GradCamLayerError(f"Grad-CAM's target layer gives a {tuple(act.shape)} output, not a (B, C, h, w) "
+                                "map: name a convolutional layer with gc_layer=")
+    weights = grad.float().mean(dim=(2, 3), keepdim=True)
+    cam = (weights * act.float()).sum(1, keepdim=True)
+
+    def up(t: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(t, size=tuple(size), mode="bilinear")[:, 0]
+
+    return up(F.relu(cam)), up(cam)

@@ -1,0 +1,107 @@
+"""Occlusion (Zeiler & Fergus 2014): the drop of the target score when a window is filled.
+
+A square window of ``occ_window`` pixels of the model's input slides with ``occ_stride`` over the
+slice (Captum's ``Occlusion`` grid: ⌈(size − window) / stride⌉ + 1 positions per axis, the last
+window cut at the border); each position's image has the window replaced by the fill in the
+channels of the slice explained (every window channel; a 2.5D model's own slice only), and
+every pixel's value is the mean, over the windows covering it, of
+``score(slice) − score(occluded)``. Positive: hiding the pixel lowers the target's score.
+
+Why not Captum's ``Occlusion`` call: it forwards ``perturbations_per_eval`` images at a time in
+one thread and builds each image in full; here the window images are built inside the batch that
+forwards them and run through the same forward plan as fidelity's perturbed images
+(``metrics.perturb``: the device's best batch, two one-thread workers on a two-core CPU,
+inference mode, channels_last). Every class of ``targets`` comes from the same forwards.
+``benchmarks/explain_vs_captum.py --methods OCC`` times both.
+
+Fills: ``black`` (default): the black of the model's window (input 0 before normalisation);
+``label``: the fidelity protocol's label fill (white for class 0, black otherwise, by the class
+explained).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator, Sequence
+
+import numpy as np
+import torch
+
+from ..model.classifier import Classifier
+
+
+def window_starts(size: int, window: int, stride: int) -> np.ndarray:
+    """Window origins along one axis, as Captum places them (the last one may run past the edge)."""
+    if window > size:
+        raise ValueError(f"occ_window {window} is larger than the model's input ({size} px): choose a smaller window")
+    n = int(np.ceil((size - window) / stride)) + 1
+    return np.arange(n) * stride
+
+
+def occlusion_fill(clf: Classifier, x: torch.Tensor, target: int, fill: str) -> torch.Tensor:
+    """(1, C, 1, 1) replacement values: the window's black, or the label fill of class ``target``."""
+    if fill == "black":
+        return clf.baseline(0.0).to(x.device)
+    if fill == "label":
+        return clf.baseline(1.0 if target == 0 else 0.0).to(x.device)
+    raise ValueError(f"unknown occlusion fill {fill!r}: black or label")
+
+
+def count_windows(size: tuple[int, int], window: int, stride: int) -> int:
+    """Number of occluded images (forward passes) for an input of ``size``."""
+    return len(window_starts(size[0], window, stride)) * len(window_starts(size[1], window, stride))
+
+
+def iter_occlusion(clf: Classifier, x: torch.Tensor, targets: Sequence[int], *, window: int = 16,
+                   stride: int = 8, fill: str = "black", own: torch.Tensor | None = None,
+                   batch_size: int | None = None) -> Generator[tuple[int, int], None, torch.Tensor]:
+    """Occlusion maps of a preprocessed slice ``x`` (1, C, h, w) for each class of ``targets``.
+
+    Yields ``(done, total)`` occluded images after each batch; returns (T, h, w) float32. With the
+    ``label`` fill each target has its own fill (and its own images); ``black`` shares them.
+    ``own`` (1, C, 1, 1) bool: the channels that are occluded (default all).
+    """
+    from ..metrics.perturb import forward_batch_size
+    from .parallel import cpu_workers, intra_op_threads, ordered_map, split_rows
+
+    h, w = x.shape[-2:]
+    ys, xs = window_starts(h, window, stride), window_starts(w, window, stride)
+    origins = [(int(a), int(b)) for a in ys for b in xs]
+    fills = [occlusion_fill(clf, x, t, fill) for t in targets]
+    groups = [list(range(len(targets)))] if fill == "black" else [[i] for i in range(len(targets))]
+    mask_own = torch.ones((1, x.shape[1], 1, 1), dtype=torch.bool, device=x.device) if own is None else own
+    units = [(g, o) for g in range(len(groups)) for o in range(len(origins))]
+    bs = max(1, int(batch_size or forward_batch_size(clf, (h, w))))
+    n_workers = cpu_workers(clf.device, len(units))
+    batches = split_rows(np.arange(len(units)), bs, n_workers)
+    rows_y = torch.arange(h, device=x.device).view(1, 1, h, 1)
+    rows_x = torch.arange(w, device=x.device).view(1, 1, 1, w)
+
+    def run(batch: np.ndarray) -> torch.Tensor:
+        o = torch.as_tensor([origins[units[i][1]] for i in batch], device=x.device)
+        y0, x0 = o[:, 0].view(-1, 1, 1, 1), o[:, 1].view(-1, 1, 1, 1)
+        inside = (rows_y >= y0) & (rows_y < y0 + window) & (rows_x >= x0) & (rows_x < x0 + window)
+        value = torch.cat([fills[groups[units[i][0]][0]] for i in batch])
+        imgs = torch.where(inside & mask_own, value, x).contiguous(memory_format=torch.channels_last)
+        return clf.logits(imgs, batch_size=len(batch))
+
+    base_logits = clf.logits(x).float().cpu()
+    base = [float(clf.target_score(base_logits, torch.full((1,), t))[0]) for t in targets]
+    total = torch.zeros((len(targets), h, w), dtype=torch.float64)
+    count = torch.zeros((h, w), dtype=torch.float64)
+    for y0, x0 in origins:
+        count[y0:y0 + window, x0:x0 + window] += 1
+    done = 0
+    with intra_op_threads(max(1, torch.get_num_threads() // n_workers) if n_workers > 1 else None):
+        with contextlib.closing(ordered_map(run, batches, n_workers)) as results:  # closed on cancel
+            for batch, logits in zip(batches, results):
+                logits = logits.float().cpu()
+                for row, i in enumerate(batch):
+                    g, oi = units[i]
+                    y0, x0 = origins[oi]
+                    for t_i in groups[g]:
+                        score = float(clf.target_score(logits[row:row + 1], torch.full((1,), targets[t_i]))[0])
+                        total[t_i, y0:y0 + window, x0:x0 + window] += base[t_i] - score
+                done += len(batch)
+                yield done, len(units)
+    return (total / count).float()
