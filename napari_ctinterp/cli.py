@@ -224,21 +224,33 @@ def _cmd_fit_domain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study_config(args: argparse.Namespace):
+    """The StudyConfig of ``ctinterp study``'s arguments (ValueError on a bad combination)."""
+    from .explain import METHODS, VARIANTS
+    from .study import StudyConfig
+
+    return StudyConfig(data="demo" if args.demo else args.data, model=args.model, slices=args.slices,
+                       methods=tuple(args.methods or METHODS), variants=tuple(args.variants or VARIANTS),
+                       steps=args.steps, samples=args.samples, sg_samples=args.sg_samples, sg_level=args.sg_level,
+                       seed=args.seed, xrai=args.xrai, fidelity_step=args.fidelity_step, gc_layer=args.gc_layer,
+                       occ_window=args.occ_window, occ_stride=args.occ_stride, occ_fill=args.occ_fill,
+                       sanity=args.sanity)
+
+
 def _cmd_study(args: argparse.Namespace) -> int:
     """Run (or resume) a study and print a short summary."""
     import json
 
     from tqdm import tqdm
 
-    from .explain import METHODS, VARIANTS
-    from .study import StudyConfig, run_study
+    from .study import run_study
 
     if not args.demo and not args.data:
         raise SystemExit("say what to study: --demo (phantom slices) or --data DIR (with labels.csv)")
-    cfg = StudyConfig(data="demo" if args.demo else args.data, model=args.model, slices=args.slices,
-                      methods=tuple(args.methods or METHODS), variants=tuple(args.variants or VARIANTS),
-                      steps=args.steps, samples=args.samples, sg_samples=args.sg_samples, sg_level=args.sg_level,
-                      seed=args.seed, xrai=args.xrai, fidelity_step=args.fidelity_step)
+    try:
+        cfg = _study_config(args)
+    except ValueError as e:
+        raise SystemExit(f"ctinterp study: {e}") from None
     import time
 
     from .study.clock import StudyClock
@@ -370,7 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--labels", help="labels CSV (default DATA/labels.csv)")
     st.add_argument("--model", default="demo")
     st.add_argument("--slices", type=int, default=2, help="number of slices (demo; 0 = all for --data)")
-    st.add_argument("--methods", nargs="+", choices=["BP", "IGB", "IGBW", "EG", "D"])
+    st.add_argument("--methods", nargs="+", choices=["BP", "IGB", "IGBW", "EG", "D", "GC", "GBP", "GGC", "OCC"],
+                    help="default: the paper's five (BP IGB IGBW EG D); beyond them GC (Grad-CAM), GBP (Guided "
+                         "Backprop), GGC (Guided Grad-CAM), OCC (Occlusion, plain only)")
     st.add_argument("--variants", nargs="+", choices=["plain", "SG", "SG2"])
     st.add_argument("--steps", type=int, default=25)
     st.add_argument("--samples", type=int, default=50)
@@ -378,6 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--sg-level", type=float, default=0.15)
     st.add_argument("--xrai", default="full", choices=["full", "fast", "off"])
     st.add_argument("--fidelity-step", type=float, default=2.5)
+    st.add_argument("--gc-layer", help="Grad-CAM's target layer by module name (default: the last spatial block)")
+    st.add_argument("--occ-window", type=int, default=16, help="Occlusion window, pixels at the model's input size")
+    st.add_argument("--occ-stride", type=int, default=8)
+    st.add_argument("--occ-fill", default="black", choices=["black", "label"],
+                    help="what fills an occluded window: black (the window's air) or the label fill of fidelity")
+    st.add_argument("--sanity", action="store_true",
+                    help="add the model randomisation test of the example slice to the report")
     st.add_argument("--seed", type=int, default=0)
     st.add_argument("--device", default="auto")
     st.add_argument("--batch-size", type=int, default=0)

@@ -90,13 +90,25 @@ def _similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
 def cascading_randomisation(clf: Classifier, hu: np.ndarray, *, explain_fn: Callable[..., dict] | None = None,
                             methods: Sequence[str] = ("BP", "IGB", "D"), variants: Sequence[str] = ("plain",),
                             seed: int = 0, **explain_kwargs) -> SanityCurves:
-    """Similarity curves of each map as stages are randomised cumulatively (output → input)."""
+    """Similarity curves of each map as stages are randomised cumulatively (output → input).
+
+    ``explain_kwargs`` go to ``explain`` (``target=`` fixes the class; by default the trained
+    model's answer, kept for every randomised model)."""
     from ..explain import explain
 
     explain_fn = explain_fn or explain
+    if "EG" in methods and explain_kwargs.get("references") is None:
+        from ..model.loading import DEMOS
+
+        if clf.source in DEMOS:  # the randomised copies are no demo: they take the demo's references here
+            from ..explain.api import demo_references
+
+            explain_kwargs["references"] = demo_references()
+    target = explain_kwargs.pop("target", None)  # None: the trained model's predicted class, kept after
     kw = dict(methods=tuple(methods), variants=tuple(variants), seed=seed, **explain_kwargs)
-    original = explain_fn(clf, hu, **kw)
-    target = original.params["target"] if hasattr(original, "params") else None
+    original = explain_fn(clf, hu, **kw) if target is None else explain_fn(clf, hu, target=target, **kw)
+    if target is None and hasattr(original, "params"):
+        target = original.params["target"]
     net = copy.deepcopy(clf.module).cpu()
     stages = model_stages(net)
     gen = torch.Generator().manual_seed(int(seed))

@@ -6,6 +6,7 @@ import base64
 import html
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -15,7 +16,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..explain.plan import METHODS, PLAIN_ONLY  # noqa: E402
 from ..metrics.fidelity import fidelity_grid  # noqa: E402
+
+# one colour per method in every figure; the paper's five keep matplotlib's first five
+COLOURS = {"BP": "tab:blue", "IGB": "tab:orange", "IGBW": "tab:green", "EG": "tab:red", "D": "tab:purple",
+           "GC": "tab:brown", "GBP": "tab:pink", "GGC": "tab:olive", "OCC": "tab:cyan", "random": "grey"}
+
+
+def method_label(method: str) -> str:
+    """A method's name in figures: the methods beyond the paper's five carry a ``+``."""
+    return method if method in METHODS or method == "random" else f"{method}+"
 
 
 def _png(fig) -> tuple[bytes, str]:
@@ -37,9 +48,10 @@ def figure_distributions(table: pd.DataFrame, score: str) -> plt.Figure:
         pos = np.arange(len(groups)) * 2.6 + j
         ax.boxplot(data, positions=pos, widths=0.8, patch_artist=True,
                    boxprops={"facecolor": ("#8ecae6" if j == 0 else "#ffb703")}, medianprops={"color": "k"})
-    ax.set_xticks(np.arange(len(groups)) * 2.6 + 0.5, [f"{m}\n{v}" for m, v in groups], fontsize=7)
+    ax.set_xticks(np.arange(len(groups)) * 2.6 + 0.5, [f"{method_label(m)}\n{v}" for m, v in groups], fontsize=7)
     ax.set_ylabel(score)
-    ax.set_title(f"{score} per method and variant — blue: pixel maps, orange: XRAI region maps")
+    ax.set_title(f"{score} per method and variant — blue: pixel maps, orange: XRAI region maps"
+                 + ("; + : beyond the paper" if any(method_label(m) != m for m, _ in groups) else ""), fontsize=9)
     if score.startswith("auc"):
         ax.axhline(0.5, color="grey", ls=":", lw=1)
     fig.tight_layout()
@@ -52,11 +64,11 @@ def figure_fidelity(fid: pd.DataFrame, step: float) -> plt.Figure:
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
     sel = fid[(fid["map_type"] == "pixel") & (fid["sign"] == "absolute")]
     for _, r in sel.iterrows():
-        line, = a.plot(p, json.loads(r["mif_curve"]), lw=1, label=f"{r['method']} {r['variant']}")
+        line, = a.plot(p, json.loads(r["mif_curve"]), lw=1, label=f"{method_label(r['method'])} {r['variant']}")
         a.plot(p, json.loads(r["lif_curve"]), ":", lw=1, color=line.get_color())
     a.set(title="MiF (—) and LiF (··), absolute pixel maps", xlabel="% pixels replaced", ylabel="balanced accuracy")
     a.legend(fontsize=6, ncol=2)
-    piv = fid[fid["map_type"] == "pixel"].assign(name=lambda d: d["method"] + " " + d["variant"])
+    piv = fid[fid["map_type"] == "pixel"].assign(name=lambda d: d["method"].map(method_label) + " " + d["variant"])
     names = list(dict.fromkeys(piv["name"]))
     for j, sign in enumerate(("absolute", "signed")):
         vals = [piv[(piv["name"] == n) & (piv["sign"] == sign)]["F"].mean() for n in names]
@@ -78,7 +90,8 @@ def human_vs_model(summary: pd.DataFrame, fid: pd.DataFrame) -> tuple[pd.DataFra
     keys = ["method", "variant", "map_type", "sign"]
     if not len(summary) or not len(fid) or "auc_mean" not in summary:
         return pd.DataFrame(columns=[*keys, "auc_mean", "F"]), float("nan")
-    both = summary[keys + ["auc_mean"]].merge(fid[keys + ["F"]], on=keys)
+    extra = ["origin"] if "origin" in summary else []
+    both = summary[keys + extra + ["auc_mean"]].merge(fid[keys + ["F"]], on=keys)
     both = both[(both["sign"] == "absolute") & (both["method"] != "random")].dropna(subset=["auc_mean", "F"])
     both = both.assign(auc_rank=both["auc_mean"].rank(ascending=False), F_rank=both["F"].rank(ascending=False))
     ok = len(both) >= 3 and both["auc_mean"].nunique() > 1 and both["F"].nunique() > 1
@@ -90,13 +103,12 @@ def figure_human_vs_model(both: pd.DataFrame, rho: float) -> plt.Figure | None:
     """Mean AUC against F, one point per method × variant × map type."""
     if both.empty:
         return None
-    colours = {"BP": "tab:blue", "IGB": "tab:orange", "IGBW": "tab:green", "EG": "tab:red", "D": "tab:purple"}
     markers = {"plain": "o", "SG": "s", "SG2": "^"}
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for _, r in both.iterrows():
-        ax.scatter(r["auc_mean"], r["F"], color=colours.get(r["method"], "grey"), marker=markers.get(r["variant"], "o"),
+        ax.scatter(r["auc_mean"], r["F"], color=COLOURS.get(r["method"], "grey"), marker=markers.get(r["variant"], "o"),
                    s=45, edgecolors="k" if r["map_type"] == "region" else "none")
-        ax.annotate(f"{r['method']} {r['variant']}{' X' if r['map_type'] == 'region' else ''}",
+        ax.annotate(f"{method_label(r['method'])} {r['variant']}{' X' if r['map_type'] == 'region' else ''}",
                     (r["auc_mean"], r["F"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
     rho_text = f"Spearman ρ = {rho:+.2f}" if np.isfinite(rho) else "ρ undefined"
     ax.set(title=f"human vs model over the set: {rho_text} (X, black edge = XRAI region map)",
@@ -129,6 +141,42 @@ def figure_example(example: dict | None) -> plt.Figure | None:
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def figure_sanity(sanity: dict | None, slice_id: str = "") -> plt.Figure | None:
+    """Cascading randomisation of the example slice: Spearman rank correlation of each plain
+    absolute map with the trained model's map as stages are randomised from the output down."""
+    if not sanity:
+        return None
+    stages = sanity["stages"]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for name, values in sanity["spearman_abs"].items():
+        method = name.split()[0]
+        ax.plot(range(len(stages)), values, "o-", lw=1.2, ms=3, color=COLOURS.get(method, "grey"),
+                label=method_label(method))
+    ax.set_xticks(range(len(stages)), stages, rotation=45, fontsize=7, ha="right")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set(ylim=(min(-0.2, float(np.min([np.min(v) for v in sanity["spearman_abs"].values()])) - 0.05), 1.05),
+           ylabel="Spearman ρ with the trained\nmodel's map (absolute)",
+           xlabel="randomised from the output down to (cumulative)")
+    ax.set_title(f"model randomisation test (Adebayo et al. 2018){f', slice {slice_id}' if slice_id else ''}\n"
+                 "a curve that stays high does not depend on the model's weights", fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def methods_sentence(methods: Sequence[str], variants: Sequence[str]) -> str:
+    """The report's line on which methods are the paper's and which go beyond it."""
+    paper = [m for m in methods if m in METHODS]
+    beyond = [m for m in methods if m not in METHODS]
+    text = f"Methods of the paper (REFERENCE.md): {', '.join(paper) or 'none'}."
+    if beyond:
+        text += f" Beyond the paper (marked + in the figures): {', '.join(beyond)}."
+    plain_only = [m for m in beyond if m in PLAIN_ONLY]
+    if plain_only and any(v != "plain" for v in variants):
+        text += f" {', '.join(plain_only)}: plain only (no SmoothGrad variant)."
+    return text
 
 
 def domain_counts(results: list[dict]) -> dict[str, int]:
@@ -181,6 +229,11 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
     ex = figure_example(example)
     if ex is not None:
         figures.append(("example_maps", ex))
+    sanity_path = run_dir / "sanity.json"
+    sanity = json.loads(sanity_path.read_text()) if sanity_path.exists() else None
+    san = figure_sanity(sanity, example["slice_id"] if example else "")
+    if san is not None:
+        figures.append(("sanity", san))
     for name, fig in figures:
         data, b64 = _png(fig)
         (figs_dir / f"{name}.png").write_bytes(data)
@@ -188,7 +241,7 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
     failed = table[table["error"].notna()][["slice_id", "error"]]
     f_piv = fid.drop(columns=["mif_curve", "lif_curve"], errors="ignore")
     summ_cols = [c for c in summary.columns if c.endswith(("_mean", "_sd", "_n")) or c in
-                 ("method", "variant", "map_type", "sign")]
+                 ("method", "variant", "map_type", "sign", "origin")]
     accuracy = "n/a" if acc["accuracy"] is None else f"{acc['accuracy']:.3f}"
     domain = domain_counts(results)
     parts = [
@@ -198,6 +251,7 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
         "<h1>napari-ctinterp study</h1>",
         f"<p>{acc['n']} slices scored, {acc['n_failed']} failed; model accuracy on the set: {accuracy}</p>",
         f"<p class='domain'>{html.escape(domain_sentence(domain), quote=False)}</p>",
+        f"<p class='methods'>{html.escape(methods_sentence(cfg['config']['methods'], cfg['config']['variants']))}</p>",
         "<h2>Localisation (mean, SD, n per group)</h2>", summary[summ_cols].round(4).to_html(index=False),
         "<h2>Fidelity F per group</h2>", f_piv.round(4).to_html(index=False),
         "<h2>Human vs model</h2>",

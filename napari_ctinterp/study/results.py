@@ -3,7 +3,9 @@
 ``table.csv``: one row per slice × method × variant × map type × sign (errors as rows with the
 error text). ``summary.csv``: per group, n, mean ± SD and a 95 % CI (normal approximation) of
 exact AUC, grid AUC, max Dice and continuous fidelity. ``fidelity.csv``: per group, the paper's
-F from balanced-accuracy MiF/LiF curves pooled over slices, and the curves themselves.
+F from balanced-accuracy MiF/LiF curves pooled over slices, and the curves themselves. Both
+summaries carry ``origin``: ``paper`` (the five methods of the reference study), ``beyond``
+(GC, GBP, GGC, OCC) or ``baseline`` (the random map).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..explain.plan import METHODS
 from ..metrics.fidelity import fidelity_grid, pooled_F
 
 GROUP = ["method", "variant", "map_type", "sign"]
@@ -21,6 +24,12 @@ SCORES = ["auc", "auc_grid", "max_dice", "fidelity_continuous"]
 COLUMNS = ["slice_id", "series", "z", "label", "p_contrast", "prediction", "target", "class", "in_domain",
            "domain_score", *GROUP, "auc", "auc_grid", "max_dice", "k_star", "relevance_mass", "fidelity_continuous",
            "mask_note", "error"]
+
+
+def origin(method: str) -> str:
+    """Where a method comes from: ``paper`` (the reference study's five), ``baseline`` (the random
+    map) or ``beyond`` (methods this tool adds)."""
+    return "paper" if method in METHODS else "baseline" if method == "random" else "beyond"
 
 
 def _prediction(r: dict) -> int | None:
@@ -66,6 +75,7 @@ def summary_table(df: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     out = []
     for key, g in ok.groupby(keys, sort=False):
         rec = dict(zip(keys, key))
+        rec["origin"] = origin(rec["method"])
         for s in SCORES:
             v = pd.to_numeric(g[s], errors="coerce").dropna().to_numpy(float)
             n = len(v)
@@ -82,7 +92,7 @@ def fidelity_table(results: list[dict], step: float) -> pd.DataFrame:
     """The paper's F per group: balanced accuracy over the slices at each p, LiF − MiF area."""
     ok = [r for r in results if not r["error"]]
     if not ok:
-        return pd.DataFrame(columns=[*GROUP, "F", "n"])
+        return pd.DataFrame(columns=[*GROUP, "origin", "F", "n"])
     p = fidelity_grid(step)
     labels = np.array([r["label"] for r in ok])
     out = []
@@ -90,7 +100,8 @@ def fidelity_table(results: list[dict], step: float) -> pd.DataFrame:
         mif = np.array([r["fidelity"][key]["pred_mif"] for r in ok])
         lif = np.array([r["fidelity"][key]["pred_lif"] for r in ok])
         mif_c, lif_c, f = pooled_F(mif, lif, labels, p)
-        out.append({**dict(zip(GROUP, key.split("|"))), "F": f, "n": len(ok),
+        group = dict(zip(GROUP, key.split("|")))
+        out.append({**group, "origin": origin(group["method"]), "F": f, "n": len(ok),
                     "mif_curve": json.dumps(np.round(mif_c, 4).tolist()),
                     "lif_curve": json.dumps(np.round(lif_c, 4).tolist())})
     return pd.DataFrame(out)

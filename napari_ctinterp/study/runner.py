@@ -131,6 +131,9 @@ def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_
             tmp = run_dir / "example_maps.tmp.npz"
             np.savez_compressed(tmp, **example)
             os.replace(tmp, run_dir / "example_maps.npz")
+        sanity = res.pop("sanity", None)
+        if sanity is not None:
+            write_atomic(run_dir / "sanity.json", json.dumps(sanity))
         res["ref"] = _ref_record(by_id[res["slice_id"]])
         write_atomic(slices_dir / f"{_safe(res['slice_id'])}.json", json.dumps(res))
         n_done += 1

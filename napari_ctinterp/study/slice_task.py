@@ -56,6 +56,18 @@ def study_maps(maps: Mapping[tuple[str, str], np.ndarray], seg: np.ndarray | Non
     return out
 
 
+def sanity_record(clf, ctx: np.ndarray, methods: tuple[str, ...], target: int, kw: dict) -> dict:
+    """The cascading randomisation test of one slice (plain maps of ``methods``, the study's target
+    class), JSON-ready: {"stages": [...], "spearman_abs" / "spearman_signed" / "ssim":
+    {"METHOD plain": [similarity per stage]}}."""
+    from ..metrics.sanity import cascading_randomisation
+
+    curves = cascading_randomisation(clf, ctx, methods=methods, variants=("plain",), target=target, **kw)
+    return {"stages": list(curves.stages),
+            **{name: {f"{m} {v}": [float(x) for x in arr] for (m, v), arr in getattr(curves, name).items()}
+               for name in ("spearman_abs", "spearman_signed", "ssim")}}
+
+
 def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, keep_maps: bool,
          phase: Callable[[str], object]) -> dict:
     from ..explain import explain, random_map
@@ -84,9 +96,10 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
     references = None
     if "EG" in cfg.methods and clf.source not in DEMOS:
         references, _ = eg_references(ref)
-    maps = explain(clf, ctx, index=k, methods=cfg.methods, variants=cfg.variants, steps=cfg.steps, samples=cfg.samples,
-                   sg_samples=cfg.sg_samples, sg_level=cfg.sg_level, seed=cfg.seed, batch_size=batch_size,
-                   references=references)
+    kw = dict(index=k, steps=cfg.steps, samples=cfg.samples, sg_samples=cfg.sg_samples, sg_level=cfg.sg_level,
+              seed=cfg.seed, batch_size=batch_size, references=references, gc_layer=cfg.gc_layer,
+              occ_window=cfg.occ_window, occ_stride=cfg.occ_stride, occ_fill=cfg.occ_fill)
+    maps = explain(clf, ctx, methods=cfg.methods, variants=cfg.variants, **kw)
     all_maps = dict(maps)
     all_maps["random", "plain"] = random_map(hu.shape, seed=cfg.seed + ref.seed)
     phase("XRAI")
@@ -120,6 +133,9 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
            "target": int(maps.params["target"]), "class": clf.class_names[int(maps.params["target"])],
            "in_domain": check.in_domain, "domain_score": check.score if np.isfinite(check.score) else None,
            "mask_note": note}
+    if keep_maps and cfg.sanity:
+        phase("sanity")
+        out["sanity"] = sanity_record(clf, ctx, cfg.methods, int(maps.params["target"]), kw)
     if keep_maps:
         out["example"] = {"hu": hu.astype(np.float32), "slice_id": np.array(ref.slice_id),
                           **({"mask": mask.astype(np.uint8)} if mask is not None else {}),

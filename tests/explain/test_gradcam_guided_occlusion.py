@@ -9,7 +9,7 @@ import torch
 from captum.attr import GuidedBackprop, GuidedGradCam, LayerAttribution, LayerGradCam, NoiseTunnel, Occlusion
 from captum.attr._utils.attribution import GradientAttribution
 from explain_helpers import TwoClassScores, rel_l2
-from test_any_model import Scores, _channel_sum, _relus_as_modules, make
+from test_any_model import Scores, _relus_as_modules, make
 
 from napari_ctinterp.explain import ExplainOptions, GradCamLayerError, UnreachableReLUError, explain
 from napari_ctinterp.explain.engine import noisy_copies

@@ -1,0 +1,83 @@
+"""A demo study with the paper's five and the methods beyond them (GC, GBP, GGC, OCC): every method
+in the tables and the report, OCC plain only, the paper's methods marked, the sanity figure; the
+CLI's choices and refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from napari_ctinterp.cli import build_parser, main
+from napari_ctinterp.explain import ALL_METHODS, METHODS
+from napari_ctinterp.study import StudyConfig, run_study
+
+ALL = ("BP", "IGB", "IGBW", "EG", "D", "GC", "GBP", "GGC", "OCC")
+SMALL = dict(slices=1, methods=ALL, variants=("plain", "SG"), steps=2, samples=2, sg_samples=2, xrai="fast",
+             fidelity_step=25.0, occ_window=32, occ_stride=32, sanity=True)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return run_study(StudyConfig(**SMALL), tmp_path_factory.mktemp("study_all"), device="cpu")
+
+
+def test_every_method_is_scored_and_occlusion_plain_only(run_dir):
+    table = pd.read_csv(run_dir / "table.csv")
+    assert table["error"].isna().all()
+    assert set(table["method"]) == {*ALL, "random"}
+    pairs = set(zip(table["method"], table["variant"]))
+    assert ("OCC", "plain") in pairs and ("OCC", "SG") not in pairs
+    for m in ALL[:-1]:
+        assert {(m, "plain"), (m, "SG")} <= pairs, m
+    # (8 methods × 2 variants + OCC plain) × 2 signs + random, pixel and region maps
+    assert len(table) == ((8 * 2 + 1) * 2 + 1) * 2
+    assert table["auc"].between(0, 1).all()
+    summary = pd.read_csv(run_dir / "summary.csv")
+    origin = dict(zip(summary["method"], summary["origin"]))
+    assert {m: origin[m] for m in ALL} == {m: ("paper" if m in METHODS else "beyond") for m in ALL}
+    assert origin["random"] == "baseline"
+    fid = pd.read_csv(run_dir / "fidelity.csv")
+    assert set(fid["method"]) == {*ALL, "random"} and fid["F"].between(-1, 1).all()
+    assert (fid.groupby("method")["origin"].first()["GC"], fid.groupby("method")["origin"].first()["BP"]) == \
+        ("beyond", "paper")
+
+
+def test_report_names_every_method_and_marks_the_papers(run_dir):
+    report = (run_dir / "report.html").read_text()
+    assert "Methods of the paper (REFERENCE.md): BP, IGB, IGBW, EG, D." in report
+    assert "Beyond the paper (marked + in the figures): GC, GBP, GGC, OCC." in report
+    assert "OCC: plain only (no SmoothGrad variant)." in report
+    for m in ALL:
+        assert f"<td>{m}</td>" in report, m
+    for fig in ("auc", "max_dice", "fidelity", "human_vs_model", "example_maps", "sanity"):
+        assert (run_dir / "figures" / f"{fig}.png").exists(), fig
+    assert "<h2>sanity</h2>" in report
+
+
+def test_sanity_record_of_the_example_slice(run_dir):
+    sanity = json.loads((run_dir / "sanity.json").read_text())
+    assert sanity["stages"][0] == "original" and sanity["stages"][1] == "fc" and len(sanity["stages"]) == 7
+    assert set(sanity["spearman_abs"]) == {f"{m} plain" for m in ALL}
+    for name, curve in sanity["spearman_abs"].items():
+        assert len(curve) == 7 and curve[0] == 1.0, name
+    # the known result (Adebayo et al. 2018): randomising the head and layer4 destroys Grad-CAM's map,
+    # Guided Backprop's barely moves
+    top = sanity["stages"].index("layer4")
+    assert sanity["spearman_abs"]["GC plain"][top] < 0.5 < sanity["spearman_abs"]["GBP plain"][top]
+
+
+def test_cli_offers_every_method_and_refuses_occlusion_without_plain(capsys):
+    st = build_parser()._subparsers._group_actions[0].choices["study"]
+    (methods,) = [a for a in st._actions if a.dest == "methods"]
+    assert tuple(methods.choices) == ALL_METHODS
+    with pytest.raises(SystemExit, match="OCC has no SmoothGrad variant.*add plain"):
+        main(["study", "--demo", "--methods", "BP", "OCC", "--variants", "SG", "--out", "never"])
+    with pytest.raises(SystemExit, match="stride ≤ window"):
+        main(["study", "--demo", "--methods", "OCC", "--occ-window", "8", "--occ-stride", "9", "--out", "never"])
+
+
+def test_config_refuses_unknown_methods():
+    with pytest.raises(ValueError, match="unknown method.*GradCAM.*choose from BP IGB IGBW EG D GC GBP GGC OCC"):
+        StudyConfig(methods=("GradCAM",))
