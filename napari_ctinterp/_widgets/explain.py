@@ -28,13 +28,14 @@ from magicgui.widgets import (
     FileEdit,
     FloatSlider,
     FloatSpinBox,
+    Label,
     LineEdit,
     PushButton,
     RadioButtons,
     SpinBox,
 )
 
-from ..explain import METHODS, MIN_VOLUME_REFERENCES, VARIANTS, parse_slices
+from ..explain import ALL_METHODS, EXTRA_METHODS, METHODS, MIN_VOLUME_REFERENCES, VARIANTS, parse_slices
 from ._common import (
     JobProgress,
     ModelPicker,
@@ -63,7 +64,8 @@ SCOPES = ("current slice", "slice range", "slices with mask", "whole volume")
 
 
 METHOD_TITLES = {"BP": "Backprop", "IGB": "IG black", "IGBW": "IG black+white", "EG": "Expected Gradients",
-                 "D": "Deconvolution"}
+                 "D": "Deconvolution", "GC": "Grad-CAM", "GBP": "Guided Backprop", "GGC": "Guided Grad-CAM",
+                 "OCC": "Occlusion (plain only)"}
 #: The map shown after a run when it was computed (the poster's best pixel map).
 DEFAULT_SHOWN = ("IGB", "SG2")
 
@@ -84,7 +86,8 @@ class ExplainWidget(Container):
                                     tooltip="slices to explain: a:b (a to b, both included) or a list 3,7,9")
         self.scope_mask = ComboBox(label="mask", choices=self._mask_choices, visible=False,
                                    tooltip="explain every slice where this Labels layer has a painted pixel")
-        self.methods = {m: CheckBox(text=f"{m} — {METHOD_TITLES[m]}", value=True) for m in METHODS}
+        # the paper's five, ticked; the methods beyond the paper after them, unticked
+        self.methods = {m: CheckBox(text=f"{m} — {METHOD_TITLES[m]}", value=m in METHODS) for m in ALL_METHODS}
         self.variants = {v: CheckBox(text=v, value=True) for v in VARIANTS}
         self.target = ComboBox(label="explain class", choices=self._target_choices, value="predicted",
                                tooltip="the class whose score is explained: the predicted one, or any class "
@@ -101,7 +104,16 @@ class ExplainWidget(Container):
         self.sg_level = FloatSpinBox(label="SG noise level", value=0.15, min=0.0, max=1.0, step=0.01)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
         self.batch = SpinBox(label="batch (0 = auto)", value=0, min=0, max=1024)
-        self._params = [self.steps, self.samples, self.sg_samples, self.sg_level, self.seed, self.batch]
+        self.gc_layer = LineEdit(label="Grad-CAM layer", value="",
+                                 tooltip="the module whose activations Grad-CAM weighs, by name (e.g. layer3); "
+                                         "empty: the architecture's last spatial block")
+        self.occ_window = SpinBox(label="OCC window (px)", value=16, min=1, max=1024,
+                                  tooltip="side of the occluded square, in pixels of the model's input")
+        self.occ_stride = SpinBox(label="OCC stride (px)", value=8, min=1, max=1024)
+        self.occ_fill = ComboBox(label="OCC fill", choices=["black", "label"], value="black",
+                                 tooltip="black: the window's air (−1000 HU); label: the fill of the fidelity test")
+        self._params = [self.steps, self.samples, self.sg_samples, self.sg_level, self.seed, self.batch,
+                        self.gc_layer, self.occ_window, self.occ_stride, self.occ_fill]
         for w in self._params:
             w.visible = False
         self.run_button = PushButton(text="Explain")
@@ -112,7 +124,8 @@ class ExplainWidget(Container):
         self.shown = ComboBox(label="show map", choices=self._shown_choices, visible=False)
         self.regions_of = ComboBox(label="regions of", choices=self._region_choices, visible=False)
         self.top_percent = FloatSlider(label="top k % area", value=100.0, min=0.0, max=100.0, visible=False)
-        method_box = Container(widgets=list(self.methods.values()), labels=False, label="methods")
+        method_box = Container(widgets=[*(self.methods[m] for m in METHODS), Label(value="beyond the paper:"),
+                                        *(self.methods[m] for m in EXTRA_METHODS)], labels=False, label="methods")
         variant_box = Container(widgets=list(self.variants.values()), labels=False, layout="horizontal",
                                 label="variants")
         self.extend([self.layer, self.model, self.path, self.model_info, self.target, self.scope, self.slice_range,
@@ -179,7 +192,7 @@ class ExplainWidget(Container):
 
     def selected(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Checked methods and variants, in the canonical order."""
-        return (tuple(m for m in METHODS if self.methods[m].value),
+        return (tuple(m for m in ALL_METHODS if self.methods[m].value),
                 tuple(v for v in VARIANTS if self.variants[v].value))
 
     def _reference_plan(self, source: str, data: np.ndarray) -> tuple[str, Path | None]:
@@ -231,8 +244,18 @@ class ExplainWidget(Container):
         kwargs = dict(methods=methods, variants=variants, steps=self.steps.value, samples=self.samples.value,
                       sg_samples=self.sg_samples.value, sg_level=self.sg_level.value, seed=self.seed.value,
                       batch_size=self.batch.value or None,
-                      target=None if self.target.value == "predicted" else self.target.value)
-        per_slice = _evaluations(methods, variants, kwargs)
+                      target=None if self.target.value == "predicted" else self.target.value,
+                      gc_layer=self.gc_layer.value.strip() or None, occ_window=self.occ_window.value,
+                      occ_stride=self.occ_stride.value, occ_fill=self.occ_fill.value)
+        try:
+            if "OCC" in methods and len(indices) > 1:
+                raise ValueError("OCC (Occlusion) explains one slice at a time: choose 'current slice', "
+                                 "or leave OCC out for several slices")
+            per_slice = _evaluations(kwargs, self.picker.card().input_size)
+        except (ValueError, OSError) as e:  # a combination the engine refuses (e.g. OCC with SmoothGrad only)
+            show_error(f"Explain: {e}")
+            self.status.value = f"error: {e}"
+            return
         algorithm = self.xrai.value
         n_regions = 0 if algorithm == "off" else len(methods) * len(variants)
 
@@ -339,6 +362,9 @@ class ExplainWidget(Container):
                                      "domain": {str(k): {"label": c.label, "score": c.score,
                                                          "threshold": c.threshold} for k, c in domain.items()}},
                     "signed": signed}
+            pre = [getattr(results[i], "gc_signed", {}).get((method, variant)) for i in indices]
+            if method == "GC" and all(p is not None for p in pre):  # Grad-CAM before its ReLU
+                meta["gc_pre_relu"] = full_z(pre) if whole else (pre[0][None] if index is not None else pre[0])
             upsert_image(self.viewer, map_layer_name(layer.name, method, variant, target=tag), np.abs(signed),
                          scale=scale, translate=translate, metadata=meta)
         n_xrai = 0
@@ -377,6 +403,9 @@ class ExplainWidget(Container):
         self.domain.visible = text is not None
         if text is not None:
             self.domain.value = text
+        skipped = first.params.get("not_computed") or []
+        if skipped:
+            note += f"{', '.join(skipped)} not computed (OCC is plain only). "
         self._finish(f"{note}{len(keys)} map layer(s){f' + {n_xrai} XRAI' if n_xrai else ''} for "
                      f"{len(indices)} slice(s); showing {title} (choose another below or in the Gallery)")
 
@@ -442,9 +471,12 @@ def _ticks(step: Generator, base: int) -> Generator[int, None, Any]:
         yield base + done
 
 
-def _evaluations(methods: tuple, variants: tuple, kw: dict) -> int:
-    from ..explain.plan import ExplainOptions, make_plan
+def _evaluations(kw: dict, input_size: tuple[int, int]) -> int:
+    """Progress units of one slice (gradient evaluations + occluded images); ``ValueError`` for
+    options the engine refuses."""
+    from ..explain.engine import job_size
+    from ..explain.plan import ExplainOptions
 
-    opts = ExplainOptions(methods=methods, variants=variants, steps=kw["steps"], samples=kw["samples"],
-                          sg_samples=kw["sg_samples"], sg_level=kw["sg_level"], seed=kw["seed"])
-    return make_plan(opts).total
+    fields = ("methods", "variants", "steps", "samples", "sg_samples", "sg_level", "seed", "gc_layer",
+              "occ_window", "occ_stride", "occ_fill")
+    return job_size(ExplainOptions(**{k: kw[k] for k in fields}), tuple(input_size))

@@ -344,6 +344,19 @@ def resize_map(m: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
     return t[0, 0].cpu().numpy().astype(np.float32)
 
 
+def occlusion_images(opts: ExplainOptions, size: tuple[int, int], n_targets: int = 1) -> int:
+    """Occluded images (forward passes) OCC takes for an input of ``size`` (0 without OCC)."""
+    if "OCC" not in opts.methods:
+        return 0
+    return count_windows(size, opts.occ_window, opts.occ_stride) * (n_targets if opts.occ_fill == "label" else 1)
+
+
+def job_size(opts: ExplainOptions, size: tuple[int, int], n_targets: int = 1) -> int:
+    """The progress units ``iter_run`` reports for one slice: the plan's gradient evaluations plus
+    OCC's occluded images."""
+    return make_plan(opts).total + occlusion_images(opts, size, n_targets)
+
+
 def iter_run(clf: Classifier, x: torch.Tensor, target: int | Sequence[int], opts: ExplainOptions,
              refs: torch.Tensor | None, *, batch_size: int | None = None, channels: bool = False
              ) -> Generator[tuple[int, int], None, dict | list[dict]]:
@@ -358,8 +371,7 @@ def iter_run(clf: Classifier, x: torch.Tensor, target: int | Sequence[int], opts
     clean, _ = base_inputs(opts)
     bases = torch.cat([x[:int(clean)], noisy_copies(x, opts)]) if plan.n_base else x
     targets = [int(target)] if np.isscalar(target) else [int(t) for t in target]
-    n_occ = count_windows(tuple(x.shape[-2:]), opts.occ_window, opts.occ_stride) if "OCC" in opts.methods else 0
-    n_occ *= len(targets) if opts.occ_fill == "label" else 1
+    n_occ = occlusion_images(opts, tuple(x.shape[-2:]), len(targets))
     total = plan.total + n_occ
     acc = None
     if plan.total:
