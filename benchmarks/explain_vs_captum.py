@@ -14,11 +14,16 @@ normalisation, four classes; the generic engine (no ResNet fast path). IG baseli
 card's black / white images for both sides. A network without ReLUs (EfficientNet: SiLU) has no
 Deconvolution, so its set is the other 12 maps.
 
+``--methods GC GBP GGC OCC`` times the methods beyond the paper instead, each as its own map set
+(GC, GBP, GGC × plain/SG/SG²; OCC plain), ours against Captum's LayerGradCam + interpolate
+(bilinear), GuidedBackprop, GuidedGradCam (bilinear) and Occlusion (``perturbations_per_eval`` 32),
+wrapped in NoiseTunnel for SG/SG²; then all of them in one ``explain`` call (shared passes).
+
 ``--all-classes`` (ours only) times explaining every class in one call (``targets=``, shared
 forward passes) against one call per class.
 
 Usage: python benchmarks/explain_vs_captum.py [--model demo|demo-phase|densenet121|...] [--threads 2]
-       [--repeats 2] [--quick] [--all-classes]
+       [--repeats 2] [--quick] [--all-classes] [--methods GC GBP GGC OCC]
 """
 
 from __future__ import annotations
@@ -92,6 +97,62 @@ def captum_15(clf, x, refs, target, *, steps, samples, sg_samples, sigma, batch,
     return out
 
 
+def captum_beyond(clf, x, target, method, *, sg_samples, sigma, window, stride, batch):
+    """One method beyond the paper, the usual Captum way: plain, then SG and SG² with NoiseTunnel."""
+    from captum.attr import GuidedBackprop, GuidedGradCam, LayerAttribution, LayerGradCam, NoiseTunnel, Occlusion
+
+    from napari_ctinterp.explain.gradcam import target_layer
+
+    f = _Scores(clf)
+    layer = target_layer(clf.module, clf.card.architecture, x, None).module
+    if method == "OCC":
+        c = x.shape[1]
+        return {("OCC", "plain"): Occlusion(f).attribute(x, target=target, sliding_window_shapes=(c, window, window),
+                                                         strides=(c, stride, stride),
+                                                         baselines=clf.baseline(0.0).expand_as(x),
+                                                         perturbations_per_eval=batch)}
+    attr = {"GC": lambda: LayerGradCam(f, layer), "GBP": lambda: GuidedBackprop(f),
+            "GGC": lambda: GuidedGradCam(f, layer)}[method]()
+    kw = {"GC": {"relu_attributions": True}, "GBP": {}, "GGC": {"interpolate_mode": "bilinear"}}[method]
+    out = {}
+    for v, nt in (("plain", None), ("SG", "smoothgrad"), ("SG2", "smoothgrad_sq")):
+        a = attr.attribute(x, target=target, **kw) if nt is None else NoiseTunnel(attr).attribute(
+            x, nt_type=nt, nt_samples=sg_samples, stdevs=sigma, target=target, **kw)
+        out[method, v] = LayerAttribution.interpolate(a, tuple(x.shape[-2:]), "bilinear") if method == "GC" else a
+    return out
+
+
+def beyond(clf, hu, x, target, methods, *, sg, sigma, repeats, batch) -> None:
+    """Ours vs Captum per method beyond the paper (ABBA order), then ours for all of them at once."""
+    from napari_ctinterp.explain import explain
+
+    window, stride = 16, 8
+    rows = []
+    for m in methods:
+        variants = ("plain",) if m == "OCC" else ("plain", "SG", "SG2")
+        times: dict[str, list[float]] = {"ours": [], "captum": []}
+        order = [o for i in range(repeats) for o in (("ours", "captum") if i % 2 == 0 else ("captum", "ours"))]
+        for side in order:
+            t0 = time.perf_counter()
+            if side == "ours":
+                explain(clf, hu, methods=(m,), variants=variants, sg_samples=sg, target=target,
+                        occ_window=window, occ_stride=stride, batch_size=batch or None)
+            else:
+                captum_beyond(clf, x, target, m, sg_samples=sg, sigma=sigma, window=window, stride=stride, batch=32)
+            times[side].append(time.perf_counter() - t0)
+        o, c = sum(times["ours"]), sum(times["captum"])
+        rows.append((m, len(variants), o / repeats, c / repeats))
+        print(f"{m:4s} ({len(variants)} map(s))  ours {o / repeats:7.2f} s   captum {c / repeats:7.2f} s   "
+              f"ratio {c / o:5.2f}x  (mean of {repeats}, ABBA)", flush=True)
+    t0 = time.perf_counter()
+    maps = explain(clf, hu, methods=tuple(methods), sg_samples=sg, target=target, occ_window=window,
+                   occ_stride=stride, batch_size=batch or None)
+    together = time.perf_counter() - t0
+    apart = sum(r[3] for r in rows)
+    print(f"all of {' '.join(methods)} ({len(maps)} maps) in one call: ours {together:7.2f} s   "
+          f"Captum one method at a time {apart:7.2f} s   ratio {apart / together:5.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="demo")
@@ -102,6 +163,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="15-map timings per side, in ABBA order (default 2)")
     ap.add_argument("--size", type=int, default=256, help="input size of a random-weight --model")
     ap.add_argument("--all-classes", action="store_true", help="time targets=all classes vs one call per class")
+    ap.add_argument("--methods", nargs="+", choices=["GC", "GBP", "GGC", "OCC"],
+                    help="time these methods beyond the paper (ours vs Captum) instead of the 15-map set")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from napari_ctinterp.explain import demo_references, explain
@@ -122,9 +185,11 @@ def main() -> None:
     sigma = 0.15 * float(x.max() - x.min())
     target = int(clf.predicted(clf.logits(x))[0])
     n_maps = 3 * len(methods)
+    shown = (f"{n_maps} maps: {', '.join(methods)}" if not args.methods
+             else f"beyond the paper: {' '.join(args.methods)}")
     print(f"machine: {platform.machine()} {platform.processor()}, torch {torch.__version__}, "
           f"{args.threads} threads, model {args.model} ({clf.card.architecture} {clf.card.input_size}, "
-          f"{clf.card.in_channels} channel(s), {clf.card.n_classes} classes); {n_maps} maps: {', '.join(methods)}")
+          f"{clf.card.in_channels} channel(s), {clf.card.n_classes} classes); {shown}")
 
     explain(clf, hu, methods=("BP",), variants=("plain",), target=target)  # warm-up both paths
 
@@ -140,6 +205,9 @@ def main() -> None:
                   methods=methods)
         return time.perf_counter() - t0
 
+    if args.methods:
+        beyond(clf, hu, x, target, args.methods, sg=sg, sigma=sigma, repeats=args.repeats, batch=args.batch)
+        return
     if args.all_classes:
         names = list(clf.class_names)
         apart = sum(run_ours(target=t) for t in names)

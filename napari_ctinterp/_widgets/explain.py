@@ -280,8 +280,9 @@ class ExplainWidget(Container):
             results: dict = {}
             if len(indices) > 1:  # several slices: one plan, shared batches (explain_volume)
                 refs_arg = {"volume": lambda k: volume_references(data, k), "folder": folder_refs}.get(refs_kind)
+                vol_kw = {k: v for k, v in kwargs.items() if not k.startswith("occ_")}  # no OCC over slices
                 vm = yield from _ticks(iter_explain_volume(clf, data, slices=indices, references=refs_arg,
-                                                           full=False, **kwargs), 0)
+                                                           full=False, **vol_kw), 0)
                 for j, i in enumerate(vm.slices):
                     results[i] = AttributionMaps({k: m[j] for k, m in vm.items()},
                                                  {**vm.params, "target": vm.params["targets"][j],
