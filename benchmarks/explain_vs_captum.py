@@ -104,13 +104,13 @@ def captum_beyond(clf, x, target, method, *, sg_samples, sigma, window, stride, 
     from napari_ctinterp.explain.gradcam import target_layer
 
     f = _Scores(clf)
-    layer = target_layer(clf.module, clf.card.architecture, x, None).module
     if method == "OCC":
         c = x.shape[1]
         return {("OCC", "plain"): Occlusion(f).attribute(x, target=target, sliding_window_shapes=(c, window, window),
                                                          strides=(c, stride, stride),
                                                          baselines=clf.baseline(0.0).expand_as(x),
                                                          perturbations_per_eval=batch)}
+    layer = target_layer(clf.module, clf.card.architecture, x, None).module
     attr = {"GC": lambda: LayerGradCam(f, layer), "GBP": lambda: GuidedBackprop(f),
             "GGC": lambda: GuidedGradCam(f, layer)}[method]()
     kw = {"GC": {"relu_attributions": True}, "GBP": {}, "GGC": {"interpolate_mode": "bilinear"}}[method]

@@ -111,7 +111,8 @@ class ExplainWidget(Container):
                                   tooltip="side of the occluded square, in pixels of the model's input")
         self.occ_stride = SpinBox(label="OCC stride (px)", value=8, min=1, max=1024)
         self.occ_fill = ComboBox(label="OCC fill", choices=["black", "label"], value="black",
-                                 tooltip="black: the window's air (−1000 HU); label: the fill of the fidelity test")
+                                 tooltip="black: the low end of each channel's window (air for a chest window); "
+                                         "label: the fill of the fidelity test")
         self._params = [self.steps, self.samples, self.sg_samples, self.sg_level, self.seed, self.batch,
                         self.gc_layer, self.occ_window, self.occ_stride, self.occ_fill]
         for w in self._params:
@@ -257,7 +258,8 @@ class ExplainWidget(Container):
             self.status.value = f"error: {e}"
             return
         algorithm = self.xrai.value
-        n_regions = 0 if algorithm == "off" else len(methods) * len(variants)
+        n_maps = len(_options(kwargs).pairs())  # OCC: plain only
+        n_regions = 0 if algorithm == "off" else n_maps
 
         def job() -> Generator[int, None, dict]:
             from ..explain import (
@@ -315,7 +317,7 @@ class ExplainWidget(Container):
 
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.domain.visible = False
-        self.status.value = f"{note}explaining {len(indices)} slice(s) with {len(methods) * len(variants)} maps…"
+        self.status.value = f"{note}explaining {len(indices)} slice(s) with {n_maps} maps…"
         self.worker = start_worker(job, total=(per_slice + n_regions) * len(indices), description="Explain",
                                    on_done=lambda res: self._add_layers(layer, indices, res["maps"], note,
                                                                         res["domain"]),
@@ -472,12 +474,18 @@ def _ticks(step: Generator, base: int) -> Generator[int, None, Any]:
         yield base + done
 
 
-def _evaluations(kw: dict, input_size: tuple[int, int]) -> int:
-    """Progress units of one slice (gradient evaluations + occluded images); ``ValueError`` for
-    options the engine refuses."""
-    from ..explain.engine import job_size
+def _options(kw: dict):
+    """The engine's options of the widget's settings (``ValueError`` for a refused combination)."""
     from ..explain.plan import ExplainOptions
 
     fields = ("methods", "variants", "steps", "samples", "sg_samples", "sg_level", "seed", "gc_layer",
               "occ_window", "occ_stride", "occ_fill")
-    return job_size(ExplainOptions(**{k: kw[k] for k in fields}), tuple(input_size))
+    return ExplainOptions(**{k: kw[k] for k in fields})
+
+
+def _evaluations(kw: dict, input_size: tuple[int, int]) -> int:
+    """Progress units of one slice (gradient evaluations + occluded images); ``ValueError`` for
+    options the engine refuses."""
+    from ..explain.engine import job_size
+
+    return job_size(_options(kw), tuple(input_size))

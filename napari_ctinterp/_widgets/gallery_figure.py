@@ -16,7 +16,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ..explain import METHODS, VARIANTS
+from ..explain import ALL_METHODS, VARIANTS
 from ..metrics.table import MapScorer
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def slice_of(data: Any, info: dict, index: int | None) -> np.ndarray | None:
 
 def grid(keys: list[tuple[str, str, str]]) -> tuple[list[str], list[tuple[str, str]]]:
     """Rows (methods) and columns ((variant, kind)) present, in the canonical order."""
-    methods = [m for m in METHODS if any(k[0] == m for k in keys)] + sorted({k[0] for k in keys} - set(METHODS))
+    methods = [m for m in ALL_METHODS if any(k[0] == m for k in keys)] + sorted({k[0] for k in keys} - set(ALL_METHODS))
     variants = [v for v in VARIANTS if any(k[1] == v for k in keys)] + sorted({k[1] for k in keys} - set(VARIANTS))
     return methods, [(v, kind) for v in variants for kind in ("pixel", "region") if any(k[1:] == (v, kind)
                                                                                        for k in keys)]

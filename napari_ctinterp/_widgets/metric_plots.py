@@ -12,9 +12,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..explain.plan import METHOD_COLOURS  # one colour per method, as in the study's report
 from ..metrics.table import MapScore
 
-METHOD_COLOURS = {"BP": "tab:blue", "IGB": "tab:orange", "IGBW": "tab:green", "EG": "tab:red", "D": "tab:purple"}
 VARIANT_STYLES = {"plain": "-", "SG": "--", "SG2": "-."}
 VARIANT_MARKERS = {"plain": "o", "SG": "s", "SG2": "^"}
 RANDOM_STYLE = {"color": "0.45", "ls": ":", "lw": 2.0}
@@ -119,7 +119,7 @@ def _colour(method: str) -> str:
 
 
 def _legend(fig: Figure, scores: list[MapScore], with_fid: bool, layout: str) -> None:
-    methods = [m for m in METHOD_COLOURS if any(s.method.split(" · ")[0] == m for s in scores)]
+    methods = [m for m in METHOD_COLOURS if m != "random" and any(s.method.split(" · ")[0] == m for s in scores)]
     variants = [v for v in VARIANT_STYLES if any(s.variant == v for s in scores)]
     handles = [Line2D([], [], color=METHOD_COLOURS[m], lw=2, label=m) for m in methods]
     handles += [Line2D([], [], color="k", ls=VARIANT_STYLES[v], marker=VARIANT_MARKERS[v] if with_fid else None,

@@ -115,17 +115,18 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
              net: nn.Module | None = None, eg_draws: tuple[np.ndarray, np.ndarray] | None = None,
              ) -> Generator[tuple[int, int], None, torch.Tensor]:
     """Execute the plan, yielding (done, total) after each batch; returns the accumulators
-    (len(KINDS), n_base, C, h, w), or (T, len(KINDS), n_base, C, h, w) for a sequence of T
-    targets (one forward per batch, shared). A tensor ``target`` gives each base input its own
-    class (several slices in one plan); ``eg_draws`` (reference indices into ``refs``, α), one row
-    per base input, replace the draws made from ``opts.seed``. Stopping the generator between
-    batches cancels cleanly."""
+    (K, n_base, C, h, w), or (T, K, n_base, C, h, w) for a sequence of T targets (one forward
+    per batch, shared); K = ``plan.n_accumulators``, the leading kinds of ``KINDS``. A tensor
+    ``target`` gives each base input its own class (several slices in one plan); ``eg_draws``
+    (reference indices into ``refs``, α), one row per base input, replace the draws made from
+    ``opts.seed``. Stopping the generator between batches cancels cleanly."""
     dev = bases.device
     c, h, w = bases.shape[-3:]
     per_base = isinstance(target, torch.Tensor)
     targets = [0] if per_base else [int(target)] if np.isscalar(target) else [int(t) for t in target]  # type: ignore
     black, white = clf.baseline(0.0).to(dev), clf.baseline(1.0).to(dev)
-    acc = torch.zeros((len(targets), len(KINDS) * plan.n_base, c, h, w), device=dev)
+    n_kinds = plan.n_accumulators  # the leading KINDS these rows fill (the paper's five: 5, not 8)
+    acc = torch.zeros((len(targets), n_kinds * plan.n_base, c, h, w), device=dev)
     a_np, w_np = ig_quadrature(opts.steps, opts.ig_method)
     alphas = torch.as_tensor(a_np, dtype=torch.float32, device=dev)
     weights = torch.as_tensor(w_np, dtype=torch.float32, device=dev)
@@ -189,8 +190,16 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
                         accumulate(acc[t], sel_slots, contribution[t])
                     done += n_rows
                     yield done, plan.total
-    acc = acc.view(len(targets), len(KINDS), plan.n_base, c, h, w)
+    acc = acc.view(len(targets), n_kinds, plan.n_base, c, h, w)
     return acc[0] if per_base or np.isscalar(target) else acc
+
+
+def exact_kernels(device: torch.device) -> contextlib.AbstractContextManager:
+    """On CUDA: deterministic cuDNN kernels in full fp32 (TF32 convolutions would change the
+    gradients); nothing elsewhere. Every gradient pass of the engine runs inside it."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False)
 
 
 def layer_gradients(clf: Classifier, x: torch.Tensor, target: Sequence[int] | torch.Tensor, layer: TargetLayer,
@@ -201,7 +210,7 @@ def layer_gradients(clf: Classifier, x: torch.Tensor, target: Sequence[int] | to
     (T, B, h, w) — T = 1 for a tensor of one class per row. ``capture`` is hooked on ``layer``."""
     targets: list = [target] if isinstance(target, torch.Tensor) else list(target)
     size = tuple(x.shape[-2:])
-    with torch.enable_grad():
+    with torch.enable_grad(), exact_kernels(x.device):
         xg = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
         logits = net(xg)
         act = capture.take()
@@ -264,10 +273,7 @@ def input_gradients(clf: Classifier, x: torch.Tensor, target: int | Sequence[int
         targets: list = [target.to(x.device)]
     else:
         targets = [int(target)] if np.isscalar(target) else [int(t) for t in target]  # type: ignore[union-attr]
-    # on CUDA: deterministic kernels and full fp32 (TF32 convolutions would change the gradients)
-    cudnn = (torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False)
-             if x.device.type == "cuda" else contextlib.nullcontext())
-    with torch.enable_grad(), cudnn:
+    with torch.enable_grad(), exact_kernels(x.device):
         xg = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
         logits = net(xg)
         grads = []
@@ -295,7 +301,7 @@ def reduce_maps(acc: torch.Tensor, bases: torch.Tensor, opts: ExplainOptions, *,
     maps instead (plain; SG = mean per channel; SG² = mean of each channel's square, so they do not
     sum to the one-map SG²)."""
     per_base: dict[str, torch.Tensor] = {}
-    a = {k: acc[i] for i, k in enumerate(KINDS)}
+    a = {k: acc[i] for i, k in enumerate(KINDS[:len(acc)])}  # the kinds the plan allocated
     if "BP" in opts.methods:
         per_base["BP"] = a["BP"]
     if "IGB" in opts.methods or "IGBW" in opts.methods:

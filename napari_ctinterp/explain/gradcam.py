@@ -8,11 +8,13 @@ engine takes A and its gradient in the same forward/backward as Backprop's input
 
 The target layer is the last spatial block of the network. By family (``card.architecture``):
 ResNet ``layer4``, DenseNet ``features`` (MONAI's too), EfficientNet / ConvNeXt / Swin the last
-stage of ``features``, ViT the last encoder block, whose tokens (class token dropped) are
-reshaped to the patch grid as pytorch-grad-cam does; Swin's (B, H, W, C) output is permuted to
+stage of ``features``, ViT the last encoder block's input norm ``ln_1`` (pytorch-grad-cam's
+``blocks[-1].norm1``: the block's *output* reaches the head through the class token alone, so
+its patch tokens have no gradient), whose tokens (class token dropped) are reshaped to the patch
+grid; Swin's (B, H, W, C) output is permuted to
 (B, C, H, W). Any other network: the last module in forward order whose output is a
 (B, C, h, w) map with h, w > 1 (its outermost module). ``gc_layer="layer3"`` chooses any module
-by its name in ``named_modules``.
+by its name in ``named_modules`` (a ViT or Swin block gets the same reshape).
 """
 
 from __future__ import annotations
@@ -61,6 +63,17 @@ def _last_child(net: nn.Module, path: str) -> str:
     return f"{path}.{last}"
 
 
+def _named_transform(architecture: str, name: str) -> Transform | None:
+    """The reshape a layer named by the user needs: ViT encoder tokens → patch grid, Swin stages →
+    channels first; None for other layers (a (B, C, h, w) output)."""
+    a = architecture.lower()
+    if a.startswith("vit") and name.startswith("encoder.layers.") and name.count(".") >= 2:
+        return _vit_tokens
+    if a.startswith("swin") and name.startswith("features."):
+        return _channels_last_map
+    return None
+
+
 def family_layer(net: nn.Module, architecture: str) -> TargetLayer | None:
     """The target layer of a known family, or None (then ``last_spatial_layer``)."""
     a = architecture.lower()
@@ -70,14 +83,17 @@ def family_layer(net: nn.Module, architecture: str) -> TargetLayer | None:
             return TargetLayer("layer4", names["layer4"])
         if "densenet" in a and "features" in names:
             return TargetLayer("features", names["features"])
-        if a.startswith(("efficientnet", "convnext", "regnet", "mobilenet")) and "features" in names:
+        if a.startswith(("efficientnet", "convnext", "mobilenet")) and "features" in names:
             name = _last_child(net, "features") if isinstance(names["features"], nn.Sequential) else "features"
             return TargetLayer(name, names[name])
         if a.startswith("swin") and "features" in names:
             name = _last_child(net, "features")
             return TargetLayer(name, names[name], _channels_last_map)
         if a.startswith("vit") and "encoder.layers" in names:
-            name = _last_child(net, "encoder.layers")
+            # the last block's input norm, as pytorch-grad-cam takes ``blocks[-1].norm1``: the block's
+            # *output* reaches the head through the class token alone, so its patch tokens have no
+            # gradient and Grad-CAM there is 0 everywhere
+            name = f"{_last_child(net, 'encoder.layers')}.ln_1"
             return TargetLayer(name, names[name], _vit_tokens)
     except (AttributeError, TypeError):
         return None
@@ -119,9 +135,7 @@ def target_layer(net: nn.Module, architecture: str, example: torch.Tensor, name:
             near = [n for n in names if n and n.split(".")[0] == name.split(".")[0]][:6] or \
                 [n for n, _ in net.named_children()]
             raise GradCamLayerError(f"gc_layer {name!r} is not a module of this model; e.g. {', '.join(near)}")
-        fam = family_layer(net, architecture)
-        transform = fam.transform if fam is not None and fam.name == name else None
-        return TargetLayer(name, names[name], transform)
+        return TargetLayer(name, names[name], _named_transform(architecture, name))
     return family_layer(net, architecture) or last_spatial_layer(net, example)
 
 

@@ -25,6 +25,11 @@ METHODS: tuple[str, ...] = ("BP", "IGB", "IGBW", "EG", "D")
 EXTRA_METHODS: tuple[str, ...] = ("GC", "GBP", "GGC", "OCC")
 #: Every method name ``explain`` accepts, the paper's first.
 ALL_METHODS: tuple[str, ...] = METHODS + EXTRA_METHODS
+#: One colour per method in every figure (report, Metrics panel); the paper's five keep
+#: matplotlib's first five, the random baseline is grey.
+METHOD_COLOURS: dict[str, str] = {"BP": "tab:blue", "IGB": "tab:orange", "IGBW": "tab:green", "EG": "tab:red",
+                                  "D": "tab:purple", "GC": "tab:brown", "GBP": "tab:pink", "GGC": "tab:olive",
+                                  "OCC": "tab:cyan", "random": "grey"}
 #: Methods with no SmoothGrad variants: only their plain map is computed.
 PLAIN_ONLY: tuple[str, ...] = ("OCC",)
 #: Occlusion fills: the black of the model's window, or the fidelity protocol's label fill.
@@ -64,9 +69,9 @@ class ExplainOptions:
             raise ValueError(f"sg_level must be >= 0, got {self.sg_level}")
         if self.ig_method not in IG_METHODS:
             raise ValueError(f"ig_method must be one of {IG_METHODS}")
-        if self.occ_window < 1 or self.occ_stride < 1:
+        if "OCC" in self.methods and (self.occ_window < 1 or self.occ_stride < 1):
             raise ValueError(f"occ_window and occ_stride must be >= 1 pixel, got {self.occ_window}, {self.occ_stride}")
-        if self.occ_stride > self.occ_window:
+        if "OCC" in self.methods and self.occ_stride > self.occ_window:
             raise ValueError(f"occ_stride ({self.occ_stride}) must not exceed occ_window ({self.occ_window}): "
                              "pixels between windows would never be occluded")
         if self.occ_fill not in OCC_FILLS:
@@ -132,6 +137,14 @@ class Plan:
     def total(self) -> int:
         """Number of gradient evaluations."""
         return len(self.kind)
+
+    @property
+    def n_accumulators(self) -> int:
+        """Accumulator kinds the engine allocates: the leading ``KINDS`` up to the last one these
+        rows fill (Grad-CAM's rows fill GC and GCS, and BP); 5 for the paper's methods, as before
+        the methods beyond them."""
+        filled = set(self.kinds) | ({"GC", "GCS"} if "GC" in self.kinds else set())
+        return 1 + max((KINDS.index(k) for k in filled), default=0)
 
 
 def needed_kinds(methods: tuple[str, ...]) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ import torch
 from ..metrics.evidence import evidence_mask
 from ..model.classifier import Classifier
 from .engine import drive, iter_run_slices, resize_map
-from .plan import KINDS, METHODS, VARIANTS, ExplainOptions, make_plan
+from .plan import METHODS, VARIANTS, ExplainOptions, make_plan
 
 #: Default bound on one chunk's gradient accumulators (bytes).
 MEMORY_BUDGET = 512 * 2**20
@@ -96,8 +96,8 @@ def choose_slices(n: int, slices: int | Sequence[int] | range | str | None = Non
 def bytes_per_slice(clf: Classifier, opts: ExplainOptions) -> int:
     """Accumulator bytes one slice needs in a chunk (what ``memory_budget`` divides)."""
     h, w = clf.card.input_size
-    n_base = make_plan(opts).n_base
-    return (len(KINDS) + 1) * n_base * clf.card.in_channels * h * w * 4  # accumulators + base inputs
+    plan = make_plan(opts)
+    return (plan.n_accumulators + 1) * plan.n_base * clf.card.in_channels * h * w * 4  # accumulators + bases
 
 
 def explain_volume(clf: Classifier, hu: np.ndarray, *, progress: Callable[[int, int], object] | None = None,
@@ -253,4 +253,8 @@ def iter_explain_volume(
               "references": ref_source, "model": clf.source, "model_sha256_12": clf.card.short_hash,
               "input_size": list(clf.card.input_size), "channels": [list(w) for w in clf.card.windows],
               "chunk_slices": chunk, "store": str(out_dir) if out_dir is not None else "memory", "full": full}
+    if {"GC", "GGC"} & set(opts.methods) and chosen:
+        from .gradcam import target_layer
+
+        params["gc_layer"] = target_layer(clf.module, clf.card.architecture, xs[:1], opts.gc_layer).name
     return VolumeMaps(out, params)

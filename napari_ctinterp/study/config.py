@@ -53,15 +53,22 @@ class StudyConfig:
         if plain_only and "plain" not in self.variants:
             raise ValueError(f"{' '.join(plain_only)} has no SmoothGrad variant (plain only): add plain to the "
                              f"variants or leave {' '.join(plain_only)} out")
-        if self.occ_window < 1 or not 1 <= self.occ_stride <= self.occ_window:
+        if "OCC" in self.methods and (self.occ_window < 1 or not 1 <= self.occ_stride <= self.occ_window):
             raise ValueError(f"occlusion needs window ≥ 1 and 1 ≤ stride ≤ window (got window {self.occ_window}, "
                              f"stride {self.occ_stride})")
         if self.occ_fill not in OCC_FILLS:
             raise ValueError(f"occ_fill must be one of {OCC_FILLS}, not {self.occ_fill!r}")
 
     def key(self) -> str:
-        """Short hash of everything that changes results (device and batch size do not)."""
-        payload = json.dumps(asdict(self), sort_keys=True, default=list)
+        """Short hash of everything that changes results (device and batch size do not).
+
+        The options added with the methods beyond the paper enter the hash only when they are not
+        at their defaults, so a study made before them keeps its key (and resumes)."""
+        d = asdict(self)
+        for name, default in _LATER_DEFAULTS.items():
+            if d[name] == default:
+                del d[name]
+        payload = json.dumps(d, sort_keys=True, default=list)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict:
@@ -69,3 +76,7 @@ class StudyConfig:
         d = asdict(self)
         d["methods"], d["variants"] = list(self.methods), list(self.variants)
         return d
+
+
+#: options added after the first studies (GC / OCC / sanity), left out of ``key`` at these values
+_LATER_DEFAULTS = {"gc_layer": None, "occ_window": 16, "occ_stride": 8, "occ_fill": "black", "sanity": False}

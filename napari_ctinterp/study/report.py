@@ -16,12 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..explain.plan import METHOD_COLOURS as COLOURS  # noqa: E402
 from ..explain.plan import METHODS, PLAIN_ONLY  # noqa: E402
 from ..metrics.fidelity import fidelity_grid  # noqa: E402
-
-# one colour per method in every figure; the paper's five keep matplotlib's first five
-COLOURS = {"BP": "tab:blue", "IGB": "tab:orange", "IGBW": "tab:green", "EG": "tab:red", "D": "tab:purple",
-           "GC": "tab:brown", "GBP": "tab:pink", "GGC": "tab:olive", "OCC": "tab:cyan", "random": "grey"}
 
 
 def method_label(method: str) -> str:
@@ -146,7 +143,7 @@ def figure_example(example: dict | None) -> plt.Figure | None:
 def figure_sanity(sanity: dict | None, slice_id: str = "") -> plt.Figure | None:
     """Cascading randomisation of the example slice: Spearman rank correlation of each plain
     absolute map with the trained model's map as stages are randomised from the output down."""
-    if not sanity:
+    if not sanity or sanity.get("error"):
         return None
     stages = sanity["stages"]
     fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -263,6 +260,9 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
     ]
     for name, b64 in images:
         parts.append(f"<h2>{html.escape(name)}</h2><img src='data:image/png;base64,{b64}'>")
+    if sanity and sanity.get("error"):
+        parts.append(f"<h2>sanity</h2><p>The model randomisation test of the example slice failed: "
+                     f"{html.escape(sanity['error'])}</p>")
     if len(failed):
         parts += ["<h2>Failed slices</h2>", failed.to_html(index=False)]
     parts += ["<h2>Parameters</h2><pre>", html.escape(json.dumps(cfg["config"], indent=2)), "</pre>",

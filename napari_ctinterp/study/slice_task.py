@@ -36,19 +36,23 @@ def run_slice(ref: SliceRef, config: dict, device: str = "auto", batch_size: int
                 "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=3)}
 
 
-def study_maps(maps: Mapping[tuple[str, str], np.ndarray], seg: np.ndarray | None, algorithm: str
+def study_maps(maps: Mapping[tuple[str, str], np.ndarray], seg: np.ndarray | None, algorithm: str,
+               signed_maps: Mapping[tuple[str, str], np.ndarray] | None = None
                ) -> dict[tuple[str, str, str, str], tuple[np.ndarray, np.ndarray | None]]:
     """The maps a study scores on one slice: each (method, variant) map absolute and signed (the
     random map absolute only), as a pixel map and, given the slice's XRAI segmentation ``seg``, as
-    a region map. Keys (method, variant, map type, sign); values (map, region ranks or None)."""
+    a region map. Keys (method, variant, map type, sign); values (map, region ranks or None).
+    ``signed_maps`` replace a map's signed form (Grad-CAM: its map before the ReLU, whose
+    absolute value is not the map)."""
     from ..xrai import region_map
 
     out = {}
+    signed_maps = signed_maps or {}
     for (method, variant), signed in maps.items():
         for sign in SIGNS:
             if method == "random" and sign == "signed":
                 continue
-            values = np.abs(signed) if sign == "absolute" else signed
+            values = np.abs(signed) if sign == "absolute" else signed_maps.get((method, variant), signed)
             out[method, variant, "pixel", sign] = (values, None)
             if seg is not None:
                 reg = region_map(values, seg, algorithm=algorithm)
@@ -105,7 +109,8 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
     phase("XRAI")
     seg = segment(hu) if cfg.xrai != "off" else None  # once per slice, for every region map
     rows, scored = [], {}
-    for key, (values, ranks) in study_maps(all_maps, seg, cfg.xrai).items():
+    # Grad-CAM's signed rows score its map before the ReLU (after it, signed and absolute are one map)
+    for key, (values, ranks) in study_maps(all_maps, seg, cfg.xrai, signed_maps=maps.gc_signed).items():
         row = dict(zip(("method", "variant", "map_type", "sign"), key))
         if mask is not None and mask.any() and not mask.all():
             loc = localisation(values, mask, regions=ranks, seed=cfg.seed)
@@ -135,7 +140,10 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
            "mask_note": note}
     if keep_maps and cfg.sanity:
         phase("sanity")
-        out["sanity"] = sanity_record(clf, ctx, cfg.methods, int(maps.params["target"]), kw)
+        try:  # its own failure is said in the report; the slice's scores stand
+            out["sanity"] = sanity_record(clf, ctx, cfg.methods, int(maps.params["target"]), kw)
+        except Exception as e:  # noqa: BLE001
+            out["sanity"] = {"error": f"{type(e).__name__}: {e}"}
     if keep_maps:
         out["example"] = {"hu": hu.astype(np.float32), "slice_id": np.array(ref.slice_id),
                           **({"mask": mask.astype(np.uint8)} if mask is not None else {}),

@@ -183,13 +183,26 @@ def test_guided_backprop_is_refused_on_silu_and_gc_runs_on_any_family(hu64):
                                                    r"uses SiLU .*Leave GBP, GGC out"):
         explain(eff, hu, methods=("GBP", "GGC"), variants=("plain",), target=1)
     for case, layer in (("efficientnet_b0-3ch-4cls", "features.8"), ("convnext_tiny-3ch-2cls", "features.7"),
-                        ("vit-1ch-4cls", "encoder.layers.encoder_layer_11"),
+                        ("vit-1ch-4cls", "encoder.layers.encoder_layer_11.ln_1"),
                         ("monai.DenseNet121-1ch-2cls", "features")):
         m = make(case)
+        if case.startswith("vit"):  # torchvision starts a ViT's head at zero: no gradient reaches anything
+            torch.nn.init.normal_(m.module.heads.head.weight, std=0.02, generator=torch.Generator().manual_seed(0))
         maps = explain(m, hu, methods=("GC",), variants=("plain",), target=1)
         assert maps.params["gc_layer"] == layer, case
-        gc = maps["GC", "plain"]
+        gc, pre = maps["GC", "plain"], maps.gc_signed["GC", "plain"]
         assert gc.shape == hu.shape and np.isfinite(gc).all() and (gc >= 0).all(), case
+        # the target score's gradient reaches the layer: Grad-CAM before its ReLU is not zero, and
+        # the map is its positive part (upsampling and ReLU commute only roughly, so not exactly)
+        assert np.abs(pre).max() > 1e-3 * np.abs(pre).mean() > 0 and (gc.max() > 0) == (pre.max() > 0), case
+    # ViT: a block named by the user gets the token reshape too; its output block reaches the head
+    # through the class token only (all-zero Grad-CAM), which is why the default is the input norm
+    vit = make("vit-1ch-4cls")
+    torch.nn.init.normal_(vit.module.heads.head.weight, std=0.02, generator=torch.Generator().manual_seed(0))
+    named = explain(vit, hu, methods=("GC",), variants=("plain",), target=1, gc_layer="encoder.layers.encoder_layer_10")
+    assert np.abs(named.gc_signed["GC", "plain"]).max() > 0
+    last = explain(vit, hu, methods=("GC",), variants=("plain",), target=1, gc_layer="encoder.layers.encoder_layer_11")
+    assert np.abs(last.gc_signed["GC", "plain"]).max() == 0
 
 
 def test_demo_model_equals_captum_on_the_sample_slice():
@@ -208,3 +221,29 @@ def test_demo_model_equals_captum_on_the_sample_slice():
                                                   align_corners=False)
         err = rel_l2(ours[m, "plain"], r_slice[0, 0].numpy())
         assert np.abs(r_slice).max() > 0 and err < TOL, f"demo {m}: relative L2 {err:.2e}"
+
+
+def test_the_paper_methods_allocate_no_accumulators_for_the_new_ones():
+    from napari_ctinterp.explain.plan import make_plan
+
+    def n(methods):
+        return make_plan(ExplainOptions(methods=methods)).n_accumulators
+
+    assert n(("BP", "IGB", "IGBW", "EG", "D")) == 5 and n(("BP",)) == 1
+    assert n(("GBP",)) == 6 and n(("GC",)) == 8 and n(("BP", "GC")) == 8
+
+
+def test_gc_gbp_ggc_over_a_volume_equal_each_slice_alone(clf):
+    # explain_volume: each slice its own class in one plan, Grad-CAM rows included
+    from napari_ctinterp.explain import explain_volume
+
+    vol = np.random.default_rng(5).uniform(-1000, 1000, (4, 40, 40)).astype(np.float32)
+    kw = dict(methods=("BP", "GC", "GBP", "GGC"), variants=("plain", "SG"), sg_samples=2, seed=3)
+    res = explain_volume(clf, vol, slices=[0, 2, 3], batch_size=3, **kw)
+    assert res.params["gc_layer"] == "layer4" and len(set(res.params["targets"])) >= 1
+    for k, t in zip([0, 2, 3], res.params["targets"]):
+        one = explain(clf, vol[k], target=t, **kw)
+        for key in one:
+            assert rel_l2(res[key][k], one[key]) < 1e-5, (k, key)
+    with pytest.raises(ValueError, match="OCC \\(occlusion\\) is computed one slice at a time"):
+        explain_volume(clf, vol, slices=[0, 1], methods=("OCC",), variants=("plain",))

@@ -81,3 +81,40 @@ def test_cli_offers_every_method_and_refuses_occlusion_without_plain(capsys):
 def test_config_refuses_unknown_methods():
     with pytest.raises(ValueError, match="unknown method.*GradCAM.*choose from BP IGB IGBW EG D GC GBP GGC OCC"):
         StudyConfig(methods=("GradCAM",))
+
+
+def test_studies_made_before_the_new_methods_keep_their_key():
+    # the options added with GC / OCC / sanity enter the results key only away from their defaults
+    assert StudyConfig().key() == "e68ec74d8b11"  # the default study's key at commit f3821ed
+    assert StudyConfig(sanity=True).key() != StudyConfig().key() != StudyConfig(occ_window=24).key()
+    # occlusion options are checked only when OCC is asked for
+    assert StudyConfig(methods=("BP",), occ_window=4, occ_stride=8).methods == ("BP",)
+
+
+def test_a_failing_sanity_test_leaves_the_slice_scored_and_says_so(tmp_path, monkeypatch):
+    import napari_ctinterp.study.slice_task as slice_task
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("injected sanity failure")
+
+    monkeypatch.setattr(slice_task, "sanity_record", broken)
+    cfg = StudyConfig(slices=1, methods=("BP",), variants=("plain",), xrai="off", fidelity_step=50.0, sanity=True)
+    run_dir = run_study(cfg, tmp_path, device="cpu")
+    table = pd.read_csv(run_dir / "table.csv")
+    assert len(table) == 3 and table["error"].isna().all()  # BP absolute + signed, random
+    report = (run_dir / "report.html").read_text()
+    assert "randomisation test of the example slice failed: RuntimeError: injected sanity failure" in report
+    assert not (run_dir / "figures" / "sanity.png").exists()
+
+
+def test_gradcams_signed_rows_score_its_map_before_the_relu():
+    import numpy as np
+
+    from napari_ctinterp.study.slice_task import study_maps
+
+    gc = np.array([[0.0, 1.0], [2.0, 0.0]], np.float32)
+    pre = np.array([[-1.0, 1.0], [2.0, -3.0]], np.float32)
+    out = study_maps({("GC", "plain"): gc, ("BP", "plain"): pre}, None, "fast", signed_maps={("GC", "plain"): pre})
+    assert np.array_equal(out["GC", "plain", "pixel", "signed"][0], pre)
+    assert np.array_equal(out["GC", "plain", "pixel", "absolute"][0], gc)
+    assert np.array_equal(out["BP", "plain", "pixel", "absolute"][0], np.abs(pre))
