@@ -410,7 +410,7 @@ class ExplainWidget(Container):
         if skipped:
             note += f"{', '.join(skipped)} not computed (OCC is plain only). "
         self._finish(f"{note}{len(keys)} map layer(s){f' + {n_xrai} XRAI' if n_xrai else ''} for "
-                     f"{len(indices)} slice(s); showing {title} (choose another below or in the Gallery)")
+                     f"{len(indices)} slice(s); {title} shown first (choose another in \"show map\" or the Gallery)")
 
     def _shown_choices(self, _widget: Any = None) -> list[str]:
         image = self.layer.value
