@@ -59,10 +59,10 @@ class ExplainOptions:
     def __post_init__(self) -> None:
         bad = [m for m in self.methods if m not in ALL_METHODS]
         if bad or not self.methods:
-            raise ValueError(f"unknown method(s) {bad}; choose from {ALL_METHODS}")
+            raise ValueError(f"unknown method(s) {bad}: choose from {' '.join(ALL_METHODS)}")
         badv = [v for v in self.variants if v not in VARIANTS]
         if badv or not self.variants:
-            raise ValueError(f"unknown variant(s) {badv}; choose from {VARIANTS}")
+            raise ValueError(f"unknown variant(s) {badv}: choose from {' '.join(VARIANTS)}")
         if self.steps < 1 or self.samples < 1 or self.sg_samples < 1:
             raise ValueError("steps, samples and sg_samples must be >= 1")
         if not self.sg_level >= 0:

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from ..explain.plan import ALL_METHODS, METHODS, OCC_FILLS, PLAIN_ONLY, VARIANTS
+from ..explain.plan import METHODS, VARIANTS, ExplainOptions
 
 
 @dataclass(frozen=True)
@@ -43,21 +43,11 @@ class StudyConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.methods if m not in ALL_METHODS]
-        if unknown or not self.methods:
-            raise ValueError(f"unknown method(s) {unknown}: choose from {' '.join(ALL_METHODS)}")
-        bad = [v for v in self.variants if v not in VARIANTS]
-        if bad or not self.variants:
-            raise ValueError(f"unknown variant(s) {bad}: choose from {' '.join(VARIANTS)}")
-        plain_only = [m for m in self.methods if m in PLAIN_ONLY]
-        if plain_only and "plain" not in self.variants:
-            raise ValueError(f"{' '.join(plain_only)} has no SmoothGrad variant (plain only): add plain to the "
-                             f"variants or leave {' '.join(plain_only)} out")
-        if "OCC" in self.methods and (self.occ_window < 1 or not 1 <= self.occ_stride <= self.occ_window):
-            raise ValueError(f"occlusion needs window ≥ 1 and 1 ≤ stride ≤ window (got window {self.occ_window}, "
-                             f"stride {self.occ_stride})")
-        if self.occ_fill not in OCC_FILLS:
-            raise ValueError(f"occ_fill must be one of {OCC_FILLS}, not {self.occ_fill!r}")
+        # the engine's own checks (names, OCC plain only, window and stride), before any slice runs
+        ExplainOptions(methods=tuple(self.methods), variants=tuple(self.variants), steps=self.steps,
+                       samples=self.samples, sg_samples=self.sg_samples, sg_level=self.sg_level, seed=self.seed,
+                       gc_layer=self.gc_layer, occ_window=self.occ_window, occ_stride=self.occ_stride,
+                       occ_fill=self.occ_fill)
 
     def key(self) -> str:
         """Short hash of everything that changes results (device and batch size do not).

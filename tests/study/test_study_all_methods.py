@@ -72,9 +72,9 @@ def test_cli_offers_every_method_and_refuses_occlusion_without_plain(capsys):
     st = build_parser()._subparsers._group_actions[0].choices["study"]
     (methods,) = [a for a in st._actions if a.dest == "methods"]
     assert tuple(methods.choices) == ALL_METHODS
-    with pytest.raises(SystemExit, match="OCC has no SmoothGrad variant.*add plain"):
+    with pytest.raises(SystemExit, match="OCC has no SmoothGrad variant.*add the plain variant"):
         main(["study", "--demo", "--methods", "BP", "OCC", "--variants", "SG", "--out", "never"])
-    with pytest.raises(SystemExit, match="stride ≤ window"):
+    with pytest.raises(SystemExit, match=r"occ_stride \(9\) must not exceed occ_window \(8\)"):
         main(["study", "--demo", "--methods", "OCC", "--occ-window", "8", "--occ-stride", "9", "--out", "never"])
 
 
