@@ -243,6 +243,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from .explain import GradCamLayerError
     from .study import run_study
 
     if not args.demo and not args.data:
@@ -275,13 +276,21 @@ def _cmd_study(args: argparse.Namespace) -> int:
         clock.enter(slice_id, name, now)
         bar.set_postfix_str(clock.line(now))
 
-    run_dir = run_study(cfg, args.out, device=args.device, batch_size=args.batch_size or None,
-                        workers=args.workers, scheduler=args.scheduler, labels_csv=args.labels, progress=progress,
-                        phase=phase)
-    bar.close()
+    try:
+        run_dir = run_study(cfg, args.out, device=args.device, batch_size=args.batch_size or None,
+                            workers=args.workers, scheduler=args.scheduler, labels_csv=args.labels,
+                            progress=progress, phase=phase)
+    except GradCamLayerError as e:
+        raise SystemExit(f"ctinterp study: {e}") from None
+    finally:
+        bar.close()
     import pandas as pd
 
     acc = json.loads((run_dir / "accuracy.json").read_text())
+    if acc["n"] == 0:
+        print(f"\nresults: {run_dir}  (report: {run_dir / 'report.html'})")
+        print(f"no slice was scored: all {acc['n_failed']} failed (the error column of table.csv says why)")
+        return 1
     fid = pd.read_csv(run_dir / "fidelity.csv")
     summ = pd.read_csv(run_dir / "summary.csv")
     print(f"\nresults: {run_dir}  (report: {run_dir / 'report.html'})")
@@ -385,18 +394,22 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--methods", nargs="+", choices=["BP", "IGB", "IGBW", "EG", "D", "GC", "GBP", "GGC", "OCC"],
                     help="default: the paper's five (BP IGB IGBW EG D); beyond them GC (Grad-CAM), GBP (Guided "
                          "Backprop), GGC (Guided Grad-CAM), OCC (Occlusion, plain only)")
-    st.add_argument("--variants", nargs="+", choices=["plain", "SG", "SG2"])
+    st.add_argument("--variants", nargs="+", choices=["plain", "SG", "SG2"],
+                    help="default all three: plain, SmoothGrad, SmoothGrad² (OCC: plain only)")
     st.add_argument("--steps", type=int, default=25)
     st.add_argument("--samples", type=int, default=50)
     st.add_argument("--sg-samples", type=int, default=15)
     st.add_argument("--sg-level", type=float, default=0.15)
     st.add_argument("--xrai", default="full", choices=["full", "fast", "off"])
     st.add_argument("--fidelity-step", type=float, default=2.5)
-    st.add_argument("--gc-layer", help="Grad-CAM's target layer by module name (default: the last spatial block)")
-    st.add_argument("--occ-window", type=int, default=16, help="Occlusion window, pixels at the model's input size")
-    st.add_argument("--occ-stride", type=int, default=8)
+    st.add_argument("--gc-layer", help="Grad-CAM's target layer by module name, e.g. layer3 (default: the "
+                                       "architecture's last spatial block, layer4 on a ResNet)")
+    st.add_argument("--occ-window", type=int, default=16,
+                    help="Occlusion's square window, pixels at the model's input size (default 16)")
+    st.add_argument("--occ-stride", type=int, default=8, help="step between occlusion windows, pixels (default 8)")
     st.add_argument("--occ-fill", default="black", choices=["black", "label"],
-                    help="what fills an occluded window: black (the window's air) or the label fill of fidelity")
+                    help="what fills an occluded window: black (the low end of each CT window channel: air) or "
+                         "label (the fidelity test's fill: white for class 0, black otherwise)")
     st.add_argument("--sanity", action="store_true",
                     help="add the model randomisation test of the example slice to the report")
     st.add_argument("--seed", type=int, default=0)

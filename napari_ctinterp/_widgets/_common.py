@@ -51,11 +51,39 @@ def default_ct(viewer: napari.Viewer) -> napari.layers.Image | None:
 
 
 def ct_combo(viewer: napari.Viewer, label: str = "CT layer") -> ComboBox:
-    """A combo box of the viewer's CT layers that starts on the CT the canvas shows."""
+    """A combo box of the viewer's CT layers that starts on the CT the canvas shows.
+
+    Until the user picks a CT in it, the combo follows the canvas as layers are added (a widget
+    docked before the data is opened ends on the CT shown on top, not the first one read)."""
     combo = ComboBox(label=label, choices=lambda _w=None: [(ly.name, ly) for ly in ct_layers(viewer)])
-    start = default_ct(viewer)
-    if start is not None:
-        combo.value = start
+    state = {"picked": False, "setting": False}
+
+    def show_default() -> None:
+        start = default_ct(viewer)
+        if start is None:
+            return
+        state["setting"] = True
+        try:
+            combo.reset_choices()
+            combo.value = start
+        except (RuntimeError, ValueError):  # the dock was closed / not among the choices yet
+            pass
+        finally:
+            state["setting"] = False
+
+    def changed(value: Any) -> None:
+        # a CT other than the one on top: the user's choice, kept from now on (a reset of the
+        # choices that lands on the top CT is not a choice)
+        if not state["setting"] and value is not None and value is not default_ct(viewer):
+            state["picked"] = True
+
+    def inserted(_event: Any) -> None:
+        if not state["picked"]:
+            show_default()
+
+    show_default()
+    combo.changed.connect(changed)
+    viewer.layers.events.inserted.connect(inserted)
     return combo
 
 

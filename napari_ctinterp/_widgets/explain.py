@@ -129,11 +129,14 @@ class ExplainWidget(Container):
                                         *(self.methods[m] for m in EXTRA_METHODS)], labels=False, label="methods")
         variant_box = Container(widgets=list(self.variants.values()), labels=False, layout="horizontal",
                                 label="variants")
+        # the run's status and result controls sit above the parameters, so that opening the
+        # parameters does not push the messages out of sight
         self.extend([self.layer, self.model, self.path, self.model_info, self.target, self.scope, self.slice_range,
                      self.scope_mask, method_box,
-                     variant_box, self.xrai, self.references, self.ref_folder, self.advanced, *self._params,
+                     variant_box, self.xrai, self.references, self.ref_folder,
                      Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False),
-                     *self.progress.widgets, self.status, self.domain, self.shown, self.regions_of, self.top_percent])
+                     *self.progress.widgets, self.status, self.domain, self.shown, self.regions_of, self.top_percent,
+                     self.advanced, *self._params])
         limit_width(self)
         make_scrollable(self)
         self.references.changed.connect(lambda v: setattr(self.ref_folder, "visible", v == "folder…"))
@@ -322,7 +325,8 @@ class ExplainWidget(Container):
                                    on_done=lambda res: self._add_layers(layer, indices, res["maps"], note,
                                                                         res["domain"]),
                                    on_error=lambda e: self._finish(f"error: {e}"), progress=self.progress,
-                                   unit="gradients + regions" if n_regions else "gradients",
+                                   unit=" + ".join(["gradients"] + (["occluded images"] if "OCC" in methods else [])
+                                                   + (["regions"] if n_regions else [])),
                                    on_cancel=lambda: self._finish("cancelled: no layer was changed"))
 
     def cancel(self) -> None:
@@ -406,6 +410,8 @@ class ExplainWidget(Container):
         self.domain.visible = text is not None
         if text is not None:
             self.domain.value = text
+        if first.params.get("gc_layer") and any(k[0] in ("GC", "GGC") for k in keys):
+            note += f"Grad-CAM at {first.params['gc_layer']}. "
         skipped = first.params.get("not_computed") or []
         if skipped:
             note += f"{', '.join(skipped)} not computed (OCC is plain only). "

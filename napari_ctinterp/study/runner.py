@@ -98,6 +98,18 @@ def _execute(pending: list[SliceRef], cfg: dict, device: str, batch_size: int | 
             cluster.close()
 
 
+def check_methods(clf, cfg: StudyConfig) -> None:
+    """Refuse, before any slice runs, a Grad-CAM layer the model does not have (``ValueError``
+    with the model's module names), rather than failing every slice of the study."""
+    if {"GC", "GGC"} & set(cfg.methods):
+        import torch
+
+        from ..explain.gradcam import target_layer
+
+        h, w = clf.card.input_size
+        target_layer(clf.module, clf.card.architecture, torch.zeros((1, clf.card.in_channels, h, w)), cfg.gc_layer)
+
+
 def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_size: int | None = None,
               workers: int = 0, scheduler: str | None = None, labels_csv: str | None = None,
               progress: Callable[[int, int, dict | None], object] | None = None,
@@ -110,6 +122,7 @@ def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_
     from ..model import load
 
     clf = load(cfg.model, device="cpu")
+    check_methods(clf, cfg)
     cfg = replace(cfg, model_sha256=clf.card.weights_sha256)
     run_dir = Path(out) / cfg.key()
     slices_dir = run_dir / "slices"

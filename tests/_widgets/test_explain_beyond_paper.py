@@ -49,7 +49,12 @@ def test_gc_gbp_ggc_occ_layers_are_made_and_scored(qtbot, viewer_and_widget):
     names = [ly.name for ly in viewer.layers if "ctinterp_map" in ly.metadata]
     assert names == [f"{m} · {v} — phantom · arterial" for m in EXTRA for v in ("plain", "SG")
                      if (m, v) != ("OCC", "SG")], widget.status.value
-    assert widget.status.value.startswith("OCC SG not computed (OCC is plain only). 7 map layer(s)")
+    assert widget.status.value.startswith("Grad-CAM at layer4. OCC SG not computed (OCC is plain only). "
+                                          "7 map layer(s)"), widget.status.value
+    # the bar counted the gradient evaluations and the occluded images: (clean + 2 noisy inputs) ×
+    # (GC's rows, GBP's rows; GGC has none) + 15 × 15 windows of 32 px every 16 px at 256²
+    assert widget.progress._unit == "gradients + occluded images"
+    assert widget.progress._total == 3 * 2 + 15 * 15
     ct = viewer.layers["phantom · arterial"]
     gc = viewer.layers["GC · plain — phantom · arterial"]
     pre = gc.metadata["gc_pre_relu"]  # Grad-CAM before its ReLU, kept with the layer
@@ -99,3 +104,21 @@ def test_a_wrong_gradcam_layer_name_ends_with_a_message(qtbot, viewer_and_widget
     widget.run()
     qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=120_000)
     assert viewer.layers["GC · plain — phantom · arterial"].metadata["ctinterp_map"]["gc_layer"] == "layer3"
+    assert widget.status.value.startswith("Grad-CAM at layer3."), widget.status.value
+
+
+def test_status_stays_above_the_parameters(viewer_and_widget):
+    _viewer, widget = viewer_and_widget
+    order = [w for w in widget]
+    assert order.index(widget.status) < order.index(widget.advanced) < order.index(widget.occ_window)
+
+
+def test_a_widget_docked_before_the_data_follows_the_ct_on_top(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = ExplainWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Explain")
+    viewer.open_sample("napari-ctinterp", "phantom_pair")
+    assert widget.layer.value is viewer.layers["phantom · arterial"]  # the one the canvas shows
+    widget.layer.value = viewer.layers["phantom · no contrast"]  # the user's choice is kept
+    viewer.add_image(make_slice(9, contrast=False, size=96).hu, name="another CT")
+    assert widget.layer.value is viewer.layers["phantom · no contrast"]

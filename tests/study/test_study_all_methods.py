@@ -118,3 +118,21 @@ def test_gradcams_signed_rows_score_its_map_before_the_relu():
     assert np.array_equal(out["GC", "plain", "pixel", "signed"][0], pre)
     assert np.array_equal(out["GC", "plain", "pixel", "absolute"][0], gc)
     assert np.array_equal(out["BP", "plain", "pixel", "absolute"][0], np.abs(pre))
+
+
+def test_cli_refuses_a_wrong_gradcam_layer_before_any_slice(tmp_path):
+    with pytest.raises(SystemExit, match="gc_layer 'layer9' is not a module of this model; e.g. .*layer4"):
+        main(["study", "--demo", "--methods", "GC", "--variants", "plain", "--gc-layer", "layer9",
+              "--out", str(tmp_path)])
+    assert not any(tmp_path.iterdir())  # nothing was started
+
+
+def test_cli_says_so_when_every_slice_failed(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "broken.dcm").write_bytes(b"DICM" * 50)
+    (data / "labels.csv").write_text("file,label\nbroken.dcm,1\n")
+    rc = main(["study", "--data", str(data), "--slices", "0", "--methods", "BP", "--variants", "plain",
+               "--xrai", "off", "--out", str(tmp_path / "out")])
+    assert rc == 1
+    assert "no slice was scored: all 1 failed (the error column of table.csv says why)" in capsys.readouterr().out
