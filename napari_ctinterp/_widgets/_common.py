@@ -54,18 +54,25 @@ def ct_combo(viewer: napari.Viewer, label: str = "CT layer") -> ComboBox:
     """A combo box of the viewer's CT layers that starts on the CT the canvas shows.
 
     Until the user picks a CT in it, the combo follows the canvas as layers are added (a widget
-    docked before the data is opened ends on the CT shown on top, not the first one read)."""
+    docked before the data is opened ends on the CT shown on top, not the first one read). The
+    viewer's event holds the combo weakly: a closed dock is collected, and the handler leaves."""
     combo = ComboBox(label=label, choices=lambda _w=None: [(ly.name, ly) for ly in ct_layers(viewer)])
+    _follow_top_ct(combo, viewer)
+    return combo
+
+
+def _follow_top_ct(combo: ComboBox, viewer: napari.Viewer) -> None:
+    ref = weakref.ref(combo)
     state = {"picked": False, "setting": False}
 
-    def show_default() -> None:
+    def show_default(box: ComboBox) -> None:
         start = default_ct(viewer)
         if start is None:
             return
         state["setting"] = True
         try:
-            combo.reset_choices()
-            combo.value = start
+            box.reset_choices()
+            box.value = start
         except (RuntimeError, ValueError):  # the dock was closed / not among the choices yet
             pass
         finally:
@@ -78,13 +85,15 @@ def ct_combo(viewer: napari.Viewer, label: str = "CT layer") -> ComboBox:
             state["picked"] = True
 
     def inserted(_event: Any) -> None:
-        if not state["picked"]:
-            show_default()
+        box = ref()
+        if box is None or state["picked"]:
+            viewer.layers.events.inserted.disconnect(inserted)
+            return
+        show_default(box)
 
-    show_default()
+    show_default(combo)
     combo.changed.connect(changed)
     viewer.layers.events.inserted.connect(inserted)
-    return combo
 
 
 def current_slice_index(viewer: napari.Viewer, layer: napari.layers.Layer) -> int | None:
