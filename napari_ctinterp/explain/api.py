@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Generator, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from ..model.classifier import Classifier
 from .engine import GC_SIGNED, drive, iter_run, resize_map
-from .plan import METHODS, PLAIN_ONLY, VARIANTS, ExplainOptions
+from .plan import METHODS, VARIANTS, ExplainOptions
 
 #: Number of phantom slices in the demo model's EG reference set.
 DEMO_REFERENCES = 16
@@ -196,7 +197,12 @@ def iter_explain(
     predicted = predicted_class(clf, x)
     many = targets is not None
     idx = idx if many else [predicted if target is None else clf.card.class_index(target)]
+    if {"GC", "GGC"} & set(opts.methods):  # the layer found once (by shape: a forward); the engine takes its name
+        from .gradcam import layer_name
+
+        opts = replace(opts, gc_layer=layer_name(clf, opts.gc_layer))
     runs = yield from iter_run(clf, x, idx if many else idx[0], opts, refs, batch_size=batch_size, channels=channels)
+    made = set(opts.pairs())  # OCC: plain only
     params = {"methods": list(opts.methods), "variants": list(opts.variants), "steps": opts.steps,
               "samples": opts.samples, "sg_samples": opts.sg_samples, "sg_level": opts.sg_level,
               "seed": opts.seed, "ig_method": opts.ig_method, "predicted": int(predicted),
@@ -204,12 +210,9 @@ def iter_explain(
               "model": clf.source, "model_sha256_12": clf.card.short_hash, "input_size": list(clf.card.input_size),
               "hu_window": list(clf.card.hu_window), "index": index,
               "channels": [list(w) for w in clf.card.windows],
-              "not_computed": [f"{m} {v}" for m in opts.methods if m in PLAIN_ONLY for v in opts.variants
-                               if v != "plain"]}
+              "not_computed": [f"{m} {v}" for m in opts.methods for v in opts.variants if (m, v) not in made]}
     if {"GC", "GGC"} & set(opts.methods):
-        from .gradcam import target_layer
-
-        params["gc_layer"] = target_layer(clf.module, clf.card.architecture, x, opts.gc_layer).name
+        params["gc_layer"] = opts.gc_layer
     if "OCC" in opts.methods:
         params.update(occ_window=opts.occ_window, occ_stride=opts.occ_stride, occ_fill=opts.occ_fill)
 

@@ -7,7 +7,8 @@ noisy inputs, IGB inside IGBW). The engine runs the plan in batches, channels_la
 parameters (no weight gradients), through the model's gradient twin (``fast_backward.py``: same
 forward bits, cheaper backward), on CPU as two workers side by side, each on half of torch's
 threads (``parallel.py``), and accumulates ``coefficient × gradient`` per (kind, base input) with one
-``index_add_`` per batch, in plan order. Captum remains the reference the tests compare against.
+``index_add_`` per batch, in plan order (one pass and its accumulation: ``gradients.py``).
+Captum remains the reference the tests compare against.
 
 Several target classes in one run (``targets``): every point of the plan (noisy copies, IG path
 points, EG points) is the same whatever the class explained, so each batch takes one forward
@@ -29,7 +30,8 @@ from ..model.classifier import Classifier
 from .batching import auto_batch_size
 from .deconv import check_relus_reachable, deconvolution_rule, functional_deconvolution, functional_relus
 from .fast_backward import gradient_twin
-from .gradcam import LayerCapture, TargetLayer, captured, gradcam_maps, target_layer
+from .gradcam import captured, target_layer
+from .gradients import accumulate, input_gradients, layer_gradients
 from .occlusion import count_windows, iter_occlusion
 from .parallel import cpu_workers, intra_op_threads, ordered_map, split_rows
 from .plan import (
@@ -194,40 +196,6 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
     return acc[0] if per_base or np.isscalar(target) else acc
 
 
-def exact_kernels(device: torch.device) -> contextlib.AbstractContextManager:
-    """On CUDA: deterministic cuDNN kernels in full fp32 (TF32 convolutions would change the
-    gradients); nothing elsewhere. Every gradient pass of the engine runs inside it."""
-    if device.type != "cuda":
-        return contextlib.nullcontext()
-    return torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False)
-
-
-def layer_gradients(clf: Classifier, x: torch.Tensor, target: Sequence[int] | torch.Tensor, layer: TargetLayer,
-                    capture: LayerCapture, *, net: nn.Module, with_input: bool = True
-                    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-    """Backprop's input gradient (``with_input``, else None) and Grad-CAM (after and before its
-    ReLU) from one forward and one backward per target: (T, B, C, h, w), (T, B, h, w),
-    (T, B, h, w) — T = 1 for a tensor of one class per row. ``capture`` is hooked on ``layer``."""
-    targets: list = [target] if isinstance(target, torch.Tensor) else list(target)
-    size = tuple(x.shape[-2:])
-    with torch.enable_grad(), exact_kernels(x.device):
-        xg = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
-        logits = net(xg)
-        act = capture.take()
-        bp, gc, gcs = [], [], []
-        for i, t in enumerate(targets):
-            rows = t.to(x.device) if isinstance(t, torch.Tensor) else torch.full((len(xg),), int(t), device=xg.device)
-            score = clf.target_score(logits, rows)
-            wrt = (act, xg) if with_input else (act,)
-            grads = torch.autograd.grad(score.sum(), wrt, retain_graph=i < len(targets) - 1)
-            pos, signed = gradcam_maps(act.detach(), grads[0], size, layer.transform)
-            if with_input:
-                bp.append(grads[1].float())
-            gc.append(pos)
-            gcs.append(signed)
-    return (torch.stack(bp) if with_input else None), torch.stack(gc), torch.stack(gcs)
-
-
 def _parallel_safe(clf: Classifier) -> bool:
     """Two gradient workers side by side only for the ResNets, where they were measured and checked.
 
@@ -242,51 +210,6 @@ def _parallel_safe(clf: Classifier) -> bool:
         not isinstance(clf.module, torch.jit.ScriptModule)
 
 
-def accumulate(acc: torch.Tensor, slots: np.ndarray, contribution: torch.Tensor) -> None:
-    """``acc[slots[i]] += contribution[i]``, deterministically (batches arrive in plan order).
-
-    CPU: ``index_add_`` (a sequential loop). CUDA's ``index_add_`` adds with atomics in a varying
-    order, so there each slot's rows are summed by a reduction instead.
-    """
-    if acc.device.type == "cpu":
-        acc.index_add_(0, torch.as_tensor(slots), contribution)
-    else:
-        sum_by_slot(acc, slots, contribution)
-
-
-def sum_by_slot(acc: torch.Tensor, slots: np.ndarray, contribution: torch.Tensor) -> None:
-    """``acc[s] += sum of the rows of slot s``, one reduction per distinct slot (no atomics)."""
-    for s in np.unique(slots):
-        rows = torch.as_tensor(np.flatnonzero(slots == s), device=acc.device)
-        acc[int(s)] += contribution[rows].sum(0)
-
-
-def input_gradients(clf: Classifier, x: torch.Tensor, target: int | Sequence[int] | torch.Tensor, *,
-                    net: nn.Module | None = None) -> torch.Tensor:
-    """d(target score)/d(input) for a batch, parameters untouched (``net`` defaults to ``clf.module``).
-
-    A sequence of T targets gives (T, B, C, h, w) from one forward pass (the graph is kept for
-    the T backward passes); an int, or a tensor of one class per row, gives (B, C, h, w).
-    """
-    net = clf.module if net is None else net
-    if isinstance(target, torch.Tensor):
-        targets: list = [target.to(x.device)]
-    else:
-        targets = [int(target)] if np.isscalar(target) else [int(t) for t in target]  # type: ignore[union-attr]
-    with torch.enable_grad(), exact_kernels(x.device):
-        xg = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
-        logits = net(xg)
-        grads = []
-        for i, t in enumerate(targets):
-            rows = t if isinstance(t, torch.Tensor) else torch.full((len(xg),), t, device=xg.device)
-            score = clf.target_score(logits, rows)
-            (grad,) = torch.autograd.grad(score.sum(), xg, retain_graph=i < len(targets) - 1)
-            grads.append(grad.float())
-    return grads[0] if isinstance(target, torch.Tensor) or np.isscalar(target) else torch.stack(grads)
-
-
-#: Key (method part) under which the engine returns Grad-CAM's signed map before its ReLU (``api``
-#: moves it into ``AttributionMaps.gc_signed``).
 GC_SIGNED = "GC pre-ReLU"
 
 

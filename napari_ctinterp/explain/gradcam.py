@@ -139,6 +139,15 @@ def target_layer(net: nn.Module, architecture: str, example: torch.Tensor, name:
     return family_layer(net, architecture) or last_spatial_layer(net, example)
 
 
+def layer_name(clf, name: str | None = None) -> str:
+    """The name of Grad-CAM's target layer of a classifier (``name`` checked, or found as
+    ``target_layer`` finds it, on a blank input of the card's size); what callers resolve once
+    and pass on as ``gc_layer``. ``GradCamLayerError`` says what is wrong."""
+    h, w = clf.card.input_size
+    example = torch.zeros((1, clf.card.in_channels, h, w), device=clf.device)
+    return target_layer(clf.module, clf.card.architecture, example, name).name
+
+
 class LayerCapture:
     """Holds, per thread, the target layer's output of the forward running in that thread."""
 

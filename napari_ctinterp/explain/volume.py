@@ -18,6 +18,7 @@ Slices not asked for hold NaN.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch
 from ..metrics.evidence import evidence_mask
 from ..model.classifier import Classifier
 from .engine import drive, iter_run_slices, resize_map
+from .gradcam import layer_name
 from .plan import METHODS, VARIANTS, ExplainOptions, make_plan
 
 #: Default bound on one chunk's gradient accumulators (bytes).
@@ -214,6 +216,8 @@ def iter_explain_volume(
             out[key][:] = np.nan
         else:
             out[key] = np.full(shape, np.nan, dtype=np.float32)
+    if {"GC", "GGC"} & set(opts.methods):  # Grad-CAM's layer found once; every chunk's plan takes its name
+        opts = replace(opts, gc_layer=layer_name(clf, opts.gc_layer))
     chunk = max(1, int(memory_budget // max(1, bytes_per_slice(clf, opts))))
     per_slice = make_plan(opts).total
     total, done = per_slice * len(chosen), 0
@@ -253,8 +257,6 @@ def iter_explain_volume(
               "references": ref_source, "model": clf.source, "model_sha256_12": clf.card.short_hash,
               "input_size": list(clf.card.input_size), "channels": [list(w) for w in clf.card.windows],
               "chunk_slices": chunk, "store": str(out_dir) if out_dir is not None else "memory", "full": full}
-    if {"GC", "GGC"} & set(opts.methods) and chosen:
-        from .gradcam import target_layer
-
-        params["gc_layer"] = target_layer(clf.module, clf.card.architecture, xs[:1], opts.gc_layer).name
+    if {"GC", "GGC"} & set(opts.methods):
+        params["gc_layer"] = opts.gc_layer
     return VolumeMaps(out, params)

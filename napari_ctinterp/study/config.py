@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from ..explain.plan import METHODS, VARIANTS, ExplainOptions
 
@@ -55,9 +55,9 @@ class StudyConfig:
         The options added with the methods beyond the paper enter the hash only when they are not
         at their defaults, so a study made before them keeps its key (and resumes)."""
         d = asdict(self)
-        for name, default in _LATER_DEFAULTS.items():
-            if d[name] == default:
-                del d[name]
+        for f in fields(self):
+            if f.name in _LATER and d[f.name] == f.default:
+                del d[f.name]
         payload = json.dumps(d, sort_keys=True, default=list)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
@@ -68,5 +68,5 @@ class StudyConfig:
         return d
 
 
-#: options added after the first studies (GC / OCC / sanity), left out of ``key`` at these values
-_LATER_DEFAULTS = {"gc_layer": None, "occ_window": 16, "occ_stride": 8, "occ_fill": "black", "sanity": False}
+#: options added after the first studies (GC / OCC / sanity), left out of ``key`` at their defaults
+_LATER = ("gc_layer", "occ_window", "occ_stride", "occ_fill", "sanity")

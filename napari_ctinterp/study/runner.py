@@ -102,12 +102,9 @@ def check_methods(clf, cfg: StudyConfig) -> None:
     """Refuse, before any slice runs, a Grad-CAM layer the model does not have (``ValueError``
     with the model's module names), rather than failing every slice of the study."""
     if {"GC", "GGC"} & set(cfg.methods):
-        import torch
+        from ..explain.gradcam import layer_name
 
-        from ..explain.gradcam import target_layer
-
-        h, w = clf.card.input_size
-        target_layer(clf.module, clf.card.architecture, torch.zeros((1, clf.card.in_channels, h, w)), cfg.gc_layer)
+        layer_name(clf, cfg.gc_layer)
 
 
 def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_size: int | None = None,

@@ -152,7 +152,7 @@ def test_random_map_baseline():
 
 
 def test_accumulation_without_atomics_equals_index_add():
-    from napari_ctinterp.explain.engine import accumulate, sum_by_slot
+    from napari_ctinterp.explain.gradients import accumulate, sum_by_slot
 
     gen = torch.Generator().manual_seed(0)
     contribution = torch.randn((9, 1, 5, 6), generator=gen)
