@@ -10,7 +10,7 @@ import torch
 def forward_floor(clf, x: torch.Tensor, repeats: int = 3) -> tuple[float, str]:
     """Best plain forward time per image (s) of ``x[:1]`` over batch sizes 4, 8, 16, 32 on all threads
     and two one-thread workers (the layouts the forward plan may use), and which was best."""
-    from napari_ctinterp.explain.parallel import intra_op_threads, ordered_map
+    from napari_ctinterp.runtime.parallel import intra_op_threads, ordered_map
 
     best = (float("inf"), "")
     threads = torch.get_num_threads()

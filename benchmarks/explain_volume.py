@@ -29,10 +29,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="IG 5 steps, EG 5 samples, 3 SG copies")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from napari_ctinterp.explain import demo_references, explain, explain_volume
-    from napari_ctinterp.io import read_ct
+    from napari_ctinterp.explain import explain, explain_volume
+    from napari_ctinterp.io import read_ct, write_dicom_series
     from napari_ctinterp.model import load
-    from napari_ctinterp.phantom import make_slice, write_dicom_series
+    from napari_ctinterp.model.demos import demo_references
+    from napari_ctinterp.phantom import make_slice
 
     steps, samples, sg = (5, 5, 3) if args.quick else (25, 50, 15)
     kw = dict(methods=("BP", "IGB", "EG"), variants=("plain", "SG", "SG2"), steps=steps, samples=samples,

@@ -19,7 +19,7 @@ Deconvolution, so its set is the other 12 maps.
 (bilinear), GuidedBackprop, GuidedGradCam (bilinear) and Occlusion (``perturbations_per_eval`` 32),
 wrapped in NoiseTunnel for SG/SG²; then all of them in one ``explain`` call (shared passes).
 
-``--all-classes`` (ours only) times explaining every class in one call (``targets=``, shared
+``--all-classes`` (ours only) times explaining every class in one call (``explain_targets``, shared
 forward passes) against one call per class.
 
 Usage: python benchmarks/explain_vs_captum.py [--model demo|demo-phase|densenet121|...] [--threads 2]
@@ -162,15 +162,16 @@ def main() -> None:
     ap.add_argument("--ours-only", action="store_true", help="time only the engine")
     ap.add_argument("--repeats", type=int, default=2, help="15-map timings per side, in ABBA order (default 2)")
     ap.add_argument("--size", type=int, default=256, help="input size of a random-weight --model")
-    ap.add_argument("--all-classes", action="store_true", help="time targets=all classes vs one call per class")
+    ap.add_argument("--all-classes", action="store_true",
+                    help="time explain_targets (all classes) vs one call per class")
     ap.add_argument("--methods", nargs="+", choices=["GC", "GBP", "GGC", "OCC"],
                     help="time these methods beyond the paper (ours vs Captum) instead of the 15-map set")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from napari_ctinterp.explain import demo_references, explain
+    from napari_ctinterp.explain import ExplainOptions, explain, explain_targets
     from napari_ctinterp.explain.deconv import OTHER_ACTIVATIONS
-    from napari_ctinterp.model import load
-    from napari_ctinterp.model.loading import DEMOS
+    from napari_ctinterp.model import DEMOS, load
+    from napari_ctinterp.model.demos import demo_references
     from napari_ctinterp.phantom import make_slice
 
     clf = load(args.model, device="cpu") if args.model in DEMOS or args.model.endswith(
@@ -193,10 +194,14 @@ def main() -> None:
 
     explain(clf, hu, methods=("BP",), variants=("plain",), target=target)  # warm-up both paths
 
-    def run_ours(**kw) -> float:
+    opts = ExplainOptions(methods=methods, steps=steps, samples=samples, sg_samples=sg)
+
+    def run_ours(target=target, targets=None) -> float:
         t0 = time.perf_counter()
-        explain(clf, hu, methods=methods, steps=steps, samples=samples, sg_samples=sg, references=refs_hu,
-                batch_size=args.batch or None, **({"target": target} | kw))
+        if targets is None:
+            explain(clf, hu, opts, references=refs_hu, batch_size=args.batch or None, target=target)
+        else:
+            explain_targets(clf, hu, targets, opts, references=refs_hu, batch_size=args.batch or None)
         return time.perf_counter() - t0
 
     def run_captum() -> float:
@@ -211,8 +216,8 @@ def main() -> None:
     if args.all_classes:
         names = list(clf.class_names)
         apart = sum(run_ours(target=t) for t in names)
-        together = run_ours(target=None, targets=names)
-        print(f"{n_maps} maps × {len(names)} classes  one call per class {apart:7.1f} s   targets=all "
+        together = run_ours(targets=names)
+        print(f"{n_maps} maps × {len(names)} classes  one call per class {apart:7.1f} s   explain_targets "
               f"{together:7.1f} s   ratio {apart / together:5.2f}x")
         return
     if args.ours_only:

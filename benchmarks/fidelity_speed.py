@@ -39,11 +39,11 @@ def main() -> None:
     ap.add_argument("--quantus-only", action="store_true", help="only (c)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from napari_ctinterp.explain import explain, random_map
-    from napari_ctinterp.metrics import fidelity_grid, fidelity_many
-    from napari_ctinterp.metrics.perturb import forward_batch_size
+    from napari_ctinterp.explain import explain
+    from napari_ctinterp.metrics import fidelity_grid, fidelity_many, random_map
     from napari_ctinterp.model import load
     from napari_ctinterp.phantom import make_slice
+    from napari_ctinterp.runtime import forward_batch_size
     from napari_ctinterp.study.slice_task import study_maps
     from napari_ctinterp.xrai import segment
 

@@ -51,10 +51,11 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     from captum.attr import IntegratedGradients
 
-    from napari_ctinterp.explain import demo_references, explain
-    from napari_ctinterp.explain.batching import auto_batch_size
+    from napari_ctinterp.explain import explain
     from napari_ctinterp.model import load
+    from napari_ctinterp.model.demos import demo_references
     from napari_ctinterp.phantom import make_slice
+    from napari_ctinterp.runtime import auto_batch_size
 
     gpu, cpu = load("demo", device=args.device), load("demo", device="cpu")
     hu = make_slice(2024, contrast=True, phase="arterial", level=0.58).hu

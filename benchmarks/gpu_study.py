@@ -44,23 +44,25 @@ def _resnet50(size: int, folder: Path) -> str:
 def _study(model: str, slices: int, settings: dict, device: str, out: Path) -> tuple[float, dict, list]:
     """Run a study; returns (seconds, per-phase seconds, the slices' rows)."""
     from napari_ctinterp.study import StudyConfig, run_study
+    from napari_ctinterp.study.clock import FINISHED, STARTED, split_phase
 
     marks: list[tuple[str, float]] = []
     phases: dict[str, float] = {}
 
-    def phase(_sid: str, name: str) -> None:
+    def phase(name: str) -> None:
         now = time.perf_counter()
         if marks:
             phases[marks[-1][0]] = phases.get(marks[-1][0], 0.0) + now - marks[-1][1]
         marks.append((name, now))
 
-    def progress(_done: int, _total: int, res: dict | None) -> None:
-        if res is not None and marks:
-            phase("", "between slices")
+    def progress(_done: int, _total: int, step: str) -> None:
+        if step == FINISHED and marks:
+            phase("between slices")
+        elif step != STARTED:
+            phase(split_phase(step)[1])
 
     t0 = time.perf_counter()
-    run = run_study(StudyConfig(model=model, slices=slices, **settings), out, device=device, progress=progress,
-                    phase=phase)
+    run = run_study(StudyConfig(model=model, slices=slices, **settings), out, device=device, progress=progress)
     total = time.perf_counter() - t0
     phases.pop("between slices", None)
     rows = [json.loads(p.read_text()) for p in sorted((run / "slices").glob("*.json"))]

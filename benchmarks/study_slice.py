@@ -39,7 +39,7 @@ def main() -> None:
     from napari_ctinterp.model import load
     from napari_ctinterp.phantom import make_slice
     from napari_ctinterp.study import StudyConfig, run_study
-    from napari_ctinterp.study.clock import StudyClock
+    from napari_ctinterp.study.clock import FINISHED, STARTED, StudyClock, split_phase
 
     small = dict(steps=4, samples=4, sg_samples=2, fidelity_step=10.0) if args.small else {}
     cfg = StudyConfig(model=args.model, slices=args.slices, **small)
@@ -52,21 +52,17 @@ def main() -> None:
     etas: list[float | None] = []
     counting = {"on": False, "n": 0}
 
-    def progress(done: int, total: int, res: dict | None) -> None:
+    def progress(done: int, total: int, phase: str) -> None:
         now = time.perf_counter()
-        if res is None:
-            clock.begin(done, total, now)
-            return
-        clock.finished(done, now)
-        done_at.append(now)
-        etas.append(clock.eta(now))
-        counting["on"] = False
-
-    def phase(slice_id: str, name: str) -> None:
-        now = time.perf_counter()
-        clock.enter(slice_id, name, now)
-        marks.append((slice_id, name, now))
-        counting["on"] = name == "fidelity"
+        clock.update(done, total, phase, now)
+        if phase == FINISHED:
+            done_at.append(now)
+            etas.append(clock.eta(now))
+            counting["on"] = False
+        elif phase != STARTED:
+            slice_id, name = split_phase(phase)
+            marks.append((slice_id, name, now))
+            counting["on"] = name == "fidelity"
 
     def count(_m, a):
         if counting["on"]:
@@ -75,7 +71,7 @@ def main() -> None:
     hook = clf.module.register_forward_pre_hook(count)
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        run_study(cfg, out, device="cpu", progress=progress, phase=phase)
+        run_study(cfg, out, device="cpu", progress=progress)
         total = time.perf_counter() - t0
     hook.remove()
     order = list(dict.fromkeys(m[0] for m in marks))  # in-process slices finish in the order they start

@@ -49,10 +49,6 @@ def _is_seg(path: Path) -> bool:
     return str(ds.get("Modality", "")) == "SEG" or str(ds.get("SOPClassUID", "")) == "1.2.840.10008.5.1.4.1.1.66.4"
 
 
-#: How many files next to a SEG are searched for the CT series it references.
-SEG_SEARCH_FILES = 5000
-
-
 def _open_ct_of(series_uid: str):
     """The CT already open in the current viewer with this series, as a ``CTVolume`` (or None)."""
     import numpy as np
@@ -93,57 +89,21 @@ def _open_ct_for_nifti(path: Path):
     return cts[0] if len(cts) == 1 else None
 
 
-def _ct_near(seg_path: Path, series_uid: str):
-    """Read the referenced CT series from DICOM files beside the SEG (its folder and its parent's)."""
-    import os
-
-    import pydicom
-
-    from .io import read_ct
-
-    matches: list[Path] = []
-    seen: set[str] = set()
-    # the SEG's folder, then its parent's (two levels down: sibling series folders), never above home
-    parent = seg_path.parent.parent
-    roots = [seg_path.parent] + ([parent] if parent not in (Path.home(), Path(parent.anchor)) else [])
-    for root in roots:
-        base_depth = len(root.parts)
-        for dirpath, dirnames, filenames in os.walk(root):
-            if len(Path(dirpath).parts) - base_depth >= 2:
-                dirnames[:] = []  # no deeper
-            for name in filenames:
-                f = Path(dirpath) / name
-                if len(seen) >= SEG_SEARCH_FILES or str(f) in seen or f == seg_path:
-                    continue
-                seen.add(str(f))
-                try:
-                    ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
-                except Exception:  # noqa: BLE001 - not DICOM: skip
-                    continue
-                if str(ds.get("SeriesInstanceUID", "")) == series_uid:
-                    matches.append(f)
-        if matches:
-            return read_ct(sorted(matches), allow_non_ct=True)
-    return None
-
-
 def read_seg_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
     """A DICOM SEG as a Labels layer on the CT it segments: the CT open in the viewer with that
     series, or else the series found beside the SEG (then opened too). Segment names are the
     Labels layer's ``segment`` feature (shown when hovering)."""
-    import pydicom
-
-    from .io import MaskIOError, load_mask
+    from .io import MaskIOError, find_referenced_series, load_mask, read_ct, referenced_series_uids
 
     p = _paths(path)[0]
-    ds = pydicom.dcmread(p, stop_before_pixels=True)
-    refs = [str(item.SeriesInstanceUID) for item in ds.get("ReferencedSeriesSequence", [])]
+    refs = referenced_series_uids(p)
     if not refs:
         raise MaskIOError(f"{p.name} names no referenced series: open its CT first and load it with io.load_mask")
     ct = _open_ct_of(refs[0])
     layers: list[LayerData] = []
     if ct is None:
-        ct = _ct_near(p, refs[0])
+        files = find_referenced_series(p, refs[0])
+        ct = read_ct(files, allow_non_ct=True) if files else None
         if ct is None:
             raise MaskIOError(f"{p.name} segments series {refs[0]}, which is neither open in the viewer nor in the "
                               f"folders beside the file: open that CT series first, then the SEG")

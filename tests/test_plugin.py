@@ -113,8 +113,8 @@ def test_viewer_draws_the_ct(make_napari_viewer):
 def _seg_beside_ct(tmp_path):
     import numpy as np
 
-    from napari_ctinterp.io import read_ct, save_mask
-    from napari_ctinterp.phantom import make_slice, write_dicom_series
+    from napari_ctinterp.io import read_ct, save_mask, write_dicom_series
+    from napari_ctinterp.phantom import make_slice
 
     write_dicom_series([make_slice(60 + z, size=64) for z in range(3)], tmp_path / "case" / "ct", seed=3)
     ct = read_ct(tmp_path / "case" / "ct")
@@ -165,8 +165,8 @@ def test_the_writer_saves_a_painted_mask_as_a_seg_of_the_open_series(make_napari
 def test_the_seg_writer_refuses_to_guess_between_two_series_of_the_same_shape(make_napari_viewer, tmp_path):
     import numpy as np
 
-    from napari_ctinterp.io import MaskIOError
-    from napari_ctinterp.phantom import make_slice, write_dicom_series
+    from napari_ctinterp.io import MaskIOError, write_dicom_series
+    from napari_ctinterp.phantom import make_slice
 
     case, _ = _seg_beside_ct(tmp_path)
     write_dicom_series([make_slice(80 + z, size=64) for z in range(3)], tmp_path / "venous", seed=9)

@@ -16,11 +16,14 @@ import numpy as np
 from magicgui.widgets import PushButton
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from napari.utils.notifications import show_error
 
-from ..metrics.evidence import evidence_mask
+from ..io.evidence import evidence_mask
 from ..metrics.volume import VolumeLocalisation
-from ._common import show_error, start_worker, wrapping_label
+from ..progress import Step
+from .dock_layout import wrapping_label
 from .maps import map_info, map_layers, map_title
+from .workers import start_worker
 
 
 class AlongZ:
@@ -50,7 +53,7 @@ class AlongZ:
 
     def chosen_map(self, image: napari.layers.Image) -> napari.layers.Image | None:
         """The pixel map of ``image`` visible in the canvas, else its first pixel map."""
-        maps = [ly for ly in map_layers(self.viewer, image.name) if (map_info(ly) or {}).get("kind") == "pixel"]
+        maps = [ly for ly in map_layers(self.viewer, image.name) if map_info(ly).kind == "pixel"]
         shown = [ly for ly in maps if ly.visible]
         return (shown or maps or [None])[0]
 
@@ -73,15 +76,15 @@ class AlongZ:
             show_error(f"Metrics: {e}")
             self.status.value = f"error: {e}"
             return
-        info = map_info(layer) or {}
-        explained = set(info.get("slices") or range(len(data)))
+        info = map_info(layer)
+        explained = set(info.explained(len(data)))
         values = np.where(np.isin(np.arange(len(data)), sorted(explained))[:, None, None], data, np.nan)
         title = map_title(info)
 
-        def job() -> Generator[None, None, VolumeLocalisation]:
+        def job() -> Generator[Step, None, VolumeLocalisation]:
             from ..metrics import localisation_volume
 
-            yield
+            yield Step(0, 1)
             return localisation_volume(values, mask)
 
         self.button.enabled = False

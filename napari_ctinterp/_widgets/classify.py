@@ -11,19 +11,14 @@ from collections.abc import Generator
 import napari
 import numpy as np
 from magicgui.widgets import ComboBox, Container, PushButton, RadioButtons, Table
+from napari.utils.notifications import show_error
 
-from ._common import (
-    JobProgress,
-    ModelPicker,
-    ct_combo,
-    current_slice_index,
-    limit_width,
-    make_scrollable,
-    show_error,
-    start_worker,
-    wrapping_label,
-)
+from ..progress import Step
+from .dock_layout import limit_width, make_scrollable, wrapping_label
+from .layer_choice import ct_combo, current_slice_index
+from .model_picker import ModelPicker
 from .trust import trust_text
+from .workers import JobProgress, start_worker
 
 METADATA_KEY = "ctinterp_classification"
 
@@ -82,11 +77,13 @@ class ClassifyWidget(Container):
         self.run_button.enabled = False
         self.result.value = "classifying…"
 
-        def job() -> Generator[None, None, dict]:
+        total = 1 + (len(indices) + 15) // 16
+
+        def job() -> Generator[Step, None, dict]:
             from ..model import load
 
             clf = load(source, device=device)
-            yield
+            yield Step(1, total)
             probs: dict[int | None, np.ndarray] = {}  # slice → (N,) class probabilities
             domain: dict = {}  # slice → DomainCheck, from the same forward pass
             for i in range(0, len(indices), 16):
@@ -100,12 +97,12 @@ class ClassifyWidget(Container):
                     p, d = clf.proba_and_domain(data[chunk])
                 probs.update(zip(chunk, p))
                 domain.update(zip(chunk, d))
-                yield
+                yield Step(2 + i // 16, total)
             return {"probs": probs, "domain": domain, "model": source, "card_hash": clf.card.short_hash,
                     "class_names": clf.card.class_names, "device": str(clf.device),
                     "positive": clf.card.positive_index if clf.binary else None}
 
-        self.worker = start_worker(job, total=1 + (len(indices) + 15) // 16, description="Classifying",
+        self.worker = start_worker(job, total=total, description="Classifying",
                                    on_done=lambda res: self._show(layer, res),
                                    on_error=lambda e: self._reset(f"error: {e}"), progress=self.progress,
                                    unit="batches")

@@ -1,9 +1,10 @@
 """Explain dock widget: attribution maps of the current slice or the whole volume, as layers.
 
-Runs ``explain.iter_explain`` in a background worker (progress with ETA in the widget, Cancel
-between gradient batches). Layers are added only when every map is ready, so cancelling leaves no
-half-made layer; re-running updates the same layers. Layers show absolute values; the signed map
-is kept in the layer's metadata (``metadata["signed"]``) with every parameter.
+Reads its controls into an ``ExplainOptions`` and runs one core job, ``jobs.iter_explain_slices``
+(maps, XRAI regions, domain checks), in a background worker (progress with ETA in the widget,
+Cancel between gradient batches); ``explain_layers`` turns the result into layers. Layers are added
+only when every map is ready, so cancelling leaves no half-made layer; re-running updates the same
+layers.
 
 After a run the canvas shows the CT, the mask and **one** map (IGB · SG2 when computed); every
 other map layer is hidden and one choice away in the "show" field (or the Gallery dock).
@@ -34,19 +35,15 @@ from magicgui.widgets import (
     RadioButtons,
     SpinBox,
 )
+from napari.utils.notifications import show_error
 
-from ..explain import ALL_METHODS, EXTRA_METHODS, METHODS, MIN_VOLUME_REFERENCES, VARIANTS, parse_slices
-from ._common import (
-    JobProgress,
-    ModelPicker,
-    ct_combo,
-    current_slice_index,
-    limit_width,
-    make_scrollable,
-    show_error,
-    start_worker,
-    wrapping_label,
-)
+from ..explain import ALL_METHODS, EXTRA_METHODS, METHODS, MIN_VOLUME_REFERENCES, VARIANTS, ExplainOptions
+from ..io import parse_slices
+from ..jobs import ExplainedSlices
+from ..progress import Step
+from .dock_layout import limit_width, make_scrollable, wrapping_label
+from .explain_layers import add_explain_layers
+from .layer_choice import ct_combo, current_slice_index
 from .maps import (
     map_info,
     map_layer_name,
@@ -54,11 +51,11 @@ from .maps import (
     map_title,
     short_map_name,
     show_map,
-    slice_geometry,
-    upsert_image,
 )
+from .model_picker import ModelPicker
 from .trust import trust_text
-from .xrai_layers import add_xrai_layers, show_regions, xrai_layer_name
+from .workers import JobProgress, start_worker
+from .xrai_layers import show_regions, xrai_layer_name
 
 SCOPES = ("current slice", "slice range", "slices with mask", "whole volume")
 
@@ -199,134 +196,61 @@ class ExplainWidget(Container):
         return (tuple(m for m in ALL_METHODS if self.methods[m].value),
                 tuple(v for v in VARIANTS if self.variants[v].value))
 
-    def _reference_plan(self, source: str, data: np.ndarray) -> tuple[str, Path | None]:
-        """``("demo" | "volume" | "folder" | "none", folder)`` for EG."""
-        from ..model.loading import DEMOS
-
-        if source in DEMOS:  # the demo models' EG references: phantom slices of their training range
-            return "demo", None
-        if self.references.value == "folder…":
-            folder = Path(str(self.ref_folder.value))
-            if not folder.is_dir():
-                raise ValueError("choose the EG reference folder (DICOM slices of the model's training data)")
-            return "folder", folder
-        if data.ndim == 3 and data.shape[0] - 1 >= MIN_VOLUME_REFERENCES:
-            return "volume", None
-        return "none", None
+    def options(self) -> ExplainOptions:
+        """The explain options of the controls (``ValueError`` for a combination the engine refuses)."""
+        methods, variants = self.selected()
+        if not methods or not variants:
+            raise ValueError("tick at least one method and one variant")
+        return ExplainOptions(methods=methods, variants=variants, steps=self.steps.value, samples=self.samples.value,
+                              sg_samples=self.sg_samples.value, sg_level=self.sg_level.value, seed=self.seed.value,
+                              gc_layer=self.gc_layer.value, occ_window=self.occ_window.value,
+                              occ_stride=self.occ_stride.value, occ_fill=self.occ_fill.value)
 
     def run(self) -> None:
-        """Start the explanation in a background worker."""
+        """Start the explanation in a background worker (``jobs.iter_explain_slices``)."""
+        from ..jobs import iter_explain_slices, job_units
+
         layer = self.layer.value
-        methods, variants = self.selected()
         try:
             if layer is None:
                 raise ValueError("open a CT image layer first (File ▸ Open, or File ▸ Open Sample)")
-            if not methods or not variants:
-                raise ValueError("tick at least one method and one variant")
+            opts = self.options()
             source = self.picker.source()
             data = np.asarray(layer.data, dtype=np.float32)
-            refs_kind, folder = self._reference_plan(source, data) if "EG" in methods else ("demo", None)
-        except ValueError as e:
-            show_error(f"Explain: {e}")
-            self.status.value = f"error: {e}"
-            return
-        note = ""
-        if refs_kind == "none":
-            methods = tuple(m for m in methods if m != "EG")
-            note = (f"EG skipped: this model has no reference slices — open a volume with more than "
-                    f"{MIN_VOLUME_REFERENCES} slices or choose a reference folder. ")
-            if not methods:
-                show_error(f"Explain: {note}")
-                self.status.value = note
-                return
-        try:
+            folder = self.ref_folder.value if self.references.value == "folder…" else None
+            if folder is not None and not Path(str(folder)).is_dir():
+                raise ValueError("choose the EG reference folder (DICOM slices of the model's training data)")
             indices = self._indices(data, layer)
-        except (ValueError, IndexError) as e:
-            show_error(f"Explain: {e}")
-            self.status.value = f"error: {e}"
-            return
-        kwargs = dict(methods=methods, variants=variants, steps=self.steps.value, samples=self.samples.value,
-                      sg_samples=self.sg_samples.value, sg_level=self.sg_level.value, seed=self.seed.value,
-                      batch_size=self.batch.value or None,
-                      target=None if self.target.value == "predicted" else self.target.value,
-                      gc_layer=self.gc_layer.value.strip() or None, occ_window=self.occ_window.value,
-                      occ_stride=self.occ_stride.value, occ_fill=self.occ_fill.value)
-        try:
+            methods = opts.methods
             if "OCC" in methods and len(indices) > 1:
                 raise ValueError("OCC (Occlusion) explains one slice at a time: choose 'current slice', "
                                  "or leave OCC out for several slices")
-            per_slice = _evaluations(kwargs, self.picker.card().input_size)
-        except (ValueError, OSError) as e:  # a combination the engine refuses (e.g. OCC with SmoothGrad only)
+            # the estimate; the job corrects the total when EG has no references and is left out
+            total = job_units(opts, self.picker.card().input_size, len(indices), self.xrai.value)
+        except (ValueError, IndexError, OSError) as e:
             show_error(f"Explain: {e}")
             self.status.value = f"error: {e}"
             return
-        algorithm = self.xrai.value
-        n_maps = len(_options(kwargs).pairs())  # OCC: plain only
-        n_regions = 0 if algorithm == "off" else n_maps
+        target = None if self.target.value == "predicted" else self.target.value
+        algorithm, batch = self.xrai.value, self.batch.value or None
+        n_maps = len(opts.pairs())  # OCC: plain only
 
-        def job() -> Generator[int, None, dict]:
-            from ..explain import (
-                AttributionMaps,
-                folder_references,
-                iter_explain,
-                iter_explain_volume,
-                volume_references,
-            )
+        def job() -> Generator[Step, None, ExplainedSlices]:
             from ..model import load
 
             clf = load(source)
-            # the domain check of each explained slice: one batched forward pass, no gradients
-            # (about one evaluation per slice against the hundreds the maps take)
-            if indices == [None]:
-                domain = {None: clf.domain_check(data)}
-            else:
-                domain = dict(zip(indices, clf.domain_checks(data, indices, batch_size=self.batch.value or 32)))
-            folder_refs = folder_references(folder) if refs_kind == "folder" else None
-            results: dict = {}
-            if len(indices) > 1:  # several slices: one plan, shared batches (explain_volume)
-                refs_arg = {"volume": lambda k: volume_references(data, k), "folder": folder_refs}.get(refs_kind)
-                vol_kw = {k: v for k, v in kwargs.items() if not k.startswith("occ_")}  # no OCC over slices
-                vm = yield from _ticks(iter_explain_volume(clf, data, slices=indices, references=refs_arg,
-                                                           full=False, **vol_kw), 0)
-                for j, i in enumerate(vm.slices):
-                    results[i] = AttributionMaps({k: m[j] for k, m in vm.items()},
-                                                 {**vm.params, "target": vm.params["targets"][j],
-                                                  "target_name": clf.class_names[vm.params["targets"][j]],
-                                                  "predicted": vm.params["predicted"][j], "index": i})
-            base = per_slice * len(indices) if len(indices) > 1 else 0
-            for i in indices:
-                slice_hu = data if i is None else data[i]
-                if len(indices) == 1:
-                    refs = {"volume": lambda: volume_references(data, i), "folder": lambda: folder_refs}.get(
-                        refs_kind, lambda: None)()
-                    if clf.card.is_2_5d and i is not None:  # neighbouring-slice channels come from the volume
-                        step = iter_explain(clf, data, index=i, references=refs, **kwargs)
-                    else:
-                        step = iter_explain(clf, slice_hu, references=refs, **kwargs)
-                    results[i] = yield from _ticks(step, base)
-                    base += per_slice
-                maps = results[i]
-                if algorithm != "off":
-                    from ..xrai import region_map, segment
-
-                    seg = segment(slice_hu)
-                    maps.regions = {}
-                    for key, m in maps.items():
-                        reg = region_map(np.abs(m), seg, algorithm=algorithm)
-                        maps.regions[key] = (reg.values, reg.ranks)
-                        base += 1
-                        yield base
-            return {"maps": results, "domain": domain}
+            steps = iter_explain_slices(clf, data, indices, opts, folder=folder, target=target, xrai=algorithm,
+                                        batch_size=batch)
+            return (yield from steps)
 
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.domain.visible = False
-        self.status.value = f"{note}explaining {len(indices)} slice(s) with {n_maps} maps…"
-        self.worker = start_worker(job, total=(per_slice + n_regions) * len(indices), description="Explain",
-                                   on_done=lambda res: self._add_layers(layer, indices, res["maps"], note,
-                                                                        res["domain"]),
+        self.status.value = f"explaining {len(indices)} slice(s) with {n_maps} maps…"
+        self.worker = start_worker(job, total=total, description="Explain",
+                                   on_done=lambda res: self._add_layers(layer, indices, res),
                                    on_error=lambda e: self._finish(f"error: {e}"), progress=self.progress,
                                    unit=" + ".join(["gradients"] + (["occluded images"] if "OCC" in methods else [])
-                                                   + (["regions"] if n_regions else [])),
+                                                   + (["regions"] if algorithm != "off" else [])),
                                    on_cancel=lambda: self._finish("cancelled: no layer was changed"))
 
     def cancel(self) -> None:
@@ -339,59 +263,14 @@ class ExplainWidget(Container):
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self.status.value = text
 
-    def _add_layers(self, layer: napari.layers.Image, indices: list, results: dict, note: str = "",
-                    domain: dict | None = None) -> None:
-        domain = domain or {}
-        keys = list(next(iter(results.values())).keys())
-        whole = indices != [None] and len(indices) > 1
-        first = next(iter(results.values()))
-        targets = [int(results[i].params["target"]) for i in indices]  # each slice's explained class
-        # The class is in the layer names only when it is not the one the model predicts.
-        tag = first.params["target_name"] if self.target.value != "predicted" and any(
-            results[i].params["target"] != results[i].params["predicted"] for i in indices) else ""
-        index = None if whole else indices[0]
-        scale, translate = slice_geometry(layer, index)
-        n_z = int(np.shape(layer.data)[0]) if whole else 0
-
-        def full_z(per_slice: list[np.ndarray]) -> np.ndarray:
-            """(Z, H, W) over the whole CT, so the layer scrolls with it; 0 on slices not explained."""
-            out = np.zeros((n_z, *per_slice[0].shape), dtype=per_slice[0].dtype)
-            out[list(indices)] = np.stack(per_slice)
-            return out
-
-        for method, variant in keys:
-            signed = full_z([results[i][method, variant] for i in indices]) if whole \
-                else results[indices[0]][method, variant]
-            signed = signed[None] if (index is not None and not whole) else signed
-            meta = {"ctinterp_map": {"method": method, "variant": variant, "kind": "pixel", "absolute": True,
-                                     "image": layer.name, "slices": [int(i) for i in indices if i is not None],
-                                     **first.params, "targets": targets, "tag": tag, "full_z": whole,
-                                     "domain": {str(k): {"label": c.label, "score": c.score,
-                                                         "threshold": c.threshold} for k, c in domain.items()}},
-                    "signed": signed}
-            pre = [getattr(results[i], "gc_signed", {}).get((method, variant)) for i in indices]
-            if method == "GC" and all(p is not None for p in pre):  # Grad-CAM before its ReLU
-                meta["gc_pre_relu"] = full_z(pre) if whole else (pre[0][None] if index is not None else pre[0])
-            upsert_image(self.viewer, map_layer_name(layer.name, method, variant, target=tag), np.abs(signed),
-                         scale=scale, translate=translate, metadata=meta)
+    def _add_layers(self, layer: napari.layers.Image, indices: list, result: ExplainedSlices) -> None:
+        made = add_explain_layers(self.viewer, layer, indices, result, chosen_target=self.target.value != "predicted",
+                                  algorithm=self.xrai.value)
+        keys, tag, note, first_params = made.keys, made.tag, result.note, made.params
         n_xrai = 0
-        if getattr(first, "regions", None):
-            regions = {}
-            for key in keys:
-                per = [results[i].regions[key] for i in indices]
-                if whole:
-                    regions[key] = (full_z([v for v, _ in per]), full_z([r for _, r in per]))
-                elif index is not None:
-                    regions[key] = (np.stack([v for v, _ in per]), np.stack([r for _, r in per]))
-                else:
-                    regions[key] = per[0]
-            base = {"image": layer.name, "algorithm": self.xrai.value,
-                    "slices": [int(i) for i in indices if i is not None], **first.params, "targets": targets,
-                    "tag": tag, "full_z": whole}
-            add_xrai_layers(self.viewer, layer, regions, scale=scale, translate=translate, base_meta=base,
-                            target=tag)
-            self._last = {"image": layer.name, "regions": regions, "scale": scale, "translate": translate,
-                          "tag": tag}
+        if made.regions:
+            self._last = {"image": layer.name, "regions": made.regions, "scale": made.scale,
+                          "translate": made.translate, "tag": tag}
             self._quiet = True  # the regions layer is made (or updated) hidden; choosing a map shows it
             try:
                 self.regions_of.reset_choices()
@@ -406,13 +285,13 @@ class ExplainWidget(Container):
         self.shown.visible = True
         title = short_map_name(*shown) + (f" · →{tag}" if tag else "")
         self.shown.value = title
-        text = trust_text(domain, layer)
+        text = trust_text(result.domain, layer)
         self.domain.visible = text is not None
         if text is not None:
             self.domain.value = text
-        if first.params.get("gc_layer") and any(k[0] in ("GC", "GGC") for k in keys):
-            note += f"Grad-CAM at {first.params['gc_layer']}. "
-        skipped = first.params.get("not_computed") or []
+        if first_params.get("gc_layer") and any(k[0] in ("GC", "GGC") for k in keys):
+            note += f"Grad-CAM at {first_params['gc_layer']}. "
+        skipped = first_params.get("not_computed") or []
         if skipped:
             note += f"{', '.join(skipped)} not computed (OCC is plain only). "
         self._finish(f"{note}{len(keys)} map layer(s){f' + {n_xrai} XRAI' if n_xrai else ''} for "
@@ -428,7 +307,7 @@ class ExplainWidget(Container):
         """A map shown from elsewhere (Gallery, Metrics) is the one named in "show map"."""
         info = map_info(event.value) if event.value is not None else None
         image = self.layer.value
-        if info is None or image is None or info.get("image") != image.name or not self.shown.choices:
+        if info is None or image is None or info.image != image.name or not self.shown.choices:
             return
         name = map_title(info)
         try:
@@ -468,30 +347,3 @@ class ExplainWidget(Container):
                               source=self.regions_of.value)
         if not self._quiet:
             labels.visible = True  # asked for: the ranked regions of this map
-
-
-def _ticks(step: Generator, base: int) -> Generator[int, None, Any]:
-    """Re-yield the gradient evaluations done (offset by ``base``), forwarding the result."""
-    while True:
-        try:
-            done, _total = next(step)
-        except StopIteration as stop:
-            return stop.value
-        yield base + done
-
-
-def _options(kw: dict):
-    """The engine's options of the widget's settings (``ValueError`` for a refused combination)."""
-    from ..explain.plan import ExplainOptions
-
-    fields = ("methods", "variants", "steps", "samples", "sg_samples", "sg_level", "seed", "gc_layer",
-              "occ_window", "occ_stride", "occ_fill")
-    return ExplainOptions(**{k: kw[k] for k in fields})
-
-
-def _evaluations(kw: dict, input_size: tuple[int, int]) -> int:
-    """Progress units of one slice (gradient evaluations + occluded images); ``ValueError`` for
-    options the engine refuses."""
-    from ..explain.engine import job_size
-
-    return job_size(_options(kw), tuple(input_size))

@@ -19,25 +19,19 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from napari.utils.notifications import show_error
 from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy
 
-from ..metrics.evidence import evidence_mask
+from ..io.evidence import evidence_mask
 from ..metrics.table import MapScorer, fingerprint
-from ._common import (
-    JobCancelled,
-    current_slice_index,
-    default_ct,
-    hidden_tab,
-    image_layers,
-    on_destroyed,
-    on_shown,
-    show_error,
-    start_worker,
-    wrapping_label,
-)
-from .gallery_figure import GalleryState, Tile, draw_gallery, grid, score_tile, slice_of
+from ..progress import Step
+from .dock_layout import hidden_tab, on_destroyed, on_shown, wrapping_label
+from .gallery_figure import GalleryState, Tile, draw_gallery, grid, score_tile
+from .layer_choice import ct_layers, current_slice_index, default_ct
+from .layer_info import slice_of
 from .maps import map_info, map_layers, map_title, robust_limits, show_map
+from .workers import JobCancelled, start_worker
 
 DOCK_FONT, SAVE_FONT, SAVE_TILE_IN = 6.5, 9.0, 2.2  # title points; saved figure: inches per tile
 DEBOUNCE_MS, MAX_DOCK_WIDTH = 200, 520
@@ -77,9 +71,9 @@ class GalleryWidget(Container):
         self.native.setMaximumWidth(MAX_DOCK_WIDTH)
         self.state = GalleryState(image=None, index=None)
         self.worker = None
-        self._closed, self._mask_gen, self._drawn_width = False, 0, 0.0
-        self._cache: dict[tuple, tuple[Any, tuple[float, float] | None]] = {}
-        self._scorer = MapScorer()  # map rankings, kept across mask edits
+        self._closed, self._drawn_width = False, 0.0
+        # map rankings, kept across mask edits; each tile's scores, per layer data, slice and mask
+        self._scorer = MapScorer()
         self._watched: napari.layers.Labels | None = None
         self._timer = QTimer(self.native)  # deleted with the dock: never fires into a closed widget
         self._timer.setSingleShot(True)
@@ -104,14 +98,14 @@ class GalleryWidget(Container):
         shown = [ly for ly in maps if ly.visible]
         layer = (shown or maps or [None])[-1]
         info = map_info(layer) if layer is not None else None
-        if info is not None and info.get("image") in self.viewer.layers:
-            self.image.value = self.viewer.layers[info["image"]]
+        if info is not None and info.image in self.viewer.layers:
+            self.image.value = self.viewer.layers[info.image]
         elif default_ct(self.viewer) is not None:
             self.image.value = default_ct(self.viewer)
 
     # -- following the viewer ----------------------------------------------------------------
     def _image_choices(self, _w: Any = None) -> list[tuple[str, Any]]:
-        return [(ly.name, ly) for ly in image_layers(self.viewer) if "ctinterp_map" not in ly.metadata]
+        return [(ly.name, ly) for ly in ct_layers(self.viewer)]
 
     def _mask_choices(self, _w: Any = None) -> list[tuple[str, Any]]:
         return [(ly.name, ly) for ly in self.viewer.layers if isinstance(ly, napari.layers.Labels)
@@ -164,8 +158,8 @@ class GalleryWidget(Container):
             current = self.image.value
             # Maps of another CT while the chosen one has none: follow the Explain run.
             if info is not None and (current is None or not map_layers(self.viewer, current.name)) \
-                    and info.get("image") in self.viewer.layers:
-                self.image.value = self.viewer.layers[info["image"]]
+                    and info.image in self.viewer.layers:
+                self.image.value = self.viewer.layers[info.image]
         else:
             for emitter, callback in self._layer_events(layer):
                 emitter.disconnect(callback)
@@ -178,19 +172,11 @@ class GalleryWidget(Container):
         self._watched = self.mask.value if layer is ... else layer
         for name in (events if self._watched else ()):
             getattr(self._watched.events, name).connect(self._on_mask_edit)
-        self._mask_fp = None
         self._on_mask_edit()
 
     def _on_mask_edit(self, *_: Any) -> None:
         # napari may emit ``paint`` before the new labels are written: compare at the redraw.
         self.schedule()
-
-    def _check_mask_edit(self) -> None:
-        """A new generation of cached scores when the mask's content changed since the last look."""
-        fp = fingerprint(np.asarray(self._watched.data)) if self._watched is not None else None
-        if fp != self._mask_fp:
-            self._mask_fp = fp
-            self._mask_gen += 1  # scores cached for the old mask are never reused
 
     def _on_resize(self, _event: Any) -> None:
         if abs(self.figure.get_figwidth() - self._drawn_width) > 0.05 and self.state.tiles:
@@ -208,27 +194,25 @@ class GalleryWidget(Container):
             state.message = f"No maps of “{image.name}” yet: run Explain on it and its maps appear here."
             return state
         # one row per method and explained class (a class other than the predicted one: its own rows, after)
-        keys = [(i["method"] + (f" · →{i['tag']}" if i.get("tag") else ""), i["variant"], i.get("kind", "pixel"))
-                for i in map(map_info, layers)]
+        keys = [(i.row_method, i.variant, i.kind) for i in map(map_info, layers)]
         methods, state.columns = grid(keys)
         state.n_rows = len(methods)
         state.mask, note = self._mask_on(idx)
-        token, live = self._token(idx), {id(ly): ly.data for ly in layers}
-        self._cache = {k: v for k, v in self._cache.items() if k[1:3] == token[:2] and live.get(k[0]) is v[0]}
+        key = _score_key(state)
         for ly, (method, variant, kind) in zip(layers, keys):
             info = map_info(ly)
             values = slice_of(ly.data, info, idx)
             ranks = ly.metadata.get("ranks") if kind == "region" and values is not None else None
             tile = Tile(ly, map_title(info), methods.index(method),
                         state.columns.index((variant, kind)), values,
-                        None if ranks is None else slice_of(ranks, info, idx))
+                        None if ranks is None else slice_of(ranks, info, idx), source=ly.data)
             if values is not None:
                 tile.limits = robust_limits(values[::4, ::4])
                 scores = ly.metadata.get("ctinterp_scores")
                 if isinstance(scores, dict) and scores.get("slice") == idx and scores.get("F") is not None \
                         and np.isfinite(scores["F"]):
                     tile.fidelity = float(scores["F"])
-                self._lookup(tile, token)
+                self._lookup(tile, key)
             state.tiles.append(tile)
         where = "" if idx is None else f", slice {idx}"
         state.message = f"{len(layers)} maps of “{image.name}”{where}. Click a tile to show that map.{note}"
@@ -246,18 +230,12 @@ class GalleryWidget(Container):
             return None, " The reference mask is empty on this slice: paint it to get scores."
         return mask, ""
 
-    def _token(self, idx: int | None) -> tuple:
-        """What cached scores depend on besides the map data: the mask layer, its edits, the slice."""
-        return (id(self.mask.value), self._mask_gen, idx)
-
-    def _lookup(self, tile: Tile, token: tuple) -> None:
-        cached = self._cache.get((id(tile.layer), *token))
-        if cached is not None and cached[0] is tile.layer.data:
-            tile.scored, (tile.auc, tile.dice) = True, cached[1] or (None, None)
-
-    def _store(self, tile: Tile, data: Any, scores: tuple[float, float] | None, token: tuple) -> None:
-        self._cache[(id(tile.layer), *token)] = (data, scores)
-        tile.scored, (tile.auc, tile.dice) = True, scores or (None, None)
+    def _lookup(self, tile: Tile, key: tuple) -> None:
+        """The tile's scores when they are known (scored on its data, slice and mask before)."""
+        known, score = self._scorer.scored(tile.source, (*key, tile.kind))
+        if known:
+            tile.scored = True
+            tile.auc, tile.dice = (float(score.auc), float(score.max_dice)) if score is not None else (None, None)
 
     def _missing(self) -> list[Tile]:
         m = self.state.mask
@@ -265,32 +243,30 @@ class GalleryWidget(Container):
                 and m.shape == t.values.shape]
 
     def _score_now(self) -> None:
-        token = self._token(self.state.index)
+        key = _score_key(self.state)
         for t in self._missing():
-            self._store(t, t.layer.data, score_tile(t, self.state.mask, self._scorer), token)
+            score_tile(t, self.state.mask, self._scorer, key)
+            self._lookup(t, key)
 
     def _score_in_background(self) -> None:
         missing, mask = self._missing(), self.state.mask
         if not missing or self.worker is not None:
             return
-        token, data = self._token(self.state.index), [t.layer.data for t in missing]
+        key = _score_key(self.state)
 
-        def job() -> Generator[None, None, list]:
-            out = []
-            for t in missing:
-                out.append(score_tile(t, mask, self._scorer))
-                yield
-            return out
+        def job() -> Generator[Step, None, None]:
+            for i, t in enumerate(missing):
+                score_tile(t, mask, self._scorer, key)  # kept by the scorer even if the slice changes meanwhile
+                yield Step(i + 1, len(missing))
 
-        def done(scores: list) -> None:
+        def done(_: None) -> None:
             self.worker = None
             if self._closed:
                 return
-            for t, d, s in zip(missing, data, scores):
-                self._store(t, d, s, token)  # cached even if the slice changed meanwhile
+            now = _score_key(self.state)
             for t in self.state.tiles:
                 if not t.scored:
-                    self._lookup(t, self._token(self.state.index))
+                    self._lookup(t, now)
             self._render()
             self._score_in_background()  # what the current slice still lacks
 
@@ -309,7 +285,6 @@ class GalleryWidget(Container):
         self._redraw(score_now=True)
 
     def _redraw(self, *, score_now: bool) -> None:
-        self._check_mask_edit()
         self.state = self._collect()
         self.status.value = self.state.message
         if score_now:
@@ -386,3 +361,8 @@ class GalleryWidget(Container):
         self._render()  # the tiles' artists belong to the dock's figure again
         self.status.value = f"Saved {path}"
         return path
+
+
+def _score_key(state: GalleryState) -> tuple:
+    """What a tile's scores depend on besides its layer's data: the slice and the mask on it."""
+    return (state.index, fingerprint(state.mask) if state.mask is not None else None)

@@ -44,6 +44,12 @@ class Tile:
     bbox: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     text: Any = None
     frame: Any = None
+    source: Any = field(default=None, repr=False)  # the layer's data ``values`` were read from
+
+    @property
+    def kind(self) -> str:
+        """``region`` for an XRAI region map (it has ranks), else ``pixel``."""
+        return "region" if self.ranks is not None else "pixel"
 
     def scores(self) -> list[str]:
         """``AUC 0.91``, ``Dice 0.62``, ``F 0.31``: the scores known for this slice."""
@@ -67,21 +73,6 @@ class GalleryState:
     columns: list[tuple[str, str]] = field(default_factory=list)  # (variant, kind) of each column
     mask: np.ndarray | None = None
     message: str = ""
-
-
-def slice_of(data: Any, info: dict, index: int | None) -> np.ndarray | None:
-    """The 2D map of slice ``index`` (None: a 2D CT), or None if the layer does not cover it."""
-    arr = np.asarray(data)
-    if arr.ndim == 2:
-        return arr
-    slices = [int(s) for s in info.get("slices", [])]
-    if index is None:
-        return arr[0] if arr.shape[0] == 1 else None
-    if info.get("full_z"):  # (Z, H, W) over the whole CT: only the explained slices hold a map
-        return arr[index] if index in slices else None
-    if index in slices and arr.shape[0] == len(slices):
-        return arr[slices.index(index)]
-    return arr[index] if not slices and 0 <= index < arr.shape[0] else None
 
 
 def grid(keys: list[tuple[str, str, str]]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -185,15 +176,12 @@ def _outline(mask: np.ndarray | None) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty((0, 2))
 
 
-def score_tile(tile: Tile, mask: np.ndarray, scorer: MapScorer | None = None) -> tuple[float, float] | None:
+def score_tile(tile: Tile, mask: np.ndarray, scorer: MapScorer, key: tuple) -> tuple[float, float] | None:
     """(exact AUC, max Dice) of a tile, or None where they are undefined (e.g. a full mask).
 
-    A ``MapScorer`` keeps each map's ranking, so re-scoring after the mask is painted costs
-    milliseconds per map.
+    The scorer keeps each map's ranking (re-scoring after the mask is painted costs milliseconds
+    per map) and remembers the result for the tile's ``source`` (its layer's data) and ``key``
+    (the slice and the mask on it: ``MapScorer.score_of``).
     """
-    scorer = scorer if scorer is not None else MapScorer()
-    try:
-        s = scorer.score(("", "", "region" if tile.ranks is not None else "pixel", tile.values, tile.ranks), mask)
-    except ValueError:
-        return None
-    return float(s.auc), float(s.max_dice)
+    s = scorer.score_of(tile.source, (*key, tile.kind), ("", "", tile.kind, tile.values, tile.ranks), mask)
+    return None if s is None else (float(s.auc), float(s.max_dice))

@@ -20,6 +20,8 @@ import numpy as np
 from napari.utils.colormaps import Colormap
 from qtpy.QtCore import QTimer
 
+from .layer_info import MapLayerInfo
+
 #: Contrast limits of a map layer, in percentiles of its finite values.
 LOW_PERCENTILE, HIGH_PERCENTILE = 50.0, 99.5
 
@@ -34,11 +36,10 @@ def short_map_name(method: str, variant: str, kind: str = "pixel") -> str:
     return f"{method} · {variant}" + (" · XRAI" if kind == "region" else "")
 
 
-def map_title(info: dict) -> str:
-    """A map layer's title from its metadata: ``IGB · SG2[ · XRAI][ · →<class>]`` (the class when it
+def map_title(info: MapLayerInfo) -> str:
+    """A map layer's title from its record: ``IGB · SG2[ · XRAI][ · →<class>]`` (the class when it
     is not the predicted one, as in the layer name)."""
-    tag = info.get("tag") or ""
-    return short_map_name(info["method"], info["variant"], info.get("kind", "pixel")) + (f" · →{tag}" if tag else "")
+    return short_map_name(info.method, info.variant, info.kind) + (f" · →{info.tag}" if info.tag else "")
 
 
 def map_layer_name(image_name: str, method: str, variant: str, kind: str = "pixel", target: str = "") -> str:
@@ -52,16 +53,15 @@ def map_layer_name(image_name: str, method: str, variant: str, kind: str = "pixe
     return f"{short_map_name(method, variant, kind)}{tag} — {image_name}"
 
 
-def map_info(layer: napari.layers.Layer) -> dict | None:
-    """The ``ctinterp_map`` metadata of a map layer (None for other layers)."""
-    info = layer.metadata.get("ctinterp_map") if isinstance(layer, napari.layers.Image) else None
-    return info if isinstance(info, dict) else None
+def map_info(layer: napari.layers.Layer) -> MapLayerInfo | None:
+    """The record of a map layer (``MapLayerInfo.from_layer``; None for other layers)."""
+    return MapLayerInfo.from_layer(layer)
 
 
 def map_layers(viewer: napari.Viewer, image_name: str | None = None) -> list[napari.layers.Image]:
     """Map layers of the viewer, those made from ``image_name`` only when given."""
     return [ly for ly in viewer.layers if (info := map_info(ly)) is not None
-            and (image_name is None or info.get("image") == image_name)]
+            and (image_name is None or info.image == image_name)]
 
 
 def robust_limits(data: np.ndarray) -> tuple[float, float]:
@@ -92,7 +92,7 @@ def show_map(viewer: napari.Viewer, layer: napari.layers.Image) -> None:
                 ly.visible = False
                 ly.colorbar.visible = False
         elif isinstance(ly, napari.layers.Image) and not ly.rgb:
-            ly.visible = ly.name == info.get("image")
+            ly.visible = ly.name == info.image
         elif isinstance(ly, napari.layers.Labels) and "ctinterp_regions" in ly.metadata:
             ly.visible = False
     layer.visible = True
@@ -120,7 +120,10 @@ def slice_geometry(layer: napari.layers.Image, index: int | None) -> tuple[tuple
 
 def upsert_image(viewer: napari.Viewer, name: str, data: np.ndarray, *, scale: tuple, translate: tuple,
                  metadata: dict[str, Any]) -> napari.layers.Image:
-    """Add a hidden map layer, or update the one with this name (re-running never piles up copies)."""
+    """Add a hidden map layer, or update the one with this name (re-running never piles up copies).
+
+    ``metadata``: the layer's whole metadata, the record under ``layer_info.KEY``
+    (``MapLayerInfo.layer_metadata``)."""
     limits = robust_limits(data)
     if name in viewer.layers:
         layer = viewer.layers[name]

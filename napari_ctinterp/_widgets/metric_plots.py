@@ -12,7 +12,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..explain.plan import METHOD_COLOURS  # one colour per method, as in the study's report
+from ..explain.options import METHOD_COLOURS  # one colour per method, as in the study's report
+from ..metrics import rank_correlation
 from ..metrics.table import MapScore
 
 VARIANT_STYLES = {"plain": "-", "SG": "--", "SG2": "-."}
@@ -21,28 +22,15 @@ RANDOM_STYLE = {"color": "0.45", "ls": ":", "lw": 2.0}
 
 
 def _style(s: MapScore, highlight: tuple | None) -> dict:
-    region = s.kind == "region"
+    region = s.map_type == "region"
     kw = {"color": _colour(s.method), "ls": VARIANT_STYLES.get(s.variant, "-"),
           "lw": 2.2 if region else 1.2, "alpha": 0.6 if region else 0.95}
     if highlight is not None:
-        if (s.method, s.variant, s.kind) == highlight:
+        if (s.method, s.variant, s.map_type) == highlight:
             kw.update(lw=3.2, alpha=1.0, zorder=5)
         else:
             kw.update(alpha=0.18)
     return kw
-
-
-def rank_correlation(scores: list[MapScore]) -> tuple[float, int]:
-    """Spearman ρ between exact AUC (agreement with the human mask) and F (fidelity), and n maps."""
-    from scipy.stats import spearmanr
-
-    pairs = [(s.auc, s.fidelity) for s in scores if np.isfinite(s.fidelity) and np.isfinite(s.auc)]
-    if len(pairs) < 3:
-        return float("nan"), len(pairs)
-    a, f = zip(*pairs)
-    if len(set(a)) < 2 or len(set(f)) < 2:
-        return float("nan"), len(pairs)
-    return float(spearmanr(a, f).statistic), len(pairs)
 
 
 def draw_curves(fig: Figure, scores: list[MapScore], *, layout: str = "column",
@@ -75,13 +63,13 @@ def draw_curves(fig: Figure, scores: list[MapScore], *, layout: str = "column",
         fid.set(title="fidelity: LiF − MiF (area = F)", xlabel="% of pixels removed",
                 ylabel="LiF − MiF (P / P₀)")
         for s in scores:
-            if np.isfinite(s.fidelity):
-                big = highlight is not None and (s.method, s.variant, s.kind) == highlight
-                hvm.scatter(s.auc, s.fidelity, color=_colour(s.method),
+            if np.isfinite(s.fidelity_continuous):
+                big = highlight is not None and (s.method, s.variant, s.map_type) == highlight
+                hvm.scatter(s.auc, s.fidelity_continuous, color=_colour(s.method),
                             marker=VARIANT_MARKERS.get(s.variant, "o"), s=70 if big else 28,
-                            edgecolors="k" if s.kind == "region" else "none", linewidths=1.0,
+                            edgecolors="k" if s.map_type == "region" else "none", linewidths=1.0,
                             alpha=0.35 if highlight is not None and not big else 0.95, zorder=5 if big else 2)
-        rho, n_maps = rank_correlation(scores)
+        rho, n_maps = rank_correlation([s.auc for s in scores], [s.fidelity_continuous for s in scores])
         # Short enough for the dock's plot; n is in the status line and the exports' table.
         rho_text = f"Spearman ρ = {rho:+.2f}" if np.isfinite(rho) else f"ρ undefined (n = {n_maps})"
         hvm.set(title=f"human vs model\n{rho_text}", xlabel="AUC (agrees with the mask)",
@@ -124,7 +112,7 @@ def _legend(fig: Figure, scores: list[MapScore], with_fid: bool, layout: str) ->
     handles = [Line2D([], [], color=METHOD_COLOURS[m], lw=2, label=m) for m in methods]
     handles += [Line2D([], [], color="k", ls=VARIANT_STYLES[v], marker=VARIANT_MARKERS[v] if with_fid else None,
                        markersize=4, label=v) for v in variants]
-    kinds = {s.kind for s in scores}
+    kinds = {s.map_type for s in scores}
     if "pixel" in kinds:
         handles.append(Line2D([], [], color="grey", lw=1.2, label="pixel map"))
     if "region" in kinds:

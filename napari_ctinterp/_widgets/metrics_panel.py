@@ -13,7 +13,6 @@ in ``metadata["ctinterp_scores"]`` (the Gallery shows them). Below: the "along z
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Generator
 from dataclasses import replace
 from pathlib import Path
@@ -24,47 +23,26 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
-from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+from napari.utils.notifications import show_error
+from qtpy.QtCore import QTimer
 
-from ..metrics.table import COLUMNS, MapScore, MapScorer, fingerprint
-from ._common import (
-    JobProgress,
-    ct_layers,
-    current_slice_index,
-    default_ct,
-    hidden_tab,
-    limit_width,
-    make_scrollable,
-    on_shown,
-    show_error,
-    start_worker,
-    wrapping_label,
-)
+from ..metrics import rank_correlation
+from ..metrics.table import MapScore, MapScorer, fingerprint
+from ..progress import Step
 from .along_z import AlongZ
+from .dock_layout import hidden_tab, limit_width, make_scrollable, on_shown, wrapping_label
+from .layer_choice import ct_layers, current_slice_index, default_ct
+from .layer_info import slice_of
 from .maps import map_info, map_layers, show_map
-from .metric_plots import draw_curves, rank_correlation
+from .metric_plots import draw_curves
+from .score_table import ScoreTable, export_scores
+from .volume_scores import volume_items, volume_score
+from .workers import JobProgress, start_worker
 
-#: Visible table columns (header, MapScore field); every field is in the CSV and the row's tooltip.
-TABLE = (("method", "method"), ("variant", "variant"), ("map", "kind"), ("AUC", "auc"), ("max Dice", "max_dice"),
-         ("F", "fidelity"), ("on", "scope"))
-AUC_COLUMN = [k for _h, k in TABLE].index("auc")
 #: What the table scores: the current slice, every explained slice as one volume, or both.
 SCOPES = ("this slice", "volume", "slice and volume")
 #: Debounce of re-scoring after a brush stroke (ms).
 PAINT_DEBOUNCE_MS = 150
-
-
-class _NumberItem(QTableWidgetItem):
-    """A table cell that sorts by its number (empty cells last)."""
-
-    def __init__(self, value: float) -> None:
-        finite = bool(np.isfinite(value))
-        super().__init__(f"{value:.3f}" if finite else "—")
-        self.value = float(value) if finite else -np.inf
-
-    def __lt__(self, other: QTableWidgetItem) -> bool:  # noqa: D105
-        return self.value < getattr(other, "value", -np.inf)
 
 
 class MetricsPanel(Container):
@@ -87,18 +65,7 @@ class MetricsPanel(Container):
         self.status = wrapping_label()
         self.export_path = FileEdit(label="export to", mode="w", value=Path.home() / "ctinterp_metrics.csv")
         self.export_button = PushButton(text="Export CSV + PNG + SVG")
-        self.table = QTableWidget(0, len(TABLE))
-        self.table.setHorizontalHeaderLabels([h for h, _ in TABLE])
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSortingEnabled(True)
-        # Qt styles disagree on which way the sort arrow points: say it in the header text instead.
-        self.table.horizontalHeader().setSortIndicatorShown(False)
-        self.table.horizontalHeader().sortIndicatorChanged.connect(self._label_sort)
-        self.table.setMinimumHeight(180)
+        self.table = ScoreTable()
         self.figure = Figure(figsize=(4.4, 5.6))  # fixed margins: see metric_plots._legend
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(470)
@@ -163,8 +130,8 @@ class MetricsPanel(Container):
 
     def _follow(self, layer: Any) -> None:
         info = map_info(layer) if layer is not None else None
-        if info and info.get("image") in self.viewer.layers:
-            image = self.viewer.layers[info["image"]]
+        if info is not None and info.image in self.viewer.layers:
+            image = self.viewer.layers[info.image]
             if self.image.value is not image:
                 self.image.value = image
 
@@ -216,10 +183,10 @@ class MetricsPanel(Container):
             self._mask_note, self._note_fp = mask_note(mask), fp  # a multi-label mask is read as > 0: say so
         self._computed, self._mask_fp = True, fp
         scope = self.scope.value
-        volume_items = []
+        volume_rows = []
         if scope != SCOPES[0]:
             try:
-                volume_items = _volume_items(maps, image, mask)
+                volume_rows = volume_items(maps, image, mask)
             except ValueError as e:
                 self._fail(str(e))
                 return
@@ -232,26 +199,27 @@ class MetricsPanel(Container):
             return
         items, layers = [], []
         for ly in maps if scope != "volume" else []:
-            info = ly.metadata["ctinterp_map"]
-            values = _slice_of(np.asarray(ly.data), info, idx)
+            info = map_info(ly)
+            values = slice_of(ly.data, info, idx)
             if values is None:
                 continue  # this map was made for another slice
             ranks = ly.metadata.get("ranks")
-            ranks = None if ranks is None else _slice_of(np.asarray(ranks), info, idx)
+            ranks = None if ranks is None else slice_of(ranks, info, idx)
             # a map of a class other than the predicted one is its own row: "IGB · →venous"
-            method = info["method"] + (f" · →{info['tag']}" if info.get("tag") else "")
-            items.append((method, info["variant"], info.get("kind", "pixel"), values, ranks))
+            items.append((info.row_method, info.variant, info.kind, values, ranks))
             layers.append(ly)
-        if not items and not volume_items:
+        if not items and not volume_rows:
             self._fail(f"no map of {image.name!r} covers slice {idx}: explain this slice first")
             return
         # The fill of the fidelity curves follows the class each map explains (its target).
-        labels = [_target_of(ly.metadata["ctinterp_map"], idx) for ly in layers]
-        layers = layers + [ly for _item, ly in volume_items]  # the volume rows follow the slice rows
-        use_fid, model = self.with_fidelity.value, maps[0].metadata["ctinterp_map"].get("model", "demo")
+        labels = [map_info(ly).target_of(idx) for ly in layers]
+        layers = layers + [ly for _item, ly in volume_rows]  # the volume rows follow the slice rows
+        use_fid, model = self.with_fidelity.value, map_info(maps[0]).model
         scorer, hu_fp, data0 = self.scorer, fingerprint(hu), [ly.data for ly in layers]
 
-        def job() -> Generator[None, None, list]:
+        total = len(items) + len(volume_rows)
+
+        def job() -> Generator[Step, None, list]:
             from ..model import load
 
             clf = load(model) if use_fid else None
@@ -262,16 +230,16 @@ class MetricsPanel(Container):
                                                label=label if use_fid else None, hu_fp=hu_fp))
                 except ValueError as e:  # this map cannot be scored (e.g. constant); the others can
                     scores.append(f"{item[0]} · {item[1]}: {e}")
-                yield
-            for (method, variant, kind, values, ranks), _ly in volume_items:
-                scores.append(_volume_score(method, variant, kind, values, ranks, mask3d))
-                yield
+                yield Step(len(scores), total)
+            for (method, variant, kind, values, ranks), _ly in volume_rows:
+                scores.append(volume_score(method, variant, kind, values, ranks, mask3d))
+                yield Step(len(scores), total)
             return scores
 
         self.compute_button.enabled = False
         runs_before = scorer.fidelity_runs
-        self.status.value = f"scoring {len(items) + len(volume_items)} map(s)…"
-        self.worker = start_worker(job, total=len(items) + len(volume_items), description="Metrics",
+        self.status.value = f"scoring {total} map(s)…"
+        self.worker = start_worker(job, total=total, description="Metrics",
                                    on_done=lambda sc: self._show(sc, layers, data0, idx, mask_layer.name,
                                                                  runs_before),
                                    on_error=lambda e: self._fail(str(e), notify=False), progress=self.progress,
@@ -303,17 +271,17 @@ class MetricsPanel(Container):
                 continue
             # Assigned whole so napari emits the metadata event the Gallery listens to.
             ly.metadata = {**ly.metadata, "ctinterp_scores": {"slice": idx, "mask": mask_name, "auc": s.auc,
-                                                              "max_dice": s.max_dice, "F": s.fidelity,
+                                                              "max_dice": s.max_dice, "F": s.fidelity_continuous,
                                                               "mask_note": self._mask_note}}
-        self._fill_table(scores, idx)
+        self.table.fill(scores, idx)
         self._plot()
         self.compute_button.enabled = True
         best = max(scores, key=lambda s: s.auc if np.isfinite(s.auc) else -np.inf)
         new_fid = self.scorer.fidelity_runs - runs_before
-        rho, _n = rank_correlation(scores)
+        rho, _n = rank_correlation([s.auc for s in scores], [s.fidelity_continuous for s in scores])
         text = (f"{len(scores)} maps scored; best AUC {best.auc:.3f} ({best.method} · {best.variant}"
-                f"{' · XRAI' if best.kind == 'region' else ''}{' · volume' if best.scope == 'volume' else ''})")
-        n_fid = sum(np.isfinite(s.fidelity) for s in scores)
+                f"{' · XRAI' if best.map_type == 'region' else ''}{' · volume' if best.scope == 'volume' else ''})")
+        n_fid = sum(np.isfinite(s.fidelity_continuous) for s in scores)
         if n_fid:
             text += f"; fidelity: {new_fid} computed, {n_fid - new_fid} from cache"
         if np.isfinite(rho):
@@ -326,41 +294,18 @@ class MetricsPanel(Container):
             text += f". {len(changed)} map(s) changed while scoring: click Compute again"
         self.status.value = text
 
-    def _fill_table(self, scores: list[MapScore], idx: int | None = None) -> None:
-        self.table.setSortingEnabled(False)
-        self.table.clearContents()
-        self.table.setRowCount(len(scores))
-        for r, s in enumerate(scores):
-            row = s.row()
-            tip = (f"exact AUC {s.auc:.4f} · grid AUC {s.auc_grid:.4f} · max Dice {s.max_dice:.4f} at k* = "
-                   f"{s.k_star:g} % · mass in mask {s.relevance_mass:.3f} · F {s.fidelity:.4f}")
-            row["scope"] = "volume" if s.scope == "volume" else (f"z {idx}" if idx is not None else "slice")
-            for c, (_h, key) in enumerate(TABLE):
-                v = row[key]
-                item = _NumberItem(v) if isinstance(v, float) else QTableWidgetItem(
-                    "XRAI" if v == "region" else str(v))
-                item.setData(Qt.ItemDataRole.UserRole, r)
-                item.setToolTip(tip)
-                self.table.setItem(r, c, item)
-        self.table.setSortingEnabled(True)
-        self.table.sortItems(AUC_COLUMN, Qt.SortOrder.DescendingOrder)  # best AUC first
-
-    def _label_sort(self, column: int, order: Qt.SortOrder) -> None:
-        arrow = " ▼" if order == Qt.SortOrder.DescendingOrder else " ▲"
-        self.table.setHorizontalHeaderLabels([h + (arrow if c == column else "") for c, (h, _k) in enumerate(TABLE)])
-
     def visible_scores(self) -> list[MapScore]:
         """The scores whose curves the plots show (``curves of``; the volume rows when the table
         shows only the volume)."""
         want = {"pixel maps": {"pixel"}, "XRAI region maps": {"region"}, "all maps": {"pixel", "region"}}
         kinds = want[self.curves_of.value]
-        shown = [s for s in self.scores if s.kind in kinds or (s.method, s.variant, s.kind) == self._highlight]
+        shown = [s for s in self.scores if s.map_type in kinds or (s.method, s.variant, s.map_type) == self._highlight]
         # one scope at a time in the plots (their styles say method, variant and map, not scope):
         # with both in the table, the curves are the slice's
         plotted = "volume" if self.scope.value == "volume" else "slice"
         shown = [s for s in shown if s.scope == plotted]
         if not self.with_fidelity.value:
-            shown = [replace(s, fidelity=float("nan"), fidelity_curves=None) for s in shown]
+            shown = [replace(s, fidelity_continuous=float("nan"), fidelity_curves=None) for s in shown]
         return shown
 
     def _plot(self) -> None:
@@ -374,12 +319,11 @@ class MetricsPanel(Container):
         self.canvas.draw_idle()
 
     def _row_selected(self) -> None:
-        rows = self.table.selectionModel().selectedRows()
-        if not rows or not self.scores:
+        r = self.table.selected_score()
+        if r is None or not self.scores:
             return
-        r = self.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
         s, layer = self.scores[r], self._layers[r]
-        self._highlight = (s.method, s.variant, s.kind)
+        self._highlight = (s.method, s.variant, s.map_type)
         if layer in self.viewer.layers:
             show_map(self.viewer, layer)
         self._plot()
@@ -389,74 +333,6 @@ class MetricsPanel(Container):
         if not self.scores:
             show_error("Metrics: nothing to export yet; click Compute")
             return []
-        path = path.with_suffix(".csv")
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(COLUMNS))
-            w.writeheader()
-            for s in self.scores:
-                w.writerow(s.row())
-        png, svg = path.with_suffix(".png"), path.with_suffix(".svg")
-        wide = Figure(figsize=(18, 5.0), layout="constrained")
-        draw_curves(wide, self.visible_scores(), layout="row", highlight=self._highlight)
-        wide.savefig(png, dpi=150)
-        wide.savefig(svg)
-        self.status.value = f"exported {path.name}, {png.name}, {svg.name}"
-        return [path, png, svg]
-
-
-def _volume_items(maps: list, image: Any, mask: np.ndarray) -> list:
-    """``((method, variant, kind, values (Z, H, W), ranks or None), layer)`` for every map that
-    covers several slices of the volume (slices not explained: NaN, left out of the volume)."""
-    if np.ndim(image.data) != 3 or mask.ndim != 3:
-        raise ValueError("volume scores need a volume CT and a (Z, H, W) mask: this CT or mask is a single slice")
-    out = []
-    for ly in maps:
-        info, data = ly.metadata["ctinterp_map"], np.asarray(ly.data, dtype=np.float32)
-        if data.shape != mask.shape:
-            continue  # one slice's map: it has no volume score
-        explained = info.get("slices") or range(len(data))
-        values = np.full(data.shape, np.nan, np.float32)
-        values[list(explained)] = data[list(explained)]
-        ranks = ly.metadata.get("ranks")
-        ranks = np.asarray(ranks) if ranks is not None and np.shape(ranks) == data.shape else None
-        method = info["method"] + (f" · →{info['tag']}" if info.get("tag") else "")
-        out.append(((method, info["variant"], info.get("kind", "pixel"), values, ranks), ly))
-    if not out:
-        raise ValueError("no map covers several slices yet: explain a slice range, the slices with mask or the "
-                         "whole volume to get volume scores")
-    return out
-
-
-def _volume_score(method: str, variant: str, kind: str, values: np.ndarray, ranks: np.ndarray | None,
-                  mask: np.ndarray) -> MapScore | str:
-    """One volume-level row (3D AUC and max Dice; fidelity is per slice: NaN), or why not."""
-    from ..metrics import localisation_volume
-
-    try:
-        vol = localisation_volume(np.abs(values), mask, regions=ranks).volume
-    except ValueError as e:
-        return f"{method} · {variant} (volume): {e}"
-    if vol is None:
-        return f"{method} · {variant} (volume): no explained slice has mask pixels"
-    return MapScore(method, variant, kind, vol.auc, vol.auc_grid, vol.max_dice, vol.k_star, vol.relevance_mass,
-                    float("nan"), vol, None, scope="volume")
-
-
-def _target_of(info: dict, idx: int | None) -> int:
-    """The class a map explains on slice ``idx`` (whole-volume runs record one per slice)."""
-    slices, targets = info.get("slices") or [], info.get("targets") or []
-    if idx is not None and idx in slices and len(targets) == len(slices):
-        return int(targets[slices.index(idx)])
-    return int(info.get("target", 1))
-
-
-def _slice_of(data: np.ndarray, info: dict, idx: int | None) -> np.ndarray | None:
-    """The 2D map of slice ``idx`` from a map layer's data: (H, W), (1, H, W) of one slice, or (Z, H, W)."""
-    if data.ndim == 2:
-        return data
-    slices = info.get("slices") or []
-    if data.shape[0] == 1:
-        return data[0] if (not slices or idx is None or slices[0] == idx) else None
-    if info.get("full_z") and idx not in slices:  # a slice range: this slice was not explained
-        return None
-    return data[idx if idx is not None else 0]
+        files = export_scores(path, self.scores, self.visible_scores(), self._highlight)
+        self.status.value = "exported " + ", ".join(f.name for f in files)
+        return files

@@ -10,6 +10,7 @@ one runs is served when it ends, and the outdated result is dropped.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Generator
 from typing import Any
 
@@ -20,15 +21,27 @@ from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt, QTimer
 
 from ..metrics.occlusion_probe import FILL_HELP, FILLS, OcclusionProbe, Prober
-from ._common import (
-    ModelPicker,
-    ct_combo,
-    current_slice_index,
-    make_scrollable,
-    on_destroyed,
-    start_worker,
-    wrapping_label,
-)
+from ..progress import Step
+from .dock_layout import make_scrollable, on_destroyed, wrapping_label
+from .layer_choice import ct_combo, current_slice_index
+from .model_picker import ModelPicker
+from .workers import start_worker
+
+
+class _Same:
+    """An object held weakly, equal to another ``_Same`` of the very same live object (unlike an
+    ``id()``, never equal to a later object that got the id of a collected one)."""
+
+    __slots__ = ("_ref",)
+
+    def __init__(self, obj: object) -> None:
+        self._ref = weakref.ref(obj)
+
+    def __eq__(self, other: object) -> bool:
+        obj = self._ref()
+        return isinstance(other, _Same) and obj is not None and obj is other._ref()
+
+    __hash__ = None  # type: ignore[assignment]  - compared, never a dict key
 
 #: Pause after the last change of the occlude layer before the model is asked again (ms).
 DEBOUNCE_MS = 120
@@ -67,8 +80,7 @@ class ProbeWidget(Container):
         make_scrollable(self)
         self._fill_tooltips()
         self.last: OcclusionProbe | None = None
-        self._clf: Any = None
-        self._clf_source: str | None = None
+        self._ready: str | None = None  # the model loaded and warmed up (``model.load`` keeps it)
         self._prober: Prober | None = None
         self._prober_key: tuple | None = None
         self._asked: tuple | None = None  # (key, region) of the last probe started
@@ -107,7 +119,7 @@ class ProbeWidget(Container):
         self.schedule()
 
     def _model_changed(self, *_: Any) -> None:
-        self._clf = self._clf_source = self._load_failed = None
+        self._ready = self._load_failed = None
         self.schedule()
 
     def _layers_changed(self, *_: Any) -> None:
@@ -216,7 +228,7 @@ class ProbeWidget(Container):
 
     def _key(self, image: napari.layers.Image, idx: int | None, source: str, fill: str) -> tuple:
         # The data's identity: a layer whose array is replaced gets a new baseline.
-        return (id(image), id(image.data), idx, source, fill)
+        return (_Same(image), _Same(image.data), idx, source, fill)
 
     def probe_now(self) -> OcclusionProbe | None:
         """Probe the current slice now, in this thread (loads the model if needed; for tests)."""
@@ -224,10 +236,9 @@ class ProbeWidget(Container):
             hu, region, source, fill, idx, image = self._inputs()
             from ..model import load
 
-            if self._clf is None or self._clf_source != source:
-                self._clf, self._clf_source = load(source), source
+            clf, self._ready = load(source), source
             key = self._key(image, idx, source, fill)
-            prober = self._prober if key == self._prober_key else Prober(self._clf, hu, fill=fill, slice_index=idx)
+            prober = self._prober if key == self._prober_key else Prober(clf, hu, fill=fill, slice_index=idx)
             res = prober.occlude(region)
         except Exception as e:  # noqa: BLE001 - any failure is a message, never a crash
             self._error(e)
@@ -252,7 +263,7 @@ class ProbeWidget(Container):
             self.result.value = (f"error: {self._load_failed[1]} — click 'Add occlude layer' or choose "
                                  f"another model to retry")
             return
-        if self._clf is None or self._clf_source != source:
+        if self._ready != source:
             self._load_model(source, hu)
             return
         key = self._key(image, idx, source, fill)
@@ -261,11 +272,13 @@ class ProbeWidget(Container):
                 self._show(self._done[1])  # the answer for exactly this region is at hand
             return  # a refresh that changed nothing
         asked = self._asked = (key, region)
-        clf, prober = self._clf, self._prober if key == self._prober_key else None
+        prober = self._prober if key == self._prober_key else None
 
-        def job() -> Generator[None, None, tuple[Prober, OcclusionProbe]]:
-            p = prober if prober is not None else Prober(clf, hu, fill=fill, slice_index=idx)
-            yield
+        def job() -> Generator[Step, None, tuple[Prober, OcclusionProbe]]:
+            from ..model import load
+
+            p = prober if prober is not None else Prober(load(source), hu, fill=fill, slice_index=idx)
+            yield Step(1, 1)
             return p, p.occlude(region)
 
         self._busy = True
@@ -273,14 +286,13 @@ class ProbeWidget(Container):
                      on_done=lambda out: self._probed(key, *out, asked=asked), on_error=self._failed)
 
     def _load_model(self, source: str, hu: np.ndarray) -> None:
-        def job() -> Generator[None, None, Any]:
+        def job() -> Generator[Step, None, None]:
             from ..model import load
 
-            clf = load(source)
-            yield
+            clf = load(source)  # kept by model.load's cache, which every widget shares
+            yield Step(1, 1)
             for _ in range(WARM_UP_PASSES):  # the first forward passes of a fresh process are slow
                 clf.predict(hu)
-            return clf
 
         self._busy = True
         self.result.value = "loading the model…"
@@ -288,12 +300,12 @@ class ProbeWidget(Container):
             self._load_failed = (source, str(e))
             self._failed(e)
 
-        start_worker(job, total=1, description="Loading the model", on_done=lambda clf: self._loaded(source, clf),
+        start_worker(job, total=1, description="Loading the model", on_done=lambda _: self._loaded(source),
                      on_error=failed)
 
-    def _loaded(self, source: str, clf: Any) -> None:
+    def _loaded(self, source: str) -> None:
         self._busy, self._pending = False, False
-        self._clf, self._clf_source = clf, source
+        self._ready = source
         self._request()
 
     def _probed(self, key: tuple, prober: Prober, res: OcclusionProbe, *, asked: tuple) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import napari
 import numpy as np
 
+from .layer_info import MapLayerInfo
 from .maps import map_layer_name, upsert_image
 
 
@@ -36,12 +37,19 @@ def top_regions(ranks: np.ndarray, percent: float) -> np.ndarray:
 
 
 def add_xrai_layers(viewer: napari.Viewer, image: napari.layers.Image, results: dict, *, scale: tuple,
-                    translate: tuple, base_meta: dict, target: str = "") -> list[str]:
-    """Add/update XRAI layers from ``results[(method, variant)] = (values, ranks)`` (stacked per slice)."""
+                    translate: tuple, base_meta: MapLayerInfo | dict, target: str = "") -> list[str]:
+    """Add/update XRAI layers from ``results[(method, variant)] = (values, ranks)`` (stacked per slice).
+
+    ``base_meta``: what the region maps' records share (the image, slices, run parameters…), as the
+    on-layer dict of ``MapLayerInfo`` or the record itself; each layer's record adds its method and
+    variant, kind ``"region"``.
+    """
+    base = base_meta if isinstance(base_meta, MapLayerInfo) else None
     names = []
     for (method, variant), (values, ranks) in results.items():
-        meta = {"ctinterp_map": {**base_meta, "method": method, "variant": variant, "kind": "region"},
-                "ranks": ranks}
+        info = (base.with_map(method, variant, "region") if base is not None else
+                MapLayerInfo.from_metadata({**base_meta, "method": method, "variant": variant, "kind": "region"}))
+        meta = info.layer_metadata(ranks=ranks)
         name = xrai_layer_name(image.name, method, variant, target)
         upsert_image(viewer, name, values.astype(np.float32), scale=scale, translate=translate, metadata=meta)
         names.append(name)

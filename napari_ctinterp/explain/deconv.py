@@ -16,6 +16,8 @@ the layer) and TorchScript models (their ReLUs are out of reach). Never a silent
 from __future__ import annotations
 
 import contextlib
+import threading
+import weakref
 from collections.abc import Iterator
 
 import torch
@@ -118,12 +120,16 @@ class functional_deconvolution(TorchFunctionMode):  # noqa: N801 (used as a cont
         return func(*args, **(kwargs or {}))
 
 
-_CHECKED: dict[int, int] = {}
+#: Modules checked by ``check_relus_reachable`` → their functional ReLUs; weak, so an entry goes
+#: with its module and a new module at a freed one's address is checked afresh.
+_CHECKED: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
 
 
 def functional_relus(module: nn.Module) -> int:
     """Functional ReLUs found by ``check_relus_reachable`` (0 if not checked or none)."""
-    return _CHECKED.get(id(module), 0)
+    with _LOCK:
+        return _CHECKED.get(module, 0)
 
 
 def check_relus_reachable(module: nn.Module, example: torch.Tensor, methods: str = "D") -> None:
@@ -133,9 +139,9 @@ def check_relus_reachable(module: nn.Module, example: torch.Tensor, methods: str
     """
     has_d = "D" in methods.replace(",", " ").split()
     title = "Deconvolution" if methods == "D" else "Deconvolution and Guided Backprop" if has_d else "Guided Backprop"
-    key = id(module)
-    if key in _CHECKED:
-        return
+    with _LOCK:
+        if module in _CHECKED:
+            return
     if isinstance(module, torch.jit.ScriptModule):
         raise UnreachableReLUError(
             f"{title} needs the model as a plain torch nn.Module: a TorchScript model hides its "
@@ -172,4 +178,5 @@ def check_relus_reachable(module: nn.Module, example: torch.Tensor, methods: str
     if spy.stray == 0 and not any(isinstance(m, nn.ReLU) for m in module.modules()):
         raise UnreachableReLUError(f"{title} found no ReLU in this model; it cannot be applied "
                                    f"(leave {methods} out of the methods).")
-    _CHECKED[key] = spy.stray
+    with _LOCK:
+        _CHECKED[module] = spy.stray

@@ -1,14 +1,14 @@
 """The batched gradient engine behind ``explain``.
 
-Why our own engine rather than one Captum call per map: the 15 maps of the study need 3,162
-gradient evaluations the usual Captum way (NoiseTunnel re-draws noise per method and per
-variant; one IG call per baseline) but only 1,632 when planned together (``plan.py``: one set of
-noisy inputs, IGB inside IGBW). The engine runs the plan in batches, channels_last, with frozen
-parameters (no weight gradients), through the model's gradient twin (``fast_backward.py``: same
-forward bits, cheaper backward), on CPU as two workers side by side, each on half of torch's
-threads (``parallel.py``), and accumulates ``coefficient × gradient`` per (kind, base input) with one
-``index_add_`` per batch, in plan order (one pass and its accumulation: ``gradients.py``).
-Captum remains the reference the tests compare against.
+Why our own engine rather than one Captum call per map: the 15 maps of the study need 3,162 gradient
+evaluations the usual Captum way (NoiseTunnel re-draws noise per method and per variant; one IG call
+per baseline) but only 1,632 when planned together (``plan.py``: one set of noisy inputs, IGB inside
+IGBW). The engine runs the plan in batches, channels_last, with frozen parameters (no weight
+gradients), through the model's gradient twin (``fast_backward.py``: same forward bits, cheaper
+backward), on CPU as two workers side by side, each on half of torch's threads
+(``runtime.parallel``; batch sizes from ``runtime.batching``), and accumulates ``coefficient ×
+gradient`` per (kind, base input) with one ``index_add_`` per batch, in plan order (one pass and its
+accumulation: ``gradients.py``). Captum remains the reference the tests compare against.
 
 Several target classes in one run (``targets``): every point of the plan (noisy copies, IG path
 points, EG points) is the same whatever the class explained, so each batch takes one forward
@@ -19,7 +19,7 @@ plus T backwards, instead of T whole runs.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 
 import numpy as np
 import torch
@@ -27,13 +27,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model.classifier import Classifier
-from .batching import auto_batch_size
+from ..progress import Cancelled, Step, offset
+from ..runtime.batching import auto_batch_size
+from ..runtime.parallel import gradient_workers, intra_op_threads, ordered_map, split_rows
 from .deconv import check_relus_reachable, deconvolution_rule, functional_deconvolution, functional_relus
 from .fast_backward import gradient_twin
 from .gradcam import captured, target_layer
 from .gradients import accumulate, input_gradients, layer_gradients
 from .occlusion import count_windows, iter_occlusion
-from .parallel import cpu_workers, intra_op_threads, ordered_map, split_rows
 from .plan import (
     DECONV,
     GUIDED,
@@ -49,10 +50,8 @@ from .plan import (
     tile_plan,
 )
 
-Progress = Callable[[int, int], object]
 
-
-class ExplainCancelled(RuntimeError):
+class ExplainCancelled(Cancelled):
     """Raised when the progress callback asked to stop (returned False)."""
 
 
@@ -178,7 +177,7 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
         rows = np.flatnonzero(plan.rule == rule)
         if len(rows) == 0:
             continue
-        workers = cpu_workers(dev, len(rows)) if _parallel_safe(clf) else 1
+        workers = gradient_workers(clf, len(rows))
         chunks = split_rows(rows, bs, workers)
         n_workers = min(workers, len(chunks))
         # the modified rules' hooks are on the shared ReLU modules: a rule's batches all finish inside its context
@@ -194,20 +193,6 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
                     yield done, plan.total
     acc = acc.view(len(targets), n_kinds, plan.n_base, c, h, w)
     return acc[0] if per_base or np.isscalar(target) else acc
-
-
-def _parallel_safe(clf: Classifier) -> bool:
-    """Two gradient workers side by side only for the ResNets, where they were measured and checked.
-
-    A DenseNet-121 (3 channels, 64², 8 IG steps) run by two CPU threads at once gave IG maps
-    2·10⁻³ (relative L2) away from the same gradients taken one after another, while every
-    single gradient agreed to 10⁻⁶: other architectures run in one worker with all threads.
-    """
-    from ..model.architectures import RESNETS
-
-    card = clf.card
-    return card.architecture in RESNETS and not card.architecture_args and \
-        not isinstance(clf.module, torch.jit.ScriptModule)
 
 
 GC_SIGNED = "GC pre-ReLU"
@@ -288,7 +273,7 @@ def job_size(opts: ExplainOptions, size: tuple[int, int], n_targets: int = 1) ->
 
 def iter_run(clf: Classifier, x: torch.Tensor, target: int | Sequence[int], opts: ExplainOptions,
              refs: torch.Tensor | None, *, batch_size: int | None = None, channels: bool = False
-             ) -> Generator[tuple[int, int], None, dict | list[dict]]:
+             ) -> Generator[Step, None, dict | list[dict]]:
     """Plan, execute, reduce for preprocessed ``x`` (1, C, h, w); yields progress, returns model-space
     maps ``{(method, variant): (h, w)}`` — per target, a list, for a sequence of targets — and with
     ``channels=True`` a second dict of (C, h, w) per-channel maps (a pair, or a list of pairs)."""
@@ -304,12 +289,13 @@ def iter_run(clf: Classifier, x: torch.Tensor, target: int | Sequence[int], opts
     total = plan.total + n_occ
     acc = None
     if plan.total:
-        acc = yield from _rescaled(run_plan(clf, plan, bases, target, opts, refs if "EG" in opts.methods else None,
-                                            batch_size=batch_size, net=net), 0, total)
+        acc = yield from offset(run_plan(clf, plan, bases, target, opts, refs if "EG" in opts.methods else None,
+                                            batch_size=batch_size, net=net), 0, total, "gradients")
     occ = None
     if n_occ:
-        occ = yield from _rescaled(iter_occlusion(clf, x, targets, window=opts.occ_window, stride=opts.occ_stride,
-                                                  fill=opts.occ_fill, own=own_channels(clf, x)), plan.total, total)
+        occ = yield from offset(iter_occlusion(clf, x, targets, window=opts.occ_window, stride=opts.occ_stride,
+                                                  fill=opts.occ_fill, own=own_channels(clf, x)), plan.total, total,
+                                "occlusion")
     centre = clf.card.slice_offsets.index(0) if clf.card.is_2_5d else None
     black, white = clf.baseline(0.0), clf.baseline(1.0)
 
@@ -340,22 +326,9 @@ def own_channels(clf: Classifier, x: torch.Tensor) -> torch.Tensor | None:
     return torch.tensor([o == 0 for o in clf.card.slice_offsets], device=x.device).view(1, -1, 1, 1)
 
 
-def _rescaled(gen: Generator[tuple[int, int], None, object], offset: int, total: int
-              ) -> Generator[tuple[int, int], None, object]:
-    """``gen``'s progress as part of a larger job: (offset + done, total); returns its value.
-    Closing the outer generator closes ``gen`` (cancel between batches)."""
-    with contextlib.closing(gen):
-        while True:
-            try:
-                done, _ = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            yield offset + done, total
-
-
 def iter_run_slices(clf: Classifier, xs: torch.Tensor, targets: Sequence[int], opts: ExplainOptions,
                     refs: Sequence[torch.Tensor] | None, *, batch_size: int | None = None
-                    ) -> Generator[tuple[int, int], None, list[dict]]:
+                    ) -> Generator[Step, None, list[dict]]:
     """Several slices' maps from one plan (``tile_plan``): ``xs`` (n, C, h, w) preprocessed slices,
     one target class and (for EG) one reference set per slice. Batches mix the slices' gradient
     evaluations; each slice's maps equal ``iter_run`` of that slice alone with the same seed (the
@@ -377,30 +350,17 @@ def iter_run_slices(clf: Classifier, xs: torch.Tensor, targets: Sequence[int], o
             raise ValueError("EG needs reference images (references=...)")
         all_refs = torch.cat(list(refs))
         idx, alpha = [], []
-        offset = 0
+        first = 0  # each slice's first reference in all_refs
         for r in refs:  # each slice's own draws, as a call of its own would make them
             i_np, al_np = draw_expected_gradients(opts.seed, one.n_base, opts.samples, len(r))
-            idx.append(i_np + offset)
+            idx.append(i_np + first)
             alpha.append(al_np)
-            offset += len(r)
+            first += len(r)
         draws = (np.concatenate(idx), np.concatenate(alpha))
-    acc = yield from run_plan(clf, plan, bases, per_base, opts, all_refs, batch_size=batch_size, net=net,
-                              eg_draws=draws)
+    acc = yield from offset(run_plan(clf, plan, bases, per_base, opts, all_refs, batch_size=batch_size, net=net,
+                                     eg_draws=draws), 0, None, "gradients")
     centre = clf.card.slice_offsets.index(0) if clf.card.is_2_5d else None
     black, white = clf.baseline(0.0), clf.baseline(1.0)
     nb = one.n_base
     return [reduce_maps(acc[:, i * nb:(i + 1) * nb], bases[i * nb:(i + 1) * nb], opts, black=black, white=white,
                         centre=centre) for i in range(n)]
-
-
-def drive(gen: Generator[tuple[int, int], None, object], progress: Progress | None) -> object:
-    """Run a progress generator to its return value, calling ``progress(done, total)`` on each step;
-    a callback returning False cancels (``ExplainCancelled``)."""
-    while True:
-        try:
-            done, total = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None and progress(done, total) is False:
-            gen.close()
-            raise ExplainCancelled("explanation cancelled")

@@ -16,9 +16,10 @@ Only backward passes change. The twin's forward calls the very same ``F.conv2d``
 ``F.batch_norm`` as the model, so ReLU masks and max-pool choices, the only places where a rounding
 difference could send a gradient down another path, are exactly those of the unmodified model;
 ``gradient_twin`` checks that bit-equality on the input it is about to explain and falls back to
-the plain model otherwise. ResNets (every model this project trains) get their twin from their
-known structure; other models by ``torch.fx`` tracing; a model that cannot be traced, or a
-TorchScript model, is used as it is.
+the plain model otherwise. ResNets (every model this project trains; the families whose registry
+entry has ``fast_twin``, ``model.families``) get their twin from their known structure; other
+models by ``torch.fx`` tracing; a model that cannot be traced, or a TorchScript model, is used as
+it is.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from ..model.families import family_of
+
 log = logging.getLogger(__name__)
 
 #: Convolutions with at most this many input channels get the matmul + fold backward on CPU (a
@@ -40,17 +43,22 @@ log = logging.getLogger(__name__)
 MAX_IN_CHANNELS = 4
 
 
-
 @dataclass
 class _Entry:
-    """A model's twin (None: use the model), the module ids it was built from, the shapes checked.
+    """A model's twin (None: use the model), the modules it was built from (weakly), the shapes checked.
 
     Never holds the model itself, so the weak cache lets the model go.
     """
 
-    fingerprint: tuple[int, ...]
+    modules: tuple[weakref.ref, ...]
     twin: nn.Module | None
     checked: set = field(default_factory=set)
+
+    def built_from(self, net: nn.Module) -> bool:
+        """True when ``net``'s modules are still those the twin was built from (the very objects:
+        a replaced layer, even one at a freed layer's address, builds a new twin)."""
+        mods = list(net.modules())
+        return len(mods) == len(self.modules) and all(ref() is m for ref, m in zip(self.modules, mods))
 
 
 _TWINS: weakref.WeakKeyDictionary[nn.Module, _Entry] = weakref.WeakKeyDictionary()
@@ -236,32 +244,28 @@ def resnet_twin(net: nn.Module) -> nn.Module | None:
     return _copy_tree(net, replace)
 
 
-def _fingerprint(net: nn.Module) -> tuple[int, ...]:
-    return tuple(id(m) for m in net.modules())
-
-
 def gradient_twin(net: nn.Module, example: torch.Tensor) -> nn.Module:
     """The fast twin of ``net`` (cached per model), or ``net`` itself when no twin can be trusted.
 
-    ResNets get ``resnet_twin``; other models a ``torch.fx`` twin (``build_twin``; tracing is not
-    safe while another thread runs a model). ``example`` (a batch of the inputs about to be
-    explained) checks, once per input shape, that the twin's forward equals the model's bit for
-    bit. The cache follows the model: replacing one of its layers builds a new twin.
+    The families with a structural twin (ResNets) get ``resnet_twin``; other models a ``torch.fx``
+    twin (``build_twin``; tracing is not safe while another thread runs a model). ``example`` (a
+    batch of the inputs about to be explained) checks, once per input shape, that the twin's forward
+    equals the model's bit for bit. The cache follows the model: replacing one of its layers builds
+    a new twin.
     """
     if isinstance(net, torch.jit.ScriptModule):
         return net
-    fingerprint = _fingerprint(net)
     with _LOCK:
         entry = _TWINS.get(net)
-        if entry is None or entry.fingerprint != fingerprint:
+        if entry is None or not entry.built_from(net):
             try:
-                twin = resnet_twin(net)
+                twin = resnet_twin(net) if family_of(net).fast_twin else None
                 if twin is None:
                     twin = build_twin(net)
             except Exception as exc:  # noqa: BLE001 - any failure means: use the model as it is
                 log.info("no gradient twin for %s (%s); using the model as it is", type(net).__name__, exc)
                 twin = None
-            entry = _TWINS[net] = _Entry(fingerprint, twin)
+            entry = _TWINS[net] = _Entry(tuple(weakref.ref(m) for m in net.modules()), twin)
     if entry.twin is None:
         return net
     key = (tuple(example.shape[1:]), example.dtype, str(example.device))

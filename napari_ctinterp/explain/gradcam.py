@@ -6,13 +6,13 @@ Captum's ``LayerGradCam`` (ReLU on the layer grid, then ``LayerAttribution.inter
 engine takes A and its gradient in the same forward/backward as Backprop's input gradient
 (``engine.py``), so the formula lives here and the passes there.
 
-The target layer is the last spatial block of the network. By family (``card.architecture``):
-ResNet ``layer4``, DenseNet ``features`` (MONAI's too), EfficientNet / ConvNeXt / Swin the last
-stage of ``features``, ViT the last encoder block's input norm ``ln_1`` (pytorch-grad-cam's
-``blocks[-1].norm1``: the block's *output* reaches the head through the class token alone, so
-its patch tokens have no gradient), whose tokens (class token dropped) are reshaped to the patch
-grid; Swin's (B, H, W, C) output is permuted to
-(B, C, H, W). Any other network: the last module in forward order whose output is a
+The target layer is the last spatial block of the network, as its family's entry in the registry
+says (``model.families``, by ``card.architecture``): ResNet ``layer4``, DenseNet ``features``
+(MONAI's too), EfficientNet / ConvNeXt / MobileNet / Swin the last stage of ``features``, ViT the
+last encoder block's input norm ``ln_1`` (pytorch-grad-cam's ``blocks[-1].norm1``: the block's
+*output* reaches the head through the class token alone, so its patch tokens have no gradient),
+whose tokens (class token dropped) are reshaped to the patch grid; Swin's (B, H, W, C) output is
+permuted to (B, C, H, W). Any other network: the last module in forward order whose output is a
 (B, C, h, w) map with h, w > 1 (its outermost module). ``gc_layer="layer3"`` chooses any module
 by its name in ``named_modules`` (a ViT or Swin block gets the same reshape).
 """
@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..model.families import family_of
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -58,46 +60,29 @@ def _channels_last_map(t: torch.Tensor) -> torch.Tensor:
     return t.permute(0, 3, 1, 2)
 
 
-def _last_child(net: nn.Module, path: str) -> str:
-    last = list(net.get_submodule(path).named_children())[-1][0]
-    return f"{path}.{last}"
+#: The registry's reshapes (``Family.gradcam_reshape``) and their code.
+RESHAPES: dict[str, Transform] = {"tokens": _vit_tokens, "channels_last": _channels_last_map}
 
 
 def _named_transform(architecture: str, name: str) -> Transform | None:
-    """The reshape a layer named by the user needs: ViT encoder tokens → patch grid, Swin stages →
-    channels first; None for other layers (a (B, C, h, w) output)."""
-    a = architecture.lower()
-    if a.startswith("vit") and name.startswith("encoder.layers.") and name.count(".") >= 2:
-        return _vit_tokens
-    if a.startswith("swin") and name.startswith("features."):
-        return _channels_last_map
-    return None
+    """The reshape a layer named by the user needs (the family's: ViT encoder tokens → patch grid,
+    Swin stages → channels first); None for other layers (a (B, C, h, w) output)."""
+    reshape = family_of(architecture).reshape_of(name)
+    return None if reshape is None else RESHAPES[reshape]
 
 
 def family_layer(net: nn.Module, architecture: str) -> TargetLayer | None:
-    """The target layer of a known family, or None (then ``last_spatial_layer``)."""
-    a = architecture.lower()
-    names = dict(net.named_modules())
+    """The target layer of a known family (``Family.gradcam_layer``), or None (then
+    ``last_spatial_layer``)."""
+    family = family_of(architecture)
     try:
-        if a.startswith(("resnet", "resnext", "wide_resnet")) and "layer4" in names:
-            return TargetLayer("layer4", names["layer4"])
-        if "densenet" in a and "features" in names:
-            return TargetLayer("features", names["features"])
-        if a.startswith(("efficientnet", "convnext", "mobilenet")) and "features" in names:
-            name = _last_child(net, "features") if isinstance(names["features"], nn.Sequential) else "features"
-            return TargetLayer(name, names[name])
-        if a.startswith("swin") and "features" in names:
-            name = _last_child(net, "features")
-            return TargetLayer(name, names[name], _channels_last_map)
-        if a.startswith("vit") and "encoder.layers" in names:
-            # the last block's input norm, as pytorch-grad-cam takes ``blocks[-1].norm1``: the block's
-            # *output* reaches the head through the class token alone, so its patch tokens have no
-            # gradient and Grad-CAM there is 0 everywhere
-            name = f"{_last_child(net, 'encoder.layers')}.ln_1"
-            return TargetLayer(name, names[name], _vit_tokens)
+        name = family.gradcam_layer(net)
+        if name is None:
+            return None
+        reshape = family.gradcam_reshape
+        return TargetLayer(name, dict(net.named_modules())[name], None if reshape is None else RESHAPES[reshape])
     except (AttributeError, TypeError):
         return None
-    return None
 
 
 def last_spatial_layer(net: nn.Module, example: torch.Tensor) -> TargetLayer:

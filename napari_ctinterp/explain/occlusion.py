@@ -10,7 +10,7 @@ every pixel's value is the mean, over the windows covering it, of
 Why not Captum's ``Occlusion`` call: it forwards ``perturbations_per_eval`` images at a time in
 one thread and builds each image in full; here the window images are built inside the batch that
 forwards them and run through the same forward plan as fidelity's perturbed images
-(``metrics.perturb``: the device's best batch, two one-thread workers on a two-core CPU,
+(``runtime.forward``: the device's best batch, two one-thread workers on a two-core CPU,
 inference mode, channels_last). Every class of ``targets`` comes from the same forwards.
 ``benchmarks/explain_vs_captum.py --methods OCC`` times both.
 
@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..model.classifier import Classifier
+from ..runtime.forward import forward_plan, run_forward
 
 
 def window_starts(size: int, window: int, stride: int) -> np.ndarray:
@@ -61,9 +62,6 @@ def iter_occlusion(clf: Classifier, x: torch.Tensor, targets: Sequence[int], *, 
     ``label`` fill each target has its own fill (and its own images); ``black`` shares them.
     ``own`` (1, C, 1, 1) bool: the channels that are occluded (default all).
     """
-    from ..metrics.perturb import forward_batch_size
-    from .parallel import cpu_workers, intra_op_threads, ordered_map, split_rows
-
     h, w = x.shape[-2:]
     ys, xs = window_starts(h, window, stride), window_starts(w, window, stride)
     origins = [(int(a), int(b)) for a in ys for b in xs]
@@ -71,19 +69,16 @@ def iter_occlusion(clf: Classifier, x: torch.Tensor, targets: Sequence[int], *, 
     groups = [list(range(len(targets)))] if fill == "black" else [[i] for i in range(len(targets))]
     mask_own = torch.ones((1, x.shape[1], 1, 1), dtype=torch.bool, device=x.device) if own is None else own
     units = [(g, o) for g in range(len(groups)) for o in range(len(origins))]
-    bs = max(1, int(batch_size or forward_batch_size(clf, (h, w))))
-    n_workers = cpu_workers(clf.device, len(units))
-    batches = split_rows(np.arange(len(units)), bs, n_workers)
+    plan = forward_plan(clf, len(units), (h, w), batch_size=batch_size)
     rows_y = torch.arange(h, device=x.device).view(1, 1, h, 1)
     rows_x = torch.arange(w, device=x.device).view(1, 1, 1, w)
 
-    def run(batch: np.ndarray) -> torch.Tensor:
+    def build(batch: np.ndarray) -> torch.Tensor:
         o = torch.as_tensor([origins[units[i][1]] for i in batch], device=x.device)
         y0, x0 = o[:, 0].view(-1, 1, 1, 1), o[:, 1].view(-1, 1, 1, 1)
         inside = (rows_y >= y0) & (rows_y < y0 + window) & (rows_x >= x0) & (rows_x < x0 + window)
         value = torch.cat([fills[groups[units[i][0]][0]] for i in batch])
-        imgs = torch.where(inside & mask_own, value, x).contiguous(memory_format=torch.channels_last)
-        return clf.logits(imgs, batch_size=len(batch))
+        return torch.where(inside & mask_own, value, x).contiguous(memory_format=torch.channels_last)
 
     base_logits = clf.logits(x).float().cpu()
     base = [float(clf.target_score(base_logits, torch.full((1,), t))[0]) for t in targets]
@@ -92,16 +87,15 @@ def iter_occlusion(clf: Classifier, x: torch.Tensor, targets: Sequence[int], *, 
     for y0, x0 in origins:
         count[y0:y0 + window, x0:x0 + window] += 1
     done = 0
-    with intra_op_threads(max(1, torch.get_num_threads() // n_workers) if n_workers > 1 else None):
-        with contextlib.closing(ordered_map(run, batches, n_workers)) as results:  # closed on cancel
-            for batch, logits in zip(batches, results):
-                logits = logits.float().cpu()
-                for row, i in enumerate(batch):
-                    g, oi = units[i]
-                    y0, x0 = origins[oi]
-                    for t_i in groups[g]:
-                        score = float(clf.target_score(logits[row:row + 1], torch.full((1,), targets[t_i]))[0])
-                        total[t_i, y0:y0 + window, x0:x0 + window] += base[t_i] - score
-                done += len(batch)
-                yield done, len(units)
+    with contextlib.closing(run_forward(clf, plan, build)) as results:  # closed on cancel
+        for batch, logits in results:
+            logits = logits.float().cpu()
+            for row, i in enumerate(batch):
+                g, oi = units[i]
+                y0, x0 = origins[oi]
+                for t_i in groups[g]:
+                    score = float(clf.target_score(logits[row:row + 1], torch.full((1,), targets[t_i]))[0])
+                    total[t_i, y0:y0 + window, x0:x0 + window] += base[t_i] - score
+            done += len(batch)
+            yield done, len(units)
     return (total / count).float()

@@ -19,71 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: The paper's five methods (the default everywhere).
-METHODS: tuple[str, ...] = ("BP", "IGB", "IGBW", "EG", "D")
-#: Methods beyond the paper: Grad-CAM, Guided Backprop, Guided Grad-CAM, Occlusion.
-EXTRA_METHODS: tuple[str, ...] = ("GC", "GBP", "GGC", "OCC")
-#: Every method name ``explain`` accepts, the paper's first.
-ALL_METHODS: tuple[str, ...] = METHODS + EXTRA_METHODS
-#: One colour per method in every figure (report, Metrics panel); the paper's five keep
-#: matplotlib's first five, the random baseline is grey.
-METHOD_COLOURS: dict[str, str] = {"BP": "tab:blue", "IGB": "tab:orange", "IGBW": "tab:green", "EG": "tab:red",
-                                  "D": "tab:purple", "GC": "tab:brown", "GBP": "tab:pink", "GGC": "tab:olive",
-                                  "OCC": "tab:cyan", "random": "grey"}
-#: Methods with no SmoothGrad variants: only their plain map is computed.
-PLAIN_ONLY: tuple[str, ...] = ("OCC",)
-#: Occlusion fills: the black of the model's window, or the fidelity protocol's label fill.
-OCC_FILLS: tuple[str, ...] = ("black", "label")
-VARIANTS: tuple[str, ...] = ("plain", "SG", "SG2")
-IG_METHODS: tuple[str, ...] = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle",
-                               "riemann_trapezoid")
-
-
-@dataclass(frozen=True)
-class ExplainOptions:
-    """Settings of one ``explain`` call (recorded with every map)."""
-
-    methods: tuple[str, ...] = METHODS
-    variants: tuple[str, ...] = VARIANTS
-    steps: int = 25
-    samples: int = 50
-    sg_samples: int = 15
-    sg_level: float = 0.15
-    seed: int = 0
-    ig_method: str = "gausslegendre"
-    gc_layer: str | None = None
-    occ_window: int = 16
-    occ_stride: int = 8
-    occ_fill: str = "black"
-
-    def __post_init__(self) -> None:
-        bad = [m for m in self.methods if m not in ALL_METHODS]
-        if bad or not self.methods:
-            raise ValueError(f"unknown method(s) {bad}: choose from {' '.join(ALL_METHODS)}")
-        badv = [v for v in self.variants if v not in VARIANTS]
-        if badv or not self.variants:
-            raise ValueError(f"unknown variant(s) {badv}: choose from {' '.join(VARIANTS)}")
-        if self.steps < 1 or self.samples < 1 or self.sg_samples < 1:
-            raise ValueError("steps, samples and sg_samples must be >= 1")
-        if not self.sg_level >= 0:
-            raise ValueError(f"sg_level must be >= 0, got {self.sg_level}")
-        if self.ig_method not in IG_METHODS:
-            raise ValueError(f"ig_method must be one of {IG_METHODS}")
-        if "OCC" in self.methods and (self.occ_window < 1 or self.occ_stride < 1):
-            raise ValueError(f"occ_window and occ_stride must be >= 1 pixel, got {self.occ_window}, {self.occ_stride}")
-        if "OCC" in self.methods and self.occ_stride > self.occ_window:
-            raise ValueError(f"occ_stride ({self.occ_stride}) must not exceed occ_window ({self.occ_window}): "
-                             "pixels between windows would never be occluded")
-        if self.occ_fill not in OCC_FILLS:
-            raise ValueError(f"occ_fill must be one of {OCC_FILLS}, got {self.occ_fill!r}")
-        plain_only = [m for m in self.methods if m in PLAIN_ONLY]
-        if plain_only and "plain" not in self.variants:
-            raise ValueError(f"{', '.join(plain_only)} has no SmoothGrad variant (plain only): add the plain "
-                             f"variant, or leave {', '.join(plain_only)} out")
-
-    def pairs(self) -> list[tuple[str, str]]:
-        """Every (method, variant) map these options make: OCC's plain map only."""
-        return [(m, v) for m in self.methods for v in self.variants if m not in PLAIN_ONLY or v == "plain"]
+from .options import ExplainOptions
 
 
 def ig_quadrature(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, np.ndarray]:

@@ -24,11 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..metrics.evidence import evidence_mask
+from ..io.evidence import evidence_mask
 from ..model.classifier import Classifier
-from .engine import drive, iter_run_slices, resize_map
+from ..progress import Progress, Step, drive, offset
+from .engine import ExplainCancelled, iter_run_slices, resize_map
 from .gradcam import layer_name
-from .plan import METHODS, VARIANTS, ExplainOptions, make_plan
+from .options import ExplainOptions, from_call
+from .plan import make_plan
 
 #: Default bound on one chunk's gradient accumulators (bytes).
 MEMORY_BUDGET = 512 * 2**20
@@ -44,28 +46,6 @@ class VolumeMaps(dict):
         super().__init__(maps)
         self.params = params
         self.slices: list[int] = list(params["slices"])
-
-
-def parse_slices(text: str, n: int) -> list[int]:
-    """``"a:b"`` (both included), ``"a,b,c"``, ``"k"`` or ``"all"`` → sorted slice indices of a
-    volume of ``n`` slices (the Explain widget's slice range and labels.csv's ``slices``)."""
-    t = text.strip().lower()
-    try:
-        if t == "all":
-            out = list(range(n))
-        elif ":" in t:
-            a, b = (int(v) for v in t.split(":"))
-            out = list(range(a, b + 1))
-        else:
-            out = sorted({int(v) for v in t.split(",") if v.strip()})
-    except ValueError:
-        raise ValueError(f"slices {text!r}: write a:b (e.g. 10:20), a list (3,7,9) or all") from None
-    if not out:
-        raise ValueError("no slice given: write a:b (e.g. 10:20), a list (3,7,9) or all")
-    bad = [k for k in out if not 0 <= k < n]
-    if bad:
-        raise ValueError(f"slices {text!r}: {bad[:5]} outside the volume's slices 0…{n - 1}")
-    return out
 
 
 def choose_slices(n: int, slices: int | Sequence[int] | range | str | None = None,
@@ -102,36 +82,34 @@ def bytes_per_slice(clf: Classifier, opts: ExplainOptions) -> int:
     return (plan.n_accumulators + 1) * plan.n_base * clf.card.in_channels * h * w * 4  # accumulators + bases
 
 
-def explain_volume(clf: Classifier, hu: np.ndarray, *, progress: Callable[[int, int], object] | None = None,
-                   **kwargs) -> VolumeMaps:
-    """Attribution maps of slices of a volume (see ``iter_explain_volume`` for every parameter)."""
-    return drive(iter_explain_volume(clf, hu, **kwargs), progress)
-
-
-def iter_explain_volume(
+def explain_volume(
     clf: Classifier,
     hu: np.ndarray,
+    options: ExplainOptions | None = None,
     *,
     slices: int | Sequence[int] | range | str | None = None,
     mask: np.ndarray | None = None,
-    methods: Sequence[str] = METHODS,
-    variants: Sequence[str] = VARIANTS,
-    steps: int = 25,
-    samples: int = 50,
-    sg_samples: int = 15,
-    sg_level: float = 0.15,
+    methods: Sequence[str] | None = None,
+    variants: Sequence[str] | None = None,
+    steps: int | None = None,
+    samples: int | None = None,
+    sg_samples: int | None = None,
+    sg_level: float | None = None,
+    seed: int | None = None,
+    ig_method: str | None = None,
+    gc_layer: str | None = None,
+    occ_window: int | None = None,
+    occ_stride: int | None = None,
+    occ_fill: str | None = None,
     references: References = None,
     target: int | str | None = None,
-    seed: int = 0,
     batch_size: int | None = None,
-    ig_method: str = "gausslegendre",
-    gc_layer: str | None = None,
     memory_budget: int = MEMORY_BUDGET,
     out_dir: str | Path | None = None,
     full: bool = True,
-) -> Generator[tuple[int, int], None, VolumeMaps]:
-    """Maps of slices of a (Z, H, W) HU volume as a generator of progress (``yield from`` it in a
-    worker; ``explain_volume`` drives it).
+    progress: Progress | None = None,
+) -> VolumeMaps:
+    """Attribution maps of slices of a (Z, H, W) HU volume, from one plan.
 
     Parameters
     ----------
@@ -139,19 +117,24 @@ def iter_explain_volume(
         A 2D or 2.5D model (2.5D channels come from the volume).
     hu : numpy.ndarray
         (Z, H, W) in HU.
+    options : ExplainOptions, optional
+        As ``explain``; every slice uses its ``seed`` (see the module docstring). OCC is refused
+        here (occlusion runs one slice at a time, through ``explain``).
     slices : indices, range, ``"masked"`` or None
         Which slices (None: all; ``"masked"``: every slice with a mask pixel, needs ``mask``).
     mask : numpy.ndarray, optional
         (Z, H, W) reference mask, for ``slices="masked"``.
-    methods, variants, steps, samples, sg_samples, sg_level, seed, batch_size, ig_method, gc_layer
-        As ``explain``; every slice uses ``seed`` (see the module docstring). OCC is refused here
-        (occlusion runs one slice at a time, through ``explain``).
+    methods, variants, steps, samples, sg_samples, sg_level, seed, ig_method, gc_layer, occ_window, \
+occ_stride, occ_fill
+        Overrides of the same-named fields of ``options`` (None: as in ``options``).
     references : array (K, H, W), callable or None
         EG reference slices: one set for every slice, or ``references(k)`` per slice. Default:
-        the demo models' phantom set; other models: the volume's other slices
+        the model's own set (demo models), else the volume's other slices
         (``volume_references(hu, k)``), an error when the volume has too few.
     target : int or str, optional
         One class for every slice; default each slice's predicted class.
+    batch_size : int, optional
+        Gradient batch; default from free memory.
     memory_budget : int
         Bytes of accumulators per chunk of slices (see the module docstring).
     out_dir : path, optional
@@ -159,22 +142,43 @@ def iter_explain_volume(
     full : bool
         True: (Z, H, W) arrays, NaN on slices not asked for; False: (len(slices), H, W), row i
         = ``slices[i]`` (a few slices of a long CT without whole-volume arrays).
+    progress : callable, optional
+        ``progress(done, total, phase)`` in gradient evaluations over all slices; False cancels
+        (``ExplainCancelled``).
 
     Returns
     -------
     VolumeMaps
     """
-    from ..model.loading import DEMOS
-    from .api import DEMO_REFERENCES, demo_references
+    opts = from_call(options, locals())
+    gen = iter_explain_volume(clf, hu, opts, slices=slices, mask=mask, references=references, target=target,
+                              batch_size=batch_size, memory_budget=memory_budget, out_dir=out_dir, full=full)
+    return drive(gen, progress, ExplainCancelled)
+
+
+def iter_explain_volume(
+    clf: Classifier,
+    hu: np.ndarray,
+    options: ExplainOptions | None = None,
+    *,
+    slices: int | Sequence[int] | range | str | None = None,
+    mask: np.ndarray | None = None,
+    references: References = None,
+    target: int | str | None = None,
+    batch_size: int | None = None,
+    memory_budget: int = MEMORY_BUDGET,
+    out_dir: str | Path | None = None,
+    full: bool = True,
+) -> Generator[Step, None, VolumeMaps]:
+    """``explain_volume`` as a generator of progress (``yield from`` it in a worker)."""
+    from ..model.demos import default_references
     from .references import MIN_VOLUME_REFERENCES, volume_references
 
     vol = np.asarray(hu)
     if vol.ndim != 3:
         raise ValueError(f"explain_volume takes a volume (Z, H, W) in HU, got shape {vol.shape}; "
                          f"for one slice use explain")
-    opts = ExplainOptions(methods=tuple(methods), variants=tuple(variants), steps=int(steps), samples=int(samples),
-                          sg_samples=int(sg_samples), sg_level=float(sg_level), seed=int(seed), ig_method=ig_method,
-                          gc_layer=gc_layer or None)
+    opts = options or ExplainOptions()
     if "OCC" in opts.methods:
         raise ValueError("OCC (occlusion) is computed one slice at a time: choose the current slice, or leave "
                          "OCC out when explaining several slices")
@@ -188,9 +192,9 @@ def iter_explain_volume(
     use_eg = "EG" in opts.methods
     ref_source = None
     if use_eg:
-        if references is None and clf.source in DEMOS:
-            shared = demo_references()
-            references, ref_source = shared, f"demo set ({DEMO_REFERENCES} phantom slices)"
+        own = default_references(clf) if references is None else None
+        if own is not None:
+            references, ref_source = own
         elif references is None:
             if volume_references(vol, chosen[0]) is None:
                 raise ValueError(f"EG needs reference slices for this model: the volume has fewer than "
@@ -216,7 +220,7 @@ def iter_explain_volume(
             out[key][:] = np.nan
         else:
             out[key] = np.full(shape, np.nan, dtype=np.float32)
-    if {"GC", "GGC"} & set(opts.methods):  # Grad-CAM's layer found once; every chunk's plan takes its name
+    if opts.uses_gradcam:  # Grad-CAM's layer found once; every chunk's plan takes its name
         opts = replace(opts, gc_layer=layer_name(clf, opts.gc_layer))
     chunk = max(1, int(memory_budget // max(1, bytes_per_slice(clf, opts))))
     per_slice = make_plan(opts).total
@@ -236,27 +240,17 @@ def iter_explain_volume(
         if use_eg:
             refs = [shared_refs] * len(part) if shared_refs is not None else \
                 [clf.preprocess(references(k)) for k in part]  # type: ignore[operator]
-        run = iter_run_slices(clf, xs, t, opts, refs, batch_size=batch_size)
-        while True:
-            try:
-                d, _ = next(run)
-            except StopIteration as stop:
-                maps = stop.value
-                break
-            yield done + d, total
+        maps = yield from offset(iter_run_slices(clf, xs, t, opts, refs, batch_size=batch_size), done, total,
+                                 "gradients")
         done += per_slice * len(part)
         for k, p, tk, m in zip(part, pred.tolist(), t, maps):
             predicted[k], targets[k] = int(p), int(tk)
             for key in keys:
                 out[key][row_of[k]] = resize_map(m[key], shape[1:])
-    params = {"methods": list(opts.methods), "variants": list(opts.variants), "steps": opts.steps,
-              "samples": opts.samples, "sg_samples": opts.sg_samples, "sg_level": opts.sg_level, "seed": opts.seed,
-              "seed_per_slice": "the same seed for every slice", "ig_method": opts.ig_method,
+    params = {**opts.record(), "seed_per_slice": "the same seed for every slice",
               "slices": chosen, "predicted": [predicted[k] for k in chosen], "targets": [targets[k] for k in chosen],
               "target": fixed, "target_name": None if fixed is None else clf.card.class_names[fixed],
               "references": ref_source, "model": clf.source, "model_sha256_12": clf.card.short_hash,
               "input_size": list(clf.card.input_size), "channels": [list(w) for w in clf.card.windows],
               "chunk_slices": chunk, "store": str(out_dir) if out_dir is not None else "memory", "full": full}
-    if {"GC", "GGC"} & set(opts.methods):
-        params["gc_layer"] = opts.gc_layer
     return VolumeMaps(out, params)

@@ -1,4 +1,4 @@
-"""Writing a HU volume as a DICOM series (one file per slice): :func:`write_dicom_series`.
+"""Writing a HU volume, or a list of slices, as a DICOM series (one file per slice): :func:`write_dicom_series`.
 
 Stored values are signed 16-bit: ``stored = round(HU) + 1024`` with *RescaleIntercept* -1024,
 *RescaleSlope* 1 and *PixelRepresentation* 1. Signed storage keeps HU below -1024 (air outside
@@ -12,7 +12,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -31,7 +31,7 @@ from pydicom.valuerep import DSfloat
 
 from .errors import codec_install_hint
 
-__all__ = ["RESCALE_INTERCEPT", "STORED_HU_RANGE", "TransferSyntaxName", "write_dicom_series"]
+__all__ = ["RESCALE_INTERCEPT", "STORED_HU_RANGE", "SliceLike", "TransferSyntaxName", "write_dicom_series"]
 
 TransferSyntaxName = Literal["explicit", "rle", "jpeg2000", "jpegls"]
 
@@ -49,6 +49,36 @@ _SYNTAXES: dict[str, UID] = {
 }
 _J2K_MIN_SIDE = 32  # 2 ** (6 resolutions - 1)
 _SOP_CLASSES: dict[str, UID] = {"CT": CTImageStorage, "MR": MRImageStorage}
+
+#: Distance between slices (mm) when a list of slices is written without ``spacing_mm``.
+DEFAULT_SLICE_MM = 2.5
+
+
+@runtime_checkable
+class SliceLike(Protocol):
+    """A slice to write: ``hu`` (H, W) and, optionally, ``spacing_mm`` (row, column) in mm
+    (``phantom.PhantomSlice`` is one)."""
+
+    hu: np.ndarray
+
+
+def _volume_of(hu: np.ndarray | Sequence[SliceLike],
+               spacing_mm: Sequence[float] | None) -> tuple[np.ndarray, Sequence[float]]:
+    """The (Z, H, W) or (H, W) HU array to write and its (z, y, x) spacing.
+
+    A list of slices is stacked; without ``spacing_mm`` it is ``DEFAULT_SLICE_MM`` between slices and
+    the first slice's pixel spacing (a volume's default is 1 mm)."""
+    if isinstance(hu, (list, tuple)) and hu and all(isinstance(s, SliceLike) for s in hu):
+        shapes = {np.shape(s.hu) for s in hu}
+        if len(shapes) != 1:
+            raise ValueError(f"all slices of a series must have one size, got {sorted(shapes)}")
+        if spacing_mm is None:
+            pixel = getattr(hu[0], "spacing_mm", (1.0, 1.0))
+            spacing_mm = (DEFAULT_SLICE_MM, *pixel)
+        return np.stack([np.asarray(s.hu) for s in hu]), spacing_mm
+    if isinstance(hu, (list, tuple)) and not hu:
+        raise ValueError("write_dicom_series needs at least one slice")
+    return np.asarray(hu), (1.0, 1.0, 1.0) if spacing_mm is None else spacing_mm
 
 
 def _stored_values(hu: np.ndarray) -> np.ndarray:
@@ -154,10 +184,10 @@ def _slice_dataset(
 
 
 def write_dicom_series(
-    hu: np.ndarray,
+    hu: np.ndarray | Sequence[SliceLike],
     folder: str | os.PathLike[str],
     *,
-    spacing_mm: Sequence[float] = (1.0, 1.0, 1.0),
+    spacing_mm: Sequence[float] | None = None,
     origin: Sequence[float] = (0.0, 0.0, 0.0),
     series_uid: str | None = None,
     study_uid: str | None = None,
@@ -167,7 +197,8 @@ def write_dicom_series(
     description: str = "napari-ctinterp phantom",
     modality: str = "CT",
 ) -> list[Path]:
-    """Write a HU volume as a DICOM image series, one file per slice.
+    """Write a HU volume (or a list of slices, e.g. phantom slices) as a DICOM image series, one
+    file per slice.
 
     HU are rounded to the nearest integer (ties to even) and clipped to :data:`STORED_HU_RANGE`
     (-33792 to 31743 HU: the int16 range shifted by the -1024 intercept), then stored as signed
@@ -177,14 +208,17 @@ def write_dicom_series(
 
     Parameters
     ----------
-    hu : numpy.ndarray
-        (Z, H, W) or (H, W) Hounsfield units.
+    hu : numpy.ndarray or sequence of SliceLike
+        (Z, H, W) or (H, W) Hounsfield units, or slices of one size (objects with ``hu`` (H, W)
+        and, optionally, ``spacing_mm`` (row, column), such as ``phantom.PhantomSlice``), written
+        in list order.
     folder : str or os.PathLike
         Output folder (created if needed). Files are named ``IM00000.dcm``, ``IM00001.dcm``, ...;
         existing files of those names are overwritten, so write each series to its own folder.
     spacing_mm : sequence of float, optional
         (z, y, x) voxel size in mm; y/x become *PixelSpacing*, z *SliceThickness* and
-        *SpacingBetweenSlices*.
+        *SpacingBetweenSlices*. Default: 1 mm for a volume; for slices, 2.5 mm between slices
+        (``DEFAULT_SLICE_MM``) and the first slice's pixel spacing.
     origin : sequence of float, optional
         (x, y, z) patient position (mm) of the first slice's top-left voxel.
     series_uid, study_uid : str, optional
@@ -211,13 +245,14 @@ def write_dicom_series(
     Raises
     ------
     ValueError
-        For a bad shape, NaN values, bad spacing/origin, an unknown ``transfer_syntax``, or
-        slices too small for JPEG 2000.
+        For a bad shape, NaN values, slices of different sizes or none, bad spacing/origin, an
+        unknown ``transfer_syntax``, or slices too small for JPEG 2000.
     RuntimeError
         If the encoder is missing (the message names the package) or fails.
     """
     if transfer_syntax not in _SYNTAXES:
         raise ValueError(f"transfer_syntax must be one of {sorted(_SYNTAXES)}, got {transfer_syntax!r}")
+    hu, spacing_mm = _volume_of(hu, spacing_mm)
     spacing = tuple(float(s) for s in spacing_mm)
     if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
         raise ValueError(f"spacing_mm must be three positive numbers (z, y, x), got {spacing_mm!r}")

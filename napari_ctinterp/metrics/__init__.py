@@ -1,14 +1,17 @@
 """Scoring attribution maps: localisation against a reference mask, fidelity against the model."""
 
-from .evidence import evidence_mask, mask_note
+from ..io.evidence import evidence_mask, mask_note
+from .agreement import rank_correlation
+from .baseline import random_map
 from .fidelity import Fidelity, balanced_accuracy, fidelity, fidelity_grid, fidelity_many, pooled_F
 from .localisation import Localisation, MapRanking, exact_auc, localisation, percent_grid, rank_map
 from .occlusion_probe import OcclusionProbe, Prober, probe_occlusion
 from .sanity import SanityCurves, cascading_randomisation
+from .table import MapScore, MapScorer
 from .volume import VolumeLocalisation, localisation_volume
 
 __all__ = ["Fidelity", "Localisation", "MapRanking", "rank_map", "balanced_accuracy", "exact_auc", "fidelity",
            "fidelity_grid", "fidelity_many", "pooled_F", "localisation", "percent_grid", "SanityCurves",
-           "cascading_randomisation",
+           "cascading_randomisation", "MapScore", "MapScorer", "rank_correlation",
            "OcclusionProbe", "Prober", "probe_occlusion", "VolumeLocalisation", "localisation_volume",
-           "evidence_mask", "mask_note"]
+           "evidence_mask", "mask_note", "random_map"]

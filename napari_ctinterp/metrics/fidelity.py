@@ -14,7 +14,7 @@ in one forward plan (``metrics.perturb``; ``fidelity_many`` for several maps of 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from ..model.classifier import Classifier
+from ..progress import Progress
+from .perturb import perturbed_logits
 
 Fill = Literal["label", "mean", "blur", "road"]
 K = TypeVar("K")
@@ -131,7 +133,7 @@ def _ranks(maps: torch.Tensor, seed: int) -> torch.Tensor:
 
 def fidelity(clf: Classifier, images: np.ndarray, maps: np.ndarray, labels: np.ndarray, *,
              fill: Fill = "label", step: float = 2.5, seed: int = 0, batch_size: int | None = None,
-             bootstrap: int = 1000, progress: Callable[[int, int], object] | None = None,
+             bootstrap: int = 1000, progress: Progress | None = None,
              index: Sequence[int] | None = None) -> Fidelity:
     """MiF/LiF fidelity of one method's maps over a set of slices.
 
@@ -150,6 +152,9 @@ def fidelity(clf: Classifier, images: np.ndarray, maps: np.ndarray, labels: np.n
         Replacement of removed pixels (see module docstring).
     batch_size : int, optional
         Images per forward pass; default: the device's best (``metrics.perturb``).
+    progress : callable, optional
+        ``progress(done, total, "fidelity")`` in perturbed images forwarded; returning False
+        cancels (``progress.Cancelled``).
     index : sequence of int, optional
         For a 2.5D model: ``images`` is the volume (Z, H, W) and ``maps`` / ``labels`` describe
         its slices ``index``. The neighbouring-slice channels are the slice's context and stay as
@@ -161,7 +166,7 @@ def fidelity(clf: Classifier, images: np.ndarray, maps: np.ndarray, labels: np.n
 
 def fidelity_many(clf: Classifier, images: np.ndarray, maps: Mapping[K, np.ndarray], labels: np.ndarray, *,
                   fill: Fill = "label", step: float = 2.5, seed: int = 0, batch_size: int | None = None,
-                  bootstrap: int = 1000, progress: Callable[[int, int], object] | None = None,
+                  bootstrap: int = 1000, progress: Progress | None = None,
                   index: Sequence[int] | None = None) -> dict[K, Fidelity]:
     """:func:`fidelity` of several methods' maps of the same slices, in one forward plan.
 
@@ -170,8 +175,6 @@ def fidelity_many(clf: Classifier, images: np.ndarray, maps: Mapping[K, np.ndarr
     with the same pixel ranking share their images, and every perturbed image is built inside the
     batch that forwards it (``metrics.perturb``). Each result equals :func:`fidelity` of that map.
     """
-    from .perturb import perturbed_logits
-
     imgs = np.asarray(images)
     lab = np.asarray(labels).astype(int).ravel()
     mps = {k: np.asarray(v, dtype=np.float32) for k, v in maps.items()}

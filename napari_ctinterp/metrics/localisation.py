@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import rankdata
 
-from .evidence import evidence_mask, mask_note
+from ..io.evidence import evidence_mask, mask_note
 
 
 def percent_grid() -> np.ndarray:

@@ -14,9 +14,9 @@ batch), because the measured floor is the model's own forward time per image at 
 - maps whose pixel ranking is identical (a region map equal to another, the same map asked twice)
   are forwarded once and share their curves;
 - batches are sized for the device: on CPU at most 16 images and under the allocator's mmap limit
-  (``explain.batching``: every tensor above 32 MiB is faulted in afresh per batch), run by two
-  workers of one thread each on two cores (``explain.parallel``); on a GPU, as many as fit a
-  quarter of the free memory (cap 256);
+  (``runtime.batching``: every tensor above 32 MiB is faulted in afresh per batch), run by two
+  workers of one thread each on two cores (``runtime.parallel``); on a GPU, as many as fit a
+  quarter of the free memory (cap 256) — the forward plan of ``runtime.forward``;
 - inference mode, channels_last (``Classifier.logits``), out-of-memory halves the batch.
 
 ROAD's imputation (a sparse solve per image, see ``metrics.road``) depends on the removed set of
@@ -26,28 +26,17 @@ it does not depend on how the images were batched.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from ..model.classifier import Classifier
+from ..progress import Progress, report
+from ..runtime.forward import forward_plan, run_forward
 from .road import impute_one
-
-CPU_FORWARD_CAP, GPU_FORWARD_CAP = 16, 256
-
-
-def forward_batch_size(clf: Classifier, size: tuple[int, int]) -> int:
-    """Images per forward batch for this model and input size (see the module docstring)."""
-    from ..explain.batching import CPU_MIN, CPU_TENSOR_BYTES, free_memory_bytes, largest_activation_bytes
-
-    largest = largest_activation_bytes(clf, size)
-    if clf.device.type == "cuda":
-        # a forward keeps about its two largest activations alive at a time; a quarter of free memory
-        fits = free_memory_bytes(clf.device) // 4 // max(1, 4 * largest)
-        return int(max(1, min(GPU_FORWARD_CAP, fits)))
-    return int(max(CPU_MIN, min(CPU_FORWARD_CAP, CPU_TENSOR_BYTES // max(1, largest))))
 
 
 def unique_rankings(ranks: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
@@ -69,7 +58,7 @@ def unique_rankings(ranks: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], 
 def perturbed_logits(clf: Classifier, x: torch.Tensor, ranks: Sequence[torch.Tensor], fills: torch.Tensor | None,
                      p: np.ndarray, *, own: torch.Tensor | None = None, seed: int = 0,
                      batch_size: int | None = None, workers: int | None = None,
-                     progress: Callable[[int, int], object] | None = None) -> tuple[np.ndarray, int]:
+                     progress: Progress | None = None) -> tuple[np.ndarray, int]:
     """Logits of every perturbed image of every ranking.
 
     Parameters
@@ -89,11 +78,12 @@ def perturbed_logits(clf: Classifier, x: torch.Tensor, ranks: Sequence[torch.Ten
     seed : int
         ROAD's noise.
     batch_size : int, optional
-        Images per forward; default :func:`forward_batch_size`.
+        Images per forward; default ``runtime.forward_batch_size``.
     workers : int, optional
         Parallel forward workers; default two on a two-thread CPU, one on a GPU.
     progress : callable, optional
-        ``progress(done, total)`` in images.
+        ``progress(done, total, "fidelity")`` in images; returning False cancels
+        (``progress.Cancelled``).
 
     Returns
     -------
@@ -103,8 +93,6 @@ def perturbed_logits(clf: Classifier, x: torch.Tensor, ranks: Sequence[torch.Ten
         Images that went through the model (the shared p = 0 / 100 images and identical rankings
         counted once).
     """
-    from ..explain.parallel import cpu_workers, intra_op_threads, ordered_map, split_rows
-
     n, n_pix = len(x), x[0, 0].numel()
     n_rm = np.rint(np.asarray(p, dtype=np.float64) / 100 * n_pix).astype(np.int64)
     distinct, which = unique_rankings(ranks)
@@ -118,13 +106,12 @@ def perturbed_logits(clf: Classifier, x: torch.Tensor, ranks: Sequence[torch.Ten
     units = [(-1, 0, int(k), -1, i) for k in shared for i in range(n)]
     units += [(u, c, int(n_rm[j]), j, i) for u in range(len(distinct)) for c in (0, 1) for j in varying
               for i in range(n)]
-    bs = max(1, int(batch_size or forward_batch_size(clf, tuple(x.shape[-2:]))))
-    n_workers = workers if workers is not None else cpu_workers(clf.device, len(units))
-    # consecutive batches of at most ``bs`` images, their number a multiple of the workers
-    batches = [[units[i] for i in rows] for rows in split_rows(np.arange(len(units)), bs, n_workers)]
+    # consecutive batches of the device's size, their number a multiple of the workers
+    plan = forward_plan(clf, len(units), tuple(x.shape[-2:]), batch_size=batch_size, workers=workers)
     whole = fills is not None and fills.shape == x.shape
 
-    def build(batch: list[tuple[int, int, int, int, int]]) -> torch.Tensor:
+    def build(numbers: np.ndarray) -> torch.Tensor:
+        batch = [units[i] for i in numbers]
         rows = [b[4] for b in batch]
         imgs = x[rows]
         rk = torch.zeros((len(batch), 1, *x.shape[-2:]), dtype=torch.int32, device=x.device)
@@ -151,20 +138,16 @@ def perturbed_logits(clf: Classifier, x: torch.Tensor, ranks: Sequence[torch.Ten
                     out[row, ch] = impute_one(xs[row, ch], rm[row, ch], rng)
         return torch.as_tensor(out, dtype=x.dtype, device=x.device).contiguous(memory_format=torch.channels_last)
 
-    def run(batch: list[tuple[int, int, int, int, int]]) -> torch.Tensor:
-        return clf.logits(build(batch), batch_size=len(batch))
-
     out = np.zeros((len(distinct), 2, len(p), n, clf.n_logits), dtype=np.float32)
     done = 0
-    with intra_op_threads(max(1, torch.get_num_threads() // n_workers) if n_workers > 1 else None):
-        for batch, logits in zip(batches, ordered_map(run, batches, n_workers)):
+    with contextlib.closing(run_forward(clf, plan, build)) as results:  # closed on cancel
+        for numbers, logits in results:
             lg = logits.float().cpu().numpy()
-            for row, (u, c, count, j, i) in enumerate(batch):
+            for row, (u, c, count, j, i) in enumerate(units[k] for k in numbers):
                 if u >= 0:
                     out[u, c, j, i] = lg[row]
                 else:
                     out[:, :, n_rm == count, i] = lg[row]
-            done += len(batch)
-            if progress is not None:
-                progress(done, len(units))
+            done += len(numbers)
+            report(progress, done, len(units), "fidelity")
     return out[which], len(units)

@@ -1,9 +1,10 @@
 """Model-parameter randomisation test (Adebayo et al. 2018), cascading from the output down.
 
 Weights are re-initialised cumulatively — the output layer first, then each deeper stage down to
-``conv1`` — and each method's map of the same slice is compared with the map of the trained model
-by Spearman rank correlation (absolute and signed maps) and SSIM. A method whose maps barely change
-while the model is destroyed is not explaining the model.
+``conv1``, in the order of the network's family (``model.families.model_stages``) — and each
+method's map of the same slice is compared with the map of the trained model by Spearman rank
+correlation (absolute and signed maps) and SSIM. A method whose maps barely change while the model
+is destroyed is not explaining the model.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from scipy.stats import spearmanr
 from skimage.metrics import structural_similarity
 from torch import nn
 
+from ..explain import ExplainOptions
 from ..model.classifier import Classifier
+from ..model.demos import default_references
+from ..model.families import model_stages
 
 
 @dataclass(frozen=True)
@@ -32,38 +36,6 @@ class SanityCurves:
     spearman_abs: dict[tuple[str, str], np.ndarray]
     spearman_signed: dict[tuple[str, str], np.ndarray]
     ssim: dict[tuple[str, str], np.ndarray]
-
-
-def resnet_stages(module: nn.Module) -> list[str]:
-    """Top-level stages of a ResNet from the output down: fc, layer4 … layer1, conv1 (with bn1)."""
-    names = [n for n, _ in module.named_children()]
-    order = [n for n in ("fc", "layer4", "layer3", "layer2", "layer1", "conv1") if n in names]
-    if not order:
-        raise ValueError("cascading randomisation needs named stages (fc, layer4…layer1, conv1) as in "
-                         "torchvision ResNets")
-    return order
-
-
-def model_stages(module: nn.Module) -> list[str]:
-    """Stages to randomise from the output down, for any module tree.
-
-    ResNets: their named stages (``resnet_stages``). Other networks: the top-level children in
-    definition order (torchvision's is the forward order), each ``nn.Sequential`` among them
-    (DenseNet's and EfficientNet's ``features``) opened one level, keeping those with parameters,
-    reversed: head first, stem last.
-    """
-    names = [n for n, _ in module.named_children()]
-    if "fc" in names and "layer4" in names:
-        return resnet_stages(module)
-    stages = []
-    for name, child in module.named_children():
-        parts = list(child.named_children()) if isinstance(child, nn.Sequential) else []
-        for sub, m in (((f"{name}.{n}", c) for n, c in parts) if parts else [(name, child)]):
-            if any(True for _ in m.parameters()):
-                stages.append(sub)
-    if not stages:
-        raise ValueError("cascading randomisation found no layer with parameters in this model")
-    return stages[::-1]
 
 
 def _randomise(module: nn.Module, stage: str, gen: torch.Generator) -> None:
@@ -87,26 +59,67 @@ def _similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     return float(np.nan_to_num(sa)), float(np.nan_to_num(ss)), float(ssim)
 
 
-def cascading_randomisation(clf: Classifier, hu: np.ndarray, *, explain_fn: Callable[..., dict] | None = None,
-                            methods: Sequence[str] = ("BP", "IGB", "D"), variants: Sequence[str] = ("plain",),
-                            seed: int = 0, **explain_kwargs) -> SanityCurves:
+#: The sanity check's default maps: plain BP, IGB and D.
+SANITY_OPTIONS = ExplainOptions(methods=("BP", "IGB", "D"), variants=("plain",))
+
+
+def cascading_randomisation(
+    clf: Classifier,
+    hu: np.ndarray,
+    options: ExplainOptions | None = None,
+    *,
+    methods: Sequence[str] | None = None,
+    variants: Sequence[str] | None = None,
+    steps: int | None = None,
+    samples: int | None = None,
+    sg_samples: int | None = None,
+    sg_level: float | None = None,
+    seed: int | None = None,
+    ig_method: str | None = None,
+    gc_layer: str | None = None,
+    occ_window: int | None = None,
+    occ_stride: int | None = None,
+    occ_fill: str | None = None,
+    references: np.ndarray | None = None,
+    target: int | str | None = None,
+    index: int | None = None,
+    batch_size: int | None = None,
+    explain_fn: Callable[..., dict] | None = None,
+) -> SanityCurves:
     """Similarity curves of each map as stages are randomised cumulatively (output → input).
 
-    ``explain_kwargs`` go to ``explain`` (``target=`` fixes the class; by default the trained
-    model's answer, kept for every randomised model)."""
+    Parameters
+    ----------
+    clf : Classifier
+        The trained model; it is copied, never changed.
+    hu : numpy.ndarray
+        The slice (H, W) in HU (or a volume with ``index``, for 2.5D models).
+    options : ExplainOptions, optional
+        The maps compared (default ``SANITY_OPTIONS``: plain BP, IGB, D); the seed also fixes the
+        random weights.
+    methods, variants, steps, samples, sg_samples, sg_level, seed, ig_method, gc_layer, occ_window, \
+occ_stride, occ_fill
+        Overrides of the same-named fields of ``options``.
+    references, index, batch_size
+        As in ``explain.explain`` (EG: the model's default set when None, also for the
+        randomised copies, which are no demo).
+    target : int or str, optional
+        The class explained; default the trained model's answer, kept for every randomised model.
+    explain_fn : callable, optional
+        ``explain_fn(clf, hu, options, **keywords)`` instead of ``explain.explain``.
+    """
     from ..explain import explain
 
     explain_fn = explain_fn or explain
-    if "EG" in methods and explain_kwargs.get("references") is None:
-        from ..model.loading import DEMOS
-
-        if clf.source in DEMOS:  # the randomised copies are no demo: they take the demo's references here
-            from ..explain.api import demo_references
-
-            explain_kwargs["references"] = demo_references()
-    target = explain_kwargs.pop("target", None)  # None: the trained model's predicted class, kept after
-    kw = dict(methods=tuple(methods), variants=tuple(variants), seed=seed, **explain_kwargs)
-    original = explain_fn(clf, hu, **kw) if target is None else explain_fn(clf, hu, target=target, **kw)
+    given = locals()
+    opts = (options or SANITY_OPTIONS).updated(**{name: given[name] for name in ExplainOptions.names()})
+    seed = opts.seed
+    if "EG" in opts.methods and references is None:
+        found = default_references(clf)  # the randomised copies are no demo: they take the demo's references here
+        if found is not None:
+            references = found[0]
+    kw = dict(references=references, index=index, batch_size=batch_size)
+    original = explain_fn(clf, hu, opts, target=target, **kw)
     if target is None and hasattr(original, "params"):
         target = original.params["target"]
     net = copy.deepcopy(clf.module).cpu()
@@ -117,7 +130,7 @@ def cascading_randomisation(clf: Classifier, hu: np.ndarray, *, explain_fn: Call
     for stage in stages:
         _randomise(net, stage, gen)
         rnd = Classifier(copy.deepcopy(net), clf.card, clf.device, source=f"{clf.source} (randomised to {stage})")
-        maps = explain_fn(rnd, hu, target=target, **kw)
+        maps = explain_fn(rnd, hu, opts, target=target, **kw)
         for k in keys:
             sims[k].append(_similarity(original[k], maps[k]))
     arr = {k: np.asarray(v) for k, v in sims.items()}

@@ -1,67 +1,104 @@
-"""Scoring every map layer of a slice into table rows (plain data, used by the panel and the study).
+"""Scoring every map layer of a slice into table rows (plain data, used by the panel and the gallery).
 
 ``MapScorer`` keeps what does not depend on the mask — each map's ranking and its fidelity (which
 depends on the map, the slice and the model only) — so re-scoring after the mask is repainted
-costs milliseconds per map and never runs the model again.
+costs milliseconds per map and never runs the model again. The rows' column names are the one
+score schema of ``metrics.schema``, the same as a study's tables.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+import itertools
+import weakref
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .fidelity import Fidelity, fidelity
 from .localisation import Localisation, MapRanking, localisation, rank_map
+from .schema import ROW, SCORES
 
 
 @dataclass(frozen=True)
 class MapScore:
-    """One row: a map scored against the mask (and the model)."""
+    """One row: a map scored against the mask (and the model); field names as in ``metrics.schema``.
+
+    Attributes
+    ----------
+    method, variant : str
+        The map's method and variant.
+    map_type : str
+        ``pixel`` or ``region`` (XRAI region map).
+    auc, auc_grid, max_dice, k_star, relevance_mass : float
+        Localisation against the mask (see ``metrics.localisation``).
+    fidelity_continuous : float
+        F of the absolute map on this slice (NaN when not computed).
+    curves : Localisation
+        ROC and Dice curves.
+    fidelity_curves : Fidelity or None
+        MiF / LiF curves when fidelity was computed.
+    scope : str
+        ``slice`` (the current slice) or ``volume`` (every explained slice at once).
+    sign : str
+        ``absolute``: the panel scores absolute maps (the study also scores signed ones).
+    """
 
     method: str
     variant: str
-    kind: str  # pixel | region
+    map_type: str
     auc: float
     auc_grid: float
     max_dice: float
     k_star: float
     relevance_mass: float
-    fidelity: float
+    fidelity_continuous: float
     curves: Localisation
-    fidelity_curves: object | None = None
-    scope: str = "slice"  # "slice" (the current slice) or "volume" (every explained slice at once)
+    fidelity_curves: Fidelity | None = None
+    scope: str = "slice"
+    sign: str = "absolute"
+
+    @property
+    def fidelity(self) -> float:
+        """Alias of ``fidelity_continuous`` (the name of this field before the one score schema)."""
+        return self.fidelity_continuous
 
     def row(self) -> dict:
-        """The table row (no curves)."""
-        d = asdict(self)
-        d.pop("curves")
-        d.pop("fidelity_curves")
-        return d
+        """The table row: the schema's columns and ``scope`` (no curves)."""
+        return {**{c: getattr(self, c) for c in ROW}, "scope": self.scope}
 
 
+#: ``(method, variant, map_type, values, region_ranks or None)``: one map to score.
 MapItem = tuple[str, str, str, np.ndarray, "np.ndarray | None"]
 
-COLUMNS = ("method", "variant", "kind", "auc", "auc_grid", "max_dice", "k_star", "relevance_mass", "fidelity",
-           "scope")
+#: Columns of the Metrics panel's CSV export: the schema's row and ``scope``, with ``kind``, an alias
+#: of ``map_type`` (same values) kept third, where exports made before the one schema had it, so that
+#: files and scripts reading the first columns (``method,variant,kind,auc,auc_grid,max_dice``) keep working.
+EXPORT_COLUMNS: tuple[str, ...] = ("method", "variant", "kind", *SCORES, "map_type", "sign", "scope")
 
 
-def score_maps(maps: Iterable[MapItem], mask: np.ndarray, *, clf=None, hu: np.ndarray | None = None,
-               label: int | None = None, seed: int = 0) -> list[MapScore]:
-    """Score ``(method, variant, kind, values, region_ranks)`` maps against ``mask``.
-
-    With ``clf``, ``hu`` and ``label`` the continuous fidelity (probability of the predicted class,
-    MiF vs LiF area) of each absolute map on this slice is added; else fidelity is NaN. Use a
-    ``MapScorer`` to re-score the same maps against another mask without recomputing fidelity.
-    """
-    scorer = MapScorer(seed=seed)
-    return [scorer.score(item, mask, clf=clf, hu=hu, label=label) for item in maps]
+def write_scores_csv(scores: Sequence[MapScore], path: str | Path) -> Path:
+    """Write ``scores`` as CSV (``EXPORT_COLUMNS``) to ``path``; returns the path."""
+    path = Path(path)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(EXPORT_COLUMNS))
+        w.writeheader()
+        for s in scores:
+            w.writerow({**s.row(), "kind": s.map_type})
+    return path
 
 
 #: Cache sizes of a ``MapScorer`` (oldest dropped first): a ranking of a 512² map holds ≈ 5 MB.
 MAX_RANKINGS, MAX_FIDELITIES = 96, 2048
+#: Scores remembered per map source by ``MapScorer.score_of`` (one per slice and mask edit).
+MAX_SCORES_PER_SOURCE = 16
+
+
+#: Numbers for network objects in fidelity's cache keys (never reused).
+_MODULE_TOKENS = itertools.count(1)
 
 
 def _trim(cache: dict, size: int) -> None:
@@ -84,7 +121,8 @@ def fingerprint(*arrays: np.ndarray | None) -> str:
 
 @dataclass
 class MapScorer:
-    """``score_maps`` with memory: rankings per map, fidelity per (map, slice, model, label, fill).
+    """Scores maps against a mask, with memory: rankings per map, fidelity per (map, slice, model,
+    label, step).
 
     Attributes
     ----------
@@ -102,14 +140,21 @@ class MapScorer:
     fidelity_runs: int = 0
     _rankings: dict[str, MapRanking] = field(default_factory=dict, repr=False)
     _fidelity: dict[tuple, Fidelity] = field(default_factory=dict, repr=False)
+    # id(source) -> (weak reference to the source, {key: score}); an entry is served only while its
+    # reference still points at the source asked about, and leaves when the source is collected
+    _scored: dict[int, tuple[weakref.ref, dict]] = field(default_factory=dict, repr=False)
+    _modules: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary, repr=False)
 
     def score(self, item: MapItem, mask: np.ndarray, *, clf=None, hu: np.ndarray | None = None,
               label: int | None = None, hu_fp: str | None = None) -> MapScore:
-        """Score one ``(method, variant, kind, values, region_ranks)`` map (see ``score_maps``).
+        """Score one ``(method, variant, map_type, values, region_ranks)`` map against ``mask``.
 
-        ``hu_fp``: ``fingerprint(hu)`` when the caller scores many maps of one slice (hashed once).
+        With ``clf``, ``hu`` and ``label`` the continuous fidelity (probability of the class
+        ``label``, MiF vs LiF area) of the absolute map on this slice is added (computed once per
+        map, slice, model and label); else it is NaN. ``hu_fp``: ``fingerprint(hu)`` when the
+        caller scores many maps of one slice (hashed once).
         """
-        method, variant, kind, values, ranks = item
+        method, variant, map_type, values, ranks = item
         absolute = np.abs(values)
         map_fp = fingerprint(absolute)
         key = f"{map_fp}:{fingerprint(ranks)}" if ranks is not None else map_fp
@@ -120,7 +165,7 @@ class MapScorer:
         loc = localisation(absolute, mask, ranking=ranking)
         fid = None
         if clf is not None and hu is not None and label is not None:
-            model_key = f"{clf.source}:{clf.card.short_hash}:{id(clf.module)}"
+            model_key = f"{clf.source}:{clf.card.short_hash}:{self._module_token(clf.module)}"
             fkey = (map_fp, hu_fp if hu_fp is not None else fingerprint(hu), model_key, int(label), self.step)
             fid = self._fidelity.get(fkey)
             if fid is None:
@@ -130,10 +175,65 @@ class MapScorer:
                 _trim(self._fidelity, MAX_FIDELITIES)
                 self.fidelity_runs += 1
         f_val = fid.F_continuous if fid is not None else float("nan")
-        return MapScore(method, variant, kind, loc.auc, loc.auc_grid, loc.max_dice, loc.k_star,
+        return MapScore(method, variant, map_type, loc.auc, loc.auc_grid, loc.max_dice, loc.k_star,
                         loc.relevance_mass, f_val, loc, fid)
 
+    def score_of(self, source: object, key: Hashable, item: MapItem, mask: np.ndarray) -> MapScore | None:
+        """``score(item, mask)`` (no fidelity), remembered for ``source`` and ``key``; None where the
+        map cannot be scored (``score`` raises ``ValueError``, e.g. a mask covering everything).
+
+        ``source`` is the object the map was read from (e.g. a napari layer's data array), held
+        weakly: a result lives as long as that object and is never served for another one, as an
+        ``id()`` could be. ``key`` is what else the result depends on (e.g. the slice and the mask's
+        ``fingerprint``); the latest ``MAX_SCORES_PER_SOURCE`` keys of a source are kept.
+        """
+        known, score = self.scored(source, key)
+        if known:
+            return score
+        try:
+            score = self.score(item, mask)
+        except ValueError:
+            score = None
+        per = self._per_source(source)
+        if per is None:
+            scored = self._scored
+
+            def forget(ref: weakref.ref, i: int = id(source)) -> None:
+                if i in scored and scored[i][0] is ref:
+                    del scored[i]
+
+            per = {}
+            self._scored[id(source)] = (weakref.ref(source, forget), per)
+        per[key] = score
+        _trim(per, MAX_SCORES_PER_SOURCE)
+        return score
+
+    def scored(self, source: object, key: Hashable) -> tuple[bool, MapScore | None]:
+        """``(known, score)``: what ``score_of(source, key, …)`` remembers, without scoring."""
+        per = self._per_source(source)
+        if per is None or key not in per:
+            return False, None
+        return True, per[key]
+
+    def _per_source(self, source: object) -> dict | None:
+        entry = self._scored.get(id(source))
+        return entry[1] if entry is not None and entry[0]() is source else None
+
+    def _module_token(self, module: object) -> int:
+        """A number for this network object, held weakly: a fidelity is never served for another
+        network that took the address of a collected one (as an ``id()`` key could)."""
+        if module is None:
+            return 0
+        try:
+            token = self._modules.get(module)
+            if token is None:
+                token = self._modules[module] = next(_MODULE_TOKENS)
+        except TypeError:  # not weakly referenceable: its address, as before
+            return -id(module)
+        return token
+
     def clear(self) -> None:
-        """Forget every cached ranking and fidelity."""
+        """Forget every cached ranking, fidelity and remembered score."""
         self._rankings.clear()
         self._fidelity.clear()
+        self._scored.clear()

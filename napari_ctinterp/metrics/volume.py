@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .evidence import evidence_mask, mask_note
+from ..io.evidence import evidence_mask, mask_note
 from .localisation import Localisation, localisation
 
 

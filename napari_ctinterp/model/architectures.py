@@ -7,7 +7,7 @@ torchvision's. Every other torchvision classification builder (``densenet121``,
 ``efficientnet_b0``, ``convnext_tiny``, ``vit_b_16``, ``swin_t``, ...) and MONAI's networks
 (``monai.DenseNet121``, when MONAI is installed) are built as their library makes them; only the
 first convolution (input channels) and the head (number of logits) are shaped from the card, by
-the generic rules below, so users never name those layers.
+the generic rules below (where the layers are: ``model.families``), so users never name those layers.
 """
 
 from __future__ import annotations
@@ -19,16 +19,15 @@ from torch import nn
 from torchvision import models
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from .families import RESNETS, STANDALONE, family_of
+
 Architecture = str
 OutputKind = Literal["logit", "softmax2", "sigmoid", "softmax", "multilabel"]
-#: The ResNets with split ReLUs (the fast path of the engine).
-RESNETS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50")
-ARCHITECTURES = RESNETS  # v1 name, kept for callers
+#: The ResNets with split ReLUs (the fast path of the engine; v1 name of ``families.RESNETS``).
+ARCHITECTURES = RESNETS
 #: v1 output names and their v2 meaning.
 OUTPUT_ALIASES = {"logit": "sigmoid", "softmax2": "softmax"}
 OUTPUT_KINDS: tuple[str, ...] = ("logit", "softmax2", "sigmoid", "softmax", "multilabel")
-#: Architectures whose weights file is the whole model (no builder).
-STANDALONE = ("torchscript", "exported")
 
 
 def torchvision_builders() -> list[str]:
@@ -103,17 +102,18 @@ def _set_submodule(net: nn.Module, name: str, new: nn.Module) -> None:
     setattr(net.get_submodule(parent) if parent else net, leaf, new)
 
 
-def _first_conv_in(net: nn.Module, in_channels: int) -> None:
-    """Give the first convolution ``in_channels`` inputs (same kernel, stride, padding, bias)."""
-    for name, m in net.named_modules():
-        if isinstance(m, nn.Conv2d):
-            if m.in_channels != in_channels:
-                _set_submodule(net, name, nn.Conv2d(
-                    in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
-                    dilation=m.dilation, groups=1 if m.groups == m.in_channels else m.groups,
-                    bias=m.bias is not None, padding_mode=m.padding_mode))
-            return
-    raise ValueError("the network has no Conv2d layer whose input channels could be set from the card")
+def _first_conv_in(net: nn.Module, architecture: str, in_channels: int) -> None:
+    """Give the first convolution (the family's ``first_layer``) ``in_channels`` inputs (same
+    kernel, stride, padding, bias)."""
+    name = family_of(architecture).first_layer(net)
+    m = net.get_submodule(name) if name is not None else None
+    if not isinstance(m, nn.Conv2d):
+        raise ValueError("the network has no Conv2d layer whose input channels could be set from the card")
+    if m.in_channels != in_channels:
+        _set_submodule(net, name, nn.Conv2d(
+            in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
+            dilation=m.dilation, groups=1 if m.groups == m.in_channels else m.groups,
+            bias=m.bias is not None, padding_mode=m.padding_mode))
 
 
 def _monai(name: str, in_channels: int, n_logits: int, args: dict) -> nn.Module:
@@ -169,5 +169,5 @@ def build(architecture: str = "resnet18", output: str = "logit", *, in_channels:
         net = models.get_model(architecture, weights=None, num_classes=n_logits, **args)
     except TypeError as e:
         raise ValueError(f"architecture_args {args} do not fit torchvision's {architecture}: {e}") from None
-    _first_conv_in(net, in_channels)
+    _first_conv_in(net, architecture, in_channels)
     return net

@@ -15,8 +15,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .architectures import STANDALONE, build
+from .architectures import build
 from .card import ModelCard, card_path_for, file_sha256
+from .families import STANDALONE
 
 Format = Literal["safetensors", "state_dict", "torchscript", "exported"]
 

@@ -10,7 +10,7 @@ validation and evaluation come from disjoint ranges (``SEED_RANGES``).
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from ..phantom import PHASES, make_slice
-from .classifier import hu_to_unit, resize_batch
+from ..progress import Progress, report
+from .inputs import hu_to_unit, resize_batch
 
 #: Disjoint seed ranges: training, validation (best-checkpoint choice), held-out evaluation.
 SEED_RANGES = {"train": (0, 1_000_000), "val": (2_000_000, 3_000_000), "test": (5_000_000, 6_000_000)}
@@ -99,11 +100,12 @@ def _one(args: tuple[dict, list[tuple[float, float]], tuple[int, int], int]) -> 
 
 def phantom_set(specs: Sequence[dict], window: Windows, input_size: tuple[int, int], *,
                 phantom_size: int = 512, workers: int = 1, task: str = "contrast",
-                progress: Callable[[int, int], None] | None = None) -> SliceSet:
+                progress: Progress | None = None) -> SliceSet:
     """Generate phantom slices (in parallel processes when ``workers`` > 1) in input space.
 
     ``window`` is the HU window, or one window per channel (then ``x`` has that many channels).
-    Labels follow ``task`` (``label_of``).
+    Labels follow ``task`` (``label_of``). ``progress(done, total, "phantom")`` counts the slices
+    made; returning False cancels (``progress.Cancelled``).
     """
     windows = _windows(window)
     jobs = [(s, windows, tuple(input_size), phantom_size) for s in specs]
@@ -112,13 +114,11 @@ def phantom_set(specs: Sequence[dict], window: Windows, input_size: tuple[int, i
         with ProcessPoolExecutor(workers) as ex:
             for i, arr in enumerate(ex.map(_one, jobs, chunksize=8)):
                 out.append(arr)
-                if progress:
-                    progress(i + 1, len(jobs))
+                report(progress, i + 1, len(jobs), "phantom")
     else:
         for i, job in enumerate(jobs):
             out.append(_one(job))
-            if progress:
-                progress(i + 1, len(jobs))
+            report(progress, i + 1, len(jobs), "phantom")
     x = torch.from_numpy(np.stack(out)) if out else torch.empty(0, len(windows), *input_size)
     y = torch.tensor([label_of(s, task) for s in specs], dtype=torch.int64)
     return SliceSet(x=x, y=y, info=tuple(dict(s) for s in specs))

@@ -17,34 +17,34 @@ ensemble, the same false-alarm rate; demo-phase: 34 of 40 rotated and 4 of 4 hea
 feature is taken by a hook in the same forward pass that gives the logits, so the check costs a few
 means and matrix products.
 
-Fitting (``fit_domain``): features of in-domain training slices; each slice's class is the model's
-own prediction (training folders rarely come with labels; Lee et al. use the nearest class at test
-time too); per layer, class means and a Ledoit–Wolf shrunk tied covariance (scikit-learn), its
-inverse stored. Slices are split: 80 % fit the statistics, the other 20 % (held out) set each
-layer's scale (the 90th percentile of their distances) and the threshold. Score = max over layers of (min over
-classes of the squared Mahalanobis distance) / the layer's scale; the threshold is the 99th
-percentile of the held-out slices' scores; above it the slice is out of domain. The card's
-``domain`` entry records the detector, its reference and parameters, the layers, the threshold, the
-counts and the statistics file (``<weights>.domain.npz`` beside the weights, checked by its
-SHA-256): the precision matrix of a 1,024-feature DenseNet is 8 MB, too large for a JSON card.
-Statistics of the earlier, penultimate-only detector (``mahalanobis-penultimate``) still load.
+Fitting (``fit_domain``, in ``model.domain_fitting``): features of in-domain training slices; each
+slice's class is the model's own prediction (training folders rarely come with labels; Lee et al.
+use the nearest class at test time too); per layer, class means and a Ledoit–Wolf shrunk tied
+covariance (scikit-learn), its inverse stored. Slices are split: 80 % fit the statistics, the other
+20 % (held out) set each layer's scale (the 90th percentile of their distances) and the threshold.
+Score = max over layers of (min over classes of the squared Mahalanobis distance) / the layer's
+scale; the threshold is the 99th percentile of the held-out slices' scores; above it the slice is
+out of domain. The card's ``domain`` entry records the detector, its reference and parameters, the
+layers, the threshold, the counts and the statistics file (``<weights>.domain.npz`` beside the
+weights, checked by its SHA-256): the precision matrix of a 1,024-feature DenseNet is 8 MB, too
+large for a JSON card. Statistics of the earlier, penultimate-only detector
+(``mahalanobis-penultimate``) still load.
 """
 
 from __future__ import annotations
 
 import hashlib
-import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .classifier import Classifier
+from .card import card_path_for
+from .families import family_of
 
 DETECTOR = "mahalanobis-layers"
 #: The layer name that stands for the input of the network's last ``nn.Linear``.
@@ -59,6 +59,23 @@ SCALE_PERCENTILE = 90.0
 HELD_OUT = 0.2
 #: The warning shown next to an out-of-domain result.
 WARNING = "this slice is unlike the model's training data: its answer and maps may not mean anything"
+
+
+class Classifier(Protocol):
+    """What the check needs of a classifier: ``model.Classifier`` (not imported here: the
+    classifier imports this module)."""
+
+    module: nn.Module
+
+    @property
+    def n_logits(self) -> int: ...  # noqa: D102
+
+    def logits(self, x: torch.Tensor, *, batch_size: int = 32) -> torch.Tensor: ...  # noqa: D102
+
+    def _forward_nograd(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def _batched(self, x: torch.Tensor, batch_size: int,
+                 fn: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[torch.Tensor]: ...
 
 
 @dataclass(frozen=True)
@@ -131,9 +148,10 @@ NO_HEAD = ("unknown: the domain check needs a network whose head is an nn.Linear
 
 
 def feature_layer(module: nn.Module) -> tuple[str, nn.Linear] | None:
-    """The network's last ``nn.Linear`` (its input is the penultimate feature vector), or None."""
-    found = [(name, m) for name, m in module.named_modules() if isinstance(m, nn.Linear)]
-    return found[-1] if found else None
+    """The network's head (its family's: the last ``nn.Linear``, whose input is the penultimate
+    feature vector), or None."""
+    name = family_of(module).head(module)
+    return None if name is None else (name, dict(module.named_modules())[name])
 
 
 def logits_and_features(clf: Classifier, x: torch.Tensor, *, batch_size: int = 32
@@ -196,97 +214,8 @@ def logits_and_layer_features(clf: Classifier, x: torch.Tensor, layers: Sequence
     return logits, [torch.cat(store[n]) for n in layers]
 
 
-def _per_position(m: nn.Module) -> bool:
-    """Modules that act per position (and may see channels-last tensors, as in ConvNeXt blocks,
-    whose 4-D shape is then not (B, C, H, W)): never a stage's output."""
-    return (isinstance(m, nn.Linear | nn.LayerNorm | nn.Dropout | nn.Identity)
-            or type(m).__module__ == "torch.nn.modules.activation" or type(m).__name__ == "Permute")
-
-
-def stage_layers(clf: Classifier, x: torch.Tensor) -> list[str]:
-    """The network's stages: for every spatial resolution (at least 2 × 2) its forward pass goes
-    through, the last module whose output has it, in execution order; then ``"head"``.
-
-    Found by one forward pass of ``x[:1]`` with a hook on every module. A network that refuses
-    hooks, or has no 4-D activations (a ViT's tokens), gets its penultimate features only.
-    """
-    seen: list[tuple[str, tuple[int, ...]]] = []
-    handles = []
-    try:
-        for name, m in clf.module.named_modules():
-            if name and not _per_position(m):
-                handles.append(m.register_forward_hook(
-                    lambda _m, _a, out, name=name: seen.append((name, tuple(out.shape[2:])))
-                    if isinstance(out, torch.Tensor) and out.ndim == 4 else None))
-        clf.logits(x[:1])
-    except RuntimeError:
-        seen = []
-    finally:
-        for h in handles:
-            h.remove()
-    last: dict[tuple[int, ...], tuple[int, str]] = {}  # resolution -> (when, module) of its last output
-    for when, (name, size) in enumerate(seen):
-        if min(size) >= 2:
-            last[size] = (when, name)
-    return [name for _, name in sorted(last.values())] + [HEAD]
-
-
-def fit_domain(clf: Classifier, x: torch.Tensor, *, seed: int = 0, batch_size: int = 32,
-               percentile: float = PERCENTILE) -> tuple[DomainStats, dict]:
-    """Fit the detector on preprocessed in-domain inputs ``x``; returns the statistics and the card's
-    ``domain`` entry (without the statistics file name, see :func:`save_domain`)."""
-    from sklearn.covariance import LedoitWolf
-
-    if len(x) < 20:
-        raise ValueError(f"fitting the domain check needs at least 20 training slices, got {len(x)}")
-    if feature_layer(clf.module) is None:
-        raise ValueError(NO_HEAD.removeprefix("unknown: "))
-    layers = stage_layers(clf, x)
-    logits, feats = logits_and_layer_features(clf, x, layers, batch_size=batch_size)
-    if feats is None:
-        raise ValueError(NO_HEAD.removeprefix("unknown: "))
-    pred = clf.predicted(logits).cpu().numpy()
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(x))
-    n_held = max(5, int(round(HELD_OUT * len(x))))
-    held, fit = order[:n_held], order[n_held:]
-    classes = sorted(set(pred[fit].tolist()))
-    # a stage whose spatial mean is the head's input (a ResNet's last stage before its average
-    # pool) would count the same evidence twice: dropped
-    head = feats[-1]
-    keep = [i for i, f in enumerate(feats[:-1]) if f.shape != head.shape or not torch.allclose(f, head, atol=1e-5)]
-    layers, feats = [layers[i] for i in keep] + [HEAD], [feats[i] for i in keep] + [head]
-    per_layer = []
-    for layer_feats in feats:
-        f = layer_feats.double().numpy()
-        means = np.stack([f[fit][pred[fit] == c].mean(0) for c in classes])
-        centred = f[fit] - means[np.searchsorted(classes, pred[fit])]
-        lw = LedoitWolf(assume_centered=True).fit(centred)
-        # rounded as stored (float32), so the threshold is that of the statistics a user loads
-        st = LayerStats(means.astype(np.float32).astype(np.float64),
-                        lw.precision_.astype(np.float32).astype(np.float64))
-        scale = float(np.percentile(st.distance(torch.as_tensor(f[held])), SCALE_PERCENTILE))
-        per_layer.append(LayerStats(st.means, st.precision, scale if scale > 0 else 1.0))
-    stats = DomainStats(tuple(layers), tuple(per_layer), 0.0)
-    held_scores = stats.score([f[held] for f in feats])
-    threshold = float(np.percentile(held_scores, percentile))
-    stats = DomainStats(stats.layers, stats.per_layer, threshold)
-    name = feature_layer(clf.module)[0]  # type: ignore[index]
-    entry = {"detector": DETECTOR, "reference": REFERENCE,
-             "layers": [f"input of {name}" if n == HEAD else n for n in layers],
-             "features": "each layer's output averaged over space; the input of the last Linear",
-             "covariance": "Ledoit-Wolf, tied over classes, per layer", "classes": "the model's predicted class",
-             "score": "max over layers of (min over classes of the squared Mahalanobis distance) / the layer's "
-                      f"{SCALE_PERCENTILE:g}th percentile of held-out distances",
-             "threshold": threshold, "percentile": percentile, "n_fit": int(len(fit)), "n_heldout": int(len(held)),
-             "n_features": [int(f.shape[1]) for f in feats], "seed": int(seed)}
-    return stats, entry
-
-
 def stats_path_for(weights: str | Path) -> Path:
     """``<weights name>.domain.npz`` beside the weights."""
-    from .card import card_path_for
-
     return card_path_for(weights).with_suffix(".domain.npz")
 
 
@@ -345,65 +274,3 @@ def checks(stats: DomainStats | None, reason: str, feats: list[torch.Tensor] | N
                                f"score {s:.2f} {'≤' if ok else '>'} threshold {stats.threshold:.2f} "
                                f"(Mahalanobis distance to the training data{where})" + ("" if ok else f": {WARNING}")))
     return out
-
-
-def phantom_inputs(clf: Classifier, n: int, *, seed: int = 0, workers: int = 1,
-                   progress=None) -> torch.Tensor:
-    """``n`` phantom slices from the training seed range (both classes, every phase, random levels),
-    in the model's input space: the demo models' training data."""
-    from .datasets import phantom_set, phantom_spec, task_of
-    from .training import normalise
-
-    task = task_of(clf.card.class_names)
-    data = phantom_set(phantom_spec("train", n, seed + 4242, task=task), list(clf.card.windows), clf.card.input_size,
-                       workers=workers, task=task, progress=progress)
-    return normalise(data.x, clf.card.normalize).to(clf.device)
-
-
-def folder_inputs(clf: Classifier, folder: str | Path) -> torch.Tensor:
-    """Every slice of every DICOM series under ``folder`` (and ``.npy`` HU volumes / slices), in the
-    model's input space; a 2.5D model takes each slice with its neighbours from its series."""
-    from ..io import CTReadError, CTReadWarning, read_ct
-    from ..io.dicom_files import collect_paths, group_series, read_headers
-
-    root = Path(folder)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a folder: give a folder of the model's training slices (DICOM)")
-    volumes = [np.load(p) for p in sorted(root.rglob("*.npy"))]
-    others = [p for p in collect_paths(root)[0] if p.suffix != ".npy"]
-    if others:
-        headers, _ = read_headers(others, "folder", root)
-        for group in group_series(headers):
-            if not group.is_image:
-                continue
-            try:
-                volumes.append(read_ct([h.path for h in group.headers]).hu)
-            except CTReadError as exc:  # a PET or dose series beside the CT: not training data
-                warnings.warn(f"skipped series {group.uid or '(no UID)'} under {root}: {exc}", CTReadWarning,
-                              stacklevel=2)
-    if not volumes:
-        raise ValueError(f"no DICOM series or .npy slices found under {root}")
-    xs = []
-    for vol in volumes:
-        vol = vol[None] if vol.ndim == 2 else vol
-        if clf.card.is_2_5d:
-            xs.extend(clf.preprocess(vol, index=k) for k in range(len(vol)))
-        else:
-            xs.append(clf.preprocess(vol))
-    return torch.cat(xs)
-
-
-def fit_and_save(clf: Classifier, x: torch.Tensor, *, seed: int = 0, source: str = "") -> dict:
-    """Fit on ``x``, write the statistics beside the model's weights and its card's ``domain``
-    entry; returns the entry."""
-    from .card import card_path_for
-
-    if not clf.weights_path:
-        raise ValueError("the model was not loaded from a file: there is no card to write the statistics to")
-    stats, entry = fit_domain(clf, x, seed=seed)
-    entry = save_domain(stats, {**entry, "data": source}, clf.weights_path)
-    card_file = card_path_for(clf.weights_path)
-    from dataclasses import replace
-
-    replace(clf.card, domain=entry).save(card_file)
-    return entry

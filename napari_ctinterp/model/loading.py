@@ -7,7 +7,6 @@ The cache is what widgets share: the same source on the same device returns the 
 from __future__ import annotations
 
 import threading
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -15,20 +14,11 @@ import torch
 from .card import ModelCard, card_path_for
 from .checkpoints import load_checkpoint
 from .classifier import Classifier
+from .demos import DEMOS, demo_weights_path
 from .devices import resolve_device
 
-DEMO_WEIGHTS = "demo_resnet18.safetensors"
-#: The bundled demo models: name → weights file (package data, card beside it).
-DEMOS: dict[str, str] = {"demo": DEMO_WEIGHTS, "demo-phase": "demo_phase_densenet121.safetensors"}
 _CACHE: dict[tuple, Classifier] = {}
 _LOCK = threading.Lock()
-
-
-def demo_weights_path(name: str = "demo") -> Path:
-    """Path of a bundled demo model's weights (package data): ``"demo"`` or ``"demo-phase"``."""
-    if name not in DEMOS:
-        raise ValueError(f"no bundled model {name!r}; bundled: {', '.join(DEMOS)}")
-    return Path(str(resources.files("napari_ctinterp.model") / "weights" / DEMOS[name]))
 
 
 def load(source: str | Path = "demo", device: str | torch.device = "auto", *,

@@ -16,19 +16,22 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..progress import Progress, report
 from .architectures import build
 from .augment import AugmentOptions, augment
 from .card import ModelCard
-from .checkpoints import save_checkpoint
-from .datasets import SliceSet
+from .checkpoints import load_checkpoint, save_checkpoint
+from .devices import resolve_device
 
-Progress = Callable[[dict], None]
+if TYPE_CHECKING:  # pragma: no cover - the data sets import the phantom (slow); not needed to train
+    from .datasets import SliceSet
 
 
 @dataclass(frozen=True)
@@ -122,10 +125,32 @@ def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def train(opts: TrainOptions, train_set: SliceSet, val_set: SliceSet, *, progress: Progress | None = None,
+          on_epoch: Callable[[dict], object] | None = None,
           should_stop: Callable[[], bool] | None = None) -> tuple[nn.Module, list[dict]]:
-    """Train, returning the best-validation-accuracy network and the per-epoch history."""
-    from .devices import resolve_device
+    """Train, returning the best-validation-accuracy network and the per-epoch history.
 
+    Parameters
+    ----------
+    opts : TrainOptions
+        The run.
+    train_set, val_set : SliceSet
+        Training and validation slices (input space, before normalisation).
+    progress : callable, optional
+        ``progress(step, total_steps, "train")`` after each optimisation step (all epochs' steps);
+        returning False cancels (``progress.Cancelled``).
+    on_epoch : callable, optional
+        ``on_epoch(record)`` after each epoch with its history record (``epoch``, ``train_loss``,
+        ``val_accuracy``, ``val_loss``, ``seconds``, and ``best`` when it is the best so far).
+    should_stop : callable, optional
+        Polled after each step and epoch: True ends training early, keeping the best epoch so far.
+
+    Returns
+    -------
+    net : torch.nn.Module
+        The network of the best validation epoch, in eval mode.
+    history : list of dict
+        One record per epoch (as given to ``on_epoch``).
+    """
     device = resolve_device(opts.device)
     torch.manual_seed(opts.seed)
     gen = torch.Generator().manual_seed(opts.seed)
@@ -135,8 +160,6 @@ def train(opts: TrainOptions, train_set: SliceSet, val_set: SliceSet, *, progres
                          f"windows")
     net = build(opts.architecture, opts.output, in_channels=len(opts.windows), n_logits=opts.n_logits)
     if opts.init:
-        from .checkpoints import load_checkpoint
-
         start, _card = load_checkpoint(opts.init)
         net.load_state_dict(start.state_dict())
     net = net.to(device).to(memory_format=torch.channels_last)
@@ -164,9 +187,7 @@ def train(opts: TrainOptions, train_set: SliceSet, val_set: SliceSet, *, progres
             optim.step()
             sched.step()
             running += loss.item()
-            if progress:
-                progress({"stage": "train", "epoch": epoch + 1, "epochs": opts.epochs, "step": step + 1,
-                          "steps": steps_per_epoch, "loss": running / (step + 1)})
+            report(progress, epoch * steps_per_epoch + step + 1, opts.epochs * steps_per_epoch, "train")
             if should_stop and should_stop():
                 break
         precise_batchnorm(net, train_set.x[: opts.precise_bn_images], device, normalize=opts.normalize)
@@ -180,8 +201,8 @@ def train(opts: TrainOptions, train_set: SliceSet, val_set: SliceSet, *, progres
             best = (val_acc, val_loss)
             best_state = copy.deepcopy(net.state_dict())
             rec["best"] = True
-        if progress:
-            progress({"stage": "epoch", **rec})
+        if on_epoch is not None:
+            on_epoch(dict(rec))
         if should_stop and should_stop():
             break
     net.load_state_dict(best_state)

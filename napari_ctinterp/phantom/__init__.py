@@ -1,12 +1,13 @@
 """Synthetic chest-CT phantom: realistic, randomised slices with and without contrast.
 
 See ``make_slice`` and ``make_volume`` (consecutive slices of one body). Everything is deterministic
-by seed; nothing is downloaded.
+by seed; nothing is downloaded. ``io.write_dicom_series`` writes slices (or a volume's ``hu``) as a
+DICOM series.
 """
 
-from .slice import PhantomSlice, make_slice, write_dicom_series
+from .slice import PhantomSlice, make_slice
 from .tissues import LABELS, MASK_MIN_ENHANCEMENT_HU, PHASES
 from .volume import PhantomVolume, make_volume
 
 __all__ = ["LABELS", "MASK_MIN_ENHANCEMENT_HU", "PHASES", "PhantomSlice", "PhantomVolume", "make_slice",
-           "make_volume", "write_dicom_series"]
+           "make_volume"]

@@ -161,34 +161,3 @@ def _apply_muscle_enhancement(cv: Canvas, enh_phase: dict) -> None:
     muscle = cv.label == LABELS["muscle"]
     cv.enh[muscle] = enh_phase[ENHANCING[LABELS["muscle"]]]
 
-
-def write_dicom_series(slices, folder, *, slice_mm: float = 2.5, **kwargs):
-    """Write phantom slices as one CT series (one DICOM file per slice).
-
-    Parameters
-    ----------
-    slices : sequence of PhantomSlice
-        Slices of one size; the pixel spacing of the first one is recorded for all.
-    folder : str or Path
-        Output folder (created).
-    slice_mm : float
-        Distance between slices.
-    **kwargs
-        Passed to ``napari_ctinterp.io.write_dicom_series`` (``transfer_syntax``,
-        ``shuffle_names``, ``seed``, ...).
-
-    Returns
-    -------
-    list of pathlib.Path
-        The files written, in slice order.
-    """
-    from ..io import write_dicom_series as _write
-
-    if not slices:
-        raise ValueError("write_dicom_series needs at least one slice")
-    shapes = {s.hu.shape for s in slices}
-    if len(shapes) != 1:
-        raise ValueError(f"all slices of a series must have one size, got {sorted(shapes)}")
-    vol = np.stack([s.hu for s in slices])
-    dy, dx = slices[0].spacing_mm
-    return _write(vol, folder, spacing_mm=(slice_mm, dy, dx), **kwargs)

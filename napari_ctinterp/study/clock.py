@@ -9,6 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: ``phase`` of a study's progress (``run_study``) when it starts (``done`` = slices already
+#: stored) and after each slice; between them ``"<slice id>: <phase>"`` as a slice computed in this
+#: process enters ``gradients``, ``XRAI``, ``fidelity`` (and ``sanity``).
+STARTED, FINISHED = "started", "slice finished"
+
+
+def split_phase(phase: str) -> tuple[str, str]:
+    """``"<slice id>: <phase>"`` → (slice id, phase); ("", phase) for the study's own phases."""
+    sid, sep, name = phase.rpartition(": ")
+    return (sid, name) if sep else ("", phase)
+
 
 def _duration(seconds: float) -> str:
     s = int(round(seconds))
@@ -64,6 +75,16 @@ class StudyClock:
         self.computed += max(0, done - self.done)
         self.done = done
         self.slice_id = self.phase = ""  # the next slice is named when it enters its first phase
+
+    def update(self, done: int, total: int, phase: str, now: float) -> None:
+        """Follow ``run_study``'s progress protocol: ``STARTED``, ``"<slice id>: <phase>"``,
+        ``FINISHED``."""
+        if phase == STARTED:
+            self.begin(done, total, now)
+        elif phase == FINISHED:
+            self.finished(done, now)
+        else:
+            self.enter(*split_phase(phase), now)
 
     def eta(self, now: float) -> float | None:
         """Seconds left, or None before the first computed slice."""

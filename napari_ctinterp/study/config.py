@@ -4,69 +4,90 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
+from typing import Any
 
-from ..explain.plan import METHODS, VARIANTS, ExplainOptions
+from ..explain.options import ExplainOptions
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class StudyConfig:
     """Every parameter of a study run (recorded in the report; hashed to key the results).
 
-    ``data`` is ``"demo"`` (phantom slices with ground-truth masks) or a folder; ``model`` is
-    ``"demo"`` or a checkpoint path. ``model_sha256`` is filled from the loaded model's card.
-    ``methods`` may hold the paper's five and the methods beyond it (``explain.EXTRA_METHODS``:
-    GC, GBP, GGC, OCC; OCC is scored plain only). ``gc_layer`` names Grad-CAM's target layer
-    (None: the family's last spatial block); ``occ_*`` are Occlusion's window, stride and fill.
-    ``sanity`` adds the cascading randomisation test of the example slice (plain maps of every
-    method) to the report.
+    Parameters
+    ----------
+    data : str
+        ``"demo"`` (phantom slices with ground-truth masks) or a folder with ``labels.csv``.
+    model : str
+        ``"demo"``, ``"demo-phase"`` or a checkpoint path.
+    slices : int
+        How many slices (0: every slice of the folder).
+    explain : ExplainOptions
+        The maps' methods, variants and settings (the one options object of ``explain``). For
+        convenience its fields are also accepted as keywords (``StudyConfig(methods=("BP",),
+        steps=8)``: overrides of ``explain``) and read as attributes (``cfg.methods``).
+    xrai : {"full", "fast", "off"}
+        XRAI region maps beside the pixel maps.
+    fidelity_step : float
+        Percent step of the fidelity curves (2.5, the paper's).
+    sanity : bool
+        Add the cascading randomisation test of the example slice (plain maps of every method).
+    model_sha256 : str
+        Filled from the loaded model's card.
+    extra : dict
+        Free-form notes kept with the results.
     """
 
     data: str = "demo"
     model: str = "demo"
     slices: int = 8
-    methods: tuple[str, ...] = METHODS
-    variants: tuple[str, ...] = VARIANTS
-    steps: int = 25
-    samples: int = 50
-    sg_samples: int = 15
-    sg_level: float = 0.15
-    seed: int = 0
+    explain: ExplainOptions = field(default_factory=ExplainOptions)
     xrai: str = "full"
     fidelity_step: float = 2.5
-    gc_layer: str | None = None
-    occ_window: int = 16
-    occ_stride: int = 8
-    occ_fill: str = "black"
     sanity: bool = False
     model_sha256: str = ""
     extra: dict = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        # the engine's own checks (names, OCC plain only, window and stride), before any slice runs
-        ExplainOptions(methods=tuple(self.methods), variants=tuple(self.variants), steps=self.steps,
-                       samples=self.samples, sg_samples=self.sg_samples, sg_level=self.sg_level, seed=self.seed,
-                       gc_layer=self.gc_layer, occ_window=self.occ_window, occ_stride=self.occ_stride,
-                       occ_fill=self.occ_fill)
+    def __init__(self, data: str = "demo", model: str = "demo", slices: int = 8,
+                 explain: ExplainOptions | None = None, xrai: str = "full", fidelity_step: float = 2.5,
+                 sanity: bool = False, model_sha256: str = "", extra: dict | None = None,
+                 **explain_options: Any) -> None:
+        # ``ExplainOptions.updated`` refuses a name that is no explain option (TypeError) and checks
+        # the values (names, OCC plain only, window and stride) before any slice runs
+        opts = (explain or ExplainOptions()).updated(**explain_options)
+        for name, value in (("data", data), ("model", model), ("slices", slices), ("explain", opts),
+                            ("xrai", xrai), ("fidelity_step", fidelity_step), ("sanity", sanity),
+                            ("model_sha256", model_sha256), ("extra", dict(extra or {}))):
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        # the explain options read through the study (cfg.methods is cfg.explain.methods)
+        if name in ExplainOptions.names():
+            return getattr(self.__dict__["explain"], name)
+        raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
 
     def key(self) -> str:
         """Short hash of everything that changes results (device and batch size do not).
 
-        The options added with the methods beyond the paper enter the hash only when they are not
-        at their defaults, so a study made before them keeps its key (and resumes)."""
-        d = asdict(self)
-        for f in fields(self):
-            if f.name in _LATER and d[f.name] == f.default:
-                del d[f.name]
+        The payload is the flat parameter record of ``to_dict``; the options added after the
+        first studies (Grad-CAM's layer, occlusion, sanity, the IG quadrature) enter it only when
+        they are not at their defaults, so a study made before them keeps its key (and resumes)."""
+        d = self.to_dict()
+        defaults = {f.name: f.default for f in fields(ExplainOptions)} | {"sanity": False}
+        for name in _LATER:
+            if d[name] == defaults[name]:
+                del d[name]
         payload = json.dumps(d, sort_keys=True, default=list)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict:
-        """JSON-ready parameters."""
-        d = asdict(self)
-        d["methods"], d["variants"] = list(self.methods), list(self.variants)
-        return d
+        """JSON-ready parameters, flat (the explain options beside the study's own, as in
+        ``config.json``); ``StudyConfig(**cfg.to_dict())`` gives the same config back."""
+        opts = {f.name: getattr(self.explain, f.name) for f in fields(ExplainOptions)}
+        opts["methods"], opts["variants"] = list(self.explain.methods), list(self.explain.variants)
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "explain"}
+        return {**own, **opts, "extra": dict(self.extra)}
 
 
-#: options added after the first studies (GC / OCC / sanity), left out of ``key`` at their defaults
-_LATER = ("gc_layer", "occ_window", "occ_stride", "occ_fill", "sanity")
+#: options added after the first studies (GC / OCC / sanity / IG rule), left out of ``key`` at their defaults
+_LATER = ("gc_layer", "occ_window", "occ_stride", "occ_fill", "sanity", "ig_method")

@@ -131,8 +131,8 @@ def _slice_labels(path: Path, csv_path: Path) -> dict[int, int | str]:
 
 
 def _chosen_slices(spec: str, source: str, mask_path: str) -> list[int]:
-    from ..explain.volume import parse_slices
-    from ..metrics.evidence import evidence_mask
+    from ..io.evidence import evidence_mask
+    from ..io.slice_text import parse_slices
 
     vol, m = series_and_mask(source, mask_path if spec == "masked" else "")
     if spec != "masked":
@@ -246,7 +246,7 @@ def eg_references(ref: SliceRef, n: int = EG_REFERENCES) -> tuple[np.ndarray, st
     none: a clear error, so that slice's row says what to do.
     """
     if ref.source == "phantom":
-        from ..explain.api import DEMO_REFERENCES, demo_references
+        from ..model.demos import DEMO_REFERENCES, demo_references
 
         return demo_references(), f"demo set ({DEMO_REFERENCES} phantom training slices)"
     vol, _ = series_and_mask(ref.source, ref.mask_path)

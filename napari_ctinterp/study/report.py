@@ -16,8 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..explain.plan import METHOD_COLOURS as COLOURS  # noqa: E402
-from ..explain.plan import METHODS, PLAIN_ONLY  # noqa: E402
+from ..explain.options import METHOD_COLOURS as COLOURS  # noqa: E402
+from ..explain.options import METHODS, PLAIN_ONLY  # noqa: E402
+from ..metrics import rank_correlation, schema  # noqa: E402
 from ..metrics.fidelity import fidelity_grid  # noqa: E402
 
 
@@ -82,17 +83,14 @@ def human_vs_model(summary: pd.DataFrame, fid: pd.DataFrame) -> tuple[pd.DataFra
     """Each absolute map type's mean exact AUC (agreement with the expert mask) beside its F
     (fidelity to the model), without the random baseline, and their Spearman rank correlation —
     the paper's central finding is that the two rankings disagree."""
-    from scipy.stats import spearmanr
-
-    keys = ["method", "variant", "map_type", "sign"]
+    keys = list(schema.KEY)
     if not len(summary) or not len(fid) or "auc_mean" not in summary:
         return pd.DataFrame(columns=[*keys, "auc_mean", "F"]), float("nan")
     extra = ["origin"] if "origin" in summary else []
     both = summary[keys + extra + ["auc_mean"]].merge(fid[keys + ["F"]], on=keys)
     both = both[(both["sign"] == "absolute") & (both["method"] != "random")].dropna(subset=["auc_mean", "F"])
     both = both.assign(auc_rank=both["auc_mean"].rank(ascending=False), F_rank=both["F"].rank(ascending=False))
-    ok = len(both) >= 3 and both["auc_mean"].nunique() > 1 and both["F"].nunique() > 1
-    rho = float(spearmanr(both["auc_mean"], both["F"]).statistic) if ok else float("nan")
+    rho, _n = rank_correlation(both["auc_mean"], both["F"])
     return both.reset_index(drop=True), rho
 
 
@@ -238,7 +236,7 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
     failed = table[table["error"].notna()][["slice_id", "error"]]
     f_piv = fid.drop(columns=["mif_curve", "lif_curve"], errors="ignore")
     summ_cols = [c for c in summary.columns if c.endswith(("_mean", "_sd", "_n")) or c in
-                 ("method", "variant", "map_type", "sign", "origin")]
+                 (*schema.KEY, "origin")]
     accuracy = "n/a" if acc["accuracy"] is None else f"{acc['accuracy']:.3f}"
     domain = domain_counts(results)
     parts = [

@@ -1,11 +1,12 @@
 """Assembling a study's per-slice results into tidy tables and group summaries.
 
 ``table.csv``: one row per slice × method × variant × map type × sign (errors as rows with the
-error text). ``summary.csv``: per group, n, mean ± SD and a 95 % CI (normal approximation) of
-exact AUC, grid AUC, max Dice and continuous fidelity. ``fidelity.csv``: per group, the paper's
-F from balanced-accuracy MiF/LiF curves pooled over slices, and the curves themselves. Both
-summaries carry ``origin``: ``paper`` (the five methods of the reference study), ``beyond``
-(GC, GBP, GGC, OCC) or ``baseline`` (the random map).
+error text; the score columns are ``metrics.schema``'s, as in the Metrics panel). ``summary.csv``:
+per group, n, mean ± SD and a 95 % CI (normal approximation) of exact AUC, grid AUC, max Dice
+and continuous fidelity. ``fidelity.csv``: per group, the paper's F from balanced-accuracy
+MiF/LiF curves pooled over slices, and the curves themselves. Both summaries carry ``origin``:
+``paper`` (the five methods of the reference study), ``beyond`` (GC, GBP, GGC, OCC) or
+``baseline`` (the random map).
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..explain.plan import METHODS
+from ..explain.options import METHODS
+from ..metrics import schema
 from ..metrics.fidelity import fidelity_grid, pooled_F
+from .store import load_results
 
-GROUP = ["method", "variant", "map_type", "sign"]
-SCORES = ["auc", "auc_grid", "max_dice", "fidelity_continuous"]
+#: A map's group key, the scores summarised per group, and table.csv's columns (the slice's, then the schema's row).
+GROUP = list(schema.KEY)
+SCORES = list(schema.SUMMARY_SCORES)
 COLUMNS = ["slice_id", "series", "z", "label", "p_contrast", "prediction", "target", "class", "in_domain",
-           "domain_score", *GROUP, "auc", "auc_grid", "max_dice", "k_star", "relevance_mass", "fidelity_continuous",
-           "mask_note", "error"]
+           "domain_score", *schema.ROW, "mask_note", "error"]
 
 
 def origin(method: str) -> str:
@@ -37,15 +40,6 @@ def _prediction(r: dict) -> int | None:
     if r.get("prediction") is not None:
         return int(r["prediction"])
     return None if r.get("p_contrast") is None else int(r["p_contrast"] >= 0.5)
-
-
-def load_results(run_dir: Path, slice_ids: list[str] | None = None) -> list[dict]:
-    """Per-slice result dicts in study order (or file order)."""
-    from .runner import _safe
-
-    files = {p.stem: p for p in (run_dir / "slices").glob("*.json")}
-    order = [_safe(s) for s in slice_ids] if slice_ids else sorted(files)
-    return [json.loads(files[k].read_text()) for k in order if k in files]
 
 
 def tidy_table(results: list[dict]) -> pd.DataFrame:

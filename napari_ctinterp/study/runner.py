@@ -10,49 +10,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
+from ..progress import Progress, report
+from .clock import FINISHED, STARTED
 from .config import StudyConfig
 from .data import SliceRef, demo_slices, folder_slices
 from .slice_task import run_slice
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:120]
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _ref_record(ref: SliceRef) -> dict:
-    """What a slice's stored result was computed from (its label, file, slice and mask)."""
-    return {k: v for k, v in asdict(ref).items() if k != "phase" or ref.source == "phantom"}
-
-
-def _finished(path: Path, ref: SliceRef) -> bool:
-    """Whether ``path`` holds this slice's result for the same inputs: a slice whose label, file,
-    index or mask changed in labels.csv since (same config key) is computed again, not reused."""
-    if not path.exists():
-        return False
-    try:
-        stored = json.loads(path.read_text()).get("ref")
-    except (OSError, ValueError):
-        return False  # a damaged file: compute again
-    return stored is None or stored == _ref_record(ref)  # results from before refs were stored: kept
+from .store import _finished, _ref_record, _safe, write_atomic
 
 
 def _phantom_task(model: str) -> str:
     """The phantom labels that fit the model's classes (its card, read without the weights)."""
     from ..model.card import ModelCard, card_path_for
     from ..model.datasets import task_of
-    from ..model.loading import DEMOS, demo_weights_path
+    from ..model.demos import DEMOS, demo_weights_path
 
     card = ModelCard.load(card_path_for(demo_weights_path(model) if model in DEMOS else Path(model)))
     try:
@@ -65,7 +39,7 @@ def _phantom_task(model: str) -> str:
 def study_slices(cfg: StudyConfig, labels_csv: str | None = None) -> list[SliceRef]:
     """The slices of the study (demo phantom set, or the user's folder)."""
     if cfg.data == "demo":
-        return demo_slices(cfg.slices, cfg.seed, task=_phantom_task(cfg.model))
+        return demo_slices(cfg.slices, cfg.explain.seed, task=_phantom_task(cfg.model))
     refs = folder_slices(cfg.data, labels_csv)
     return refs[: cfg.slices] if cfg.slices else refs
 
@@ -101,21 +75,23 @@ def _execute(pending: list[SliceRef], cfg: dict, device: str, batch_size: int | 
 def check_methods(clf, cfg: StudyConfig) -> None:
     """Refuse, before any slice runs, a Grad-CAM layer the model does not have (``ValueError``
     with the model's module names), rather than failing every slice of the study."""
-    if {"GC", "GGC"} & set(cfg.methods):
+    if cfg.explain.uses_gradcam:
         from ..explain.gradcam import layer_name
 
-        layer_name(clf, cfg.gc_layer)
+        layer_name(clf, cfg.explain.gc_layer)
 
 
 def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_size: int | None = None,
               workers: int = 0, scheduler: str | None = None, labels_csv: str | None = None,
-              progress: Callable[[int, int, dict | None], object] | None = None,
-              phase: Callable[[str, str], object] | None = None) -> Path:
+              progress: Progress | None = None, on_result: Callable[[dict], object] | None = None) -> Path:
     """Run (or resume) a study; returns its results folder (``<out>/<key>``).
 
-    ``progress(done, total, result)`` after each slice (first with ``result`` None: the slices
-    already done); ``phase(slice_id, name)`` as a slice computed in this process enters each phase
-    (``"gradients"``, ``"XRAI"``, ``"fidelity"``; not reported from Dask workers)."""
+    ``progress(done, total, phase)`` in slices (``napari_ctinterp.progress``): first with phase
+    ``STARTED`` (``done``: the slices already stored), ``"<slice id>: <phase>"`` as a slice computed
+    in this process enters each phase (``"gradients"``, ``"XRAI"``, ``"fidelity"``; not reported
+    from Dask workers; ``clock.split_phase`` takes it apart), ``FINISHED`` after each slice; returning
+    False stops the study (``progress.Cancelled``; the finished slices are kept).
+    ``on_result(result)`` gets each slice's result as it is stored."""
     from ..model import load
 
     clf = load(cfg.model, device="cpu")
@@ -128,12 +104,16 @@ def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_
                                                       indent=2, default=str))
     refs = study_slices(cfg, labels_csv)
     pending = [r for r in refs if not _finished(slices_dir / f"{_safe(r.slice_id)}.json", r)]
-    if progress:
-        progress(len(refs) - len(pending), len(refs), None)
-    n_done = len(refs) - len(pending)
+    done = [len(refs) - len(pending)]
+    report(progress, done[0], len(refs), STARTED)
     example_id = refs[0].slice_id if refs else None
     by_id = {r.slice_id: r for r in refs}
-    for res in _execute(pending, cfg.to_dict(), device, batch_size, workers, scheduler, example_id, phase):
+
+    def phase(slice_id: str, name: str) -> None:
+        report(progress, done[0], len(refs), f"{slice_id}: {name}")
+
+    for res in _execute(pending, cfg.to_dict(), device, batch_size, workers, scheduler, example_id,
+                        phase if progress is not None else None):
         example = res.pop("example", None)
         if example is not None:
             import numpy as np
@@ -146,9 +126,10 @@ def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_
             write_atomic(run_dir / "sanity.json", json.dumps(sanity))
         res["ref"] = _ref_record(by_id[res["slice_id"]])
         write_atomic(slices_dir / f"{_safe(res['slice_id'])}.json", json.dumps(res))
-        n_done += 1
-        if progress:
-            progress(n_done, len(refs), res)
+        done[0] += 1
+        if on_result is not None:
+            on_result(res)
+        report(progress, done[0], len(refs), FINISHED)
     from .data import forget_series
     from .results import assemble
 

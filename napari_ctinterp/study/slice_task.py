@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from ..explain.options import ExplainOptions
+from ..progress import Cancelled
 from .config import StudyConfig
 from .data import SliceRef, eg_references, load_context, load_slice
 
@@ -27,9 +29,11 @@ def run_slice(ref: SliceRef, config: dict, device: str = "auto", batch_size: int
     (for the report's example panel; not written into the slice's JSON). ``phase(name)`` is told
     when the slice enters each of its phases: ``"gradients"``, ``"XRAI"``, ``"fidelity"``.
     """
-    cfg = StudyConfig(**{**config, "methods": tuple(config["methods"]), "variants": tuple(config["variants"])})
+    cfg = StudyConfig(**config)
     try:
         return _run(ref, cfg, device, batch_size, keep_maps, phase or (lambda _name: None))
+    except Cancelled:  # the study was stopped: nothing of this slice is stored
+        raise
     except Exception as e:  # noqa: BLE001 - reported in the table, the study goes on
         return {"slice_id": ref.slice_id, "label": ref.label, "p_contrast": None, "rows": [], "fidelity": {},
                 "z": ref.index if ref.index >= 0 else None, "series": ref.series,
@@ -60,13 +64,13 @@ def study_maps(maps: Mapping[tuple[str, str], np.ndarray], seg: np.ndarray | Non
     return out
 
 
-def sanity_record(clf, ctx: np.ndarray, methods: tuple[str, ...], target: int, kw: dict) -> dict:
-    """The cascading randomisation test of one slice (plain maps of ``methods``, the study's target
-    class), JSON-ready: {"stages": [...], "spearman_abs" / "spearman_signed" / "ssim":
-    {"METHOD plain": [similarity per stage]}}."""
+def sanity_record(clf, ctx: np.ndarray, options: ExplainOptions, target: int, kw: dict) -> dict:
+    """The cascading randomisation test of one slice (plain maps of the options' methods, the
+    study's target class), JSON-ready: {"stages": [...], "spearman_abs" / "spearman_signed" /
+    "ssim": {"METHOD plain": [similarity per stage]}}."""
     from ..metrics.sanity import cascading_randomisation
 
-    curves = cascading_randomisation(clf, ctx, methods=methods, variants=("plain",), target=target, **kw)
+    curves = cascading_randomisation(clf, ctx, options, variants=("plain",), target=target, **kw)
     return {"stages": list(curves.stages),
             **{name: {f"{m} {v}": [float(x) for x in arr] for (m, v), arr in getattr(curves, name).items()}
                for name in ("spearman_abs", "spearman_signed", "ssim")}}
@@ -74,10 +78,10 @@ def sanity_record(clf, ctx: np.ndarray, methods: tuple[str, ...], target: int, k
 
 def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, keep_maps: bool,
          phase: Callable[[str], object]) -> dict:
-    from ..explain import explain, random_map
-    from ..metrics import evidence_mask, fidelity_many, localisation, mask_note
+    from ..explain import explain
+    from ..metrics import evidence_mask, fidelity_many, localisation, mask_note, random_map
     from ..model import load
-    from ..model.loading import DEMOS
+    from ..model.demos import default_references
     from ..xrai import segment
 
     clf = load(cfg.model, device=device)
@@ -98,12 +102,10 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
     # EG's baselines: the demo models bring theirs; a user's model takes the phantom's training
     # slices on the demo data set, the series' other slices on a folder (``data.eg_references``)
     references = None
-    if "EG" in cfg.methods and clf.source not in DEMOS:
+    if "EG" in cfg.methods and default_references(clf) is None:
         references, _ = eg_references(ref)
-    kw = dict(index=k, steps=cfg.steps, samples=cfg.samples, sg_samples=cfg.sg_samples, sg_level=cfg.sg_level,
-              seed=cfg.seed, batch_size=batch_size, references=references, gc_layer=cfg.gc_layer,
-              occ_window=cfg.occ_window, occ_stride=cfg.occ_stride, occ_fill=cfg.occ_fill)
-    maps = explain(clf, ctx, methods=cfg.methods, variants=cfg.variants, **kw)
+    kw = dict(index=k, batch_size=batch_size, references=references)
+    maps = explain(clf, ctx, cfg.explain, **kw)
     all_maps = dict(maps)
     all_maps["random", "plain"] = random_map(hu.shape, seed=cfg.seed + ref.seed)
     phase("XRAI")
@@ -141,7 +143,7 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
     if keep_maps and cfg.sanity:
         phase("sanity")
         try:  # its own failure is said in the report; the slice's scores stand
-            out["sanity"] = sanity_record(clf, ctx, cfg.methods, int(maps.params["target"]), kw)
+            out["sanity"] = sanity_record(clf, ctx, cfg.explain, int(maps.params["target"]), kw)
         except Exception as e:  # noqa: BLE001
             out["sanity"] = {"error": f"{type(e).__name__}: {e}"}
     if keep_maps:

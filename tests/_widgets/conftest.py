@@ -26,7 +26,7 @@ def docked(make_napari_viewer):
 @pytest.fixture(autouse=True)
 def _demo_model_chosen():
     """Every widget test starts (and leaves) with the demo model chosen: the choice is shared."""
-    from napari_ctinterp.model import selection
+    from napari_ctinterp._widgets.model_picker import selection
 
     selection.set("demo")
     yield

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from napari_ctinterp._widgets._common import JobProgress, start_worker
+from napari_ctinterp._widgets.workers import JobProgress, start_worker
 
 
 def test_cancel_after_the_last_step_reaches_on_cancel(qtbot):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from napari_ctinterp._widgets.explain import ExplainWidget
-from napari_ctinterp._widgets.gallery_figure import slice_of
-from napari_ctinterp.explain import parse_slices
+from napari_ctinterp._widgets.layer_info import slice_of
+from napari_ctinterp.io import parse_slices
 from napari_ctinterp.phantom import make_slice
 
 

@@ -12,7 +12,7 @@ from captum.attr import GradientShap, IntegratedGradients, Saliency
 from explain_helpers import randomise_batchnorm, rel_l2
 from torch import nn
 
-from napari_ctinterp.explain import explain
+from napari_ctinterp.explain import explain, explain_targets
 from napari_ctinterp.explain.engine import noisy_copies
 from napari_ctinterp.explain.plan import ExplainOptions, draw_expected_gradients
 from napari_ctinterp.model import Classifier, ModelCard, build
@@ -233,7 +233,7 @@ def test_fidelity_and_the_probe_work_for_four_classes_and_three_windows(hu):
 
 def test_cascading_randomisation_walks_any_module_tree_from_the_head(hu):
     from napari_ctinterp.metrics import cascading_randomisation
-    from napari_ctinterp.metrics.sanity import model_stages
+    from napari_ctinterp.model.families import model_stages
 
     clf = make("efficientnet_b0-3ch-4cls")
     stages = model_stages(clf.module)
@@ -252,7 +252,7 @@ def test_several_targets_share_every_forward_pass_and_equal_one_call_each(hu):
     explain(clf, hu, target=0, **kw)  # the gradient twin is built and checked once, on the first call
     rows = [0]
     clf.module.classifier.register_forward_hook(lambda m, i, o: rows.__setitem__(0, rows[0] + len(o)))
-    many = explain(clf, hu, targets=["venous", 0, "arterial"], **kw)
+    many = explain_targets(clf, hu, ["venous", 0, "arterial"], **kw)
     rows_many, rows[0] = rows[0], 0
     assert list(many) == ["venous", "no contrast", "arterial"]
     for name, maps in many.items():
@@ -262,12 +262,12 @@ def test_several_targets_share_every_forward_pass_and_equal_one_call_each(hu):
             assert rel_l2(maps[key], one[key]) < 1e-5, (name, key)
     rows_one = rows[0] // 3
     assert rows_many == rows_one  # three classes, the forward passes of one
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(TypeError, match="targets"):  # several classes: explain_targets, one return type each
         explain(clf, hu, target=0, targets=[1], **kw)
     with pytest.raises(ValueError, match="twice"):
-        explain(clf, hu, targets=[1, "arterial"], **kw)
+        explain_targets(clf, hu, [1, "arterial"], **kw)
     with pytest.raises(ValueError, match="class"):
-        explain(clf, hu, targets=["portal"], **kw)
+        explain_targets(clf, hu, ["portal"], **kw)
 
 
 def test_per_channel_maps_equal_captum_per_channel_and_sum_to_the_map(hu):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from napari_ctinterp.explain import batching
 from napari_ctinterp.model import Classifier, ModelCard, build
+from napari_ctinterp.runtime import batching
 
 
 def _clf(size: int) -> Classifier:

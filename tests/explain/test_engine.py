@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from explain_helpers import rel_l2
 from torch import nn
 
-from napari_ctinterp.explain import ExplainCancelled, UnreachableReLUError, explain, random_map
+from napari_ctinterp.explain import ExplainCancelled, UnreachableReLUError, explain
 from napari_ctinterp.explain.plan import ExplainOptions, make_plan
+from napari_ctinterp.metrics import random_map
 from napari_ctinterp.model import Classifier, ModelCard
 
 
@@ -58,13 +59,13 @@ def test_maps_come_back_in_the_slice_geometry(clf):
 def test_progress_reports_and_cancel_between_batches(clf, hu):
     seen = []
     explain(clf, hu, methods=("IGB",), variants=("plain",), steps=10, batch_size=4,
-            progress=lambda done, total: seen.append((done, total)))
+            progress=lambda done, total, phase: seen.append((done, total)))
     # batches of at most 4, evened out over the CPU workers: 3 + 3 + 2 + 2 with two, 4 + 3 + 3 with one
     steps = np.diff([0] + [d for d, _ in seen])
     assert seen[-1] == (10, 10) and all(t == 10 for _, t in seen) and steps.max() <= 4 and steps.min() >= 2
     calls = []
 
-    def stop(done, total):
+    def stop(done, total, phase):
         calls.append(done)
         return False
 

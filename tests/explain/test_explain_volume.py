@@ -77,7 +77,7 @@ def test_cancel_between_batches_returns_nothing(vol):
     clf = _clf()
     calls = []
 
-    def stop(done, total):
+    def stop(done, total, phase):
         calls.append((done, total))
         return done < total // 3
 

@@ -11,7 +11,7 @@ from captum.attr._utils.attribution import GradientAttribution
 from explain_helpers import TwoClassScores, rel_l2
 from test_any_model import Scores, _relus_as_modules, make
 
-from napari_ctinterp.explain import ExplainOptions, GradCamLayerError, UnreachableReLUError, explain
+from napari_ctinterp.explain import ExplainOptions, GradCamLayerError, UnreachableReLUError, explain, explain_targets
 from napari_ctinterp.explain.engine import noisy_copies
 from napari_ctinterp.model import Classifier, ModelCard, build
 
@@ -169,7 +169,7 @@ def test_occ_is_plain_only_and_said_so(clf, hu):
 
 
 def test_several_targets_share_the_occlusion_forwards(clf, hu):
-    both = explain(clf, hu, methods=("GC", "OCC"), variants=("plain",), targets=[0, 1])
+    both = explain_targets(clf, hu, [0, 1], methods=("GC", "OCC"), variants=("plain",))
     for t, name in enumerate(clf.class_names):
         one = explain(clf, hu, methods=("GC", "OCC"), variants=("plain",), target=t)
         for key in one:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_ctinterp.explain.parallel import MIN_ROWS_PER_WORKER, cpu_workers, intra_op_threads, ordered_map, split_rows
+from napari_ctinterp.runtime.parallel import MIN_ROWS_PER_WORKER, cpu_workers, intra_op_threads, ordered_map, split_rows
 
 
 def test_split_rows_even_batches_in_multiples_of_the_workers():

@@ -8,8 +8,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from napari_ctinterp.io import MaskIOError, load_mask, read_ct, save_mask
-from napari_ctinterp.phantom import make_slice, write_dicom_series
+from napari_ctinterp.io import MaskIOError, load_mask, read_ct, save_mask, write_dicom_series
+from napari_ctinterp.phantom import make_slice
 
 
 @pytest.fixture(scope="module")

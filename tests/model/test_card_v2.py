@@ -126,7 +126,7 @@ def test_a_head_that_outputs_probabilities_is_refused_with_the_fix(tmp_path, out
 def test_a_multilabel_card_end_to_end_from_file(tmp_path):
     from captum.attr import IntegratedGradients
 
-    from napari_ctinterp.explain import explain
+    from napari_ctinterp.explain import explain_targets
 
     card = ModelCard(architecture="densenet121", input_size=(64, 64), output="multilabel",
                      class_names=("aorta", "portal vein", "kidneys"),
@@ -140,7 +140,7 @@ def test_a_multilabel_card_end_to_end_from_file(tmp_path):
     logits = clf.logits(clf.preprocess(hu))[0]
     assert p.shape == (3,)
     np.testing.assert_allclose(p, torch.sigmoid(logits).numpy(), atol=1e-6)  # independent sigmoids
-    maps = explain(clf, hu, methods=("IGB",), variants=("plain",), steps=8, targets=["kidneys", "aorta"])
+    maps = explain_targets(clf, hu, ["kidneys", "aorta"], methods=("IGB",), variants=("plain",), steps=8)
     x = clf.preprocess(hu).contiguous()
     for name, m in maps.items():
         t = clf.class_names.index(name)

@@ -10,7 +10,8 @@ import torch
 
 from napari_ctinterp.model import ModelCard, build, load
 from napari_ctinterp.model.checkpoints import save_checkpoint
-from napari_ctinterp.model.domain import fit_and_save, logits_and_features, phantom_inputs
+from napari_ctinterp.model.domain import logits_and_features
+from napari_ctinterp.model.domain_fitting import fit_and_save, phantom_inputs
 from napari_ctinterp.phantom import make_slice
 
 
@@ -108,7 +109,7 @@ def test_fit_folder_skips_a_non_ct_series_beside_the_training_ct(small_model, tm
     """A PET series next to the CT in a training folder is not training data: skipped with a
     warning, the CT slices are taken."""
     from napari_ctinterp.io import CTReadWarning, write_dicom_series
-    from napari_ctinterp.model.domain import folder_inputs
+    from napari_ctinterp.model.domain_fitting import folder_inputs
 
     ct = np.stack([make_slice(s, size=64).hu for s in (1, 2, 3)])
     write_dicom_series(ct, tmp_path / "data" / "ct")

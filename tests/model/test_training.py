@@ -48,7 +48,8 @@ def test_tiny_training_is_deterministic_and_round_trips(tmp_path):
 
 
 def test_user_folder_with_labels_csv(tmp_path):
-    from napari_ctinterp.phantom import make_slice, write_dicom_series
+    from napari_ctinterp.io import write_dicom_series
+    from napari_ctinterp.phantom import make_slice
 
     for i, contrast in enumerate((True, False)):
         write_dicom_series([make_slice(i, contrast=contrast, size=64)], tmp_path / f"case{i}", seed=i)

@@ -108,7 +108,8 @@ def test_local_cluster_gives_the_same_table(in_process, tmp_path):
 
 
 def test_corrupt_slice_is_reported_and_the_run_goes_on(tmp_path):
-    from napari_ctinterp.phantom import make_slice, write_dicom_series
+    from napari_ctinterp.io import write_dicom_series
+    from napari_ctinterp.phantom import make_slice
 
     data = tmp_path / "data"
     for i, c in enumerate((True, False)):
@@ -129,9 +130,10 @@ def test_corrupt_slice_is_reported_and_the_run_goes_on(tmp_path):
 def test_a_four_class_model_with_class_names_as_labels(tmp_path):
     import torch
 
+    from napari_ctinterp.io import write_dicom_series
     from napari_ctinterp.model import ModelCard, build
     from napari_ctinterp.model.checkpoints import save_checkpoint
-    from napari_ctinterp.phantom import make_slice, write_dicom_series
+    from napari_ctinterp.phantom import make_slice
 
     phases = ("no contrast", "arterial", "pulmonary", "venous")
     card = ModelCard(architecture="densenet121", input_size=(64, 64), output="softmax", class_names=phases,
@@ -179,8 +181,8 @@ def test_demo_data_refuses_a_model_whose_classes_it_cannot_label(tmp_path):
 
 
 def _two_series_with_seg_masks(root: Path) -> Path:
-    from napari_ctinterp.io import read_ct, save_mask
-    from napari_ctinterp.phantom import make_slice, write_dicom_series
+    from napari_ctinterp.io import read_ct, save_mask, write_dicom_series
+    from napari_ctinterp.phantom import make_slice
 
     data = root / "data"
     rows = ["file,label,mask,slices"]
@@ -237,9 +239,10 @@ def test_the_domain_sentence_of_a_study_where_every_slice_failed():
 def test_a_users_model_gets_EG_references_from_the_data(tmp_path):
     import torch
 
+    from napari_ctinterp.io import write_dicom_series
     from napari_ctinterp.model import ModelCard, build
     from napari_ctinterp.model.checkpoints import save_checkpoint
-    from napari_ctinterp.phantom import make_slice, write_dicom_series
+    from napari_ctinterp.phantom import make_slice
 
     torch.manual_seed(0)
     weights, _ = save_checkpoint(build("resnet18", "logit"), tmp_path / "mine.safetensors",

@@ -16,7 +16,8 @@ FAST = dict(slices=0, methods=("BP", "IGB"), variants=("plain",), steps=3, sampl
 
 
 def _series(root: Path, name: str, n: int = 4, contrast: bool = True, seed: int = 0) -> Path:
-    from napari_ctinterp.phantom import make_slice, write_dicom_series
+    from napari_ctinterp.io import write_dicom_series
+    from napari_ctinterp.phantom import make_slice
 
     slices = [make_slice(900 + seed * 10 + z, contrast=contrast, phase="venous" if contrast else None, size=64)
               for z in range(n)]

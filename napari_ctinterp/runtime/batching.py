@@ -1,4 +1,5 @@
-"""Choosing the gradient batch size from free memory (overridable by ``batch_size=``).
+"""Batch sizes under the device's memory limits: gradient batches (``auto_batch_size``) and
+forward batches (``forward_batch_size``); both overridable by ``batch_size=``.
 
 Per-image memory is estimated once per (model, input size) from the sizes of every module's output
 in one forward pass (a backward to the input keeps roughly those activations once more), then the
@@ -11,19 +12,33 @@ and back on free, so each batch faults its big tensors in afresh, page by page. 
 image): batch 16 → 54.6–56.3 ms per image with ~6,000 page faults and 12.5 ms of kernel time per
 image; batch 7 → 50.3–52.0 ms, ~150–500 faults, 0.4–1.4 ms kernel time; batch 4 → 54.4–58.6 ms
 (too small to keep the cores busy); batch 32 → 62 ms. Hence at least ``CPU_MIN`` (4) images.
+
+A forward pass without gradient keeps far less: forward batches (fidelity's perturbed images,
+occlusion's windows) are at most ``CPU_FORWARD_CAP`` images on CPU, under the same mmap limit, and on
+a GPU as many as fit a quarter of the free memory at about four largest activations per image.
+
+The estimates are cached per model, weakly (``weakref.WeakKeyDictionary``): an entry goes with
+its model, and a new model at the address of a freed one can never be served its numbers.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 
 import torch
+from torch import nn
 
 from ..model.classifier import Classifier
 
-_PER_IMAGE: dict[tuple[int, tuple[int, int]], tuple[int, int]] = {}
+#: Per model, per input size: (activation bytes per image, largest activation bytes).
+_PER_IMAGE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, int], tuple[int, int]]] = \
+    weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
 CPU_CAP, GPU_CAP, CPU_MIN = 16, 256, 4
 CPU_TENSOR_BYTES = 30 * 2**20
+CPU_FORWARD_CAP, GPU_FORWARD_CAP = 16, 256
 
 
 def activation_bytes_per_image(clf: Classifier, size: tuple[int, int]) -> int:
@@ -37,8 +52,10 @@ def largest_activation_bytes(clf: Classifier, size: tuple[int, int]) -> int:
 
 
 def _activations(clf: Classifier, size: tuple[int, int]) -> tuple[int, int]:
-    key = (id(clf.module), tuple(size))
-    if key not in _PER_IMAGE:
+    key = tuple(size)
+    with _LOCK:
+        known = _PER_IMAGE.get(clf.module, {}).get(key)
+    if known is None:
         total = largest = 0
 
         def hook(_m, _i, out):
@@ -64,8 +81,10 @@ def _activations(clf: Classifier, size: tuple[int, int]) -> tuple[int, int]:
             finally:
                 for h in handles:
                     h.remove()
-        _PER_IMAGE[key] = (max(int(2 * total), 1), max(int(largest), 1))
-    return _PER_IMAGE[key]
+        known = (max(int(2 * total), 1), max(int(largest), 1))
+        with _LOCK:
+            _PER_IMAGE.setdefault(clf.module, {})[key] = known
+    return known
 
 
 def free_memory_bytes(device: torch.device) -> int:
@@ -93,3 +112,13 @@ def auto_batch_size(clf: Classifier, size: tuple[int, int]) -> int:
     else:
         cap = min(CPU_CAP, max(CPU_MIN, CPU_TENSOR_BYTES // largest_activation_bytes(clf, size)))
     return int(max(1, min(cap, fits)))
+
+
+def forward_batch_size(clf: Classifier, size: tuple[int, int]) -> int:
+    """Images per forward batch (no gradient) for this model and input size (see the module docstring)."""
+    largest = largest_activation_bytes(clf, size)
+    if clf.device.type == "cuda":
+        # a forward keeps about its two largest activations alive at a time; a quarter of free memory
+        fits = free_memory_bytes(clf.device) // 4 // max(1, 4 * largest)
+        return int(max(1, min(GPU_FORWARD_CAP, fits)))
+    return int(max(CPU_MIN, min(CPU_FORWARD_CAP, CPU_TENSOR_BYTES // max(1, largest))))

@@ -1,0 +1,89 @@
+"""The Explain job's result as napari layers: one map layer per (method, variant), XRAI region
+layers, each with its typed record (``layer_info.MapLayerInfo``).
+
+Layers show absolute values; the signed map is kept in the layer's metadata (``signed``; Grad-CAM
+before its ReLU in ``gc_pre_relu``). A run over several slices makes (Z, H, W) layers on the
+whole CT's grid (0 on slices not explained), so they scroll with it; one slice of a volume is a
+(1, H, W) layer placed at its slice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import napari
+import numpy as np
+
+from ..jobs import ExplainedSlices
+from .layer_info import MapLayerInfo
+from .maps import map_layer_name, slice_geometry, upsert_image
+from .xrai_layers import add_xrai_layers
+
+
+@dataclass
+class MadeLayers:
+    """What ``add_explain_layers`` made: the (method, variant) keys, the class tag of the layer
+    names, the region maps (for the regions display), their placement and the run's parameters."""
+
+    keys: list[tuple[str, str]]
+    tag: str
+    regions: dict
+    scale: tuple
+    translate: tuple
+    params: dict
+
+
+def add_explain_layers(viewer: napari.Viewer, layer: napari.layers.Image, indices: list,
+                       result: ExplainedSlices, *, chosen_target: bool, algorithm: str) -> MadeLayers:
+    """Add (or update) the map layers and XRAI layers of an Explain run on ``layer``'s ``indices``.
+
+    ``chosen_target``: the person chose the class (not "predicted"); the class then enters the
+    layer names when it differs from a slice's prediction."""
+    results, domain = result.maps, result.domain
+    first = next(iter(results.values()))
+    keys = list(first.keys())
+    whole = indices != [None] and len(indices) > 1
+    targets = [int(results[i].params["target"]) for i in indices]  # each slice's explained class
+    tag = first.params["target_name"] if chosen_target and any(
+        results[i].params["target"] != results[i].params["predicted"] for i in indices) else ""
+    index = None if whole else indices[0]
+    scale, translate = slice_geometry(layer, index)
+    n_z = int(np.shape(layer.data)[0]) if whole else 0
+    slices = [int(i) for i in indices if i is not None]
+
+    def full_z(per_slice: list[np.ndarray]) -> np.ndarray:
+        """(Z, H, W) over the whole CT; 0 on slices not explained."""
+        out = np.zeros((n_z, *per_slice[0].shape), dtype=per_slice[0].dtype)
+        out[list(indices)] = np.stack(per_slice)
+        return out
+
+    def placed(per_slice: list[np.ndarray]) -> np.ndarray:
+        if whole:
+            return full_z(per_slice)
+        return per_slice[0][None] if index is not None else per_slice[0]
+
+    checks = {str(k): {"label": c.label, "score": c.score, "threshold": c.threshold} for k, c in domain.items()}
+    for method, variant in keys:
+        signed = placed([results[i][method, variant] for i in indices])
+        info = MapLayerInfo.of_run(method, variant, image=layer.name, params=first.params, slices=slices,
+                                   full_z=whole, tag=tag, targets=targets, absolute=True, domain=checks)
+        extra = {"signed": signed}
+        pre = [results[i].gc_signed.get((method, variant)) for i in indices]
+        if method == "GC" and all(p is not None for p in pre):  # Grad-CAM before its ReLU
+            extra["gc_pre_relu"] = placed(pre)
+        upsert_image(viewer, map_layer_name(layer.name, method, variant, target=tag), np.abs(signed),
+                     scale=scale, translate=translate, metadata=info.layer_metadata(**extra))
+    regions: dict = {}
+    if first.regions:
+        for key in keys:
+            per = [results[i].regions[key] for i in indices]
+            if whole:
+                regions[key] = (full_z([v for v, _ in per]), full_z([r for _, r in per]))
+            elif index is not None:
+                regions[key] = (np.stack([v for v, _ in per]), np.stack([r for _, r in per]))
+            else:
+                regions[key] = per[0]
+        base = MapLayerInfo.of_run("", "", image=layer.name, params=first.params, slices=slices, full_z=whole,
+                                   tag=tag, targets=targets, algorithm=algorithm)
+        add_xrai_layers(viewer, layer, regions, scale=scale, translate=translate, base_meta=base, target=tag)
+    return MadeLayers(keys=keys, tag=tag, regions=regions, scale=scale, translate=translate, params=first.params)

@@ -1,0 +1,85 @@
+"""Which layer a widget works on: the viewer's CT layers, a combo of them, the slice shown now."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox
+
+from .layer_info import KEY
+
+
+def image_layers(viewer: napari.Viewer) -> list[napari.layers.Image]:
+    """Greyscale image layers of the viewer (candidates for a CT)."""
+    return [ly for ly in viewer.layers if isinstance(ly, napari.layers.Image) and not ly.rgb]
+
+
+def ct_layers(viewer: napari.Viewer) -> list[napari.layers.Image]:
+    """Greyscale image layers that are not attribution maps."""
+    return [ly for ly in image_layers(viewer) if KEY not in ly.metadata]
+
+
+def default_ct(viewer: napari.Viewer) -> napari.layers.Image | None:
+    """The CT a widget should start on: the top-most visible CT layer (what the canvas shows)."""
+    visible = [ly for ly in ct_layers(viewer) if ly.visible]
+    return visible[-1] if visible else None
+
+
+def ct_combo(viewer: napari.Viewer, label: str = "CT layer") -> ComboBox:
+    """A combo box of the viewer's CT layers that starts on the CT the canvas shows.
+
+    Until the user picks a CT in it, the combo follows the canvas as layers are added (a widget
+    docked before the data is opened ends on the CT shown on top, not the first one read). The
+    viewer's event holds the combo weakly: a closed dock is collected, and the handler leaves."""
+    combo = ComboBox(label=label, choices=lambda _w=None: [(ly.name, ly) for ly in ct_layers(viewer)])
+    _follow_top_ct(combo, viewer)
+    return combo
+
+
+def _follow_top_ct(combo: ComboBox, viewer: napari.Viewer) -> None:
+    ref = weakref.ref(combo)
+    state = {"picked": False, "setting": False}
+
+    def show_default(box: ComboBox) -> None:
+        start = default_ct(viewer)
+        if start is None:
+            return
+        state["setting"] = True
+        try:
+            box.reset_choices()
+            box.value = start
+        except (RuntimeError, ValueError):  # the dock was closed / not among the choices yet
+            pass
+        finally:
+            state["setting"] = False
+
+    def changed(value: Any) -> None:
+        # a CT other than the one on top: the user's choice, kept from now on (a reset of the
+        # choices that lands on the top CT is not a choice)
+        if not state["setting"] and value is not None and value is not default_ct(viewer):
+            state["picked"] = True
+
+    def inserted(_event: Any) -> None:
+        box = ref()
+        if box is None or state["picked"]:
+            viewer.layers.events.inserted.disconnect(inserted)
+            return
+        show_default(box)
+
+    show_default(combo)
+    combo.changed.connect(changed)
+    viewer.layers.events.inserted.connect(inserted)
+
+
+def current_slice_index(viewer: napari.Viewer, layer: napari.layers.Layer) -> int | None:
+    """Index along the layer's first axis shown now (None for a 2D layer)."""
+    if layer.ndim < 3:
+        return None
+    data_pos = layer.world_to_data(viewer.dims.point)
+    return int(np.clip(np.round(data_pos[0]), 0, layer.data.shape[0] - 1))
+
+
+__all__ = ["ct_combo", "ct_layers", "current_slice_index", "default_ct", "image_layers"]

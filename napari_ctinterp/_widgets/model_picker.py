@@ -1,0 +1,148 @@
+"""The model field of the widgets, and the model choice they share.
+
+Choosing a checkpoint in one widget is seen by the others: each widget's ``ModelPicker``
+subscribes to the one ``selection`` of the process and follows it. The choice is UI state, so it
+lives here, in the widget layer; the loaded classifiers are shared by ``model.load``'s cache.
+Listeners are plain callables, held weakly (a closed widget does not linger), called in the
+thread that sets the choice (the UI thread).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from magicgui.widgets import ComboBox, FileEdit
+
+from ..model import DEMOS, ModelCard, demo_weights_path  # torch imported in the main thread
+from ..model.card import card_path_for
+from .dock_layout import wrapping_label
+
+
+class ModelSelection:
+    """The current model source (``"demo"`` or a checkpoint path) and who wants to know."""
+
+    def __init__(self, source: str = "demo") -> None:
+        self._source = source
+        self._listeners: list[weakref.ref] = []
+        self._lock = threading.Lock()
+
+    @property
+    def source(self) -> str:
+        """``"demo"`` or the path of the chosen checkpoint."""
+        return self._source
+
+    def set(self, source: str) -> None:
+        """Choose a model; listeners hear of it when it changes."""
+        source = str(source)
+        with self._lock:
+            if source == self._source:
+                return
+            self._source = source
+            listeners = [ref() for ref in self._listeners]
+            self._listeners = [ref for ref, cb in zip(self._listeners, listeners) if cb is not None]
+        for cb in listeners:
+            if cb is not None:
+                cb(source)
+
+    def subscribe(self, callback: Callable[[str], object]) -> None:
+        """Call ``callback(source)`` on every change, while its owner lives (bound methods are
+        held weakly; plain functions strongly)."""
+        ref = weakref.WeakMethod(callback) if hasattr(callback, "__self__") else (lambda cb=callback: cb)
+        with self._lock:
+            self._listeners.append(ref)  # type: ignore[arg-type]
+
+
+#: The process-wide choice the widgets share.
+selection = ModelSelection()
+
+
+class ModelPicker:
+    """The "model" field of the widgets: a bundled demo model or a checkpoint file, and under it
+    the chosen model's card in one line (its name and classes) — or what is missing.
+
+    The choice is shared (``selection``): choosing a file in one widget is seen by the others.
+    """
+
+    FILE = "file…"
+
+    def __init__(self) -> None:
+        self._demos = list(DEMOS)
+        self.model = ComboBox(label="model", choices=[*self._demos, self.FILE], value="demo")
+        self.path = FileEdit(label="checkpoint", mode="r", filter="*.safetensors *.pt *.pth *.ts *.pt2", visible=False)
+        self.info = wrapping_label()
+        self._following = False
+        self._apply(selection.source)
+        self.model.changed.connect(self._changed)
+        self.path.changed.connect(self._changed)
+        selection.subscribe(self._apply)
+
+    @property
+    def widgets(self) -> list:
+        """The magicgui widgets to place in a container (choice, file, card line)."""
+        return [self.model, self.path, self.info]
+
+    def _changed(self, *_: Any) -> None:
+        self.path.visible = self.model.value == self.FILE
+        self._describe()
+        if self._following:
+            return
+        if self.model.value in self._demos:
+            selection.set(self.model.value)
+        elif Path(str(self.path.value)).is_file():
+            selection.set(str(Path(str(self.path.value))))
+
+    def _apply(self, source: str) -> None:
+        """Follow a choice made in another widget."""
+        self._following = True
+        try:
+            if source in self._demos:
+                self.model.value = source
+            else:
+                self.model.value = self.FILE
+                self.path.value = source
+            self.path.visible = self.model.value == self.FILE
+            self._describe()
+        except RuntimeError:  # this widget's Qt objects are gone (closed dock not yet collected)
+            pass
+        finally:
+            self._following = False
+
+    def card(self) -> ModelCard:
+        """The chosen model's card, read from its JSON only (no weights loaded); None if none yet."""
+        source = self.source()
+        weights = demo_weights_path(source) if source in self._demos else Path(source)
+        path = card_path_for(weights)
+        if not path.exists():
+            raise FileNotFoundError(f"no model card beside {weights.name}: write {path.name} (see docs/model.md)")
+        return ModelCard.load(path)
+
+    def _describe(self) -> None:
+        """The card line: ``<name> · <architecture>, <C> channel(s) · classes: …``."""
+        try:
+            self.source()
+        except ValueError:  # no file chosen yet
+            self.info.value = "choose a checkpoint file (its card, NAME.json, beside it)"
+            return
+        try:
+            card = self.card()
+        except Exception as e:  # noqa: BLE001 - a missing or broken card: say so, the run will refuse
+            self.info.value = f"card: {str(e).strip().splitlines()[0][:300]}"
+            return
+        self.info.value = (f"{card.name or card.architecture} · {card.architecture}, {card.in_channels} "
+                           f"channel{'s' if card.in_channels > 1 else ''} · classes: {', '.join(card.class_names)}")
+
+    def source(self) -> str:
+        """A demo name or the checkpoint path; ``ValueError`` if no file is chosen."""
+        if self.model.value in self._demos:
+            return str(self.model.value)
+        p = Path(str(self.path.value))
+        if not p.is_file():
+            raise ValueError("choose a checkpoint file (.safetensors / .pt with its .json card)")
+        return str(p)
+
+
+__all__ = ["ModelPicker", "ModelSelection", "selection"]

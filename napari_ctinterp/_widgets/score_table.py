@@ -1,0 +1,99 @@
+"""The Metrics panel's table of scores and its export (CSV of every column, the plots as PNG + SVG).
+
+One row per scored map (``metrics.MapScore``), the visible columns of ``TABLE``, sortable (best AUC
+first), one row selected at a time; each cell keeps the index of its score (``UserRole``), so a
+sorted table still finds its map.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+from ..metrics.schema import LABELS
+from ..metrics.table import MapScore, write_scores_csv
+from .metric_plots import draw_curves
+
+#: Visible table columns (header, MapScore field); every field is in the CSV and the row's tooltip.
+TABLE = tuple((LABELS[k], k) for k in ("method", "variant", "map_type", "auc", "max_dice", "fidelity_continuous",
+                                        "scope"))
+AUC_COLUMN = [k for _h, k in TABLE].index("auc")
+
+
+class _NumberItem(QTableWidgetItem):
+    """A table cell that sorts by its number (empty cells last)."""
+
+    def __init__(self, value: float) -> None:
+        finite = bool(np.isfinite(value))
+        super().__init__(f"{value:.3f}" if finite else "—")
+        self.value = float(value) if finite else -np.inf
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:  # noqa: D105
+        return self.value < getattr(other, "value", -np.inf)
+
+
+class ScoreTable(QTableWidget):
+    """The sortable table of scores; the sort column's header says the order (▼ / ▲)."""
+
+    def __init__(self) -> None:
+        super().__init__(0, len(TABLE))
+        self.setHorizontalHeaderLabels([h for h, _ in TABLE])
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.verticalHeader().setVisible(False)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSortingEnabled(True)
+        # Qt styles disagree on which way the sort arrow points: say it in the header text instead.
+        self.horizontalHeader().setSortIndicatorShown(False)
+        self.horizontalHeader().sortIndicatorChanged.connect(self._label_sort)
+        self.setMinimumHeight(180)
+
+    def fill(self, scores: list[MapScore], idx: int | None = None) -> None:
+        """One row per score (``idx``: the slice scored, shown in the "on" column), best AUC first."""
+        self.setSortingEnabled(False)
+        self.clearContents()
+        self.setRowCount(len(scores))
+        for r, s in enumerate(scores):
+            row = s.row()
+            tip = (f"exact AUC {s.auc:.4f} · grid AUC {s.auc_grid:.4f} · max Dice {s.max_dice:.4f} at k* = "
+                   f"{s.k_star:g} % · mass in mask {s.relevance_mass:.3f} · F {s.fidelity_continuous:.4f}")
+            row["scope"] = "volume" if s.scope == "volume" else (f"z {idx}" if idx is not None else "slice")
+            for c, (_h, key) in enumerate(TABLE):
+                v = row[key]
+                item = _NumberItem(v) if isinstance(v, float) else QTableWidgetItem(
+                    "XRAI" if v == "region" else str(v))
+                item.setData(Qt.ItemDataRole.UserRole, r)
+                item.setToolTip(tip)
+                self.setItem(r, c, item)
+        self.setSortingEnabled(True)
+        self.sortItems(AUC_COLUMN, Qt.SortOrder.DescendingOrder)  # best AUC first
+
+    def selected_score(self) -> int | None:
+        """The index (in the scores filled) of the selected row's score; None when none is selected."""
+        rows = self.selectionModel().selectedRows()
+        return None if not rows else self.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+
+    def _label_sort(self, column: int, order: Qt.SortOrder) -> None:
+        arrow = " ▼" if order == Qt.SortOrder.DescendingOrder else " ▲"
+        self.setHorizontalHeaderLabels([h + (arrow if c == column else "") for c, (h, _k) in enumerate(TABLE)])
+
+
+def export_scores(path: Path, scores: list[MapScore], plotted: list[MapScore],
+                  highlight: tuple | None = None) -> list[Path]:
+    """Write ``scores`` as CSV at ``path`` (suffix ``.csv``) and the plots of ``plotted`` beside it as
+    PNG and SVG (one row of plots); returns the three paths."""
+    path = write_scores_csv(scores, Path(path).with_suffix(".csv"))
+    png, svg = path.with_suffix(".png"), path.with_suffix(".svg")
+    wide = Figure(figsize=(18, 5.0), layout="constrained")
+    draw_curves(wide, plotted, layout="row", highlight=highlight)
+    wide.savefig(png, dpi=150)
+    wide.savefig(svg)
+    return [path, png, svg]
+
+
+__all__ = ["AUC_COLUMN", "TABLE", "ScoreTable", "export_scores"]

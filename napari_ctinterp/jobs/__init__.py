@@ -1,0 +1,16 @@
+"""One-call jobs that combine the core's packages for a viewer or a command: what a widget runs in
+its worker (e.g. maps and XRAI regions of the slices asked, with the domain check), so that the
+widget only reads its controls, calls one function and makes layers.
+
+``jobs.iter_explain_slices(clf, data, indices, options, ...)`` → ``ExplainedSlices``.
+"""
+
+from .explain_slices import (
+    ExplainedSlices,
+    explain_slices,
+    iter_explain_slices,
+    job_units,
+    reference_plan,
+)
+
+__all__ = ["ExplainedSlices", "explain_slices", "iter_explain_slices", "job_units", "reference_plan"]
