@@ -32,6 +32,8 @@ def test_import_contracts_hold():
     ("explain/plan.py", "from ..metrics import fidelity  # deliberately wrong: explain above metrics", "layers"),
     ("model/card.py", "import napari  # deliberately wrong: napari in the core", "napari"),
     ("io/errors.py", "from . import masks  # deliberately wrong: a circle io.errors <-> io.masks", "circles"),
+    ("metrics/road.py", "from ..explain.engine import job_size  # deliberately wrong: explain's internals",
+     "public explain API"),
 ])
 def test_contracts_fail_on_a_wrong_import(tmp_path, module, line, contract):
     copy = tmp_path / "tree"

@@ -37,7 +37,15 @@ from magicgui.widgets import (
 )
 from napari.utils.notifications import show_error
 
-from ..explain import ALL_METHODS, EXTRA_METHODS, METHODS, MIN_VOLUME_REFERENCES, VARIANTS, ExplainOptions
+from ..explain import (
+    ALL_METHODS,
+    EXTRA_METHODS,
+    METHOD_TITLES,
+    METHODS,
+    MIN_VOLUME_REFERENCES,
+    VARIANTS,
+    ExplainOptions,
+)
 from ..io import parse_slices
 from ..jobs import ExplainedSlices
 from ..progress import Step
@@ -58,13 +66,9 @@ from .workers import JobProgress, start_worker
 from .xrai_layers import show_regions, xrai_layer_name
 
 SCOPES = ("current slice", "slice range", "slices with mask", "whole volume")
-
-
-METHOD_TITLES = {"BP": "Backprop", "IGB": "IG black", "IGBW": "IG black+white", "EG": "Expected Gradients",
-                 "D": "Deconvolution", "GC": "Grad-CAM", "GBP": "Guided Backprop", "GGC": "Guided Grad-CAM",
-                 "OCC": "Occlusion (plain only)"}
 #: The map shown after a run when it was computed (the poster's best pixel map).
 DEFAULT_SHOWN = ("IGB", "SG2")
+
 
 
 class ExplainWidget(Container):

@@ -29,7 +29,7 @@ from ..progress import Step
 from .dock_layout import hidden_tab, on_destroyed, on_shown, wrapping_label
 from .gallery_figure import GalleryState, Tile, draw_gallery, grid, score_tile
 from .layer_choice import ct_layers, current_slice_index, default_ct
-from .layer_info import slice_of
+from .layer_info import ScoreNote, slice_of
 from .maps import map_info, map_layers, map_title, robust_limits, show_map
 from .workers import JobCancelled, start_worker
 
@@ -208,10 +208,9 @@ class GalleryWidget(Container):
                         None if ranks is None else slice_of(ranks, info, idx), source=ly.data)
             if values is not None:
                 tile.limits = robust_limits(values[::4, ::4])
-                scores = ly.metadata.get("ctinterp_scores")
-                if isinstance(scores, dict) and scores.get("slice") == idx and scores.get("F") is not None \
-                        and np.isfinite(scores["F"]):
-                    tile.fidelity = float(scores["F"])
+                note = ScoreNote.from_layer(ly)
+                if note is not None and note.slice == idx and note.F is not None and np.isfinite(note.F):
+                    tile.fidelity = float(note.F)
                 self._lookup(tile, key)
             state.tiles.append(tile)
         where = "" if idx is None else f", slice {idx}"

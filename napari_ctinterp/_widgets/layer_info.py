@@ -197,3 +197,39 @@ def slice_of(data: Any, info: MapLayerInfo | Mapping[str, Any], index: int | Non
 
 
 __all__ = ["KEY", "VERSION", "MapLayerInfo", "slice_of"]
+
+
+#: The layer metadata key of a map's latest scores (written by the Metrics panel, shown by the Gallery).
+SCORES_KEY = "ctinterp_scores"
+
+
+@dataclass(frozen=True)
+class ScoreNote:
+    """A map layer's latest scores on one slice, as the Metrics panel computed them.
+
+    Stored as a plain dict under ``layer.metadata["ctinterp_scores"]`` (:data:`SCORES_KEY`);
+    assigning the layer's metadata whole makes napari emit the event the Gallery listens to.
+    """
+
+    slice: int | None
+    mask: str = ""
+    auc: float = float("nan")
+    max_dice: float = float("nan")
+    F: float | None = None
+    mask_note: str = ""
+
+    def write(self, layer: Any) -> None:
+        """Put this note on ``layer`` (replacing its previous one)."""
+        layer.metadata = {**layer.metadata, SCORES_KEY: {"slice": self.slice, "mask": self.mask, "auc": self.auc,
+                                                          "max_dice": self.max_dice, "F": self.F,
+                                                          "mask_note": self.mask_note}}
+
+    @classmethod
+    def from_layer(cls, layer: Any) -> ScoreNote | None:
+        """The note on ``layer``, or None (no scores yet, or not a dict)."""
+        raw = getattr(layer, "metadata", {}).get(SCORES_KEY)
+        if not isinstance(raw, Mapping):
+            return None
+        return cls(slice=raw.get("slice"), mask=raw.get("mask", ""), auc=raw.get("auc", float("nan")),
+                   max_dice=raw.get("max_dice", float("nan")), F=raw.get("F"), mask_note=raw.get("mask_note", ""))
+

@@ -7,7 +7,7 @@ ranking and fidelity, so repainting the mask re-scores in milliseconds per map a
 model again (fidelity does not depend on the mask). The panel follows the image last explained
 (a new map layer, or the map made active in the layer list); a table row shows its map in the
 canvas and highlights its curves. Exports CSV, PNG and SVG; each map layer also gets its scores
-in ``metadata["ctinterp_scores"]`` (the Gallery shows them). Below: the "along z" view
+in ``metadata["ctinterp_scores"]`` (``layer_info.ScoreNote``; the Gallery shows them). Below: the "along z" view
 (``along_z.py``) of the shown map over every masked slice.
 """
 
@@ -32,7 +32,7 @@ from ..progress import Step
 from .along_z import AlongZ
 from .dock_layout import hidden_tab, limit_width, make_scrollable, on_shown, wrapping_label
 from .layer_choice import ct_layers, current_slice_index, default_ct
-from .layer_info import slice_of
+from .layer_info import ScoreNote, slice_of
 from .maps import map_info, map_layers, show_map
 from .metric_plots import draw_curves
 from .score_table import ScoreTable, export_scores
@@ -270,9 +270,8 @@ class MetricsPanel(Container):
             if ly.data is not d or s.scope != "slice":
                 continue
             # Assigned whole so napari emits the metadata event the Gallery listens to.
-            ly.metadata = {**ly.metadata, "ctinterp_scores": {"slice": idx, "mask": mask_name, "auc": s.auc,
-                                                              "max_dice": s.max_dice, "F": s.fidelity_continuous,
-                                                              "mask_note": self._mask_note}}
+            ScoreNote(slice=idx, mask=mask_name, auc=s.auc, max_dice=s.max_dice, F=s.fidelity_continuous,
+                      mask_note=self._mask_note).write(ly)
         self.table.fill(scores, idx)
         self._plot()
         self.compute_button.enabled = True

@@ -21,13 +21,14 @@ _EXPORTS = {
     "iter_explain_targets": "api",
     "UnreachableReLUError": "deconv", "ExplainCancelled": "engine", "job_size": "engine",
     "GradCamLayerError": "gradcam",
-    "ALL_METHODS": "options", "EXTRA_METHODS": "options", "METHOD_COLOURS": "options", "METHODS": "options",
+    "ALL_METHODS": "options", "EXTRA_METHODS": "options", "METHOD_COLOURS": "options",
+    "METHOD_TITLES": "options", "METHODS": "options",
     "PLAIN_ONLY": "options", "VARIANTS": "options", "ExplainOptions": "options",
     "MAX_VOLUME_REFERENCES": "references", "MIN_VOLUME_REFERENCES": "references",
     "folder_references": "references", "volume_references": "references",
     "VolumeMaps": "volume", "choose_slices": "volume", "explain_volume": "volume", "iter_explain_volume": "volume",
 }
-__all__ = ["ALL_METHODS", "EXTRA_METHODS", "MAX_VOLUME_REFERENCES", "METHODS", "METHOD_COLOURS",
+__all__ = ["ALL_METHODS", "EXTRA_METHODS", "MAX_VOLUME_REFERENCES", "METHODS", "METHOD_COLOURS", "METHOD_TITLES",
            "MIN_VOLUME_REFERENCES", "PLAIN_ONLY", "VARIANTS", "AttributionMaps", "ExplainCancelled",
            "ExplainOptions", "GradCamLayerError", "UnreachableReLUError", "VolumeMaps", "choose_slices", "explain",
            "explain_targets", "explain_volume", "folder_references", "iter_explain", "iter_explain_targets",
@@ -52,6 +53,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from .deconv import UnreachableReLUError
     from .engine import ExplainCancelled, job_size
     from .gradcam import GradCamLayerError
-    from .options import ALL_METHODS, EXTRA_METHODS, METHOD_COLOURS, METHODS, PLAIN_ONLY, VARIANTS, ExplainOptions
+    from .options import (
+        ALL_METHODS,
+        EXTRA_METHODS,
+        METHOD_COLOURS,
+        METHOD_TITLES,
+        METHODS,
+        PLAIN_ONLY,
+        VARIANTS,
+        ExplainOptions,
+    )
     from .references import MAX_VOLUME_REFERENCES, MIN_VOLUME_REFERENCES, folder_references, volume_references
     from .volume import VolumeMaps, choose_slices, explain_volume, iter_explain_volume

@@ -22,6 +22,10 @@ ALL_METHODS: tuple[str, ...] = METHODS + EXTRA_METHODS
 METHOD_COLOURS: dict[str, str] = {"BP": "tab:blue", "IGB": "tab:orange", "IGBW": "tab:green", "EG": "tab:red",
                                   "D": "tab:purple", "GC": "tab:brown", "GBP": "tab:pink", "GGC": "tab:olive",
                                   "OCC": "tab:cyan", "random": "grey"}
+#: What each method is called in full (the Explain widget's tick boxes, reports).
+METHOD_TITLES: dict[str, str] = {"BP": "Backprop", "IGB": "IG black", "IGBW": "IG black+white",
+                                 "EG": "Expected Gradients", "D": "Deconvolution", "GC": "Grad-CAM",
+                                 "GBP": "Guided Backprop", "GGC": "Guided Grad-CAM", "OCC": "Occlusion (plain only)"}
 #: Methods with no SmoothGrad variants: only their plain map is computed.
 PLAIN_ONLY: tuple[str, ...] = ("OCC",)
 #: Methods that need Grad-CAM's target layer.

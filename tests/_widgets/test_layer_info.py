@@ -36,3 +36,16 @@ def test_slice_of_reads_one_slice_or_says_the_layer_has_none():
     assert np.array_equal(slice_of(stack, {"method": "BP", "variant": "plain"}, 1), stack[1])
     assert slice_of(stack, {"method": "BP", "variant": "plain"}, None) is None
     assert np.array_equal(slice_of(stack[0], {"method": "BP", "variant": "plain"}, 7), stack[0])
+
+
+def test_a_score_note_round_trips_through_the_layer_metadata():
+    from types import SimpleNamespace
+
+    from napari_ctinterp._widgets.layer_info import SCORES_KEY, ScoreNote
+
+    layer = SimpleNamespace(metadata={"ctinterp_map": {"method": "BP"}})
+    assert ScoreNote.from_layer(layer) is None
+    note = ScoreNote(slice=3, mask="mask", auc=0.9, max_dice=0.5, F=0.25, mask_note="mask labels 2, 5")
+    note.write(layer)
+    assert layer.metadata["ctinterp_map"] == {"method": "BP"}  # the map's record is kept
+    assert layer.metadata[SCORES_KEY]["F"] == 0.25 and ScoreNote.from_layer(layer) == note
