@@ -124,15 +124,24 @@ def read_ct_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
 
     ``read_ct`` already raises each of ``meta["warnings"]`` (other series found, non-CT modality,
     uneven spacing) as a ``CTReadWarning``, which napari shows as a notification.
+
+    A file of the series that cannot be read or decoded (truncated, a broken codec) does not block
+    the series: its slices open NaN, the warning names the file, and the layer's metadata lists
+    them (``metadata["bad_slices"]``: ``{z: message}``; the widgets do not explain them). A series
+    none of whose files can be decoded is refused with the first file's reason.
     """
-    from .io import read_ct
+    from .io import CTReadError, read_ct
 
     paths = _paths(path)
     # A non-CT series (MR, PET, a secondary capture) opens so that it can be looked at, but never
     # as HU: read_ct's CTReadWarning says so as a notification, the layer's name says it, and the
     # widgets show the warning beside any answer (metadata "not_hu").
-    vol = read_ct(paths[0] if len(paths) == 1 else paths, allow_non_ct=True)
+    vol = read_ct(paths[0] if len(paths) == 1 else paths, allow_non_ct=True, bad_slices="nan")
+    bad = {int(z): str(msg) for z, msg in (vol.meta.get("bad_slices") or {}).items()}
+    if bad and len(bad) == vol.hu.shape[0]:
+        raise CTReadError(f"no slice of this series could be decoded: {next(iter(bad.values()))}")
     meta = dict(vol.meta)
+    meta["bad_slices"] = bad
     not_hu = not meta.get("is_ct", str(meta.get("modality", "")).upper() == "CT")
     meta["not_hu"] = not_hu
     meta["spacing_mm"] = tuple(vol.spacing_mm)

@@ -18,7 +18,7 @@ progress bars (``_widgets``) adapt this one type. Nothing here imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import NamedTuple, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -31,11 +31,13 @@ class Progress(Protocol):
 
 
 class Step(NamedTuple):
-    """One progress report of a generator job."""
+    """One progress report of a generator job; ``partial``: results finished so far, when a job
+    shows them before it ends (the plain maps before their SmoothGrad variants), else None."""
 
     done: int
     total: int
     phase: str = ""
+    partial: object = None
 
 
 class Cancelled(RuntimeError):
@@ -76,8 +78,33 @@ def offset(gen: Generator[tuple, None, T], base: int, total: int | None = None,
                 step = next(gen)
             except StopIteration as stop:
                 return stop.value
-            done, own_total, own_phase = (*step, "")[:3]
+            done, own_total, own_phase, partial = (*step, "", None)[:4]
             yield Step(base + int(done), int(own_total if total is None else total),
-                       own_phase if phase is None else phase)
+                       own_phase if phase is None else phase, partial)
     finally:
         gen.close()
+
+
+def map_partial(gen: Generator[tuple, None, T], convert: Callable[[object], object]) -> Generator[Step, None, T]:
+    """``gen``'s steps with each ``partial`` result passed through ``convert`` (e.g. accumulators
+    → maps); returns ``gen``'s value. Closing this generator closes ``gen``."""
+    try:
+        while True:
+            try:
+                step = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            done, total, phase, partial = (*step, "", None)[:4]
+            yield Step(int(done), int(total), phase, None if partial is None else convert(partial))
+    finally:
+        gen.close()
+
+
+def duration_text(seconds: float) -> str:
+    """``"42 s"``, ``"4 min 10 s"``, ``"2 h 21 min"`` (progress lines and estimates)."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"

@@ -184,3 +184,43 @@ def test_the_seg_writer_refuses_to_guess_between_two_series_of_the_same_shape(ma
     seg = viewer.open(str(case / "seg" / "mask.dcm"), plugin=PLUGIN)[0]  # names its series: no guessing
     seg.save(str(tmp_path / "again.dcm"), plugin=PLUGIN)
     assert (tmp_path / "again.dcm").exists()
+
+
+def test_a_series_with_a_truncated_file_opens_with_that_slice_empty(make_napari_viewer, tmp_path):
+    from pathlib import Path
+
+    from napari_ctinterp._widgets.layer_choice import explainable, unreadable_slices
+    from napari_ctinterp.io import CTReadWarning
+
+    vol = np.stack([make_slice(40 + z, contrast=True, size=64).hu for z in range(4)])
+    files = [Path(f) for f in write_dicom_series(vol, tmp_path / "series", spacing_mm=(2.5, 1.0, 1.0))]
+    broken = files[2]
+    broken.write_bytes(broken.read_bytes()[:-3000])  # the pixel data cut short, the header intact
+    viewer = make_napari_viewer()
+    with pytest.warns(CTReadWarning, match=broken.name):  # napari shows it as a notification
+        viewer.open(tmp_path / "series", plugin=PLUGIN)
+    (layer,) = viewer.layers
+    assert layer.data.shape == (4, 64, 64)
+    order = [Path(f).name for f in layer.metadata["files"]]
+    z = order.index(broken.name)
+    bad = unreadable_slices(layer)
+    assert list(bad) == [z] and broken.name in bad[z]
+    assert np.isnan(layer.data[z]).all() and np.isfinite(np.delete(np.asarray(layer.data), z, axis=0)).all()
+    # the widgets leave it out of a volume's slices, and refuse it alone with the reason
+    kept, note = explainable(layer, list(range(4)))
+    assert kept == [k for k in range(4) if k != z] and str(z) in note
+    with pytest.raises(ValueError, match=broken.name):
+        explainable(layer, [z])
+
+
+def test_a_series_none_of_whose_files_decode_is_refused(make_napari_viewer, tmp_path):
+    from pathlib import Path
+
+    files = [Path(f) for f in write_dicom_series(np.zeros((2, 32, 32), np.float32), tmp_path / "s",
+                                                  spacing_mm=(1.0, 1.0, 1.0))]
+    for f in files:
+        f.write_bytes(f.read_bytes()[:-1000])
+    viewer = make_napari_viewer()
+    with pytest.warns(Warning), pytest.raises(Exception, match="no slice of this series could be decoded"):
+        viewer.open(tmp_path / "s", plugin=PLUGIN)
+    assert len(viewer.layers) == 0

@@ -15,7 +15,7 @@ from napari.utils.notifications import show_error
 
 from ..progress import Step
 from .dock_layout import limit_width, make_scrollable, wrapping_label
-from .layer_choice import ct_combo, current_slice_index
+from .layer_choice import ct_combo, current_slice_index, not_hu_reason
 from .model_picker import ModelPicker
 from .trust import trust_text
 from .workers import JobProgress, start_worker
@@ -62,6 +62,9 @@ class ClassifyWidget(Container):
             show_error("Classify: open a CT image layer first (File ▸ Open, or a sample)")
             return
         try:
+            reason = not_hu_reason(layer)
+            if reason is not None:
+                raise ValueError(reason)
             source = self._source()
         except ValueError as e:
             show_error(f"Classify: {e}")

@@ -2,9 +2,11 @@
 
 Reads its controls into an ``ExplainOptions`` and runs one core job, ``jobs.iter_explain_slices``
 (maps, XRAI regions, domain checks), in a background worker (progress with ETA in the widget,
-Cancel between gradient batches); ``explain_layers`` turns the result into layers. Layers are added
-only when every map is ready, so cancelling leaves no half-made layer; re-running updates the same
-layers.
+Cancel between gradient batches); ``explain_layers`` turns the result into layers. The plain maps
+come first (a few percent of the work): their layers appear and the best of them is shown while the
+SmoothGrad variants and XRAI are computed; then every layer is added and the shown map upgraded
+(IGB · SG2). A layer is only ever made from a finished map: Cancel keeps the plain maps already
+shown (and says so), nothing half-made; re-running updates the same layers.
 
 After a run the canvas shows the CT, the mask and **one** map (IGB · SG2 when computed); every
 other map layer is hidden and one choice away in the "show" field (or the Gallery dock).
@@ -27,7 +29,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
-    FloatSlider,
     FloatSpinBox,
     Label,
     LineEdit,
@@ -50,25 +51,17 @@ from ..io import parse_slices
 from ..jobs import ExplainedSlices
 from ..progress import Step
 from .dock_layout import limit_width, make_scrollable, wrapping_label
-from .explain_layers import add_explain_layers
-from .layer_choice import ct_combo, current_slice_index
-from .maps import (
-    map_info,
-    map_layer_name,
-    map_layers,
-    map_title,
-    short_map_name,
-    show_map,
-)
-from .model_picker import ModelPicker
+from .explain_layers import add_explain_layers, hide_other_models
+from .layer_choice import ct_combo, current_slice_index, explainable, not_hu_reason
+from .model_picker import ModelPicker, selection
+from .run_estimate import RunEstimate
+from .shown_map import ShownMap
 from .trust import trust_text
 from .workers import JobProgress, start_worker
-from .xrai_layers import show_regions, xrai_layer_name
 
 SCOPES = ("current slice", "slice range", "slices with mask", "whole volume")
 #: The map shown after a run when it was computed (the poster's best pixel map).
 DEFAULT_SHOWN = ("IGB", "SG2")
-
 
 
 class ExplainWidget(Container):
@@ -77,8 +70,6 @@ class ExplainWidget(Container):
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__(labels=True)
         self.viewer = napari_viewer
-        self._last: dict | None = None  # the latest XRAI results, for the regions layer
-        self._quiet = False
         self.layer = ct_combo(self.viewer)  # starts on the CT the canvas shows
         self.picker = ModelPicker()
         self.model, self.path, self.model_info = self.picker.widgets
@@ -119,13 +110,15 @@ class ExplainWidget(Container):
         for w in self._params:
             w.visible = False
         self.run_button = PushButton(text="Explain")
+        self.quick_button = PushButton(text="Quick: plain maps + XRAI fast",
+                                       tooltip="the paper's five methods, plain only, XRAI fast: maps in seconds")
+        self.estimate = RunEstimate()  # the run's size and time here, before it starts
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = JobProgress()
         self.status = wrapping_label()
         self.domain = wrapping_label(visible=False)  # out-of-domain / not-CT warning, next to the result
-        self.shown = ComboBox(label="show map", choices=self._shown_choices, visible=False)
-        self.regions_of = ComboBox(label="regions of", choices=self._region_choices, visible=False)
-        self.top_percent = FloatSlider(label="top k % area", value=100.0, min=0.0, max=100.0, visible=False)
+        self.display = ShownMap(self.viewer, lambda: self.layer.value)  # which map is over the CT; its regions
+        self.shown, self.regions_of, self.top_percent = self.display.widgets
         method_box = Container(widgets=[*(self.methods[m] for m in METHODS), Label(value="beyond the paper:"),
                                         *(self.methods[m] for m in EXTRA_METHODS)], labels=False, label="methods")
         variant_box = Container(widgets=list(self.variants.values()), labels=False, layout="horizontal",
@@ -135,6 +128,7 @@ class ExplainWidget(Container):
         self.extend([self.layer, self.model, self.path, self.model_info, self.target, self.scope, self.slice_range,
                      self.scope_mask, method_box,
                      variant_box, self.xrai, self.references, self.ref_folder,
+                     self.quick_button, self.estimate.label,
                      Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False),
                      *self.progress.widgets, self.status, self.domain, self.shown, self.regions_of, self.top_percent,
                      self.advanced, *self._params])
@@ -143,18 +137,67 @@ class ExplainWidget(Container):
         self.references.changed.connect(lambda v: setattr(self.ref_folder, "visible", v == "folder…"))
         self.scope.changed.connect(self._scope_changed)
         self.advanced.changed.connect(lambda v: [setattr(w, "visible", v) for w in self._params])
-        self.shown.changed.connect(self._show_chosen)
-        self.regions_of.changed.connect(self._update_regions)
-        self.top_percent.changed.connect(self._update_regions)
         self.run_button.changed.connect(self.run)
+        self.quick_button.changed.connect(self.quick)
+        for w in [*self.methods.values(), *self.variants.values(), self.steps, self.samples, self.sg_samples,
+                  self.xrai, self.scope, self.slice_range, self.scope_mask, self.layer, self.model, self.path,
+                  self.occ_window, self.occ_stride, self.occ_fill]:
+            w.changed.connect(self._update_estimate)
         self.model.changed.connect(self.target.reset_choices)
         self.path.changed.connect(self.target.reset_choices)
         self.cancel_button.changed.connect(self.cancel)
         self.viewer.layers.events.inserted.connect(self.layer.reset_choices)
         self.viewer.layers.events.removed.connect(self.layer.reset_choices)
-        self.viewer.layers.selection.events.active.connect(self._follow_shown)
         self.worker = None
+        selection.subscribe(self._model_switched)  # held weakly: a closed dock stops listening
+        self._update_estimate()
 
+    def quick(self) -> None:
+        """The quick preset: the paper's five methods, plain only, XRAI fast (maps in seconds)."""
+        for m, box in self.methods.items():
+            box.value = m in METHODS
+        for v, box in self.variants.items():
+            box.value = v == "plain"
+        self.xrai.value = "fast"
+        self._update_estimate()
+
+    def _planned(self) -> tuple[ExplainOptions, int, str]:
+        """The options, the number of slices and the cost key of a run with the controls as they are
+        (``ValueError`` / ``OSError`` when no run is possible yet)."""
+        from ..jobs import cost_key
+        from ..model import resolve_device
+
+        layer = self.layer.value
+        if layer is None:
+            raise ValueError("no CT layer")
+        opts = self.options()
+        shape = np.shape(layer.data)
+        n = 1 if len(shape) == 2 or self.scope.value == "current slice" else len(self._indices(
+            np.empty((shape[0], 0, 0), np.float32), layer))
+        card = self.picker.card()
+        return opts, n, cost_key(card.short_hash, str(resolve_device("auto")), tuple(card.input_size))
+
+    def _update_estimate(self, *_: Any) -> None:
+        """The size of the run the controls ask for, and its time here (from earlier runs' pace)."""
+        try:
+            opts, n, key = self._planned()
+            self.estimate.show(opts, n, self.picker.card().input_size, self.xrai.value, key)
+        except (ValueError, IndexError, OSError, RuntimeError):
+            self.estimate.clear()
+
+
+    def _model_switched(self, source: str) -> None:
+        """Another model was chosen (here or in another widget): hide the maps of the other models,
+        so that no map on the canvas belongs to a model that is not the chosen one."""
+        try:
+            hidden = hide_other_models(self.viewer, source)
+        except RuntimeError:  # the viewer is closing
+            return
+        if hidden:
+            names = ", ".join(sorted(Path(m).name for m in hidden))
+            self.status.value = (f"{sum(hidden.values())} map layer(s) of {names} hidden: the model changed (they "
+                                 f"stay in the layer list, marked [model]; Explain again for this model)")
+            self.display.hide_regions()
 
     def _scope_changed(self, value: str) -> None:
         self.slice_range.visible = value == "slice range"
@@ -218,13 +261,15 @@ class ExplainWidget(Container):
         try:
             if layer is None:
                 raise ValueError("open a CT image layer first (File ▸ Open, or File ▸ Open Sample)")
+            if (reason := not_hu_reason(layer)) is not None:
+                raise ValueError(reason)
             opts = self.options()
             source = self.picker.source()
             data = np.asarray(layer.data, dtype=np.float32)
             folder = self.ref_folder.value if self.references.value == "folder…" else None
             if folder is not None and not Path(str(folder)).is_dir():
                 raise ValueError("choose the EG reference folder (DICOM slices of the model's training data)")
-            indices = self._indices(data, layer)
+            indices, skipped = explainable(layer, self._indices(data, layer))
             methods = opts.methods
             if "OCC" in methods and len(indices) > 1:
                 raise ValueError("OCC (Occlusion) explains one slice at a time: choose 'current slice', "
@@ -249,13 +294,31 @@ class ExplainWidget(Container):
 
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.domain.visible = False
-        self.status.value = f"explaining {len(indices)} slice(s) with {n_maps} maps…"
+        self.status.value = f"{skipped}explaining {len(indices)} slice(s) with {n_maps} maps…"
+        self._n_partial = 0
+        self.estimate.started(self._planned()[2], total)  # its pace makes the next estimate
         self.worker = start_worker(job, total=total, description="Explain",
-                                   on_done=lambda res: self._add_layers(layer, indices, res),
+                                   on_done=lambda res: self._add_layers(layer, indices, res, skipped),
                                    on_error=lambda e: self._finish(f"error: {e}"), progress=self.progress,
                                    unit=" + ".join(["gradients"] + (["occluded images"] if "OCC" in methods else [])
                                                    + (["regions"] if algorithm != "off" else [])),
-                                   on_cancel=lambda: self._finish("cancelled: no layer was changed"))
+                                   on_cancel=self._cancelled,
+                                   on_partial=lambda res: self._add_partial(layer, indices, res, skipped))
+
+    def _add_partial(self, layer: napari.layers.Image, indices: list, result: ExplainedSlices, skipped: str) -> None:
+        """The plain maps, before the SmoothGrad variants: layers now, the best of them shown."""
+        made = add_explain_layers(self.viewer, layer, indices, result, chosen_target=self.target.value != "predicted",
+                                  algorithm=self.xrai.value)
+        self._n_partial = len(made.keys)
+        shown = next((k for k in (("IGB", "plain"), ("IGBW", "plain")) if k in made.keys), made.keys[0])
+        self.display.show(layer.name, shown, made.tag)
+        self.status.value = (f"{skipped}{result.note}{len(made.keys)} plain map(s) shown ({self.shown.value}); "
+                             f"SmoothGrad variants{' and XRAI' if self.xrai.value != 'off' else ''} follow…")
+
+    def _cancelled(self) -> None:
+        kept = getattr(self, "_n_partial", 0)
+        self._finish(f"cancelled: the {kept} plain map layer(s) made so far are kept" if kept
+                     else "cancelled: no layer was changed")
 
     def cancel(self) -> None:
         """Stop at the next gradient batch; nothing is added."""
@@ -267,28 +330,18 @@ class ExplainWidget(Container):
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self.status.value = text
 
-    def _add_layers(self, layer: napari.layers.Image, indices: list, result: ExplainedSlices) -> None:
+    def _add_layers(self, layer: napari.layers.Image, indices: list, result: ExplainedSlices,
+                    skipped: str = "") -> None:
+        self.estimate.finished()
+        self._update_estimate()
         made = add_explain_layers(self.viewer, layer, indices, result, chosen_target=self.target.value != "predicted",
                                   algorithm=self.xrai.value)
-        keys, tag, note, first_params = made.keys, made.tag, result.note, made.params
+        keys, tag, note, first_params = made.keys, made.tag, skipped + result.note, made.params
         n_xrai = 0
         if made.regions:
-            self._last = {"image": layer.name, "regions": made.regions, "scale": made.scale,
-                          "translate": made.translate, "tag": tag}
-            self._quiet = True  # the regions layer is made (or updated) hidden; choosing a map shows it
-            try:
-                self.regions_of.reset_choices()
-                self._update_regions()
-            finally:
-                self._quiet = False
-            self.regions_of.visible = self.top_percent.visible = True
+            self.display.set_regions(layer.name, made)
             n_xrai = len(keys)
-        shown = DEFAULT_SHOWN if DEFAULT_SHOWN in keys else keys[0]
-        show_map(self.viewer, self.viewer.layers[map_layer_name(layer.name, *shown, target=tag)])
-        self.shown.reset_choices()
-        self.shown.visible = True
-        title = short_map_name(*shown) + (f" · →{tag}" if tag else "")
-        self.shown.value = title
+        title = self.display.show(layer.name, DEFAULT_SHOWN if DEFAULT_SHOWN in keys else keys[0], tag)
         text = trust_text(result.domain, layer)
         self.domain.visible = text is not None
         if text is not None:
@@ -300,54 +353,3 @@ class ExplainWidget(Container):
             note += f"{', '.join(skipped)} not computed (OCC is plain only). "
         self._finish(f"{note}{len(keys)} map layer(s){f' + {n_xrai} XRAI' if n_xrai else ''} for "
                      f"{len(indices)} slice(s); {title} shown first (choose another in \"show map\" or the Gallery)")
-
-    def _shown_choices(self, _widget: Any = None) -> list[str]:
-        image = self.layer.value
-        if image is None:
-            return []
-        return [map_title(i) for ly in map_layers(self.viewer, image.name) if (i := map_info(ly))]
-
-    def _follow_shown(self, event: Any) -> None:
-        """A map shown from elsewhere (Gallery, Metrics) is the one named in "show map"."""
-        info = map_info(event.value) if event.value is not None else None
-        image = self.layer.value
-        if info is None or image is None or info.image != image.name or not self.shown.choices:
-            return
-        name = map_title(info)
-        try:
-            if self.shown.value != name:
-                self.shown.reset_choices()
-                self.shown.value = name
-        except (ValueError, RuntimeError):  # not among the choices / widget closed
-            pass
-
-    def _show_chosen(self, name: str | None) -> None:
-        image = self.layer.value
-        if not name or image is None:
-            return
-        for ly in map_layers(self.viewer, image.name):
-            i = map_info(ly)
-            if map_title(i) == name:
-                show_map(self.viewer, ly)
-                return
-
-    def _region_choices(self, _widget: Any = None) -> list[str]:
-        if not self._last:
-            return []
-        return [xrai_layer_name(self._last["image"], m, v, self._last["tag"]) for m, v in self._last["regions"]]
-
-    def _update_regions(self, *_: Any) -> None:
-        """Show the chosen map's ranked regions, keeping the top k % of the area."""
-        if not self._last or not self.regions_of.value:
-            return
-        last = self._last
-        names = {xrai_layer_name(last["image"], m, v, last["tag"]): (m, v) for m, v in last["regions"]}
-        key = names.get(self.regions_of.value)
-        if key is None:
-            return
-        _values, ranks = self._last["regions"][key]
-        labels = show_regions(self.viewer, self._last["image"], ranks, float(self.top_percent.value),
-                              scale=self._last["scale"], translate=self._last["translate"],
-                              source=self.regions_of.value)
-        if not self._quiet:
-            labels.visible = True  # asked for: the ranked regions of this map

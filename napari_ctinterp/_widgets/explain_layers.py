@@ -10,6 +10,7 @@ whole CT's grid (0 on slices not explained), so they scroll with it; one slice o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import napari
 import numpy as np
@@ -18,6 +19,38 @@ from ..jobs import ExplainedSlices
 from .layer_info import MapLayerInfo
 from .maps import map_layer_name, slice_geometry, upsert_image
 from .xrai_layers import add_xrai_layers
+
+
+def hide_other_models(viewer: napari.Viewer, source: str) -> dict[str, int]:
+    """Hide every visible map layer (and the ranked-regions layer) made by a model other than
+    ``source``; returns ``{model: layers hidden}``. Each hidden layer's record keeps its model, and
+    its name gains `` [<model>]`` so the list tells one model's maps from another's."""
+    hidden: dict[str, int] = {}
+    for layer in list(viewer.layers):
+        info = MapLayerInfo.from_layer(layer)
+        if info is None or info.model == str(source):
+            continue
+        mark = f" [{Path(info.model).stem}]"
+        if not layer.name.endswith(mark):
+            layer.name = layer.name + mark
+        if layer.visible:
+            layer.visible = False
+            hidden[info.model] = hidden.get(info.model, 0) + 1
+    if hidden:
+        for layer in viewer.layers:
+            if "ctinterp_regions" in (layer.metadata or {}):
+                layer.visible = False
+    return hidden
+
+
+def _keep_in_order(viewer: napari.Viewer, names: list[str]) -> None:
+    """Put the layers ``names`` in that order at the top of the list, unless they already are in
+    that order (the plain maps of a run arrive first: their SmoothGrad variants then join them)."""
+    positions = [viewer.layers.index(n) for n in names]
+    if positions == sorted(positions):
+        return
+    for name in names:
+        viewer.layers.move(viewer.layers.index(name), len(viewer.layers))
 
 
 @dataclass
@@ -73,6 +106,7 @@ def add_explain_layers(viewer: napari.Viewer, layer: napari.layers.Image, indice
             extra["gc_pre_relu"] = placed(pre)
         upsert_image(viewer, map_layer_name(layer.name, method, variant, target=tag), np.abs(signed),
                      scale=scale, translate=translate, metadata=info.layer_metadata(**extra))
+    _keep_in_order(viewer, [map_layer_name(layer.name, m, v, target=tag) for m, v in keys])
     regions: dict = {}
     if first.regions:
         for key in keys:

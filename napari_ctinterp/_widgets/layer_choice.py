@@ -82,4 +82,50 @@ def current_slice_index(viewer: napari.Viewer, layer: napari.layers.Layer) -> in
     return int(np.clip(np.round(data_pos[0]), 0, layer.data.shape[0] - 1))
 
 
-__all__ = ["ct_combo", "ct_layers", "current_slice_index", "default_ct", "image_layers"]
+#: What to do with a file another reader opened (napari picks a reader when none is named).
+OPEN_WITH_PLUGIN = ("open the DICOM file or folder with File ▸ Open with Plugin ▸ napari-ctinterp, or "
+                    "viewer.open(path, plugin=\"napari-ctinterp\") from Python")
+
+
+def not_hu_reason(layer: napari.layers.Layer) -> str | None:
+    """Why a layer cannot be a CT in Hounsfield units (an RGB image, not 2D or 3D, unsigned integers
+    that no reader rescaled), with the reader to use; None when it can be."""
+    data = layer.data
+    ndim = len(np.shape(data))
+    meta = getattr(layer, "metadata", None) or {}
+    why = None
+    if getattr(layer, "rgb", False):
+        why = "an RGB image"
+    elif ndim not in (2, 3):
+        why = f"a {ndim}-D array of shape {tuple(np.shape(data))}, not a slice (H, W) or a stack (Z, H, W)"
+    elif np.issubdtype(np.asarray(data[(0,) * (ndim - 2)] if ndim == 3 else data).dtype, np.unsignedinteger) \
+            and "spacing_mm" not in meta:
+        why = f"{np.dtype(layer.data.dtype)} pixel values that no DICOM reader rescaled to HU"
+    if why is None:
+        return None
+    return f"layer \"{layer.name}\" is not a CT in HU ({why}); another reader probably opened it: {OPEN_WITH_PLUGIN}"
+
+
+def unreadable_slices(layer: napari.layers.Layer) -> dict[int, str]:
+    """The slices of a CT layer whose file could not be decoded (NaN), with the reader's reason
+    (``metadata["bad_slices"]``, written by the plugin's reader); empty for other layers."""
+    bad = (getattr(layer, "metadata", None) or {}).get("bad_slices") or {}
+    return {int(z): str(msg) for z, msg in bad.items()}
+
+
+def explainable(layer: napari.layers.Layer, indices: list[int | None]) -> tuple[list[int | None], str]:
+    """``indices`` without the unreadable slices, and a note naming those left out; ``ValueError``
+    when none is left (the reason names the file)."""
+    bad = unreadable_slices(layer)
+    left = [i for i in indices if i is None or i not in bad]
+    out = [i for i in indices if i is not None and i in bad]
+    if not left:
+        z = out[0]
+        raise ValueError(f"slice {z} could not be read ({bad[z]}): it holds no image; choose another slice"
+                         if len(out) == 1 else f"none of slices {out[:5]} could be read ({bad[z]})")
+    note = f"slice(s) {out[:10]} left out: their file could not be read. " if out else ""
+    return left, note
+
+
+__all__ = ["OPEN_WITH_PLUGIN", "ct_combo", "ct_layers", "current_slice_index", "default_ct", "explainable",
+           "image_layers", "not_hu_reason", "unreadable_slices"]

@@ -116,6 +116,7 @@ def start_worker(
     progress: JobProgress | None = None,
     unit: str = "steps",
     on_cancel: Callable[[], None] | None = None,
+    on_partial: Callable[[Any], None] | None = None,
 ) -> GeneratorWorker:
     """Run a generator job in a thread, with progress in the widget (``progress``).
 
@@ -127,7 +128,8 @@ def start_worker(
     cancelled job (``worker.quit()``, also from napari's activity panel) reaches ``on_cancel``
     (default: ``on_error`` with ``JobCancelled``, without a notification), even when the cancel
     lands after the job's last step, where superqt emits neither ``returned`` nor ``aborted``.
-    The widget is never left busy.
+    The widget is never left busy. A step's ``partial`` result (results finished before the job
+    ends) reaches ``on_partial`` in the UI thread.
     """
     state: dict[str, Any] = {"done": 0, "ended": False}
 
@@ -143,9 +145,9 @@ def start_worker(
         progress.start(total, unit)
 
     def _yielded(value: Any) -> None:
-        total, phase = None, ""
+        total, phase, partial = None, "", None
         if isinstance(value, tuple):  # a progress.Step
-            done, total, phase = (*value, "")[:3]
+            done, total, phase, partial = (*value, "", None)[:4]
         elif isinstance(value, int) and not isinstance(value, bool):
             done = value
         else:
@@ -153,6 +155,8 @@ def start_worker(
         state["done"] = int(done)
         if progress is not None:
             progress.step(state["done"], total, phase)
+        if partial is not None and on_partial is not None and not state["ended"]:
+            on_partial(partial)
 
     def _error(e: BaseException) -> None:
         state["ended"] = True

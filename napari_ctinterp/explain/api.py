@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..model.classifier import Classifier
-from ..progress import Progress, Step, drive
+from ..progress import Progress, Step, drive, map_partial
 from .engine import GC_SIGNED, ExplainCancelled, iter_run, resize_map
 from .options import ExplainOptions, from_call
 
@@ -224,14 +224,13 @@ def _iter_maps(clf: Classifier, hu: np.ndarray, opts: ExplainOptions, idx: list[
         from .gradcam import layer_name
 
         opts = replace(opts, gc_layer=layer_name(clf, opts.gc_layer))
-    runs = yield from iter_run(clf, x, idx if many else idx[0], opts, refs, batch_size=batch_size, channels=channels)
     params = {**opts.record(), "predicted": int(predicted), "references": ref_source,
               "model": clf.source, "model_sha256_12": clf.card.short_hash, "input_size": list(clf.card.input_size),
               "hu_window": list(clf.card.hu_window), "index": index,
               "channels": [list(w) for w in clf.card.windows], "not_computed": opts.not_computed()}
 
-    def finish(run: dict | tuple[dict, dict], t: int) -> AttributionMaps:
-        maps, per_channel = run if channels else (run, None)
+    def finish(run: dict | tuple[dict, dict], t: int, with_channels: bool = channels) -> AttributionMaps:
+        maps, per_channel = run if with_channels else (run, None)
         out = {key: resize_map(m, shape) for key, m in maps.items() if key[0] != GC_SIGNED}
         signed = {("GC", v): resize_map(m, shape) for (k, v), m in maps.items() if k == GC_SIGNED}
         chans = None if per_channel is None else {
@@ -239,6 +238,12 @@ def _iter_maps(clf: Classifier, hu: np.ndarray, opts: ExplainOptions, idx: list[
         return AttributionMaps(out, {**params, "target": int(t), "target_name": clf.card.class_names[int(t)]}, chans,
                                signed)
 
+    def partial(plain: dict | list[dict]) -> list[AttributionMaps]:
+        """The plain maps, finished like the final ones, before the SmoothGrad variants are."""
+        return [finish(plain, idx[0], False)] if not many else [finish(p, t, False) for p, t in zip(plain, idx)]
+
+    run = iter_run(clf, x, idx if many else idx[0], opts, refs, batch_size=batch_size, channels=channels)
+    runs = yield from map_partial(run, partial)
     if not many:
         return [finish(runs, idx[0])]
     return [finish(run, t) for run, t in zip(runs, idx)]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Generator, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model.classifier import Classifier
-from ..progress import Cancelled, Step, offset
+from ..progress import Cancelled, Step, map_partial, offset
 from ..runtime.batching import auto_batch_size
 from ..runtime.parallel import gradient_workers, intra_op_threads, ordered_map, split_rows
 from .deconv import check_relus_reachable, deconvolution_rule, functional_deconvolution, functional_relus
@@ -111,16 +112,26 @@ def _coefficients(kind: np.ndarray, base: np.ndarray, index: np.ndarray, bases: 
     return coef
 
 
+#: Run the plain maps' rows (the clean inputs) before the noisy copies' rows, and report them
+#: (``Step.partial``) as soon as they are done. Each accumulator slot still sums its rows in plan
+#: order; ``False`` runs every rule's rows in one stage (the order before progressive display).
+STAGED = True
+
+
 def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Sequence[int] | torch.Tensor,
              opts: ExplainOptions, refs: torch.Tensor | None, *, batch_size: int | None = None,
              net: nn.Module | None = None, eg_draws: tuple[np.ndarray, np.ndarray] | None = None,
-             ) -> Generator[tuple[int, int], None, torch.Tensor]:
+             clean_every: int | None = None) -> Generator[Step, None, torch.Tensor]:
     """Execute the plan, yielding (done, total) after each batch; returns the accumulators
     (K, n_base, C, h, w), or (T, K, n_base, C, h, w) for a sequence of T targets (one forward
     per batch, shared); K = ``plan.n_accumulators``, the leading kinds of ``KINDS``. A tensor
     ``target`` gives each base input its own class (several slices in one plan); ``eg_draws``
     (reference indices into ``refs``, α), one row per base input, replace the draws made from
-    ``opts.seed``. Stopping the generator between batches cancels cleanly."""
+    ``opts.seed``. Stopping the generator between batches cancels cleanly.
+
+    ``clean_every``: every ``clean_every``-th base input (0, k, 2k, …) is a clean input of a plan
+    that also has noisy copies; its rows run first (``STAGED``) and the step after them carries
+    ``partial`` = the accumulators (same layout as the return value), complete for those bases."""
     dev = bases.device
     c, h, w = bases.shape[-3:]
     per_base = isinstance(target, torch.Tensor)
@@ -172,27 +183,36 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
         coef = _coefficients(kind, base, index, bases, weights, refs, eg_idx, opts.samples)[None]
         return len(sel), kind * plan.n_base + base, grads * coef
 
+    def shaped() -> torch.Tensor:
+        out = acc.view(len(targets), n_kinds, plan.n_base, c, h, w)
+        return out[0] if per_base or np.isscalar(target) else out
+
+    staged = STAGED and clean_every is not None and plan.n_base > 1
+    clean_rows = plan.base % clean_every == 0 if staged else np.ones(plan.total, bool)
+    stages = [clean_rows, ~clean_rows] if staged else [clean_rows]
     done = 0
-    for rule in (ORDINARY, LAYER, DECONV, GUIDED):
-        rows = np.flatnonzero(plan.rule == rule)
-        if len(rows) == 0:
-            continue
-        workers = gradient_workers(clf, len(rows))
-        chunks = split_rows(rows, bs, workers)
-        n_workers = min(workers, len(chunks))
-        # the modified rules' hooks are on the shared ReLU modules: a rule's batches all finish inside its context
-        ctx = (deconvolution_rule(net, "deconv" if rule == DECONV else "guided") if rule in (DECONV, GUIDED)
-               else captured(layer) if rule == LAYER else contextlib.nullcontext())  # type: ignore[arg-type]
-        with ctx as capture, intra_op_threads(torch.get_num_threads() // n_workers if n_workers > 1 else None):
-            hooked["capture"] = capture
-            with contextlib.closing(ordered_map(one_batch, chunks, n_workers)) as results:
-                for n_rows, sel_slots, contribution in results:
-                    for t in range(len(targets)):
-                        accumulate(acc[t], sel_slots, contribution[t])
-                    done += n_rows
-                    yield done, plan.total
-    acc = acc.view(len(targets), n_kinds, plan.n_base, c, h, w)
-    return acc[0] if per_base or np.isscalar(target) else acc
+    for stage, in_stage in enumerate(stages):
+        for rule in (ORDINARY, LAYER, DECONV, GUIDED):
+            rows = np.flatnonzero((plan.rule == rule) & in_stage)
+            if len(rows) == 0:
+                continue
+            workers = gradient_workers(clf, len(rows))
+            chunks = split_rows(rows, bs, workers)
+            n_workers = min(workers, len(chunks))
+            # the modified rules' hooks are on the shared ReLU modules: a rule's batches all finish in its context
+            ctx = (deconvolution_rule(net, "deconv" if rule == DECONV else "guided") if rule in (DECONV, GUIDED)
+                   else captured(layer) if rule == LAYER else contextlib.nullcontext())  # type: ignore[arg-type]
+            with ctx as capture, intra_op_threads(torch.get_num_threads() // n_workers if n_workers > 1 else None):
+                hooked["capture"] = capture
+                with contextlib.closing(ordered_map(one_batch, chunks, n_workers)) as results:
+                    for n_rows, sel_slots, contribution in results:
+                        for t in range(len(targets)):
+                            accumulate(acc[t], sel_slots, contribution[t])
+                        done += n_rows
+                        yield Step(done, plan.total, "gradients")
+        if staged and stage == 0:
+            yield Step(done, plan.total, "plain maps", shaped())
+    return shaped()
 
 
 GC_SIGNED = "GC pre-ReLU"
@@ -287,17 +307,29 @@ def iter_run(clf: Classifier, x: torch.Tensor, target: int | Sequence[int], opts
     targets = [int(target)] if np.isscalar(target) else [int(t) for t in target]
     n_occ = occlusion_images(opts, tuple(x.shape[-2:]), len(targets))
     total = plan.total + n_occ
+    centre = clf.card.slice_offsets.index(0) if clf.card.is_2_5d else None
+    black, white = clf.baseline(0.0), clf.baseline(1.0)
+
+    def plain_maps(partial: torch.Tensor) -> dict | list[dict]:
+        """The plain maps from the accumulators once the clean input's rows are done."""
+        plain = replace(opts, methods=tuple(m for m in opts.methods if m != "OCC"), variants=("plain",))
+
+        def one(a: torch.Tensor) -> dict:
+            return reduce_maps(a[:, :1], bases[:1], plain, black=black, white=white, centre=centre)
+
+        return one(partial) if np.isscalar(target) else [one(partial[t]) for t in range(len(targets))]
+
     acc = None
     if plan.total:
-        acc = yield from offset(run_plan(clf, plan, bases, target, opts, refs if "EG" in opts.methods else None,
-                                            batch_size=batch_size, net=net), 0, total, "gradients")
+        staged = plan.n_base if clean and plan.n_base > 1 else None  # plain maps first, then SG / SG²
+        run = run_plan(clf, plan, bases, target, opts, refs if "EG" in opts.methods else None,
+                       batch_size=batch_size, net=net, clean_every=staged)
+        acc = yield from offset(map_partial(run, plain_maps), 0, total, "gradients")
     occ = None
     if n_occ:
         occ = yield from offset(iter_occlusion(clf, x, targets, window=opts.occ_window, stride=opts.occ_stride,
                                                   fill=opts.occ_fill, own=own_channels(clf, x)), plan.total, total,
                                 "occlusion")
-    centre = clf.card.slice_offsets.index(0) if clf.card.is_2_5d else None
-    black, white = clf.baseline(0.0), clf.baseline(1.0)
 
     def reduce(a: torch.Tensor | None, t: int) -> dict | tuple[dict, dict]:
         one = {} if a is None else reduce_maps(a, bases, opts, black=black, white=white, centre=centre)
@@ -357,8 +389,11 @@ def iter_run_slices(clf: Classifier, xs: torch.Tensor, targets: Sequence[int], o
             alpha.append(al_np)
             first += len(r)
         draws = (np.concatenate(idx), np.concatenate(alpha))
-    acc = yield from offset(run_plan(clf, plan, bases, per_base, opts, all_refs, batch_size=batch_size, net=net,
-                                     eg_draws=draws), 0, None, "gradients")
+    # every slice's plain rows first (the same order as one slice's), reported without a partial result
+    staged = one.n_base if clean and one.n_base > 1 else None
+    run = run_plan(clf, plan, bases, per_base, opts, all_refs, batch_size=batch_size, net=net, eg_draws=draws,
+                   clean_every=staged)
+    acc = yield from offset(map_partial(run, lambda _acc: None), 0, None, "gradients")
     centre = clf.card.slice_offsets.index(0) if clf.card.is_2_5d else None
     black, white = clf.baseline(0.0), clf.baseline(1.0)
     nb = one.n_base

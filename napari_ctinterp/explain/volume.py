@@ -230,7 +230,8 @@ def iter_explain_volume(
     for start in range(0, len(chosen), chunk):
         part = chosen[start:start + chunk]
         if reach == 0:  # one stack of the chosen slices (the finiteness was checked once above)
-            xs = clf.preprocess(vol[part])
+            run_of = part == list(range(part[0], part[-1] + 1))  # consecutive slices: a view, not a copy
+            xs = clf.preprocess(vol[part[0]:part[-1] + 1] if run_of else vol[part])
         else:  # each slice with its neighbours, from a window of the volume (edges repeat as in the volume)
             xs = torch.cat([clf.preprocess(vol[max(k - reach, 0):k + reach + 1], index=k - max(k - reach, 0))
                             for k in part])

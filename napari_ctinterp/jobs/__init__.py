@@ -5,6 +5,7 @@ widget only reads its controls, calls one function and makes layers.
 ``jobs.iter_explain_slices(clf, data, indices, options, ...)`` → ``ExplainedSlices``.
 """
 
+from .estimate import cost_key, estimate_text, record_run, unit_cost
 from .explain_slices import (
     ExplainedSlices,
     explain_slices,
@@ -13,4 +14,5 @@ from .explain_slices import (
     reference_plan,
 )
 
-__all__ = ["ExplainedSlices", "explain_slices", "iter_explain_slices", "job_units", "reference_plan"]
+__all__ = ["ExplainedSlices", "cost_key", "estimate_text", "explain_slices", "iter_explain_slices", "job_units",
+           "record_run", "reference_plan", "unit_cost"]

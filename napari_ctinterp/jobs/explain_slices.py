@@ -6,7 +6,9 @@ EG's references follow ``reference_plan``: the model's own set (``model.default_
 demo models), a folder of DICOM training slices when one is chosen, the other slices of the open
 volume, or none (EG is then left out, with a note).
 Progress units: gradient evaluations (+ OCC's occluded images) of every slice, then one per XRAI
-region map.
+region map. One slice: its plain maps are done first (a few percent of the evaluations at the
+study's settings) and reported as the step's ``partial`` result (an ``ExplainedSlices`` without
+regions), so a viewer can show them while the SmoothGrad variants are computed.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from ..explain import (
     volume_references,
 )
 from ..model import Classifier
-from ..progress import Progress, Step, drive, offset
+from ..progress import Progress, Step, drive, map_partial, offset
 
 #: What EG takes as references in the Explain job (see ``reference_plan``).
 REFERENCE_KINDS = ("demo", "volume", "folder", "none")  # what reference_plan answers
@@ -159,7 +161,9 @@ def iter_explain_slices(clf: Classifier, data: np.ndarray, indices: Sequence[int
                                     batch_size=batch_size)
             else:
                 step = iter_explain(clf, slice_hu, options, references=refs, target=target, batch_size=batch_size)
-            results[i] = yield from offset(step, base, total)
+            # the plain maps arrive first (``Step.partial``), as this job's partial result
+            shown = map_partial(step, lambda maps, i=i: ExplainedSlices(maps={i: maps[0]}, domain=domain, note=note))
+            results[i] = yield from offset(shown, base, total)
             base += per_slice
         maps = results[i]
         if xrai != "off":

@@ -105,6 +105,31 @@ def _unwrap_state_dict(obj: object) -> dict[str, torch.Tensor] | None:
     return None
 
 
+#: Architectures a mismatched checkpoint is compared with, to say which one its weights are.
+KNOWN_ARCHITECTURES: tuple[str, ...] = (
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "densenet121", "densenet161", "densenet169",
+    "densenet201", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "convnext_tiny",
+    "convnext_small", "mobilenet_v3_small", "mobilenet_v3_large", "vgg16", "vit_b_16", "swin_t")
+
+
+def matching_architectures(sd: dict[str, torch.Tensor], card: ModelCard) -> list[tuple[str, bool]]:
+    """Known architectures whose parameter names are exactly ``sd``'s: ``(name, shapes_too)``,
+    ``shapes_too`` when every tensor shape matches with the card's channels and outputs as well.
+    Built on the meta device (no memory, ≈ 1 s for all of them); used only to explain a mismatch."""
+    found = []
+    for name in KNOWN_ARCHITECTURES:
+        if name == card.architecture:
+            continue
+        try:
+            with torch.device("meta"):
+                own = build(name, card.output, in_channels=card.in_channels, n_logits=card.n_logits).state_dict()
+        except Exception:  # noqa: BLE001 - an architecture this torchvision cannot build: not a candidate
+            continue
+        if set(own) == set(sd):
+            found.append((name, all(tuple(own[k].shape) == tuple(sd[k].shape) for k in own)))
+    return sorted(found, key=lambda f: not f[1])
+
+
 def module_from_state_dict(sd: dict[str, torch.Tensor], card: ModelCard, source: str) -> nn.Module:
     """Build the card's architecture and load ``sd`` into it; mismatches name the keys."""
     if card.architecture in STANDALONE:
@@ -128,8 +153,15 @@ def module_from_state_dict(sd: dict[str, torch.Tensor], card: ModelCard, source:
         parts = [f"{name} ({len(items)}): {few(items)}" for name, items in
                  (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes))
                  if items]
+        matches = matching_architectures(sd, card) if missing or unexpected else []
+        hint = ""
+        if matches:
+            name, exact = matches[0]
+            hint = (f"These weights look like {name}" + ("" if exact else " (with other input channels or "
+                                                          "outputs than the card's)")
+                    + f": set \"architecture\": \"{name}\" in the card. ")
         raise CheckpointError(
-            f"{source} does not match its card (architecture={card.architecture!r}, "
+            f"{hint}{source} does not match its card (architecture={card.architecture!r}, "
             f"{card.in_channels} input channel(s), output={card.output!r} with {card.n_logits} logit(s)): "
             + "; ".join(parts)
             + ". Fix the card's architecture / channels / output / class_names, or load the right checkpoint.")

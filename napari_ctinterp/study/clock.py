@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..progress import duration_text
+
 #: ``phase`` of a study's progress (``run_study``) when it starts (``done`` = slices already
 #: stored) and after each slice; between them ``"<slice id>: <phase>"`` as a slice computed in this
 #: process enters ``gradients``, ``XRAI``, ``fidelity`` (and ``sanity``).
@@ -19,15 +21,6 @@ def split_phase(phase: str) -> tuple[str, str]:
     """``"<slice id>: <phase>"`` → (slice id, phase); ("", phase) for the study's own phases."""
     sid, sep, name = phase.rpartition(": ")
     return (sid, name) if sep else ("", phase)
-
-
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
 @dataclass
@@ -103,5 +96,5 @@ class StudyClock:
                 what += f": {self.phase}"
             parts.append(what)
         eta = self.eta(now)
-        parts.append("ETA after the first slice" if eta is None else f"ETA {_duration(eta)}")
+        parts.append("ETA after the first slice" if eta is None else f"ETA {duration_text(eta)}")
         return " · ".join(parts)

@@ -104,3 +104,15 @@ def test_an_out_of_domain_slice_gets_a_warning_next_to_the_answer(qtbot, viewer_
     assert "may not mean anything" in widget.domain.value and not widget.domain.native.isHidden()
     stored = viewer.layers[kwargs["name"]].metadata[METADATA_KEY]["—"]["domain"]
     assert stored["label"] == "out of domain" and stored["score"] > stored["threshold"]
+
+
+@pytest.mark.parametrize("data, why", [
+    (np.zeros((4, 15, 10, 10), np.uint32), "4-D array"),  # what imageio made of CT_small.dcm's folder
+    (np.zeros((2, 64, 64), np.uint16), "uint16 pixel values"),
+])
+def test_a_layer_that_is_no_hu_ct_names_the_reader_to_use(qtbot, viewer_and_widget, data, why):
+    viewer, widget = viewer_and_widget
+    widget.layer.value = viewer.add_image(data, name="from another reader")
+    widget.classify()
+    assert widget.run_button.enabled  # refused at once, no worker started
+    assert why in widget.result.value and 'plugin="napari-ctinterp"' in widget.result.value, widget.result.value

@@ -1,4 +1,5 @@
-"""Explain widget in a real viewer: the 15 map layers for the sample slice; cancel leaves nothing."""
+"""Explain widget in a real viewer: the 15 map layers for the sample slice, the plain maps first;
+cancel keeps only finished maps."""
 
 from __future__ import annotations
 
@@ -213,3 +214,93 @@ def test_a_2_5d_model_is_explained_from_the_volume(qtbot, viewer_and_widget, tmp
     got = viewer.layers["BP · plain — stack"].metadata["signed"][0]
     want = explain(load(path, device="cpu"), vol, index=3, methods=("BP",), variants=("plain",))["BP", "plain"]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-8)
+
+
+def test_switching_the_model_hides_and_marks_the_previous_models_maps(qtbot, viewer_and_widget, tmp_path):
+    from napari_ctinterp._widgets.layer_info import MapLayerInfo
+    from napari_ctinterp._widgets.model_picker import selection
+
+    viewer, widget = viewer_and_widget
+    ct = viewer.layers["phantom · arterial"]
+    info = MapLayerInfo.of_run("BP", "plain", image=ct.name, params={"model": "demo", "target": 1})
+    old = viewer.add_image(np.abs(ct.data), name="BP · plain — phantom · arterial", metadata=info.layer_metadata())
+    mine = tmp_path / "mine.safetensors"
+    selection.set(str(mine))  # chosen here or in any other widget
+    assert not old.visible and old.name.endswith("[demo]")
+    assert "hidden: the model changed" in widget.status.value and "demo" in widget.status.value
+    assert ct.visible  # the CT itself is not a map
+    selection.set("demo")  # back: nothing of the new model to hide, the old maps stay as they are
+    assert old.name.endswith("[demo]") and old.name.count("[demo]") == 1
+
+
+def test_the_plain_maps_appear_while_their_smoothgrad_variants_are_computed(qtbot, viewer_and_widget, monkeypatch):
+    from napari_ctinterp.explain import engine, explain
+    from napari_ctinterp.model import load
+
+    viewer, widget = viewer_and_widget
+    for m, box in widget.methods.items():
+        box.value = m in ("BP", "IGB")
+    widget.variants["SG"].value = False  # plain and SG²
+    widget.steps.value, widget.sg_samples.value = 8, 10
+    widget.xrai.value = "off"
+    early = []
+
+    def watch() -> bool:
+        maps = [ly.name for ly in viewer.layers if "ctinterp_map" in ly.metadata and ly.visible]
+        if maps and not widget.run_button.enabled and not early:
+            early.append((widget.progress._done, widget.progress._total, maps, widget.status.value))
+        return widget.run_button.enabled
+
+    widget.run()
+    qtbot.waitUntil(watch, timeout=300_000)
+    assert early, "no map layer was visible while the job ran"
+    done, total, visible, status = early[0]
+    assert done < total and visible == ["IGB · plain — phantom · arterial"], early[0]
+    assert "plain map(s) shown" in status and "SmoothGrad" in status
+    names = [ly.name for ly in viewer.layers if "ctinterp_map" in ly.metadata]
+    assert names == [f"{m} · {v} — phantom · arterial" for m in ("BP", "IGB") for v in ("plain", "SG2")]
+    assert viewer.layers["IGB · SG2 — phantom · arterial"].visible  # the shown map was upgraded
+    # the final maps equal those of a run without progressive display (one stage, the former order)
+    monkeypatch.setattr(engine, "STAGED", False)
+    ref = explain(load("demo"), viewer.layers["phantom · arterial"].data, methods=("BP", "IGB"),
+                  variants=("plain", "SG2"), steps=8, sg_samples=10)
+    for (m, v), signed in ref.items():
+        np.testing.assert_array_equal(viewer.layers[f"{m} · {v} — phantom · arterial"].metadata["signed"], signed)
+
+
+def test_cancel_after_the_plain_maps_keeps_them_and_says_so(qtbot, viewer_and_widget):
+    viewer, widget = viewer_and_widget
+    for m, box in widget.methods.items():
+        box.value = m in ("BP", "D")
+    widget.variants["SG"].value = False
+    widget.sg_samples.value = 60  # long enough to cancel in between
+    widget.xrai.value = "off"
+    widget.run()
+    qtbot.waitUntil(lambda: "plain map(s) shown" in widget.status.value, timeout=300_000)
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=300_000)
+    assert widget.status.value == "cancelled: the 2 plain map layer(s) made so far are kept", widget.status.value
+    names = [ly.name for ly in viewer.layers if "ctinterp_map" in ly.metadata]
+    assert names == ["BP · plain — phantom · arterial", "D · plain — phantom · arterial"]
+
+
+def test_the_run_is_estimated_before_it_starts_and_the_quick_preset_is_one_click(qtbot, viewer_and_widget,
+                                                                                 tmp_path, monkeypatch):
+    monkeypatch.setenv("NAPARI_CTINTERP_CACHE", str(tmp_path))  # no earlier run of this model here
+    viewer, widget = viewer_and_widget
+    widget._update_estimate()
+    full = widget.estimate.label.value
+    assert full.startswith("≈ 1,647 gradients + regions for 1 slice") and "after the first run" in full, full
+    widget.quick_button.changed.emit(True)
+    assert [m for m, b in widget.methods.items() if b.value] == ["BP", "IGB", "IGBW", "EG", "D"]
+    assert [v for v, b in widget.variants.items() if b.value] == ["plain"] and widget.xrai.value == "fast"
+    quick = widget.estimate.label.value
+    assert quick.startswith("≈ 107 gradients + regions for 1 slice"), quick  # 102 evaluations + 5 region maps
+    widget.run()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=300_000)
+    assert widget.status.value.startswith("5 map layer(s) + 5 XRAI"), widget.status.value
+    measured = widget.estimate.label.value
+    assert measured.startswith("≈ 107 gradients") and "here (" in measured and "measured" in measured, measured
+    widget.variants["SG2"].value = True  # a bigger run (16 inputs × 102 + 10 regions), timed at the same pace
+    bigger = widget.estimate.label.value
+    assert bigger.startswith("≈ 1,642 gradients + regions for 1 slice") and "here (" in bigger, bigger
