@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .options import explain_options
 
@@ -23,6 +24,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..explain import GradCamLayerError
+    from ..progress import Cancelled
     from ..study import run_study
 
     if not args.demo and not args.data:
@@ -55,6 +57,11 @@ def cmd_study(args: argparse.Namespace) -> int:
                             progress=progress, on_result=on_result)
     except GradCamLayerError as e:
         raise SystemExit(f"ctinterp study: {e}") from None
+    except (KeyboardInterrupt, Cancelled):
+        bar.close()
+        print(f"\ninterrupted: {clock.done} of {clock.total} slices kept; run the same command to resume",
+              file=sys.stderr)
+        return 130
     finally:
         bar.close()
     import pandas as pd

@@ -77,11 +77,32 @@ def phantom_spec(split: str, n: int, seed: int = 0, task: str = "contrast") -> l
     lo, hi = SEED_RANGES[split]
     rng = np.random.default_rng([seed, lo])
     seeds = rng.choice(np.arange(lo, hi), size=n, replace=False)
+    return [spec_at(i, int(s), task) for i, s in enumerate(seeds)]
+
+
+def spec_at(i: int, seed: int, task: str = "contrast") -> dict:
+    """The ``i``-th spec of a balanced set: its class (and phase) follow from its position."""
     if task == "phase":
-        return [{"seed": int(s), "contrast": bool(i % 4), "phase": PHASES[(i % 4 - 1) % 3 if i % 4 else (i // 4) % 3]}
-                for i, s in enumerate(seeds)]
-    return [{"seed": int(s), "contrast": bool(i % 2), "phase": PHASES[(i // 2) % len(PHASES)]}
-            for i, s in enumerate(seeds)]
+        return {"seed": seed, "contrast": bool(i % 4), "phase": PHASES[(i % 4 - 1) % 3 if i % 4 else (i // 4) % 3]}
+    return {"seed": seed, "contrast": bool(i % 2), "phase": PHASES[(i // 2) % len(PHASES)]}
+
+
+def growing_spec(split: str, n: int, seed: int = 0, task: str = "contrast") -> list[dict]:
+    """Like :func:`phantom_spec`, but prefix-stable: the first ``k`` specs of ``n`` are the specs of
+    ``k`` (a study asked for more slices keeps the ones it has). The first is ``phantom_spec``'s
+    one-slice choice; the others are drawn one at a time, without repeats, from their own stream."""
+    if task not in TASK_CLASSES:
+        raise ValueError(f"task must be one of {list(TASK_CLASSES)}, got {task!r}")
+    if n <= 0:
+        return []
+    lo, hi = SEED_RANGES[split]
+    seeds = [phantom_spec(split, 1, seed, task=task)[0]["seed"]]
+    rng = np.random.default_rng([seed, lo, 1])
+    while len(seeds) < n:
+        s = int(rng.integers(lo, hi))
+        if s not in seeds:
+            seeds.append(s)
+    return [spec_at(i, s, task) for i, s in enumerate(seeds)]
 
 
 def spec_hu(spec: dict) -> np.ndarray:

@@ -67,12 +67,23 @@ class StudyConfig:
         raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
 
     def key(self) -> str:
-        """Short hash of everything that changes results (device and batch size do not).
+        """Short hash of everything that changes a slice's results — not the device, the batch size
+        or how many slices are asked for: a study asked for more slices reuses those it has.
 
-        The payload is the flat parameter record of ``to_dict``; the options added after the
-        first studies (Grad-CAM's layer, occlusion, sanity, the IG quadrature) enter it only when
-        they are not at their defaults, so a study made before them keeps its key (and resumes)."""
+        The payload is the flat parameter record of ``to_dict`` without ``slices``; the options
+        added after the first studies (Grad-CAM's layer, occlusion, sanity, the IG quadrature) enter
+        it only when they are not at their defaults."""
+        return self._hash(with_slices=False)
+
+    def legacy_key(self) -> str:
+        """The key studies made before 2026-12-05 were stored under (it hashed ``slices`` too):
+        ``run_study`` moves such a folder to ``key()`` and resumes it."""
+        return self._hash(with_slices=True)
+
+    def _hash(self, *, with_slices: bool) -> str:
         d = self.to_dict()
+        if not with_slices:
+            del d["slices"]
         defaults = {f.name: f.default for f in fields(ExplainOptions)} | {"sanity": False}
         for name in _LATER:
             if d[name] == defaults[name]:

@@ -45,11 +45,14 @@ class SliceRef:
 
 def demo_slices(n: int, seed: int = 0, task: str = "contrast") -> list[SliceRef]:
     """Held-out phantom slices (test seed range), every class and phase, labelled for ``task``
-    (``"contrast"``: 0/1; ``"phase"``: 0–3 = no contrast / arterial / pulmonary / venous)."""
-    from ..model.datasets import label_of, phantom_spec
+    (``"contrast"``: 0/1; ``"phase"``: 0–3 = no contrast / arterial / pulmonary / venous).
+
+    Prefix-stable (``model.datasets.growing_spec``): the first k of n slices are ``demo_slices(k)``,
+    so a study asked for more slices reuses the ones it has."""
+    from ..model.datasets import growing_spec, label_of
 
     return [SliceRef(slice_id=f"phantom-{s['seed']}", label=label_of(s, task), source="phantom", seed=s["seed"],
-                     phase=s["phase"]) for s in phantom_spec("test", n, seed + 777, task=task)]
+                     phase=s["phase"]) for s in growing_spec("test", n, seed + 777, task=task)]
 
 
 def folder_slices(folder: str | Path, labels_csv: str | Path | None = None) -> list[SliceRef]:

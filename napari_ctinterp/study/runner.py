@@ -61,12 +61,17 @@ def _execute(pending: list[SliceRef], cfg: dict, device: str, batch_size: int | 
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
+    futures = []
     try:
         futures = [client.submit(run_slice, ref, cfg, device, batch_size, ref.slice_id == example_id, pure=False,
                                  key=f"slice-{_safe(ref.slice_id)}") for ref in pending]
         for fut in as_completed(futures):
             yield fut.result()
     finally:
+        # stopped early (Ctrl-C, a cancel, an error): what is left must not go on running on the cluster
+        unfinished = [f for f in futures if not f.done()]
+        if unfinished:
+            client.cancel(unfinished, force=True)
         client.close()
         if cluster is not None:
             cluster.close()
@@ -98,6 +103,9 @@ def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_
     check_methods(clf, cfg)
     cfg = replace(cfg, model_sha256=clf.card.weights_sha256)
     run_dir = Path(out) / cfg.key()
+    legacy = Path(out) / cfg.legacy_key()
+    if not run_dir.exists() and legacy.is_dir():  # a study stored before the key left out the slice count
+        legacy.rename(run_dir)
     slices_dir = run_dir / "slices"
     slices_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / "config.json", json.dumps({"config": cfg.to_dict(), "card": clf.card.to_dict()},

@@ -34,3 +34,69 @@ def test_a_study_stopped_in_a_slice_keeps_the_finished_ones_and_resumes(tmp_path
     assert sum(p == FINISHED for _, _, p in phases) == 1  # only the missing slice was computed
     rows = [json.loads(f.read_text()) for f in (run_dir / "slices").glob("*.json")]
     assert len(rows) == 2 and all(r["error"] is None for r in rows)
+
+
+def test_a_study_asked_for_more_slices_computes_only_the_new_ones(tmp_path):
+    first = run_study(StudyConfig(**TINY), tmp_path, device="cpu")
+    events = []
+    grown = run_study(StudyConfig(**{**TINY, "slices": 4}), tmp_path, device="cpu",
+                      progress=lambda d, t, p: events.append((d, t, p)))
+    assert grown == first  # one folder: the slice count is not part of the key
+    assert events[0] == (2, 4, STARTED) and sum(p == FINISHED for _, _, p in events) == 2  # 2 new slices
+    table = json.loads((grown / "accuracy.json").read_text())
+    assert table["n"] == 4 and len(list((grown / "slices").glob("*.json"))) == 4
+
+
+def test_a_study_stored_under_its_former_key_is_found_and_resumed(tmp_path):
+    cfg = StudyConfig(**TINY)
+    run_dir = run_study(cfg, tmp_path, device="cpu")
+    legacy = run_dir.with_name(StudyConfig(**{**TINY, "model_sha256": json.loads(
+        (run_dir / "config.json").read_text())["config"]["model_sha256"]}).legacy_key())
+    run_dir.rename(legacy)  # as a study made before 2026-12-05 was stored
+    events = []
+    again = run_study(cfg, tmp_path, device="cpu", progress=lambda d, t, p: events.append(p))
+    assert again == run_dir and again.is_dir() and not legacy.exists()
+    assert FINISHED not in events  # every slice was already there
+
+
+def test_ctrl_c_prints_one_line_saying_what_is_kept(monkeypatch, capsys):
+    import napari_ctinterp.study as study
+    from napari_ctinterp.cli import main
+
+    def interrupted(cfg, out, *, progress=None, **_kw):
+        progress(1, 4, STARTED)
+        progress(1, 4, "phantom-1: gradients")
+        progress(2, 4, FINISHED)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "run_study", interrupted)
+    code = main(["study", "--demo", "--slices", "4"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 130 and err[-1] == "interrupted: 2 of 4 slices kept; run the same command to resume", err[-3:]
+    assert not any("Traceback" in line for line in err)
+
+
+def test_a_worker_lost_mid_study_costs_only_its_slice(tmp_path):
+    """A Dask worker killed while the study runs: its slice is computed again elsewhere, the study
+    ends with every slice and no error row."""
+    import os
+    import signal
+
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        pids = client.run(os.getpid)
+        killed = []
+
+        def kill_one(done: int, total: int, phase: str) -> None:
+            if phase == FINISHED and not killed:
+                victim = next(iter(pids.values()))
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+
+        run_dir = run_study(StudyConfig(**{**TINY, "slices": 4}), tmp_path, device="cpu",
+                            scheduler=cluster.scheduler_address, progress=kill_one)
+    assert killed
+    rows = [json.loads(f.read_text()) for f in (run_dir / "slices").glob("*.json")]
+    assert len(rows) == 4 and all(r["error"] is None for r in rows)
