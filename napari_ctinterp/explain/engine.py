@@ -10,10 +10,9 @@ backward), on CPU as two workers side by side, each on half of torch's threads
 gradient`` per (kind, base input) with one ``index_add_`` per batch, in plan order (one pass and its
 accumulation: ``gradients.py``). Captum remains the reference the tests compare against.
 
-Several target classes in one run (``targets``): every point of the plan (noisy copies, IG path
-points, EG points) is the same whatever the class explained, so each batch takes one forward
-pass and one backward pass per target from the retained graph: T classes cost one plan's forwards
-plus T backwards, instead of T whole runs.
+Several target classes in one run (``explain_targets``): every point of the plan is the same
+whatever the class, so each batch takes one forward and one backward per target (retained graph).
+The clean input's rows run first, so the plain maps exist long before the SmoothGrad variants.
 """
 
 from __future__ import annotations
