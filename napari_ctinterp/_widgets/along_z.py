@@ -16,6 +16,7 @@ import numpy as np
 from magicgui.widgets import PushButton
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from napari.utils.notifications import show_error
 
 from ..io.evidence import evidence_mask
@@ -111,6 +112,7 @@ class AlongZ:
             ax.axhline(res.volume.auc, color="C0", ls="--", lw=1)
             ax.axhline(res.volume.max_dice, color="C1", ls="--", lw=1)
         ax.set_xlabel("slice (click: go there)", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # slices are whole numbers: no 10.5 tick
         ax.set_ylim(0, 1.02)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7, loc="lower right")

@@ -17,7 +17,7 @@ from ..progress import Step
 from .dock_layout import limit_width, make_scrollable, wrapping_label
 from .layer_choice import ct_combo, current_slice_index, not_hu_reason
 from .model_picker import ModelPicker
-from .trust import trust_text
+from .trust import show_trust, trust_text
 from .workers import JobProgress, start_worker
 
 METADATA_KEY = "ctinterp_classification"
@@ -112,10 +112,7 @@ class ClassifyWidget(Container):
 
     def _show_domain(self, domain: dict, layer: napari.layers.Image | None = None) -> None:
         """The out-of-domain (and not-CT) warning, or "unknown", next to the result."""
-        text = trust_text(domain, layer)
-        self.domain.visible = text is not None
-        if text is not None:
-            self.domain.value = text
+        show_trust(self.domain, trust_text(domain, layer))
 
     def _reset(self, text: str) -> None:
         self.run_button.enabled = True

@@ -56,7 +56,7 @@ from .layer_choice import ct_combo, current_slice_index, explainable, not_hu_rea
 from .model_picker import ModelPicker, selection
 from .run_estimate import RunEstimate
 from .shown_map import ShownMap
-from .trust import trust_text
+from .trust import show_trust, trust_text
 from .workers import JobProgress, start_worker
 
 SCOPES = ("current slice", "slice range", "slices with mask", "whole volume")
@@ -342,10 +342,7 @@ class ExplainWidget(Container):
             self.display.set_regions(layer.name, made)
             n_xrai = len(keys)
         title = self.display.show(layer.name, DEFAULT_SHOWN if DEFAULT_SHOWN in keys else keys[0], tag)
-        text = trust_text(result.domain, layer)
-        self.domain.visible = text is not None
-        if text is not None:
-            self.domain.value = text
+        show_trust(self.domain, trust_text(result.domain, layer))
         if first_params.get("gc_layer") and any(k[0] in ("GC", "GGC") for k in keys):
             note += f"Grad-CAM at {first_params['gc_layer']}. "
         skipped = first_params.get("not_computed") or []

@@ -71,11 +71,12 @@ def draw_curves(fig: Figure, scores: list[MapScore], *, layout: str = "column",
                             alpha=0.35 if highlight is not None and not big else 0.95, zorder=5 if big else 2)
         rho, n_maps = rank_correlation([s.auc for s in scores], [s.fidelity_continuous for s in scores])
         # Short enough for the dock's plot; n is in the status line and the exports' table.
-        rho_text = f"Spearman ρ = {rho:+.2f}" if np.isfinite(rho) else f"ρ undefined (n = {n_maps})"
+        rho_text = f"ρ = {rho:+.2f} over {n_maps} maps" if np.isfinite(rho) else f"ρ undefined (n = {n_maps})"
         hvm.set(title=f"human vs model\n{rho_text}", xlabel="AUC (agrees with the mask)",
                 ylabel="F (faithful to the model)")
     for ax in axes:
         ax.title.set_fontsize(9)
+        ax.title.set_wrap(True)  # a narrow dock: two lines rather than titles running into each other
         ax.xaxis.label.set_fontsize(8)
         ax.yaxis.label.set_fontsize(8)
         ax.tick_params(labelsize=7)

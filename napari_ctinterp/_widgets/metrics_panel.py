@@ -277,14 +277,14 @@ class MetricsPanel(Container):
         self.compute_button.enabled = True
         best = max(scores, key=lambda s: s.auc if np.isfinite(s.auc) else -np.inf)
         new_fid = self.scorer.fidelity_runs - runs_before
-        rho, _n = rank_correlation([s.auc for s in scores], [s.fidelity_continuous for s in scores])
+        rho, n_rho = rank_correlation([s.auc for s in scores], [s.fidelity_continuous for s in scores])
         text = (f"{len(scores)} maps scored; best AUC {best.auc:.3f} ({best.method} · {best.variant}"
                 f"{' · XRAI' if best.map_type == 'region' else ''}{' · volume' if best.scope == 'volume' else ''})")
         n_fid = sum(np.isfinite(s.fidelity_continuous) for s in scores)
         if n_fid:
             text += f"; fidelity: {new_fid} computed, {n_fid - new_fid} from cache"
         if np.isfinite(rho):
-            text += f"; AUC vs F rank correlation ρ = {rho:+.2f}"
+            text += f"; AUC vs F rank correlation ρ = {rho:+.2f} over all {n_rho} maps (the plot: those it shows)"
         if self._mask_note:
             text += f". Note: {self._mask_note}"
         if skipped:

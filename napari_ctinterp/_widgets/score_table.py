@@ -41,7 +41,7 @@ class ScoreTable(QTableWidget):
 
     def __init__(self) -> None:
         super().__init__(0, len(TABLE))
-        self.setHorizontalHeaderLabels([h for h, _ in TABLE])
+        self.setHorizontalHeaderLabels([_header(h) for h, _ in TABLE])
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.verticalHeader().setVisible(False)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -80,7 +80,7 @@ class ScoreTable(QTableWidget):
 
     def _label_sort(self, column: int, order: Qt.SortOrder) -> None:
         arrow = " ▼" if order == Qt.SortOrder.DescendingOrder else " ▲"
-        self.setHorizontalHeaderLabels([h + (arrow if c == column else "") for c, (h, _k) in enumerate(TABLE)])
+        self.setHorizontalHeaderLabels([_header(h) + (arrow if c == column else "") for c, (h, _k) in enumerate(TABLE)])
 
 
 def export_scores(path: Path, scores: list[MapScore], plotted: list[MapScore],
@@ -94,6 +94,11 @@ def export_scores(path: Path, scores: list[MapScore], plotted: list[MapScore],
     wide.savefig(png, dpi=150)
     wide.savefig(svg)
     return [path, png, svg]
+
+
+def _header(label: str) -> str:
+    """Two words on two lines: the dock's columns are narrow (one line cut "max Dice" to "nax Dice")."""
+    return label.replace(" ", "\n", 1)
 
 
 __all__ = ["AUC_COLUMN", "TABLE", "ScoreTable", "export_scores"]

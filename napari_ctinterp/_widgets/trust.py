@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["few_slices", "not_hu_text", "trust_text"]
+__all__ = ["few_slices", "not_hu_text", "show_trust", "trust_text"]
+
+#: How a warning line looks beside an answer (a plain line otherwise): amber and bold, so it is
+#: not read as part of the answer.
+WARNING_STYLE = "color: #ffb000; font-weight: bold;"
 
 
 def few_slices(zs: list) -> str:
@@ -56,3 +60,12 @@ def trust_text(domain: dict, layer: Any = None) -> str | None:
         lines.append(f"in the model's domain ({checks[0].reason})" if len(checks) == 1 else
                      f"all {len(checks)} slices in the model's domain")
     return "\n".join(lines) or None
+
+
+def show_trust(label: Any, text: str | None) -> None:
+    """Put ``trust_text``'s line in ``label`` (hidden when None), styled as a warning when it is one."""
+    label.visible = text is not None
+    if text is None:
+        return
+    label.value = text
+    label.native.setStyleSheet(WARNING_STYLE if text.startswith("⚠") or "\n⚠" in text else "")

@@ -19,8 +19,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     viewer = napari.Viewer(title="napari-ctinterp demo", show=not args.screenshot)
     viewer.open_sample(PLUGIN, "phantom_pair")
     manifest = PluginManager.instance().get_manifest(PLUGIN)
-    for i, widget in enumerate(manifest.contributions.widgets or []):
-        viewer.window.add_plugin_dock_widget(PLUGIN, widget.display_name, tabify=i > 0)
+    docks = [viewer.window.add_plugin_dock_widget(PLUGIN, widget.display_name, tabify=i > 0)[0]
+             for i, widget in enumerate(manifest.contributions.widgets or [])]
+    if docks:
+        docks[0].raise_()  # the first step (Classify) on top, not the last tab docked
     if args.screenshot:
         viewer.window._qt_window.resize(1600, 1000)
         viewer.window.show()

@@ -55,6 +55,7 @@ def test_panel_fills_the_table_draws_four_plots_and_exports(qtbot, viewer_with_m
     titles = [a.get_title() for a in axes]
     assert titles[:3] == ["ROC against the mask", "Dice vs k", "fidelity: LiF − MiF (area = F)"]
     assert titles[3].startswith("human vs model") and "ρ" in titles[3]
+    assert " maps" in titles[3].split("ρ")[1]  # the plot's ρ says over how many maps (the status: over all)
     for ax in axes[:3]:
         assert any("random" in (line.get_label() or "") for line in ax.get_lines())
     # The F shown is the area under LiF − MiF, as docs/metrics.md defines it.
