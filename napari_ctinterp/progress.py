@@ -72,22 +72,19 @@ def offset(gen: Generator[tuple, None, T], base: int, total: int | None = None,
            phase: str | None = None) -> Generator[Step, None, T]:
     """Re-yield ``gen``'s steps as part of a larger job: ``(base + done, total or its own, phase)``;
     returns ``gen``'s value. Closing this generator closes ``gen`` (cancel between steps)."""
-    try:
-        while True:
-            try:
-                step = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            done, own_total, own_phase, partial = (*step, "", None)[:4]
-            yield Step(base + int(done), int(own_total if total is None else total),
-                       own_phase if phase is None else phase, partial)
-    finally:
-        gen.close()
+    return _relay(gen, lambda s: Step(base + s.done, s.total if total is None else int(total),
+                                      s.phase if phase is None else phase, s.partial))
 
 
 def map_partial(gen: Generator[tuple, None, T], convert: Callable[[object], object]) -> Generator[Step, None, T]:
     """``gen``'s steps with each ``partial`` result passed through ``convert`` (e.g. accumulators
     → maps); returns ``gen``'s value. Closing this generator closes ``gen``."""
+    return _relay(gen, lambda s: s if s.partial is None else s._replace(partial=convert(s.partial)))
+
+
+def _relay(gen: Generator[tuple, None, T], transform: Callable[[Step], Step]) -> Generator[Step, None, T]:
+    """``gen``'s steps (``(done, total[, phase[, partial]])``) as ``Step``s through ``transform``;
+    returns ``gen``'s value and closes ``gen`` when closed itself."""
     try:
         while True:
             try:
@@ -95,7 +92,7 @@ def map_partial(gen: Generator[tuple, None, T], convert: Callable[[object], obje
             except StopIteration as stop:
                 return stop.value
             done, total, phase, partial = (*step, "", None)[:4]
-            yield Step(int(done), int(total), phase, None if partial is None else convert(partial))
+            yield transform(Step(int(done), int(total), phase, partial))
     finally:
         gen.close()
 

@@ -161,12 +161,17 @@ class ExplainWidget(Container):
         self.xrai.value = "fast"
         self._update_estimate()
 
-    def _planned(self) -> tuple[ExplainOptions, int, str]:
-        """The options, the number of slices and the cost key of a run with the controls as they are
-        (``ValueError`` / ``OSError`` when no run is possible yet)."""
+    def _cost_key(self) -> str:
+        """The chosen model on this machine's device at its input size (``jobs.estimate``)."""
         from ..jobs import cost_key
         from ..model import resolve_device
 
+        card = self.picker.card()
+        return cost_key(card.short_hash, str(resolve_device("auto")), tuple(card.input_size))
+
+    def _planned(self) -> tuple[ExplainOptions, int, str]:
+        """The options, the number of slices and the cost key of a run with the controls as they are
+        (``ValueError`` / ``OSError`` when no run is possible yet)."""
         layer = self.layer.value
         if layer is None:
             raise ValueError("no CT layer")
@@ -174,8 +179,7 @@ class ExplainWidget(Container):
         shape = np.shape(layer.data)
         n = 1 if len(shape) == 2 or self.scope.value == "current slice" else len(self._indices(
             np.empty((shape[0], 0, 0), np.float32), layer))
-        card = self.picker.card()
-        return opts, n, cost_key(card.short_hash, str(resolve_device("auto")), tuple(card.input_size))
+        return opts, n, self._cost_key()
 
     def _update_estimate(self, *_: Any) -> None:
         """The size of the run the controls ask for, and its time here (from earlier runs' pace)."""
@@ -255,7 +259,7 @@ class ExplainWidget(Container):
 
     def run(self) -> None:
         """Start the explanation in a background worker (``jobs.iter_explain_slices``)."""
-        from ..jobs import iter_explain_slices, job_units
+        from ..jobs import check_scope, iter_explain_slices, job_units
 
         layer = self.layer.value
         try:
@@ -271,9 +275,7 @@ class ExplainWidget(Container):
                 raise ValueError("choose the EG reference folder (DICOM slices of the model's training data)")
             indices, skipped = explainable(layer, self._indices(data, layer))
             methods = opts.methods
-            if "OCC" in methods and len(indices) > 1:
-                raise ValueError("OCC (Occlusion) explains one slice at a time: choose 'current slice', "
-                                 "or leave OCC out for several slices")
+            check_scope(opts, len(indices))
             # the estimate; the job corrects the total when EG has no references and is left out
             total = job_units(opts, self.picker.card().input_size, len(indices), self.xrai.value)
         except (ValueError, IndexError, OSError) as e:
@@ -296,7 +298,7 @@ class ExplainWidget(Container):
         self.domain.visible = False
         self.status.value = f"{skipped}explaining {len(indices)} slice(s) with {n_maps} maps…"
         self._n_partial = 0
-        self.estimate.started(self._planned()[2], total)  # its pace makes the next estimate
+        self.estimate.started(self._cost_key(), total)  # its pace makes the next estimate
         self.worker = start_worker(job, total=total, description="Explain",
                                    on_done=lambda res: self._add_layers(layer, indices, res, skipped),
                                    on_error=lambda e: self._finish(f"error: {e}"), progress=self.progress,

@@ -98,9 +98,8 @@ def not_hu_reason(layer: napari.layers.Layer) -> str | None:
         why = "an RGB image"
     elif ndim not in (2, 3):
         why = f"a {ndim}-D array of shape {tuple(np.shape(data))}, not a slice (H, W) or a stack (Z, H, W)"
-    elif np.issubdtype(np.asarray(data[(0,) * (ndim - 2)] if ndim == 3 else data).dtype, np.unsignedinteger) \
-            and "spacing_mm" not in meta:
-        why = f"{np.dtype(layer.data.dtype)} pixel values that no DICOM reader rescaled to HU"
+    elif np.issubdtype(np.dtype(data.dtype), np.unsignedinteger) and "spacing_mm" not in meta:
+        why = f"{np.dtype(data.dtype)} pixel values that no DICOM reader rescaled to HU"
     if why is None:
         return None
     return f"layer \"{layer.name}\" is not a CT in HU ({why}); another reader probably opened it: {OPEN_WITH_PLUGIN}"

@@ -8,11 +8,12 @@ widget only reads its controls, calls one function and makes layers.
 from .estimate import cost_key, estimate_text, record_run, unit_cost
 from .explain_slices import (
     ExplainedSlices,
+    check_scope,
     explain_slices,
     iter_explain_slices,
     job_units,
     reference_plan,
 )
 
-__all__ = ["ExplainedSlices", "cost_key", "estimate_text", "explain_slices", "iter_explain_slices", "job_units",
-           "record_run", "reference_plan", "unit_cost"]
+__all__ = ["ExplainedSlices", "check_scope", "cost_key", "estimate_text", "explain_slices", "iter_explain_slices",
+           "job_units", "record_run", "reference_plan", "unit_cost"]

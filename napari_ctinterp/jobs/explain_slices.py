@@ -32,9 +32,6 @@ from ..explain import (
 from ..model import Classifier
 from ..progress import Progress, Step, drive, map_partial, offset
 
-#: What EG takes as references in the Explain job (see ``reference_plan``).
-REFERENCE_KINDS = ("demo", "volume", "folder", "none")  # what reference_plan answers
-
 
 @dataclass
 class ExplainedSlices:
@@ -69,6 +66,13 @@ def without_eg_note() -> str:
     """What the job says when EG has no references."""
     return (f"EG skipped: this model has no reference slices — open a volume with more than "
             f"{MIN_VOLUME_REFERENCES} slices or choose a reference folder. ")
+
+
+def check_scope(options: ExplainOptions, n_slices: int) -> None:
+    """``ValueError`` for options that cannot run over ``n_slices`` slices (Occlusion: one at a time)."""
+    if "OCC" in options.methods and n_slices > 1:
+        raise ValueError("OCC (Occlusion) explains one slice at a time: choose 'current slice', "
+                         "or leave OCC out for several slices")
 
 
 def job_units(options: ExplainOptions, input_size: Sequence[int], n_slices: int, xrai: str = "off") -> int:
@@ -129,9 +133,7 @@ def iter_explain_slices(clf: Classifier, data: np.ndarray, indices: Sequence[int
         if not methods:
             raise ValueError(note)
         options = replace(options, methods=methods)
-    if "OCC" in options.methods and len(indices) > 1:
-        raise ValueError("OCC (Occlusion) explains one slice at a time: choose 'current slice', "
-                         "or leave OCC out for several slices")
+    check_scope(options, len(indices))
     per_slice = job_size(options, tuple(clf.card.input_size))
     total = job_units(options, clf.card.input_size, len(indices), xrai)
     # the domain check of each explained slice: one batched forward pass, no gradients
