@@ -26,16 +26,45 @@ def _paths(path: PathLike | Sequence[PathLike]) -> list[Path]:
     return [Path(p) for p in path] if isinstance(path, (list, tuple)) else [Path(path)]
 
 
+MASK_SUFFIXES = (".npz", ".nii", ".nii.gz")  # the mask reader's patterns (napari.yaml)
+
+
 def get_reader(path: PathLike | Sequence[PathLike]) -> ReaderFunction | None:
-    """Return ``read_ct_layers`` if ``path`` (or every path of a list) is DICOM, else None."""
+    """The CT (or SEG) reader for ``path``; for anything else, a reader that says why not.
+
+    DICOM (the ``DICM`` marker) gets ``read_ct_layers`` (``read_seg_layers`` for a SEG file). A
+    mask file (``.npz``, NIfTI) is left to the mask reader (None). Any other path gets
+    ``read_or_explain``: it still tries ``read_ct`` (DICOM written without the 128-byte preamble
+    opens) and otherwise raises a ``CTReadError`` that names the file, the reason and napari's own
+    reader. napari only calls this for such a path when the person chose this plugin (or no other
+    reader claims the file): returning None would make napari say "refused the file" and no more.
+    """
     from .io import is_dicom
 
     paths = _paths(path)
-    if not paths or not all(is_dicom(p) for p in paths):
+    if not paths or any(p.name.lower().endswith(MASK_SUFFIXES) for p in paths):
         return None
+    if not all(is_dicom(p) for p in paths):
+        return read_or_explain
     if len(paths) == 1 and paths[0].is_file() and _is_seg(paths[0]):
         return read_seg_layers
     return read_ct_layers
+
+
+def read_or_explain(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
+    """``read_ct_layers`` for a path without the DICOM marker, or a message that says what to do."""
+    from .io import CTReadError
+
+    try:
+        return read_ct_layers(path)
+    except CTReadError as e:
+        paths = _paths(path)
+        what = paths[0].name if len(paths) == 1 else f"{len(paths)} files"
+        raise CTReadError(
+            f"napari-ctinterp cannot open {what}: {e} This plugin reads DICOM CT (a file, a series "
+            "folder or a list of files), DICOM SEG and its own masks (.npz, .nii, .nii.gz); open "
+            "other images with napari's reader: viewer.open(path, plugin='napari')."
+        ) from e
 
 
 def _is_seg(path: Path) -> bool:
@@ -175,9 +204,20 @@ def get_mask_reader(path: PathLike | Sequence[PathLike]) -> ReaderFunction | Non
             with np.load(p) as z:
                 ok = {"labels", "spacing_mm"} <= set(z.files)
         except (OSError, ValueError):
-            return None
-        return read_mask_layers if ok else None
+            ok = False
+        return read_mask_layers if ok else _not_a_mask
     return None
+
+
+def _not_a_mask(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
+    """An ``.npz`` that is not one of this plugin's masks: say so instead of "refused the file"."""
+    from .io import CTReadError
+
+    raise CTReadError(
+        f"napari-ctinterp cannot open {_paths(path)[0].name}: a mask file of this plugin is an .npz "
+        "with the arrays 'labels' and 'spacing_mm' (written by its mask writer or "
+        "napari_ctinterp.io.save_mask); this one lacks them or is not a readable .npz."
+    )
 
 
 def read_mask_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:

@@ -67,12 +67,31 @@ def test_reader_opens_folder_into_one_scaled_layer(make_napari_viewer, tmp_path)
     assert layer.metadata["series_uid"]
 
 
-def test_reader_declines_what_is_not_dicom(tmp_path):
-    txt = tmp_path / "a.txt"
-    txt.write_text("hello")
-    assert get_reader(str(txt)) is None
+def test_reader_says_why_it_cannot_open_a_file(make_napari_viewer, tmp_path):
+    """Chosen for a file it cannot read, the plugin names the file, the reason and napari's reader
+    (not napari's bare "refused the file"); masks still reach the mask reader."""
+    import imageio.v3 as iio
+
+    png = tmp_path / "photo.png"
+    iio.imwrite(png, np.zeros((8, 8), np.uint8))
     (tmp_path / "empty").mkdir()
-    assert get_reader(str(tmp_path / "empty")) is None
+    npz = tmp_path / "other.npz"
+    np.savez(npz, a=np.zeros(3))
+    viewer = make_napari_viewer()
+    with pytest.raises(Exception, match=r"photo\.png: .*not a DICOM file.*plugin='napari'"):
+        viewer.open(png, plugin=PLUGIN)
+    with pytest.raises(Exception, match="(?i)no readable DICOM files found in folder"):
+        viewer.open(tmp_path / "empty", plugin=PLUGIN)
+    with pytest.raises(Exception, match="other.npz: .*'labels' and 'spacing_mm'"):
+        viewer.open(npz, plugin=PLUGIN)
+    assert len(viewer.layers) == 0
+    assert get_reader(str(tmp_path / "mask.nii.gz")) is None  # left to the mask reader
+    # DICOM written without the 128-byte preamble has no marker, yet still opens
+    files = write_dicom_series(np.zeros((1, 16, 16), np.float32), tmp_path / "series", spacing_mm=(1.0, 1.0, 1.0))
+    bare = tmp_path / "bare"
+    bare.write_bytes(files[0].read_bytes()[132:])  # no preamble, no "DICM"
+    layers = viewer.open(bare, plugin=PLUGIN)
+    assert layers[0].data.shape == (16, 16)
 
 
 def test_bad_series_gets_a_message_not_a_crash(make_napari_viewer, tmp_path):

@@ -297,7 +297,8 @@ class ExplainWidget(Container):
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.domain.visible = False
         self.status.value = f"{skipped}explaining {len(indices)} slice(s) with {n_maps} maps…"
-        self._n_partial = 0
+        self._n_partial, self._partial_keys = 0, set()
+        self._sg_asked = bool({"SG", "SG2"} & set(opts.variants))
         self.estimate.started(self._cost_key(), total)  # its pace makes the next estimate
         self.worker = start_worker(job, total=total, description="Explain",
                                    on_done=lambda res: self._add_layers(layer, indices, res, skipped),
@@ -308,14 +309,23 @@ class ExplainWidget(Container):
                                    on_partial=lambda res: self._add_partial(layer, indices, res, skipped))
 
     def _add_partial(self, layer: napari.layers.Image, indices: list, result: ExplainedSlices, skipped: str) -> None:
-        """The plain maps, before the SmoothGrad variants: layers now, the best of them shown."""
-        made = add_explain_layers(self.viewer, layer, indices, result, chosen_target=self.target.value != "predicted",
-                                  algorithm=self.xrai.value)
-        self._n_partial = len(made.keys)
-        shown = next((k for k in (("IGB", "plain"), ("IGBW", "plain")) if k in made.keys), made.keys[0])
-        self.display.show(layer.name, shown, made.tag)
-        self.status.value = (f"{skipped}{result.note}{len(made.keys)} plain map(s) shown ({self.shown.value}); "
-                             f"SmoothGrad variants{' and XRAI' if self.xrai.value != 'off' else ''} follow…")
+        """The plain maps, stage by stage (BP and D first), before the SmoothGrad variants: layers
+        now, the best of them shown; with several slices, those reached so far."""
+        reached = [i for i in indices if i in result.maps]
+        made = add_explain_layers(self.viewer, layer, reached, result, chosen_target=self.target.value != "predicted",
+                                  algorithm=self.xrai.value, whole=len(indices) > 1)
+        first = not self._partial_keys
+        self._partial_keys.update(made.keys)
+        self._n_partial = len(self._partial_keys)
+        shown = next((k for k in (("IGB", "plain"), ("IGBW", "plain")) if k in made.keys), None)
+        if shown is not None or first:  # the first maps, then upgraded to IGB's when it comes
+            self.display.show(layer.name, shown or made.keys[0], made.tag)
+        where = f" of {len(reached)} of {len(indices)} slices" if len(reached) < len(indices) else ""
+        rest = [m for m in made.params.get("methods", []) if m != "OCC" and (m, "plain") not in self._partial_keys]
+        follow = (["plain " + ", ".join(rest)] if rest else []) + (["SmoothGrad variants"] if self._sg_asked else []) \
+            + (["XRAI"] if self.xrai.value != "off" else [])
+        self.status.value = (f"{skipped}{result.note}{self._n_partial} plain map(s){where} shown ({self.shown.value}); "
+                             f"{' and '.join(follow) if follow else 'the rest'} follow…")
 
     def _cancelled(self) -> None:
         kept = getattr(self, "_n_partial", 0)

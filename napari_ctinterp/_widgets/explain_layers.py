@@ -67,15 +67,18 @@ class MadeLayers:
 
 
 def add_explain_layers(viewer: napari.Viewer, layer: napari.layers.Image, indices: list,
-                       result: ExplainedSlices, *, chosen_target: bool, algorithm: str) -> MadeLayers:
+                       result: ExplainedSlices, *, chosen_target: bool, algorithm: str,
+                       whole: bool | None = None) -> MadeLayers:
     """Add (or update) the map layers and XRAI layers of an Explain run on ``layer``'s ``indices``.
 
     ``chosen_target``: the person chose the class (not "predicted"); the class then enters the
-    layer names when it differs from a slice's prediction."""
+    layer names when it differs from a slice's prediction. ``whole``: the layers span the whole
+    CT (default: when several slices are explained; a run of several slices whose partial result
+    covers one slice so far passes True)."""
     results, domain = result.maps, result.domain
     first = next(iter(results.values()))
     keys = list(first.keys())
-    whole = indices != [None] and len(indices) > 1
+    whole = indices != [None] and len(indices) > 1 if whole is None else whole
     targets = [int(results[i].params["target"]) for i in indices]  # each slice's explained class
     tag = first.params["target_name"] if chosen_target and any(
         results[i].params["target"] != results[i].params["predicted"] for i in indices) else ""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Generator, Sequence
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -47,6 +48,7 @@ from .plan import (
     draw_expected_gradients,
     ig_quadrature,
     make_plan,
+    needed_kinds,
     tile_plan,
 )
 
@@ -111,10 +113,21 @@ def _coefficients(kind: np.ndarray, base: np.ndarray, index: np.ndarray, bases: 
     return coef
 
 
-#: Run the plain maps' rows (the clean inputs) before the noisy copies' rows, and report them
-#: (``Step.partial``) as soon as they are done. Each accumulator slot still sums its rows in plan
-#: order; ``False`` runs every rule's rows in one stage (the order before progressive display).
+#: Run the plain maps' rows (the clean inputs) before the noisy copies' rows — of them first the
+#: one-evaluation methods' (BP, D, GBP, Grad-CAM) — and report each stage (``Step.partial``) as
+#: soon as it is done. Each accumulator slot still sums its rows in plan order; ``False`` runs every
+#: rule's rows in one stage (the order before progressive display).
 STAGED = True
+#: Kinds with one gradient evaluation per base input: the first stage, maps within a second.
+QUICK_KINDS = ("BP", "D", "GBP", "GC")
+
+
+class Partial(NamedTuple):
+    """A stage's report: the accumulators (the return value's layout) and the methods whose plain
+    maps they already hold complete."""
+
+    acc: torch.Tensor
+    methods: tuple[str, ...]
 
 
 def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Sequence[int] | torch.Tensor,
@@ -128,9 +141,9 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
     (reference indices into ``refs``, α), one row per base input, replace the draws made from
     ``opts.seed``. Stopping the generator between batches cancels cleanly.
 
-    ``clean_every``: every ``clean_every``-th base input (0, k, 2k, …) is a clean input of a plan
-    that also has noisy copies; its rows run first (``STAGED``) and the step after them carries
-    ``partial`` = the accumulators (same layout as the return value), complete for those bases."""
+    ``clean_every``: every ``clean_every``-th base input (0, k, 2k, …) is a clean input (1: all
+    are); its rows run first (``STAGED``), the one-evaluation methods' before the others, and the
+    step after each stage that is not the last carries ``partial``, a ``Partial``."""
     dev = bases.device
     c, h, w = bases.shape[-3:]
     per_base = isinstance(target, torch.Tensor)
@@ -186,9 +199,10 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
         out = acc.view(len(targets), n_kinds, plan.n_base, c, h, w)
         return out[0] if per_base or np.isscalar(target) else out
 
-    staged = STAGED and clean_every is not None and plan.n_base > 1
+    staged = STAGED and clean_every is not None
     clean_rows = plan.base % clean_every == 0 if staged else np.ones(plan.total, bool)
-    stages = [clean_rows, ~clean_rows] if staged else [clean_rows]
+    quick = clean_rows & np.isin(plan.kind, [KINDS.index(k) for k in QUICK_KINDS])
+    stages = [s for s in ([quick, clean_rows & ~quick, ~clean_rows] if staged else [clean_rows]) if s.any()]
     done = 0
     for stage, in_stage in enumerate(stages):
         for rule in (ORDINARY, LAYER, DECONV, GUIDED):
@@ -209,9 +223,20 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
                             accumulate(acc[t], sel_slots, contribution[t])
                         done += n_rows
                         yield Step(done, plan.total, "gradients")
-        if staged and stage == 0:
-            yield Step(done, plan.total, "plain maps", shaped())
+        if stage < len(stages) - 1 and (stages[stage] & clean_rows).any():
+            ran = np.logical_or.reduce(stages[:stage + 1]) & clean_rows
+            yield Step(done, plan.total, "plain maps",
+                       Partial(shaped(), complete_methods(plan, ran, clean_rows & ~ran, opts, with_bp)))
     return shaped()
+
+
+def complete_methods(plan: Plan, ran: np.ndarray, pending: np.ndarray, opts: ExplainOptions,
+                     with_bp: bool) -> tuple[str, ...]:
+    """The methods of ``opts`` whose clean-input rows have all run (``ran``; ``pending``: those not)."""
+    done = {KINDS[k] for k in np.unique(plan.kind[ran])} - {KINDS[k] for k in np.unique(plan.kind[pending])}
+    if "GC" in done:
+        done |= {"GCS", "BP"} if with_bp else {"GCS"}  # Grad-CAM's rows fill GCS (and BP) too
+    return tuple(m for m in opts.methods if m != "OCC" and set(needed_kinds((m,)) or ("-",)) <= done)
 
 
 GC_SIGNED = "GC pre-ReLU"
@@ -309,18 +334,19 @@ def iter_run(clf: Classifier, x: torch.Tensor, target: int | Sequence[int], opts
     centre = clf.card.slice_offsets.index(0) if clf.card.is_2_5d else None
     black, white = clf.baseline(0.0), clf.baseline(1.0)
 
-    def plain_maps(partial: torch.Tensor) -> dict | list[dict]:
-        """The plain maps from the accumulators once the clean input's rows are done."""
-        plain = replace(opts, methods=tuple(m for m in opts.methods if m != "OCC"), variants=("plain",))
+    def plain_maps(partial: Partial) -> dict | list[dict]:
+        """The plain maps of the methods a stage completed (the clean input's rows are done)."""
+        plain = replace(opts, methods=partial.methods, variants=("plain",))
 
         def one(a: torch.Tensor) -> dict:
             return reduce_maps(a[:, :1], bases[:1], plain, black=black, white=white, centre=centre)
 
-        return one(partial) if np.isscalar(target) else [one(partial[t]) for t in range(len(targets))]
+        acc = partial.acc
+        return one(acc) if np.isscalar(target) else [one(acc[t]) for t in range(len(targets))]
 
     acc = None
     if plan.total:
-        staged = plan.n_base if clean and plan.n_base > 1 else None  # plain maps first, then SG / SG²
+        staged = plan.n_base if clean else None  # plain maps first (one-evaluation methods first), then SG / SG²
         run = run_plan(clf, plan, bases, target, opts, refs if "EG" in opts.methods else None,
                        batch_size=batch_size, net=net, clean_every=staged)
         acc = yield from offset(map_partial(run, plain_maps), 0, total, "gradients")
@@ -388,13 +414,20 @@ def iter_run_slices(clf: Classifier, xs: torch.Tensor, targets: Sequence[int], o
             alpha.append(al_np)
             first += len(r)
         draws = (np.concatenate(idx), np.concatenate(alpha))
-    # every slice's plain rows first (the same order as one slice's), reported without a partial result
-    staged = one.n_base if clean and one.n_base > 1 else None
+    # every slice's plain rows first (the same order as one slice's), each stage reported as
+    # ``partial``: per slice, the plain maps of the methods the stage completed
+    staged = one.n_base if clean else None
     run = run_plan(clf, plan, bases, per_base, opts, all_refs, batch_size=batch_size, net=net, eg_draws=draws,
                    clean_every=staged)
-    acc = yield from offset(map_partial(run, lambda _acc: None), 0, None, "gradients")
     centre = clf.card.slice_offsets.index(0) if clf.card.is_2_5d else None
     black, white = clf.baseline(0.0), clf.baseline(1.0)
     nb = one.n_base
+
+    def plain_maps(partial: Partial) -> list[dict]:
+        plain = replace(opts, methods=partial.methods, variants=("plain",))
+        return [reduce_maps(partial.acc[:, i * nb:i * nb + 1], bases[i * nb:i * nb + 1], plain, black=black,
+                            white=white, centre=centre) for i in range(n)]
+
+    acc = yield from offset(map_partial(run, plain_maps), 0, None, "gradients")
     return [reduce_maps(acc[:, i * nb:(i + 1) * nb], bases[i * nb:(i + 1) * nb], opts, black=black, white=white,
                         centre=centre) for i in range(n)]

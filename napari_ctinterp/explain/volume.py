@@ -26,7 +26,7 @@ import torch
 
 from ..io.evidence import evidence_mask
 from ..model.classifier import Classifier
-from ..progress import Progress, Step, drive, offset
+from ..progress import Progress, Step, drive, map_partial, offset
 from .engine import ExplainCancelled, iter_run_slices, resize_map
 from .gradcam import layer_name
 from .options import ExplainOptions, from_call
@@ -169,8 +169,13 @@ def iter_explain_volume(
     memory_budget: int = MEMORY_BUDGET,
     out_dir: str | Path | None = None,
     full: bool = True,
+    plain_first: bool = False,
 ) -> Generator[Step, None, VolumeMaps]:
-    """``explain_volume`` as a generator of progress (``yield from`` it in a worker)."""
+    """``explain_volume`` as a generator of progress (``yield from`` it in a worker).
+
+    ``plain_first``: each stage of plain maps is reported as the step's ``partial``, a
+    ``VolumeMaps`` of the plain maps finished so far (``slices``: the slices they cover, in the
+    layout of ``full``; the slices not reached yet are not in ``slices`` and hold NaN)."""
     from ..model.demos import default_references
     from .references import MIN_VOLUME_REFERENCES, volume_references
 
@@ -227,6 +232,15 @@ def iter_explain_volume(
     total, done = per_slice * len(chosen), 0
     predicted: dict[int, int] = {}
     targets: dict[int, int] = {}
+
+    def params(done_slices: list[int]) -> dict:
+        return {**opts.record(), "seed_per_slice": "the same seed for every slice", "slices": done_slices,
+                "predicted": [predicted[k] for k in done_slices], "targets": [targets[k] for k in done_slices],
+                "target": fixed, "target_name": None if fixed is None else clf.card.class_names[fixed],
+                "references": ref_source, "model": clf.source, "model_sha256_12": clf.card.short_hash,
+                "input_size": list(clf.card.input_size), "channels": [list(w) for w in clf.card.windows],
+                "chunk_slices": chunk, "store": str(out_dir) if out_dir is not None else "memory", "full": full}
+
     for start in range(0, len(chosen), chunk):
         part = chosen[start:start + chunk]
         if reach == 0:  # one stack of the chosen slices (the finiteness was checked once above)
@@ -241,17 +255,25 @@ def iter_explain_volume(
         if use_eg:
             refs = [shared_refs] * len(part) if shared_refs is not None else \
                 [clf.preprocess(references(k)) for k in part]  # type: ignore[operator]
-        maps = yield from offset(iter_run_slices(clf, xs, t, opts, refs, batch_size=batch_size), done, total,
+        for k, p, tk in zip(part, pred.tolist(), t):
+            predicted[k], targets[k] = int(p), int(tk)
+
+        def so_far(plain: list[dict], part: list[int] = part, start: int = start) -> VolumeMaps:
+            """The plain maps of the slices before this chunk and of the methods this chunk's stage completed."""
+            maps = {}
+            for key in plain[0]:
+                arr = np.array(out[key])  # a copy: the worker goes on writing ``out``
+                for k, m in zip(part, plain):
+                    arr[row_of[k]] = resize_map(m[key], shape[1:])
+                maps[key] = arr
+            return VolumeMaps(maps, params(chosen[:start + len(part)]))
+
+        run = iter_run_slices(clf, xs, t, opts, refs, batch_size=batch_size)
+        maps = yield from offset(map_partial(run, so_far if plain_first else lambda _plain: None), done, total,
                                  "gradients")
         done += per_slice * len(part)
-        for k, p, tk, m in zip(part, pred.tolist(), t, maps):
-            predicted[k], targets[k] = int(p), int(tk)
+        for k, m in zip(part, maps):
             for key in keys:
                 out[key][row_of[k]] = resize_map(m[key], shape[1:])
-    params = {**opts.record(), "seed_per_slice": "the same seed for every slice",
-              "slices": chosen, "predicted": [predicted[k] for k in chosen], "targets": [targets[k] for k in chosen],
-              "target": fixed, "target_name": None if fixed is None else clf.card.class_names[fixed],
-              "references": ref_source, "model": clf.source, "model_sha256_12": clf.card.short_hash,
-              "input_size": list(clf.card.input_size), "channels": [list(w) for w in clf.card.windows],
-              "chunk_slices": chunk, "store": str(out_dir) if out_dir is not None else "memory", "full": full}
-    return VolumeMaps(out, params)
+
+    return VolumeMaps(out, params(chosen))

@@ -6,9 +6,11 @@ EG's references follow ``reference_plan``: the model's own set (``model.default_
 demo models), a folder of DICOM training slices when one is chosen, the other slices of the open
 volume, or none (EG is then left out, with a note).
 Progress units: gradient evaluations (+ OCC's occluded images) of every slice, then one per XRAI
-region map. One slice: its plain maps are done first (a few percent of the evaluations at the
-study's settings) and reported as the step's ``partial`` result (an ``ExplainedSlices`` without
-regions), so a viewer can show them while the SmoothGrad variants are computed.
+region map. The plain maps are done first — the one-evaluation methods' (BP, D) before IG's and
+EG's, every slice's before any SmoothGrad copy (a few percent of the evaluations at the study's
+settings) — and each stage is reported as the step's ``partial`` result (an ``ExplainedSlices``
+without regions; with several slices, those reached so far), so a viewer can show them while the
+SmoothGrad variants are computed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ..explain import (
     MIN_VOLUME_REFERENCES,
     AttributionMaps,
     ExplainOptions,
+    VolumeMaps,
     folder_references,
     iter_explain,
     iter_explain_volume,
@@ -42,6 +45,18 @@ class ExplainedSlices:
     maps: dict[int | None, AttributionMaps]
     domain: dict = field(default_factory=dict)
     note: str = ""
+
+
+def per_slice_maps(clf: Classifier, vm: VolumeMaps) -> dict[int, AttributionMaps]:
+    """``explain_volume``'s maps (``full=False``: row j = slice ``vm.slices[j]``) as one
+    AttributionMaps per slice, each with its own target and prediction."""
+    out = {}
+    for j, i in enumerate(vm.slices):
+        t = vm.params["targets"][j]
+        out[i] = AttributionMaps({k: m[j] for k, m in vm.items()},
+                                 {**vm.params, "target": t, "target_name": clf.class_names[t],
+                                  "predicted": vm.params["predicted"][j], "index": i})
+    return out
 
 
 def reference_plan(has_own: bool, data_shape: tuple[int, ...], folder: str | Path | None = None
@@ -145,13 +160,11 @@ def iter_explain_slices(clf: Classifier, data: np.ndarray, indices: Sequence[int
     results: dict = {}
     if len(indices) > 1:  # several slices: one plan, shared batches
         refs_arg = {"volume": lambda k: volume_references(data, k), "folder": folder_refs}.get(references)
-        vm = yield from offset(iter_explain_volume(clf, data, options, slices=indices, references=refs_arg,
-                                                   target=target, batch_size=batch_size, full=False), 0, total)
-        for j, i in enumerate(vm.slices):
-            results[i] = AttributionMaps({k: m[j] for k, m in vm.items()},
-                                         {**vm.params, "target": vm.params["targets"][j],
-                                          "target_name": clf.class_names[vm.params["targets"][j]],
-                                          "predicted": vm.params["predicted"][j], "index": i})
+        run = iter_explain_volume(clf, data, options, slices=indices, references=refs_arg, target=target,
+                                  batch_size=batch_size, full=False, plain_first=True)
+        # the plain maps arrive first, stage by stage (``Step.partial``: the slices reached so far)
+        shown = map_partial(run, lambda vm: ExplainedSlices(maps=per_slice_maps(clf, vm), domain=domain, note=note))
+        results.update(per_slice_maps(clf, (yield from offset(shown, 0, total))))
     base = per_slice * len(indices) if len(indices) > 1 else 0
     for i in indices:
         slice_hu = data if i is None else data[i]

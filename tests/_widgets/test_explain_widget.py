@@ -233,6 +233,21 @@ def test_switching_the_model_hides_and_marks_the_previous_models_maps(qtbot, vie
     assert old.name.endswith("[demo]") and old.name.count("[demo]") == 1
 
 
+def _watch_partials(monkeypatch, viewer, widget) -> list:
+    """After each partial result the widget shows: (done, total, visible map layers, status, idle)."""
+    early = []
+    add_partial = type(widget)._add_partial
+
+    def watch(self, *args) -> None:
+        add_partial(self, *args)
+        maps = [ly.name for ly in viewer.layers if "ctinterp_map" in ly.metadata and ly.visible]
+        early.append((widget.progress._done, widget.progress._total, maps, widget.status.value,
+                      widget.run_button.enabled))
+
+    monkeypatch.setattr(type(widget), "_add_partial", watch)
+    return early
+
+
 def test_the_plain_maps_appear_while_their_smoothgrad_variants_are_computed(qtbot, viewer_and_widget, monkeypatch):
     from napari_ctinterp.explain import engine, explain
     from napari_ctinterp.model import load
@@ -243,20 +258,18 @@ def test_the_plain_maps_appear_while_their_smoothgrad_variants_are_computed(qtbo
     widget.variants["SG"].value = False  # plain and SG²
     widget.steps.value, widget.sg_samples.value = 8, 10
     widget.xrai.value = "off"
-    early = []
-
-    def watch() -> bool:
-        maps = [ly.name for ly in viewer.layers if "ctinterp_map" in ly.metadata and ly.visible]
-        if maps and not widget.run_button.enabled and not early:
-            early.append((widget.progress._done, widget.progress._total, maps, widget.status.value))
-        return widget.run_button.enabled
-
+    early = _watch_partials(monkeypatch, viewer, widget)
     widget.run()
-    qtbot.waitUntil(watch, timeout=300_000)
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=300_000)
+    assert len(early) == 2 and not any(e[4] for e in early), early  # the widget was busy at both
     assert early, "no map layer was visible while the job ran"
-    done, total, visible, status = early[0]
-    assert done < total and visible == ["IGB · plain — phantom · arterial"], early[0]
-    assert "plain map(s) shown" in status and "SmoothGrad" in status
+    # BP's one evaluation first, then IGB's plain map replaces it as the shown map, both while running
+    done, total, visible, status, _ = early[0]
+    assert done == 1 < total and visible == ["BP · plain — phantom · arterial"], early
+    assert status == "1 plain map(s) shown (BP · plain); plain IGB and SmoothGrad variants follow…", status
+    done, total, visible, status, _ = early[1]
+    assert done == 1 + 8 < total and visible == ["IGB · plain — phantom · arterial"], early
+    assert status == "2 plain map(s) shown (IGB · plain); SmoothGrad variants follow…", status
     names = [ly.name for ly in viewer.layers if "ctinterp_map" in ly.metadata]
     assert names == [f"{m} · {v} — phantom · arterial" for m in ("BP", "IGB") for v in ("plain", "SG2")]
     assert viewer.layers["IGB · SG2 — phantom · arterial"].visible  # the shown map was upgraded
@@ -304,3 +317,35 @@ def test_the_run_is_estimated_before_it_starts_and_the_quick_preset_is_one_click
     widget.variants["SG2"].value = True  # a bigger run (16 inputs × 102 + 10 regions), timed at the same pace
     bigger = widget.estimate.label.value
     assert bigger.startswith("≈ 1,642 gradients + regions for 1 slice") and "here (" in bigger, bigger
+
+
+def test_several_slices_show_their_plain_maps_first_over_the_whole_ct(qtbot, viewer_and_widget, monkeypatch):
+    from napari_ctinterp.explain import explain_volume
+    from napari_ctinterp.model import load
+
+    viewer, widget = viewer_and_widget
+    vol = np.random.default_rng(0).uniform(-200, 300, (5, 64, 64)).astype(np.float32)
+    stack = viewer.add_image(vol, name="stack")
+    widget.layer.value = stack
+    widget.scope.value = "slice range"
+    widget.slice_range.value = "1:3"
+    for m, box in widget.methods.items():
+        box.value = m in ("BP", "IGB")
+    widget.variants["SG"].value = False
+    widget.steps.value, widget.sg_samples.value = 4, 2
+    widget.xrai.value = "off"
+    early = _watch_partials(monkeypatch, viewer, widget)
+    widget.run()
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=300_000)
+    assert not widget.status.value.startswith("error"), widget.status.value
+    # every slice's BP first (3 evaluations), then every slice's plain IGB (3 × 4), both while busy
+    assert [(e[0], e[2]) for e in early] == [(3, ["BP · plain — stack"]), (15, ["IGB · plain — stack"])], early
+    assert not any(e[4] for e in early) and early[0][1] == 3 * 5 * 3
+    assert early[0][3].startswith("1 plain map(s) shown (BP · plain); plain IGB and SmoothGrad"), early[0][3]
+    bp = viewer.layers["BP · plain — stack"]
+    assert bp.data.shape == vol.shape and bp.metadata["ctinterp_map"]["slices"] == [1, 2, 3]
+    ref = explain_volume(load("demo"), vol, slices=[1, 2, 3], methods=("BP", "IGB"), variants=("plain", "SG2"),
+                         steps=4, sg_samples=2, full=False)
+    for (m, v), maps in ref.items():
+        got = viewer.layers[f"{m} · {v} — stack"].metadata["signed"][1:4]
+        np.testing.assert_array_equal(got, maps)

@@ -8,7 +8,15 @@ import pytest
 import torch
 from explain_helpers import rel_l2
 
-from napari_ctinterp.explain import ExplainCancelled, explain, explain_volume, volume_references
+from napari_ctinterp.explain import (
+    ExplainCancelled,
+    ExplainOptions,
+    explain,
+    explain_volume,
+    iter_explain,
+    iter_explain_volume,
+    volume_references,
+)
 from napari_ctinterp.model import Classifier, ModelCard, build
 
 S = 48
@@ -38,8 +46,8 @@ def test_each_slice_equals_explain_of_that_slice_in_shared_batches(vol):
         assert np.isnan(m[[0, 1, 3, 5, 6, 8, 9]]).all()
     for k, t in zip([2, 4, 7], res.params["targets"]):
         one = explain(clf, vol[k], references=refs, target=t, **KW)
-        for key in one:
-            assert rel_l2(res[key][k], one[key]) < 1e-6, (k, key)
+        for key in one:  # float32 noise only: the batches mix the slices' rows differently
+            assert rel_l2(res[key][k], one[key]) < 1e-5, (k, key)
 
 
 def test_chunks_and_per_slice_references_give_the_same_maps(vol, tmp_path):
@@ -50,8 +58,9 @@ def test_chunks_and_per_slice_references_give_the_same_maps(vol, tmp_path):
     tiny = explain_volume(clf, vol, slices=range(3, 6), memory_budget=1, out_dir=tmp_path, **kw)
     assert tiny.params["chunk_slices"] == 1 and isinstance(tiny["EG", "SG"], np.memmap)
     assert (tmp_path / "EG_SG.npy").exists()
-    for key in whole:
-        np.testing.assert_allclose(tiny[key][3:6], whole[key][3:6], rtol=1e-6, atol=1e-9)
+    for key in whole:  # float32 noise only: a chunk's batches hold other slices' rows
+        for k in range(3, 6):
+            assert rel_l2(tiny[key][k], whole[key][k]) < 1e-5, (k, key)
     one = explain(clf, vol[4], references=volume_references(vol, 4), target=whole.params["targets"][1], **kw)
     assert rel_l2(whole["EG", "SG"][4], one["EG", "SG"]) < 1e-6
 
@@ -157,3 +166,45 @@ def test_memory_stays_bounded_on_a_64_slice_volume_written_to_disk(tmp_path):
         del res
     assert peaks["ram"] >= results_bytes  # the measurement sees the results when they are in RAM
     assert peaks["disk"] < opts["memory_budget"] < results_bytes / 8, peaks  # on disk: within the budget
+
+
+def _partials(gen) -> tuple[list, object]:
+    """The (done, partial) of each step that carries one, and the generator's result."""
+    out = []
+    while True:
+        try:
+            step = next(gen)
+        except StopIteration as stop:
+            return out, stop.value
+        if step.partial is not None:
+            out.append((step.done, step.partial))
+
+
+@pytest.mark.parametrize("budget", [None, 1], ids=["one chunk", "a chunk per slice"])
+def test_plain_maps_come_first_stage_by_stage_and_equal_the_final_ones(vol, budget):
+    """BP and D (one evaluation each) of every slice first, then IGB's plain maps, then the
+    SmoothGrad copies; each stage's partial result holds every plain map complete so far, exactly
+    the final ones."""
+    clf = _clf()
+    opts = ExplainOptions(methods=("BP", "IGB", "D"), variants=("plain", "SG"), steps=4, sg_samples=2, seed=7)
+    kw = {} if budget is None else {"memory_budget": budget}
+    parts, res = _partials(iter_explain_volume(clf, vol, opts, slices=[2, 4, 7], full=False, plain_first=True, **kw))
+    quick, ig = {("BP", "plain"), ("D", "plain")}, {("BP", "plain"), ("D", "plain"), ("IGB", "plain")}
+    if budget is None:  # one plan: 3 slices × (BP + D), then 3 × 4 IG points, before any noisy copy
+        assert [(d, set(p), p.slices) for d, p in parts] == [(6, quick, [2, 4, 7]), (18, ig, [2, 4, 7])]
+    else:  # a chunk at a time: the slices reached so far
+        assert [(d, set(p), p.slices) for d, p in parts] == [
+            (2, quick, [2]), (6, ig, [2]), (20, quick, [2, 4]), (24, ig, [2, 4]), (38, quick, [2, 4, 7]),
+            (42, ig, [2, 4, 7])]
+    for _, p in parts:
+        for key, m in p.items():
+            rows = [res.slices.index(k) for k in p.slices]
+            np.testing.assert_array_equal(m[rows], res[key][rows])
+            assert np.isnan(m[len(p.slices):]).all()  # not reached yet
+        assert p.params["targets"] == res.params["targets"][:len(p.slices)]
+    # one slice through explain: the same stages
+    parts, one = _partials(iter_explain(clf, vol[2], opts))
+    assert [(d, sorted(p[0])) for d, p in parts] == [(2, sorted(quick)), (6, sorted(ig))]
+    for _, p in parts:
+        for key, m in p[0].items():
+            np.testing.assert_array_equal(m, one[key])
