@@ -59,6 +59,12 @@ from .shown_map import ShownMap
 from .trust import show_trust, trust_text
 from .workers import JobProgress, start_worker
 
+
+def _listed(items: list[str], sep: str = ", ") -> str:
+    """``a, b and c``."""
+    return items[0] if len(items) == 1 else f"{sep.join(items[:-1])} and {items[-1]}"
+
+
 SCOPES = ("current slice", "slice range", "slices with mask", "whole volume")
 #: The map shown after a run when it was computed (the poster's best pixel map).
 DEFAULT_SHOWN = ("IGB", "SG2")
@@ -322,10 +328,10 @@ class ExplainWidget(Container):
             self.display.show(layer.name, shown or made.keys[0], made.tag)
         where = f" of {len(reached)} of {len(indices)} slices" if len(reached) < len(indices) else ""
         rest = [m for m in made.params.get("methods", []) if m != "OCC" and (m, "plain") not in self._partial_keys]
-        follow = (["plain " + ", ".join(rest)] if rest else []) + (["SmoothGrad variants"] if self._sg_asked else []) \
-            + (["XRAI"] if self.xrai.value != "off" else [])
+        follow = (["plain " + _listed(rest)] if rest else []) \
+            + (["the SmoothGrad variants"] if self._sg_asked else []) + (["XRAI"] if self.xrai.value != "off" else [])
         self.status.value = (f"{skipped}{result.note}{self._n_partial} plain map(s){where} shown ({self.shown.value}); "
-                             f"{' and '.join(follow) if follow else 'the rest'} follow…")
+                             f"{_listed(follow, ', ') if follow else 'the rest'} follow…")
 
     def _cancelled(self) -> None:
         kept = getattr(self, "_n_partial", 0)

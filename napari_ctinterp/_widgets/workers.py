@@ -11,6 +11,7 @@ own) and the widget's ``on_error``. Progress follows ``napari_ctinterp.progress`
 
 from __future__ import annotations
 
+import atexit
 import time
 from collections.abc import Callable, Generator
 from typing import Any
@@ -96,6 +97,25 @@ class JobProgress:
         if self.shown:
             self.bar.visible = self.text.visible = self.shown = False
         return time.monotonic() - self._t0
+
+
+#: Workers whose thread may still run: held here until they finish, and asked to stop (and waited
+#: for, up to ``EXIT_WAIT_S``) when Python exits, so that quitting napari while a job runs or is
+#: being cancelled does not delete the worker's Qt signals under its thread (that aborted the
+#: process: "wrapped C/C++ object of type GeneratorWorkerSignals has been deleted").
+RUNNING: set[GeneratorWorker] = set()
+EXIT_WAIT_S = 120
+
+
+@atexit.register
+def _stop_running_jobs() -> None:
+    if not RUNNING:
+        return
+    from qtpy.QtCore import QThreadPool
+
+    for worker in list(RUNNING):
+        worker.quit()  # stops at the job's next step (a gradient batch)
+    QThreadPool.globalInstance().waitForDone(EXIT_WAIT_S * 1000)
 
 
 class JobError(Exception):
@@ -195,6 +215,8 @@ def start_worker(
     worker.errored.connect(_guarded(_error))
     worker.aborted.connect(_guarded(_cancelled))
     worker.finished.connect(_guarded(_cancelled))  # finished with no result, error or abort: cancelled late
+    RUNNING.add(worker)
+    worker.finished.connect(lambda: RUNNING.discard(worker))
     worker.start()
     return worker
 

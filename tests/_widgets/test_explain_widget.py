@@ -266,10 +266,10 @@ def test_the_plain_maps_appear_while_their_smoothgrad_variants_are_computed(qtbo
     # BP's one evaluation first, then IGB's plain map replaces it as the shown map, both while running
     done, total, visible, status, _ = early[0]
     assert done == 1 < total and visible == ["BP · plain — phantom · arterial"], early
-    assert status == "1 plain map(s) shown (BP · plain); plain IGB and SmoothGrad variants follow…", status
+    assert status == "1 plain map(s) shown (BP · plain); plain IGB and the SmoothGrad variants follow…", status
     done, total, visible, status, _ = early[1]
     assert done == 1 + 8 < total and visible == ["IGB · plain — phantom · arterial"], early
-    assert status == "2 plain map(s) shown (IGB · plain); SmoothGrad variants follow…", status
+    assert status == "2 plain map(s) shown (IGB · plain); the SmoothGrad variants follow…", status
     names = [ly.name for ly in viewer.layers if "ctinterp_map" in ly.metadata]
     assert names == [f"{m} · {v} — phantom · arterial" for m in ("BP", "IGB") for v in ("plain", "SG2")]
     assert viewer.layers["IGB · SG2 — phantom · arterial"].visible  # the shown map was upgraded
@@ -341,7 +341,7 @@ def test_several_slices_show_their_plain_maps_first_over_the_whole_ct(qtbot, vie
     # every slice's BP first (3 evaluations), then every slice's plain IGB (3 × 4), both while busy
     assert [(e[0], e[2]) for e in early] == [(3, ["BP · plain — stack"]), (15, ["IGB · plain — stack"])], early
     assert not any(e[4] for e in early) and early[0][1] == 3 * 5 * 3
-    assert early[0][3].startswith("1 plain map(s) shown (BP · plain); plain IGB and SmoothGrad"), early[0][3]
+    assert early[0][3].startswith("1 plain map(s) shown (BP · plain); plain IGB and the SmoothGrad"), early[0][3]
     bp = viewer.layers["BP · plain — stack"]
     assert bp.data.shape == vol.shape and bp.metadata["ctinterp_map"]["slices"] == [1, 2, 3]
     ref = explain_volume(load("demo"), vol, slices=[1, 2, 3], methods=("BP", "IGB"), variants=("plain", "SG2"),

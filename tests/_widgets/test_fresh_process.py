@@ -99,3 +99,38 @@ def test_closing_every_dock_neither_aborts_nor_leaves_it_alive():
     assert done.returncode == 0, f"rc={done.returncode}\n{done.stderr[-3000:]}"
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "0"  # every closed widget was collected
+
+
+QUIT_WHILE_RUNNING = r"""
+import time
+import napari
+from qtpy.QtWidgets import QApplication
+from napari_ctinterp._widgets.workers import start_worker
+
+viewer = napari.Viewer(show=False)
+steps = []
+
+def job():
+    for i in range(100):
+        time.sleep(0.1)
+        steps.append(i)
+        yield (i + 1, 100)
+
+worker = start_worker(job, total=100, description="test", on_done=lambda r: None)
+t0 = time.time()
+while not steps and time.time() - t0 < 30:
+    QApplication.processEvents()
+viewer.close()
+del worker
+print("closed while running after", len(steps), "steps")
+"""
+
+
+def test_quitting_while_a_job_runs_exits_cleanly():
+    """Closing napari and exiting Python while a job's thread runs: the job is stopped and waited
+    for (checked: without ``workers._stop_running_jobs`` this aborts the process, "wrapped C/C++
+    object of type GeneratorWorkerSignals has been deleted")."""
+    done = subprocess.run([sys.executable, "-c", QUIT_WHILE_RUNNING], env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"rc={done.returncode}\n{done.stderr[-3000:]}"
+    assert "closed while running" in done.stdout and "has been deleted" not in done.stderr, done.stderr[-3000:]
