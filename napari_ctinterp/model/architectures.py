@@ -35,9 +35,22 @@ def torchvision_builders() -> list[str]:
     return sorted(models.list_models(module=models))
 
 
-def check_architecture(name: str) -> None:
-    """``ValueError`` naming the choices unless ``name`` can be built (or is a standalone file)."""
+def video_builders() -> list[str]:
+    """torchvision's video classification builders (3D convolutions: ``r3d_18``, ``mc3_18``, …)."""
+    return sorted(models.list_models(module=models.video))
+
+
+def check_architecture(name: str, spatial_dims: int | None = None) -> None:
+    """``ValueError`` naming the choices unless ``name`` can be built (or is a standalone file);
+    with ``spatial_dims``, also unless it is a network of that many dimensions (a 2D card naming a
+    3D network, or the reverse, is refused naming both)."""
     if name in RESNETS or name in STANDALONE:
+        if name in RESNETS and spatial_dims == 3:
+            raise ValueError(_dims_message(name, 2))
+        return
+    if name in video_builders():
+        if spatial_dims == 2:
+            raise ValueError(_dims_message(name, 3))
         return
     if name.startswith("monai."):
         try:
@@ -50,8 +63,20 @@ def check_architecture(name: str) -> None:
         return
     if name not in torchvision_builders():
         raise ValueError(f"unknown architecture {name!r}; choose a torchvision classification builder "
-                         f"(e.g. resnet50, densenet121, efficientnet_b0, convnext_tiny, vit_b_16, swin_t), "
-                         f"'monai.<Network>', or 'torchscript' / 'exported' for a self-contained file")
+                         f"(e.g. resnet50, densenet121, efficientnet_b0, convnext_tiny, vit_b_16, swin_t; for "
+                         f"volumes r3d_18, mc3_18, r2plus1d_18), 'monai.<Network>', or 'torchscript' / 'exported' "
+                         f"for a self-contained file")
+    if spatial_dims == 3:
+        raise ValueError(_dims_message(name, 2))
+
+
+def _dims_message(name: str, dims: int) -> str:
+    if dims == 2:
+        return (f"the card says spatial_dims 3 (a model of the whole volume) but {name!r} is a 2D network (it takes "
+                f"slices): use a 3D one (r3d_18, mc3_18, r2plus1d_18, or monai.<Network> such as monai.DenseNet121, "
+                f"built with spatial_dims 3), or make the card 2D (spatial_dims 2, input_size [H, W])")
+    return (f"{name!r} is a 3D network (it takes volumes) but the card is 2D: set \"spatial_dims\": 3 and "
+            f"input_size [D, H, W] in the card")
 
 
 class SplitReLUBasicBlock(BasicBlock):
@@ -107,29 +132,32 @@ def _first_conv_in(net: nn.Module, architecture: str, in_channels: int) -> None:
     kernel, stride, padding, bias)."""
     name = family_of(architecture).first_layer(net)
     m = net.get_submodule(name) if name is not None else None
-    if not isinstance(m, nn.Conv2d):
-        raise ValueError("the network has no Conv2d layer whose input channels could be set from the card")
+    if not isinstance(m, (nn.Conv2d, nn.Conv3d)):
+        raise ValueError("the network has no Conv2d / Conv3d layer whose input channels could be set from the card")
     if m.in_channels != in_channels:
-        _set_submodule(net, name, nn.Conv2d(
+        _set_submodule(net, name, type(m)(
             in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
             dilation=m.dilation, groups=1 if m.groups == m.in_channels else m.groups,
             bias=m.bias is not None, padding_mode=m.padding_mode))
 
 
-def _monai(name: str, in_channels: int, n_logits: int, args: dict) -> nn.Module:
+def _monai(name: str, in_channels: int, n_logits: int, args: dict, spatial_dims: int = 2) -> nn.Module:
     import monai.networks.nets as nets
 
     cls = getattr(nets, name.split(".", 1)[1])
-    kw = {"spatial_dims": 2, "in_channels": in_channels, "out_channels": n_logits, **args}
+    if "spatial_dims" in args and int(args["spatial_dims"]) != spatial_dims:
+        raise ValueError(f"architecture_args say spatial_dims {args['spatial_dims']} but the card says "
+                         f"{spatial_dims}: give it once, in the card (\"spatial_dims\")")
+    kw = {"spatial_dims": spatial_dims, "in_channels": in_channels, "out_channels": n_logits, **args}
     try:
         return cls(**kw)
     except TypeError:  # ResNet-style MONAI nets name them differently
-        kw = {"spatial_dims": 2, "n_input_channels": in_channels, "num_classes": n_logits, **args}
+        kw = {"spatial_dims": spatial_dims, "n_input_channels": in_channels, "num_classes": n_logits, **args}
         return cls(**kw)
 
 
 def build(architecture: str = "resnet18", output: str = "logit", *, in_channels: int = 1,
-          n_logits: int | None = None, architecture_args: dict | None = None) -> nn.Module:
+          n_logits: int | None = None, architecture_args: dict | None = None, spatial_dims: int = 2) -> nn.Module:
     """Build an untrained CT classifier (no pretrained weights: nothing is downloaded).
 
     Parameters
@@ -146,15 +174,17 @@ def build(architecture: str = "resnet18", output: str = "logit", *, in_channels:
         Logits of the head; default 1 for one-logit outputs, 2 otherwise.
     architecture_args : dict, optional
         Keyword arguments of the builder (e.g. ViT ``image_size``).
+    spatial_dims : int
+        2 (slices) or 3 (volumes: torchvision's video nets, MONAI nets built with spatial_dims 3).
 
     Returns
     -------
     torch.nn.Module
-        Input (B, in_channels, H, W); output (B, n_logits) logits.
+        Input (B, in_channels, H, W) — (B, in_channels, D, H, W) in 3D; output (B, n_logits) logits.
     """
     if output not in OUTPUT_KINDS:
         raise ValueError(f"unknown output kind {output!r}; choose one of {OUTPUT_KINDS}")
-    check_architecture(architecture)
+    check_architecture(architecture, spatial_dims)
     if architecture in STANDALONE:
         raise ValueError(f"a {architecture!r} model is read from its file, not built: load it with model.load")
     kind = OUTPUT_ALIASES.get(output, output)
@@ -164,7 +194,7 @@ def build(architecture: str = "resnet18", output: str = "logit", *, in_channels:
     if architecture in RESNETS and not args:
         return _resnet(architecture, in_channels, n_logits)
     if architecture.startswith("monai."):
-        return _monai(architecture, in_channels, n_logits, args)
+        return _monai(architecture, in_channels, n_logits, args, spatial_dims)
     try:
         net = models.get_model(architecture, weights=None, num_classes=n_logits, **args)
     except TypeError as e:

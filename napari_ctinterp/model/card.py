@@ -55,10 +55,20 @@ class ModelCard:
         ``{"mean": [...], "std": [...]}`` per channel, applied after windowing.
     positive_class : str
         Binary models: the class whose probability ``predict`` returns (default the last name).
+    domain : dict, optional
+        Out-of-domain statistics (``model.domain``).
+    spatial_dims : int
+        2: the model sees a slice (or, 2.5D, a slice and its neighbours as channels); 3: it sees
+        the whole volume, ``input_size`` is (D, H, W) (see ``model.volume_input``).
+    spacing_mm : tuple of float, optional
+        3D only: (z, y, x) mm the CT is resampled to before it is centre-cropped / padded to
+        ``input_size``; None: the volume is resized whole to ``input_size``.
+    pad_hu : float
+        3D with ``spacing_mm``: the HU value of the padding (air, −1000, by default).
     """
 
     architecture: str = "resnet18"
-    input_size: tuple[int, int] = (256, 256)
+    input_size: tuple[int, ...] = (256, 256)
     hu_window: tuple[float, float] = (-1000.0, 1000.0)
     output: str = "logit"
     class_names: tuple[str, ...] = ("no contrast", "contrast")
@@ -72,10 +82,13 @@ class ModelCard:
     normalize: dict[str, Any] | None = None
     positive_class: str = ""
     domain: dict[str, Any] | None = None
+    spatial_dims: int = 2
+    spacing_mm: tuple[float, float, float] | None = None
+    pad_hu: float = -1000.0
 
     def __post_init__(self) -> None:
         try:
-            check_architecture(self.architecture)
+            check_architecture(self.architecture, self.spatial_dims if self.spatial_dims in (2, 3) else None)
         except ValueError as e:
             raise ValueError(f"model card: {e}") from None
         if self.output not in OUTPUT_KINDS:
@@ -84,8 +97,7 @@ class ModelCard:
         lo, hi = self.hu_window
         if not hi > lo:
             raise ValueError(f"model card: hu_window must be (low, high) with high > low, got {self.hu_window}")
-        if len(self.input_size) != 2 or min(self.input_size) < 16:
-            raise ValueError(f"model card: input_size must be (H, W) >= 16, got {self.input_size}")
+        self._check_dims()
         object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
         object.__setattr__(self, "hu_window", tuple(float(v) for v in self.hu_window))
         object.__setattr__(self, "class_names", tuple(str(v) for v in self.class_names))
@@ -119,6 +131,33 @@ class ModelCard:
                 raise ValueError(f"model card: normalize std must be > 0, got {list(std)}")
             object.__setattr__(self, "normalize", {"mean": [float(v) for v in mean], "std": [float(v) for v in std]})
 
+    def _check_dims(self) -> None:
+        """2D: input_size (H, W) >= 16; 3D: (D, H, W) >= 8 a side, no slice offsets, a valid spacing."""
+        if self.spatial_dims not in (2, 3):
+            raise ValueError(f"model card: spatial_dims is 2 (a slice) or 3 (the whole volume), "
+                             f"got {self.spatial_dims!r}")
+        if self.spatial_dims == 2:
+            if len(self.input_size) != 2 or min(self.input_size) < 16:
+                raise ValueError(f"model card: input_size must be (H, W) >= 16, got {list(self.input_size)}"
+                                 + (" — a (D, H, W) size is a 3D model's: add \"spatial_dims\": 3"
+                                    if len(self.input_size) == 3 else ""))
+            if self.spacing_mm is not None:
+                raise ValueError("model card: spacing_mm is for 3D models (spatial_dims 3); a 2D model's slice is "
+                                 "resized to input_size")
+            return
+        if len(self.input_size) != 3 or min(self.input_size) < 8:
+            raise ValueError(f"model card: a 3D model's input_size is (D, H, W), each >= 8, "
+                             f"got {list(self.input_size)}")
+        if any("slice_offset" in c for c in self.channels):
+            raise ValueError("model card: a 3D model sees the whole volume, so channels at slice offsets (2.5D) make "
+                             "no sense: remove 'slice_offset' from its channels (channels are HU windows)")
+        if self.spacing_mm is not None:
+            sp = tuple(float(v) for v in self.spacing_mm)
+            if len(sp) != 3 or min(sp) <= 0:
+                raise ValueError(f"model card: spacing_mm is (z, y, x) in mm, each > 0, got {self.spacing_mm}")
+            object.__setattr__(self, "spacing_mm", sp)
+        object.__setattr__(self, "pad_hu", float(self.pad_hu))
+
     # -- derived ---------------------------------------------------------------------------
     @property
     def kind(self) -> str:
@@ -151,6 +190,11 @@ class ModelCard:
         return len(self.windows)
 
     @property
+    def is_3d(self) -> bool:
+        """True when the model sees the whole volume (``spatial_dims`` 3)."""
+        return self.spatial_dims == 3
+
+    @property
     def is_2_5d(self) -> bool:
         """True when some channel is a neighbouring slice (the model takes a volume and an index)."""
         return any(o != 0 for o in self.slice_offsets)
@@ -179,8 +223,9 @@ class ModelCard:
         d["hu_window"] = list(self.hu_window)
         d["class_names"] = list(self.class_names)
         d["channels"] = [dict(c) for c in self.channels]
+        d["spacing_mm"] = None if self.spacing_mm is None else list(self.spacing_mm)
         for key, empty in (("architecture_args", {}), ("channels", []), ("normalize", None), ("positive_class", ""),
-                           ("domain", None)):
+                           ("domain", None), ("spatial_dims", 2), ("spacing_mm", None), ("pad_hu", -1000.0)):
             if d[key] == empty:
                 del d[key]
         return d

@@ -17,7 +17,7 @@ from torch import nn
 
 from .architectures import build
 from .card import ModelCard, card_path_for, file_sha256
-from .families import STANDALONE
+from .families import STANDALONE, VIDEO_RESNETS
 
 Format = Literal["safetensors", "state_dict", "torchscript", "exported"]
 
@@ -109,7 +109,7 @@ def _unwrap_state_dict(obj: object) -> dict[str, torch.Tensor] | None:
 KNOWN_ARCHITECTURES: tuple[str, ...] = (
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "densenet121", "densenet161", "densenet169",
     "densenet201", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "convnext_tiny",
-    "convnext_small", "mobilenet_v3_small", "mobilenet_v3_large", "vgg16", "vit_b_16", "swin_t")
+    "convnext_small", "mobilenet_v3_small", "mobilenet_v3_large", "vgg16", "vit_b_16", "swin_t", *VIDEO_RESNETS)
 
 
 def matching_architectures(sd: dict[str, torch.Tensor], card: ModelCard) -> list[tuple[str, bool]]:
@@ -122,12 +122,19 @@ def matching_architectures(sd: dict[str, torch.Tensor], card: ModelCard) -> list
             continue
         try:
             with torch.device("meta"):
-                own = build(name, card.output, in_channels=card.in_channels, n_logits=card.n_logits).state_dict()
+                own = build(name, card.output, in_channels=card.in_channels, n_logits=card.n_logits,
+                            spatial_dims=3 if name in VIDEO_RESNETS else 2).state_dict()
         except Exception:  # noqa: BLE001 - an architecture this torchvision cannot build: not a candidate
             continue
         if set(own) == set(sd):
             found.append((name, all(tuple(own[k].shape) == tuple(sd[k].shape) for k in own)))
     return sorted(found, key=lambda f: not f[1])
+
+
+def kernel_dims(sd: dict[str, torch.Tensor]) -> int | None:
+    """2 or 3: the spatial dimensions of the convolution kernels in a state dict (None: none)."""
+    ranks = {t.ndim for t in sd.values() if hasattr(t, "ndim") and t.ndim in (4, 5)}
+    return None if not ranks else max(ranks) - 2
 
 
 def module_from_state_dict(sd: dict[str, torch.Tensor], card: ModelCard, source: str) -> nn.Module:
@@ -138,10 +145,18 @@ def module_from_state_dict(sd: dict[str, torch.Tensor], card: ModelCard, source:
                               f"densenet121)")
     try:
         net = build(card.architecture, card.output, in_channels=card.in_channels, n_logits=card.n_logits,
-                    architecture_args=card.architecture_args)
+                    architecture_args=card.architecture_args, spatial_dims=card.spatial_dims)
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{source}: cannot build the card's network: {e}") from None
     own = net.state_dict()
+    theirs, ours = kernel_dims(sd), kernel_dims(own)
+    if theirs and ours and theirs != ours:
+        raise CheckpointError(f"{source}: the weights hold {theirs}D convolutions (a model of "
+                              f"{'whole volumes' if theirs == 3 else 'slices'}) but the card's {card.architecture} "
+                              f"is {ours}D (spatial_dims {card.spatial_dims}): "
+                              + ("set \"spatial_dims\": 3, input_size [D, H, W] and a 3D architecture in the card"
+                                 if theirs == 3 else "make the card 2D (spatial_dims 2, input_size [H, W]) with a 2D "
+                                 "architecture"))
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
     shapes = sorted(f"{k}: checkpoint {tuple(sd[k].shape)} vs {card.architecture} {tuple(own[k].shape)}"

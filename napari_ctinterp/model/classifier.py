@@ -52,18 +52,30 @@ class Classifier:
         for p in self.module.parameters():
             p.requires_grad_(False)
         self.module.to(self.device)
-        if self.device.type != "mps":
+        if self.device.type != "mps" and not self.card.is_3d:
             self.module.to(memory_format=torch.channels_last)
 
     # -- input space ----------------------------------------------------------------------
-    def preprocess(self, hu: np.ndarray, index: int | None = None) -> torch.Tensor:
+    def preprocess(self, hu: np.ndarray, index: int | None = None, *,
+                   spacing_mm: tuple[float, float, float] | None = None) -> torch.Tensor:
         """HU → the network's input (B, C, h, w) on the device.
 
         A slice (H, W) gives B = 1; a stack (Z, H, W) gives B = Z, or B = 1 with ``index``
         (that slice). A 2.5D card needs the volume: its neighbouring-slice channels are taken
-        from it (a single slice is an error that says so).
+        from it (a single slice is an error that says so). A 3D card takes the volume (Z, H, W)
+        and gives (1, C, D, H, W) (``model.volume_input``; ``spacing_mm``: the CT's, needed when
+        the card resamples to a spacing).
         """
         arr = np.asarray(hu)
+        if self.card.is_3d:
+            if index is not None:
+                raise ValueError("a 3D model sees the whole volume: no slice index")
+            from .volume_input import preprocess_volume
+
+            x = preprocess_volume(arr, self.geometry(arr.shape, spacing_mm), self.card.windows, self.card.pad_hu)
+            return self._normalise(x).to(self.device).contiguous()
+        if spacing_mm is not None:
+            raise ValueError("spacing_mm is for 3D models; a 2D model's slice is resized to its input size")
         if arr.ndim not in (2, 3):
             raise ValueError(f"expected a slice (H, W) or a stack (Z, H, W) in HU, got shape {arr.shape}")
         if arr.size == 0:
@@ -98,18 +110,35 @@ class Classifier:
         x = resize_batch(x, card.input_size)
         return x.to(self.device).contiguous(memory_format=torch.channels_last)
 
+    def geometry(self, shape: tuple[int, ...], spacing_mm: tuple[float, float, float] | None = None):
+        """3D models: where a CT of ``shape`` (Z, H, W) and ``spacing_mm`` goes in the input
+        (``model.volume_input.VolumeGeometry``: ``to_ct`` brings maps back onto the CT's grid)."""
+        from .volume_input import volume_geometry
+
+        if not self.card.is_3d:
+            raise ValueError("geometry is for 3D models (the card's spatial_dims 3)")
+        return volume_geometry(shape, self.card.input_size, self.card.spacing_mm, spacing_mm)
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 (a slice) or 3 (the whole volume)."""
+        return self.card.spatial_dims
+
     def baseline(self, level: float) -> torch.Tensor:
-        """(1, C, 1, 1): every channel at ``level`` of its window (0 = black, 1 = white), normalised
-        as ``preprocess`` would — what a uniform −∞ / +∞ HU image becomes. IG's baselines."""
-        return self._normalise(torch.full((1, self.card.in_channels, 1, 1), float(level))).to(self.device)
+        """(1, C, 1, 1) — (1, C, 1, 1, 1) for a 3D model: every channel at ``level`` of its window
+        (0 = black, 1 = white), normalised as ``preprocess`` would — what a uniform −∞ / +∞ HU image
+        becomes. IG's baselines."""
+        shape = (1, self.card.in_channels) + (1,) * self.card.spatial_dims
+        return self._normalise(torch.full(shape, float(level))).to(self.device)
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         """The card's ``(x − mean) / std`` per channel of a (B, C, ...) unit-range tensor (or x)."""
         norm = self.card.normalize
         if norm is None:
             return x
-        mean = torch.tensor(norm["mean"], dtype=torch.float32).view(1, -1, 1, 1)
-        std = torch.tensor(norm["std"], dtype=torch.float32).view(1, -1, 1, 1)
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        mean = torch.tensor(norm["mean"], dtype=torch.float32).view(shape)
+        std = torch.tensor(norm["std"], dtype=torch.float32).view(shape)
         return (x - mean) / std
 
     # -- outputs --------------------------------------------------------------------------
@@ -155,17 +184,24 @@ class Classifier:
             return torch.where(self.probability(logits) >= 0.5, pos, 1 - pos)
         return self.proba(logits).argmax(dim=1)
 
-    def predict(self, hu: np.ndarray, *, batch_size: int = 32, index: int | None = None) -> float | np.ndarray:
-        """Binary models: P(positive class): a float for a slice (or ``index``), an array for a stack."""
+    def predict(self, hu: np.ndarray, *, batch_size: int = 32, index: int | None = None,
+                spacing_mm: tuple[float, float, float] | None = None) -> float | np.ndarray:
+        """Binary models: P(positive class): a float for a slice (or ``index``, or a 3D model's
+        volume), an array for a stack."""
         arr = np.asarray(hu)
-        p = self.probability(self.logits(self.preprocess(arr, index), batch_size=batch_size)).cpu().numpy()
-        return float(p[0]) if arr.ndim == 2 or index is not None else p.astype(np.float64)
+        x = self.preprocess(arr, index, spacing_mm=spacing_mm)
+        p = self.probability(self.logits(x, batch_size=batch_size)).cpu().numpy()
+        return float(p[0]) if arr.ndim == 2 or index is not None or self.card.is_3d else p.astype(np.float64)
 
-    def predict_proba(self, hu: np.ndarray, *, batch_size: int = 32, index: int | None = None) -> np.ndarray:
-        """Class probabilities (scikit-learn's convention): (N,) for a slice (or ``index``), (Z, N) for a stack."""
+    def predict_proba(self, hu: np.ndarray, *, batch_size: int = 32, index: int | None = None,
+                      spacing_mm: tuple[float, float, float] | None = None) -> np.ndarray:
+        """Class probabilities (scikit-learn's convention): (N,) for a slice (or ``index``, or a 3D
+        model's whole volume), (Z, N) for a stack of slices."""
         arr = np.asarray(hu)
-        p = self.proba(self.logits(self.preprocess(arr, index), batch_size=batch_size)).cpu().numpy()
-        return p[0].astype(np.float64) if arr.ndim == 2 or index is not None else p.astype(np.float64)
+        p = self.proba(self.logits(self.preprocess(arr, index, spacing_mm=spacing_mm), batch_size=batch_size))
+        p = p.cpu().numpy()
+        return p[0].astype(np.float64) if arr.ndim == 2 or index is not None or self.card.is_3d \
+            else p.astype(np.float64)
 
     def target_score(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Score whose gradient is explained: the logit of class ``target`` (per row).
@@ -194,13 +230,14 @@ class Classifier:
                                                   batch_size=batch_size)
         return logits, checks(stats, reason, feats, len(logits))
 
-    def domain_check(self, hu: np.ndarray, *, index: int | None = None, batch_size: int = 32):
+    def domain_check(self, hu: np.ndarray, *, index: int | None = None, batch_size: int = 32,
+                     spacing_mm: tuple[float, float, float] | None = None):
         """How far a slice (or ``index`` of a volume) lies from the training data: a
-        ``DomainCheck``; a volume (Z, H, W) gives one per slice. Without statistics in the card
-        the answer is "unknown" (``in_domain`` None), never "in domain"."""
+        ``DomainCheck``; a volume (Z, H, W) gives one per slice (one for a 3D model's volume).
+        Without statistics in the card the answer is "unknown" (``in_domain`` None), never "in domain"."""
         arr = np.asarray(hu)
-        _, found = self.logits_and_domain(self.preprocess(arr, index), batch_size=batch_size)
-        return found[0] if arr.ndim == 2 or index is not None else found
+        _, found = self.logits_and_domain(self.preprocess(arr, index, spacing_mm=spacing_mm), batch_size=batch_size)
+        return found[0] if arr.ndim == 2 or index is not None or self.card.is_3d else found
 
     def domain_checks(self, hu: np.ndarray, indices: Sequence[int], *, batch_size: int = 32) -> list:
         """One ``DomainCheck`` per slice ``indices`` of a volume (Z, H, W), preprocessed and pushed

@@ -32,8 +32,9 @@ Reshape = Literal["tokens", "channels_last"]
 
 # -- small functions over nn.Module ----------------------------------------------------------------
 def first_conv(net: nn.Module) -> str | None:
-    """Name of the first ``nn.Conv2d`` in definition order (the layer the card's channels enter)."""
-    return next((name for name, m in net.named_modules() if isinstance(m, nn.Conv2d)), None)
+    """Name of the first ``nn.Conv2d`` / ``nn.Conv3d`` in definition order (the layer the card's
+    channels enter)."""
+    return next((name for name, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))), None)
 
 
 def last_linear(net: nn.Module) -> str | None:
@@ -84,9 +85,9 @@ def _vit_last_norm(net: nn.Module) -> str | None:
 def resnet_stages(module: nn.Module) -> list[str]:
     """Top-level stages of a ResNet from the output down: fc, layer4 … layer1, conv1 (with bn1)."""
     names = [n for n, _ in module.named_children()]
-    order = [n for n in ("fc", "layer4", "layer3", "layer2", "layer1", "conv1") if n in names]
+    order = [n for n in ("fc", "layer4", "layer3", "layer2", "layer1", "conv1", "stem") if n in names]
     if not order:
-        raise ValueError("cascading randomisation needs named stages (fc, layer4…layer1, conv1) as in "
+        raise ValueError("cascading randomisation needs named stages (fc, layer4…layer1, conv1 or stem) as in "
                          "torchvision ResNets")
     return order
 
@@ -205,10 +206,17 @@ class Family:
         return None
 
 
+#: torchvision's video ResNets (3D convolutions), used on CT volumes.
+VIDEO_RESNETS: tuple[str, ...] = ("r3d_18", "mc3_18", "r2plus1d_18")
+
 RESNET = Family(
     "resnet", architectures=RESNETS, plain_args_only=True, is_module=_split_relu_resnet,
     first_layer=lambda net: "conv1", gradcam_layer=_layer4, activations=("ReLU",), relu_rules=True,
     fast_twin=True, parallel_safe=True, stages=resnet_stages)
+VIDEO_RESNET = Family(
+    "video-resnet", architectures=VIDEO_RESNETS, is_module=_type_named("VideoResNet"),
+    first_layer=lambda net: "stem.0", gradcam_layer=_layer4, activations=("ReLU",), relu_rules=True,
+    stages=resnet_stages)
 TORCHVISION_RESNET = Family(
     "torchvision-resnet", prefixes=("resnet", "resnext", "wide_resnet"), is_module=_resnet_like,
     gradcam_layer=_layer4, activations=("ReLU",), relu_rules=True, fast_twin=True, stages=resnet_stages)
@@ -242,8 +250,8 @@ EXPORTED = Family(
 GENERIC = Family("generic")
 
 #: The registry, first match first; :data:`GENERIC` when none matches.
-FAMILIES: tuple[Family, ...] = (RESNET, TORCHVISION_RESNET, DENSENET, EFFICIENTNET, CONVNEXT, MOBILENET, SWIN, VIT,
-                                MONAI_DENSENET, MONAI, EXPORTED)
+FAMILIES: tuple[Family, ...] = (RESNET, VIDEO_RESNET, TORCHVISION_RESNET, DENSENET, EFFICIENTNET, CONVNEXT,
+                                MOBILENET, SWIN, VIT, MONAI_DENSENET, MONAI, EXPORTED)
 
 
 def family_of(obj: Any) -> Family:
