@@ -67,15 +67,19 @@ def explain(
     index: int | None = None,
     batch_size: int | None = None,
     progress: Progress | None = None,
+    spacing_mm: tuple[float, float, float] | None = None,
 ) -> AttributionMaps:
-    """Signed attribution maps of one slice.
+    """Signed attribution maps of one slice — or, for a 3D model, of the whole volume.
 
     Parameters
     ----------
     clf : Classifier
         From ``model.load``. All work happens in its input space ([0, 1] over the HU window).
     hu : numpy.ndarray
-        The slice (H, W) in HU, or a volume (Z, H, W) with ``index`` (2.5D models).
+        The slice (H, W) in HU, or a volume (Z, H, W) with ``index`` (2.5D models), or the
+        volume (Z, H, W) a 3D model (card ``spatial_dims`` 3) sees whole: its maps are (Z, H, W) on
+        the CT's grid (the inverse of the card's resize / resampling and crop; CT voxels outside
+        the crop are 0, counted in ``params["outside_voxels"]``).
     options : ExplainOptions, optional
         Methods, variants and their settings (``help(ExplainOptions)``); default ``ExplainOptions()``:
         the paper's five methods × plain / SG / SG².
@@ -101,6 +105,9 @@ occ_stride, occ_fill
     progress : callable, optional
         ``progress(done, total, phase)`` after each batch, in gradient evaluations (+ OCC's
         occluded images); returning False cancels (``ExplainCancelled``). See ``napari_ctinterp.progress``.
+    spacing_mm : tuple of float, optional
+        3D models whose card resamples to a spacing: the CT's (z, y, x) spacing in mm
+        (``read_ct(...).spacing_mm``); EG's reference volumes are taken at the same spacing.
 
     Returns
     -------
@@ -110,7 +117,7 @@ occ_stride, occ_fill
     """
     opts = from_call(options, locals())
     gen = iter_explain(clf, hu, opts, references=references, target=target, channels=channels, index=index,
-                       batch_size=batch_size)
+                       batch_size=batch_size, spacing_mm=spacing_mm)
     return drive(gen, progress, ExplainCancelled)
 
 
@@ -137,6 +144,7 @@ def explain_targets(
     index: int | None = None,
     batch_size: int | None = None,
     progress: Progress | None = None,
+    spacing_mm: tuple[float, float, float] | None = None,
 ) -> dict[str, AttributionMaps]:
     """Maps of one slice for several classes at once: ``{class name: AttributionMaps}`` in the
     order of ``targets`` (indices or names of ``clf.class_names``).
@@ -149,30 +157,31 @@ def explain_targets(
     targets : sequence of int or str
         The classes, by index or name; each at most once.
     options, methods, variants, steps, samples, sg_samples, sg_level, seed, ig_method, gc_layer, \
-occ_window, occ_stride, occ_fill, references, channels, index, batch_size, progress
+occ_window, occ_stride, occ_fill, references, channels, index, batch_size, progress, spacing_mm
         As in ``explain``.
     """
     opts = from_call(options, locals())
     gen = iter_explain_targets(clf, hu, targets, opts, references=references, channels=channels, index=index,
-                               batch_size=batch_size)
+                               batch_size=batch_size, spacing_mm=spacing_mm)
     return drive(gen, progress, ExplainCancelled)
 
 
 def iter_explain(clf: Classifier, hu: np.ndarray, options: ExplainOptions | None = None, *,
                  references: np.ndarray | None = None, target: int | str | None = None, channels: bool = False,
-                 index: int | None = None, batch_size: int | None = None
-                 ) -> Generator[Step, None, AttributionMaps]:
+                 index: int | None = None, batch_size: int | None = None,
+                 spacing_mm: tuple[float, float, float] | None = None) -> Generator[Step, None, AttributionMaps]:
     """``explain`` as a generator: yields ``(done, total, phase)`` after each batch and returns the
     maps (``yield from`` it in a napari worker; closing it cancels between batches)."""
     opts = options or ExplainOptions()
     idx = None if target is None else [clf.card.class_index(target)]
-    runs = yield from _iter_maps(clf, hu, opts, idx, references, channels, index, batch_size)
+    runs = yield from _iter_maps(clf, hu, opts, idx, references, channels, index, batch_size, spacing_mm=spacing_mm)
     return runs[0]
 
 
 def iter_explain_targets(clf: Classifier, hu: np.ndarray, targets: Sequence[int | str],
                          options: ExplainOptions | None = None, *, references: np.ndarray | None = None,
-                         channels: bool = False, index: int | None = None, batch_size: int | None = None
+                         channels: bool = False, index: int | None = None, batch_size: int | None = None,
+                         spacing_mm: tuple[float, float, float] | None = None
                          ) -> Generator[Step, None, dict[str, AttributionMaps]]:
     """``explain_targets`` as a generator (see ``iter_explain``)."""
     idx = [clf.card.class_index(t) for t in targets]
@@ -181,22 +190,32 @@ def iter_explain_targets(clf: Classifier, hu: np.ndarray, targets: Sequence[int 
     if len(set(idx)) != len(idx):
         raise ValueError(f"targets names a class twice: {list(targets)}")
     runs = yield from _iter_maps(clf, hu, options or ExplainOptions(), idx, references, channels, index, batch_size,
-                                 many=True)
+                                 many=True, spacing_mm=spacing_mm)
     return {clf.card.class_names[int(m.params["target"])]: m for m in runs}
 
 
-def _eg_references(clf: Classifier, references: np.ndarray | None) -> tuple[torch.Tensor, str]:
+def _eg_references(clf: Classifier, references: np.ndarray | None,
+                   spacing_mm: tuple[float, float, float] | None = None) -> tuple[torch.Tensor, str]:
     """EG's preprocessed reference inputs and their description (the model's default set when
-    none is given)."""
+    none is given). A 3D model's references are volumes (K, Z, H, W), or a list of volumes of any
+    shape, taken at ``spacing_mm`` (the explained CT's) when the card resamples."""
     from ..model.demos import default_references
 
     source = None
     if references is None:
         found = default_references(clf)
         if found is None:
-            raise ValueError("EG needs reference slices for this model: pass references=(K, H, W) HU "
-                             "slices, e.g. training slices or the other slices of the open volume")
+            what = "volumes (K, Z, H, W) or a list of volumes, e.g. other series of the training data" \
+                if clf.card.is_3d else "slices, e.g. training slices or the other slices of the open volume"
+            raise ValueError(f"EG needs references for this model: pass references= HU {what}")
         references, source = found
+    if clf.card.is_3d:
+        vols = list(references) if isinstance(references, (list, tuple)) else list(np.asarray(references)[None]) \
+            if np.ndim(references) == 3 else list(np.asarray(references))
+        if not vols or any(np.ndim(v) != 3 for v in vols):
+            raise ValueError("a 3D model's EG references are HU volumes: (K, Z, H, W) or a list of (Z, H, W)")
+        x = torch.cat([clf.preprocess(np.asarray(v), spacing_mm=spacing_mm) for v in vols])
+        return x, source or f"{len(vols)} given volumes"
     references = np.asarray(references)
     if references.ndim == 2:
         references = references[None]
@@ -207,17 +226,27 @@ def _eg_references(clf: Classifier, references: np.ndarray | None) -> tuple[torc
 
 def _iter_maps(clf: Classifier, hu: np.ndarray, opts: ExplainOptions, idx: list[int] | None,
                references: np.ndarray | None, channels: bool, index: int | None, batch_size: int | None,
-               many: bool = False) -> Generator[Step, None, list[AttributionMaps]]:
-    """The maps of one slice for the classes ``idx`` (None: the predicted class), one per class."""
+               many: bool = False, spacing_mm: tuple[float, float, float] | None = None
+               ) -> Generator[Step, None, list[AttributionMaps]]:
+    """The maps of one slice (a 3D model: of the volume) for the classes ``idx`` (None: the
+    predicted class), one per class."""
     arr = np.asarray(hu)
-    if arr.ndim == 3 and index is not None:
+    geometry = None
+    if clf.card.is_3d:
+        if index is not None:
+            raise ValueError("a 3D model explains the whole volume: no slice index")
+        geometry = clf.geometry(arr.shape, spacing_mm)
+        x, shape = clf.preprocess(arr, spacing_mm=spacing_mm), arr.shape
+    elif spacing_mm is not None:
+        raise ValueError("spacing_mm is for 3D models (a 2D model's slice is resized to its input size)")
+    elif arr.ndim == 3 and index is not None:
         x, shape = clf.preprocess(arr, index=index), arr.shape[1:]
     elif arr.ndim != 2:
         raise ValueError(f"explain takes one slice (H, W), or a volume (Z, H, W) with index=k; got shape "
                          f"{arr.shape}. Loop over a stack's slices, or use explain_volume.")
     else:
         x, shape = clf.preprocess(arr), arr.shape
-    refs, ref_source = _eg_references(clf, references) if "EG" in opts.methods else (None, None)
+    refs, ref_source = _eg_references(clf, references, spacing_mm) if "EG" in opts.methods else (None, None)
     predicted = _predicted_class(clf, x)
     idx = idx if idx is not None else [predicted]
     if opts.uses_gradcam:  # the layer found once (by shape: a forward); the engine takes its name
@@ -228,13 +257,21 @@ def _iter_maps(clf: Classifier, hu: np.ndarray, opts: ExplainOptions, idx: list[
               "model": clf.source, "model_sha256_12": clf.card.short_hash, "input_size": list(clf.card.input_size),
               "hu_window": list(clf.card.hu_window), "index": index,
               "channels": [list(w) for w in clf.card.windows], "not_computed": opts.not_computed()}
+    if geometry is not None:  # the maps come back onto the CT's grid; what the crop left out is 0
+        params.update(spatial_dims=3, spacing_mm=None if spacing_mm is None else list(spacing_mm),
+                      outside_voxels=int(geometry.outside.sum()),
+                      outside_note="CT voxels outside the model's crop hold 0 (the model never saw them)")
+
+    def grid(m: np.ndarray | torch.Tensor) -> np.ndarray:
+        """A model-space map on the CT's grid: resized back (2D), or through the card's geometry (3D)."""
+        return geometry.to_ct(m) if geometry is not None else resize_map(m, shape)
 
     def finish(run: dict | tuple[dict, dict], t: int, with_channels: bool = channels) -> AttributionMaps:
         maps, per_channel = run if with_channels else (run, None)
-        out = {key: resize_map(m, shape) for key, m in maps.items() if key[0] != GC_SIGNED}
-        signed = {("GC", v): resize_map(m, shape) for (k, v), m in maps.items() if k == GC_SIGNED}
+        out = {key: grid(m) for key, m in maps.items() if key[0] != GC_SIGNED}
+        signed = {("GC", v): grid(m) for (k, v), m in maps.items() if k == GC_SIGNED}
         chans = None if per_channel is None else {
-            key: np.stack([resize_map(c, shape) for c in m]) for key, m in per_channel.items() if key[0] != GC_SIGNED}
+            key: np.stack([grid(c) for c in m]) for key, m in per_channel.items() if key[0] != GC_SIGNED}
         return AttributionMaps(out, {**params, "target": int(t), "target_name": clf.card.class_names[int(t)]}, chans,
                                signed)
 

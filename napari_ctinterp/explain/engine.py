@@ -68,6 +68,11 @@ def noisy_copies(x: torch.Tensor, opts: ExplainOptions) -> torch.Tensor:
     return x + noise.to(x.device)
 
 
+def _per_row(x: torch.Tensor) -> tuple[int, ...]:
+    """The view of one value per row that broadcasts over ``x``'s (C, h, w) or (C, D, h, w)."""
+    return (-1,) + (1,) * (x.ndim - 1)
+
+
 def _points(kind: np.ndarray, base: np.ndarray, index: np.ndarray, bases: torch.Tensor,
             alphas: torch.Tensor, refs: torch.Tensor | None, eg_idx: torch.Tensor | None,
             eg_alpha: torch.Tensor | None, black: torch.Tensor, white: torch.Tensor) -> torch.Tensor:
@@ -81,13 +86,13 @@ def _points(kind: np.ndarray, base: np.ndarray, index: np.ndarray, bases: torch.
     ig_w = k == KINDS.index("IGW")
     eg = k == KINDS.index("EG")
     if ig_b.any():
-        out[ig_b] = black + alphas[j[ig_b]].view(-1, 1, 1, 1) * (xb[ig_b] - black)
+        out[ig_b] = black + alphas[j[ig_b]].view(_per_row(xb)) * (xb[ig_b] - black)
     if ig_w.any():
-        out[ig_w] = white + alphas[j[ig_w]].view(-1, 1, 1, 1) * (xb[ig_w] - white)
+        out[ig_w] = white + alphas[j[ig_w]].view(_per_row(xb)) * (xb[ig_w] - white)
     if eg.any():
         b_idx, s_idx = torch.as_tensor(base, device=bases.device)[eg], j[eg]
         r = refs[eg_idx[b_idx, s_idx]]
-        a = eg_alpha[b_idx, s_idx].view(-1, 1, 1, 1)
+        a = eg_alpha[b_idx, s_idx].view(_per_row(xb))
         # Captum's GradientShap rounding (α·x + (1 − α)·r): r + α(x − r) differs from it by one ulp,
         # and on DenseNet-121 that ulp moved some EG points across a ReLU / max-pool kink (EG maps
         # 1e-3 apart, relative L2); with the same arithmetic they agree exactly.
@@ -102,10 +107,10 @@ def _coefficients(kind: np.ndarray, base: np.ndarray, index: np.ndarray, bases: 
     dev = bases.device
     k = torch.as_tensor(kind, device=dev)
     j = torch.as_tensor(index, device=dev)
-    coef = torch.ones((len(kind), 1, 1, 1), device=dev).expand(-1, *bases.shape[1:]).clone()
+    coef = torch.ones((len(kind),) + (1,) * (bases.ndim - 1), device=dev).expand(-1, *bases.shape[1:]).clone()
     ig = (k == KINDS.index("IGB")) | (k == KINDS.index("IGW"))
     if ig.any():
-        coef[ig] = weights[j[ig]].view(-1, 1, 1, 1).expand(-1, *bases.shape[1:])
+        coef[ig] = weights[j[ig]].view(_per_row(bases)).expand(-1, *bases.shape[1:])
     eg = k == KINDS.index("EG")
     if eg.any():
         b = torch.as_tensor(base, device=dev)[eg]
@@ -145,12 +150,12 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
     are); its rows run first (``STAGED``), the one-evaluation methods' before the others, and the
     step after each stage that is not the last carries ``partial``, a ``Partial``."""
     dev = bases.device
-    c, h, w = bases.shape[-3:]
+    c, sp = int(bases.shape[1]), tuple(bases.shape[2:])  # (h, w), or (D, h, w) for a 3D model
     per_base = isinstance(target, torch.Tensor)
     targets = [0] if per_base else [int(target)] if np.isscalar(target) else [int(t) for t in target]  # type: ignore
     black, white = clf.baseline(0.0).to(dev), clf.baseline(1.0).to(dev)
     n_kinds = plan.n_accumulators  # the leading KINDS these rows fill (the paper's five: 5, not 8)
-    acc = torch.zeros((len(targets), n_kinds * plan.n_base, c, h, w), device=dev)
+    acc = torch.zeros((len(targets), n_kinds * plan.n_base, c, *sp), device=dev)
     a_np, w_np = ig_quadrature(opts.steps, opts.ig_method)
     alphas = torch.as_tensor(a_np, dtype=torch.float32, device=dev)
     weights = torch.as_tensor(w_np, dtype=torch.float32, device=dev)
@@ -162,7 +167,7 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
         eg_alpha = torch.as_tensor(al_np, dtype=torch.float32, device=dev)
     net = clf.module if net is None else net
     twin = gradient_twin(net, bases[:1])  # same forward, cheaper backward (hooks on net's ReLUs still apply)
-    bs = batch_size or auto_batch_size(clf, bases.shape[-2:])
+    bs = batch_size or auto_batch_size(clf, sp)
     layer = target_layer(net, clf.card.architecture, bases[:1], opts.gc_layer) if (plan.rule == LAYER).any() \
         else None
     with_bp = "BP" in opts.methods  # Backprop's gradient comes with Grad-CAM's rows (see plan.py)
@@ -182,8 +187,9 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
         if rule == LAYER:
             bp, gc, gcs = layer_gradients(clf, pts, rows_t, layer, hooked["capture"], net=net,  # type: ignore[arg-type]
                                           with_input=with_bp)
-            parts = [(slots("GC", base), gc.unsqueeze(2).expand(-1, -1, c, -1, -1)),
-                     (slots("GCS", base), gcs.unsqueeze(2).expand(-1, -1, c, -1, -1))]
+            every = (-1,) * len(sp)
+            parts = [(slots("GC", base), gc.unsqueeze(2).expand(-1, -1, c, *every)),
+                     (slots("GCS", base), gcs.unsqueeze(2).expand(-1, -1, c, *every))]
             if bp is not None:
                 parts.append((slots("BP", base), bp))
             return len(sel), np.concatenate([p[0] for p in parts]), torch.cat([p[1] for p in parts], 1)
@@ -196,7 +202,7 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
         return len(sel), kind * plan.n_base + base, grads * coef
 
     def shaped() -> torch.Tensor:
-        out = acc.view(len(targets), n_kinds, plan.n_base, c, h, w)
+        out = acc.view(len(targets), n_kinds, plan.n_base, c, *sp)
         return out[0] if per_base or np.isscalar(target) else out
 
     staged = STAGED and clean_every is not None
@@ -329,7 +335,7 @@ def iter_run(clf: Classifier, x: torch.Tensor, target: int | Sequence[int], opts
     clean, _ = base_inputs(opts)
     bases = torch.cat([x[:int(clean)], noisy_copies(x, opts)]) if plan.n_base else x
     targets = [int(target)] if np.isscalar(target) else [int(t) for t in target]
-    n_occ = occlusion_images(opts, tuple(x.shape[-2:]), len(targets))
+    n_occ = occlusion_images(opts, tuple(x.shape[2:]), len(targets))
     total = plan.total + n_occ
     centre = clf.card.slice_offsets.index(0) if clf.card.is_2_5d else None
     black, white = clf.baseline(0.0), clf.baseline(1.0)

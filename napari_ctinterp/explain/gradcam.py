@@ -97,7 +97,9 @@ def last_spatial_layer(net: nn.Module, example: torch.Tensor) -> TargetLayer:
     finally:
         for h in hooks:
             h.remove()
-    spatial = [(n, o) for n, o in order if isinstance(o, torch.Tensor) and o.dim() == 4 and min(o.shape[-2:]) > 1]
+    dims = example.dim()  # (B, C, h, w), or (B, C, D, h, w) for a 3D model
+    spatial = [(n, o) for n, o in order
+               if isinstance(o, torch.Tensor) and o.dim() == dims and min(o.shape[2:]) > 1]
     if not spatial:
         raise GradCamLayerError("Grad-CAM found no spatial layer (a (B, C, h, w) output) in this model: "
                                 "name one with gc_layer=, or leave GC and GGC out")
@@ -128,8 +130,7 @@ def layer_name(clf, name: str | None = None) -> str:
     """The name of Grad-CAM's target layer of a classifier (``name`` checked, or found as
     ``target_layer`` finds it, on a blank input of the card's size); what callers resolve once
     and pass on as ``gc_layer``. ``GradCamLayerError`` says what is wrong."""
-    h, w = clf.card.input_size
-    example = torch.zeros((1, clf.card.in_channels, h, w), device=clf.device)
+    example = torch.zeros((1, clf.card.in_channels, *clf.card.input_size), device=clf.device)
     return target_layer(clf.module, clf.card.architecture, example, name).name
 
 
@@ -169,19 +170,21 @@ def captured(layer: TargetLayer) -> Iterator[LayerCapture]:
         handle.remove()
 
 
-def gradcam_maps(act: torch.Tensor, grad: torch.Tensor, size: tuple[int, int],
+def gradcam_maps(act: torch.Tensor, grad: torch.Tensor, size: tuple[int, ...],
                  transform: Transform | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grad-CAM from the layer's activations and their gradient: (B, h, w) maps at the input size,
-    after the ReLU (the map) and before it (signed), each upsampled bilinearly."""
+    """Grad-CAM from the layer's activations and their gradient: (B, h, w) maps at the input size
+    — (B, D, h, w) for a 3D model's (B, C, d, h, w) layer — after the ReLU (the map) and before it
+    (signed), each upsampled bilinearly (trilinearly in 3D; Captum's ``LayerAttribution.interpolate``)."""
     if transform is not None:
         act, grad = transform(act), transform(grad)
-    if act.dim() != 4:
-        raise GradCamLayerError(f"Grad-CAM's target layer gives a {tuple(act.shape)} output, not a (B, C, h, w) "
-                                "map: name a convolutional layer with gc_layer=")
-    weights = grad.float().mean(dim=(2, 3), keepdim=True)
+    if act.dim() != 2 + len(size):
+        raise GradCamLayerError(f"Grad-CAM's target layer gives a {tuple(act.shape)} output, not a "
+                                f"{'(B, C, d, h, w)' if len(size) == 3 else '(B, C, h, w)'} map: name a "
+                                "convolutional layer with gc_layer=")
+    weights = grad.float().mean(dim=tuple(range(2, act.dim())), keepdim=True)
     cam = (weights * act.float()).sum(1, keepdim=True)
 
     def up(t: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(t, size=tuple(size), mode="bilinear")[:, 0]
+        return F.interpolate(t, size=tuple(size), mode="trilinear" if len(size) == 3 else "bilinear")[:, 0]
 
     return up(F.relu(cam)), up(cam)

@@ -87,7 +87,7 @@ class VolumeGeometry:
     def to_ct(self, a: np.ndarray | torch.Tensor) -> np.ndarray:
         """An input-space array (..., D, H, W) on the CT's grid (..., Z, H, W), float32; 0 where the
         model saw no CT voxel (the crop)."""
-        t = torch.as_tensor(np.asarray(a, dtype=np.float32) if not isinstance(a, torch.Tensor) else a).float()
+        t = (a.detach() if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a, dtype=np.float32))).float()
         lead = t.shape[:-3]
         t = t.reshape(-1, *self.input_size).cpu()
         r = torch.zeros((len(t), *self.resampled_shape), dtype=torch.float32)

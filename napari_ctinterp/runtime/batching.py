@@ -65,8 +65,8 @@ def _activations(clf: Classifier, size: tuple[int, int]) -> tuple[int, int]:
                 total += nbytes
                 largest = max(largest, nbytes)
 
-        x = torch.zeros((1, clf.card.in_channels, *size), device=clf.device).contiguous(
-            memory_format=torch.channels_last)
+        x = torch.zeros((1, clf.card.in_channels, *size), device=clf.device)
+        x = x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
         if isinstance(clf.module, torch.jit.ScriptModule):
             # No module hooks on TorchScript: count what autograd saves for the backward instead.
             with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(lambda t: hook(None, None, t) or t,
@@ -121,4 +121,6 @@ def forward_batch_size(clf: Classifier, size: tuple[int, int]) -> int:
         # a forward keeps about its two largest activations alive at a time; a quarter of free memory
         fits = free_memory_bytes(clf.device) // 4 // max(1, 4 * largest)
         return int(max(1, min(GPU_FORWARD_CAP, fits)))
-    return int(max(CPU_MIN, min(CPU_FORWARD_CAP, CPU_TENSOR_BYTES // max(1, largest))))
+    n = max(CPU_MIN, min(CPU_FORWARD_CAP, CPU_TENSOR_BYTES // max(1, largest)))
+    # and never more than a quarter of free memory holds (a 3D model's volumes are large)
+    return int(max(1, min(n, free_memory_bytes(clf.device) // 4 // max(1, 4 * largest))))

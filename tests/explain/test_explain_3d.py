@@ -1,0 +1,176 @@
+"""3D models: every method of the engine on a whole volume equals Captum in the model's input
+space, on random r3d_18 and MONAI DenseNet121 nets (16–32 voxels a side, 1 and 3 channels, 2 and 4
+classes); maps come back onto the CT's grid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from captum.attr import (
+    Deconvolution,
+    GradientShap,
+    GuidedBackprop,
+    IntegratedGradients,
+    LayerAttribution,
+    LayerGradCam,
+    NoiseTunnel,
+    Occlusion,
+    Saliency,
+)
+from explain_helpers import rel_l2
+from torch import nn
+
+from napari_ctinterp.explain import explain, explain_targets
+from napari_ctinterp.explain.engine import noisy_copies
+from napari_ctinterp.explain.plan import ExplainOptions, draw_expected_gradients
+from napari_ctinterp.model import Classifier, ModelCard, build
+
+TOL = 1e-4
+W3 = ({"window": [-1000, 1000]}, {"window": [-160, 240]}, {"window": [-1350, 150]})
+
+
+class Scores(nn.Module):
+    """Captum's view: column c = the score the engine explains for class c."""
+
+    def __init__(self, clf: Classifier) -> None:
+        super().__init__()
+        self.clf, self.net = clf, clf.module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.net(x)
+        return torch.stack([self.clf.target_score(logits, torch.full((len(x),), c))
+                            for c in range(self.clf.card.n_classes)], 1)
+
+
+def _clf(arch, size, channels=({"window": [-1000, 1000]},), classes=("a", "b"), seed=0):
+    card = ModelCard(architecture=arch, spatial_dims=3, input_size=size, channels=channels, output="softmax",
+                     class_names=classes)
+    torch.manual_seed(seed)
+    net = build(arch, "softmax", in_channels=len(channels), n_logits=len(classes), spatial_dims=3)
+    return Classifier(net, card, torch.device("cpu"), source="test")
+
+
+def _vol(size, seed=0):  # at the model's input size: the input is the CT (no resampling in the comparison)
+    return np.random.default_rng(seed).uniform(-1000, 1000, size).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def r3d():
+    return _clf("r3d_18", (16, 24, 24))
+
+
+@pytest.fixture(scope="module")
+def dense():
+    return _clf("monai.DenseNet121", (32, 32, 32), W3, ("a", "b", "c", "d"), seed=1)
+
+
+def _check(ours, ref, label, tol=TOL):
+    for m, r in ref.items():
+        r = r.detach()[0].sum(0).numpy() if r.ndim == 5 else r.detach().numpy()
+        assert ours[m, "plain"].shape == r.shape
+        if m == "GC" and not r.any():  # a random net's Grad-CAM can be negative everywhere: ReLU'd to 0
+            assert not ours[m, "plain"].any(), f"{label} {m}: the reference is 0, ours is not"
+            continue
+        assert np.linalg.norm(r) > 0, f"{label} {m}: the reference map is zero (nothing compared)"
+        err = rel_l2(ours[m, "plain"], r)
+        assert err < tol, f"{label} {m}: relative L2 {err:.2e}"
+
+
+@pytest.mark.parametrize("target", [0, "b"])
+def test_r3d_18_every_gradient_method_equals_captum(r3d, target):
+    vol = _vol((16, 24, 24))
+    ours = explain(r3d, vol, methods=("BP", "IGB", "IGBW", "D", "GBP", "GC"), variants=("plain",), target=target,
+                   steps=4)
+    t = r3d.card.class_index(target)
+    f, x = Scores(r3d), r3d.preprocess(vol)
+    ig = IntegratedGradients(f)
+    ref = {"BP": Saliency(f).attribute(x, target=t, abs=False),
+           "IGB": ig.attribute(x, baselines=0.0, target=t, n_steps=4),
+           "IGBW": 0.5 * (ig.attribute(x, baselines=0.0, target=t, n_steps=4)
+                          + ig.attribute(x, baselines=1.0, target=t, n_steps=4)),
+           "D": Deconvolution(f).attribute(x, target=t),
+           "GBP": GuidedBackprop(f).attribute(x, target=t),
+           "GC": LayerAttribution.interpolate(LayerGradCam(f, r3d.module.layer4).attribute(
+               x, target=t, relu_attributions=True), (16, 24, 24), "trilinear")[0, 0]}
+    _check(ours, ref, f"r3d_18 target {target}")
+    assert ours.params["gc_layer"] == "layer4" and ours.params["spatial_dims"] == 3
+
+
+def test_monai_densenet121_3_windows_4_classes_equals_captum(dense):
+    vol = _vol((32, 32, 32), seed=2)
+    ours = explain_targets(dense, vol, ["a", "d"], methods=("BP", "GC"), variants=("plain",))
+    f, x = Scores(dense), dense.preprocess(vol)
+    assert x.shape == (1, 3, 32, 32, 32)
+    layer = dense.module.get_submodule(ours["a"].params["gc_layer"])
+    for name, t in (("a", 0), ("d", 3)):
+        ref = {"BP": Saliency(f).attribute(x, target=t, abs=False),
+               "GC": LayerAttribution.interpolate(LayerGradCam(f, layer).attribute(
+                   x, target=t, relu_attributions=True), (32, 32, 32), "trilinear")[0, 0]}
+        _check(ours[name], ref, f"DenseNet121 3D class {name}")
+
+
+def test_sg_and_sg2_equal_noise_tunnel_with_the_same_noise(r3d, monkeypatch):
+    vol = _vol((16, 24, 24), seed=3)
+    opts = ExplainOptions(methods=("BP", "IGB"), variants=("SG", "SG2"), sg_samples=3, steps=4, seed=5)
+    x = r3d.preprocess(vol)
+    noise = noisy_copies(x, opts) - x
+    ours = explain(r3d, vol, opts, target=1)
+    monkeypatch.setattr(torch, "normal", lambda mean, std: noise.clone())
+    f = Scores(r3d)
+    sigma = 0.15 * float(x.max() - x.min())
+    for m, method in (("BP", Saliency(f)), ("IGB", IntegratedGradients(f))):
+        kw = {"abs": False} if m == "BP" else {"baselines": 0.0, "n_steps": 4}
+        for v, nt in (("SG", "smoothgrad"), ("SG2", "smoothgrad_sq")):
+            ref = NoiseTunnel(method).attribute(x, nt_type=nt, nt_samples=3, stdevs=sigma, target=1, **kw)
+            err = rel_l2(ours[m, v], ref[0].sum(0).detach().numpy() if v == "SG" else ref[0, 0].detach().numpy())
+            assert err < TOL, f"{m} {v}: relative L2 {err:.2e}"
+
+
+def test_eg_equals_gradient_shap_with_reference_volumes(r3d, monkeypatch):
+    vol, refs = _vol((16, 24, 24), seed=4), _vol((3, 16, 24, 24), seed=5)
+    samples, seed = 6, 3
+    ours = explain(r3d, vol, methods=("EG",), variants=("plain",), samples=samples, seed=seed, references=refs,
+                   target=1)
+    assert ours.params["references"] == "3 given volumes"
+    idx, alpha = draw_expected_gradients(seed, 1, samples, len(refs))
+    monkeypatch.setattr(np.random, "choice", lambda n, size: idx[0].copy())
+    monkeypatch.setattr(np.random, "uniform", lambda lo, hi, size: alpha[0][:size].copy())
+    base = torch.cat([r3d.preprocess(r) for r in refs])
+    ref = GradientShap(Scores(r3d)).attribute(r3d.preprocess(vol), baselines=base, n_samples=samples, stdevs=0.0,
+                                              target=1)
+    _check(ours, {"EG": ref}, "EG")
+
+
+def test_occlusion_with_a_3d_window_equals_captum(r3d):
+    vol = _vol((16, 24, 24), seed=6)
+    ours = explain(r3d, vol, methods=("OCC",), variants=("plain",), target=0, occ_window=8, occ_stride=8)
+    x = r3d.preprocess(vol)
+    ref = Occlusion(Scores(r3d)).attribute(x, target=0, sliding_window_shapes=(1, 8, 8, 8), strides=(1, 8, 8, 8),
+                                           baselines=0.0)
+    _check(ours, {"OCC": ref}, "OCC")
+
+
+def test_maps_come_back_where_the_crop_put_them():
+    """A net whose score is one input voxel: its input gradient lands on that CT voxel, the crop's
+    outside is 0 and counted."""
+
+    class OneVoxel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv3d(1, 1, 1)  # a layer for the card's first conv
+            self.fc = nn.Linear(1, 2)
+
+        def forward(self, x):
+            v = x[:, 0, 3, 5, 7].unsqueeze(1)
+            return torch.cat([v, -v], 1)
+
+    card = ModelCard(architecture="r3d_18", spatial_dims=3, input_size=(8, 16, 16), spacing_mm=(2.0, 1.0, 1.0),
+                     output="softmax", class_names=("a", "b"))
+    clf = Classifier(OneVoxel(), card, torch.device("cpu"), source="test")
+    vol = _vol((12, 20, 40))  # z 12 → crop 2..10; y 20 → crop 2..18; x 40 → crop 12..28 (no resampling)
+    m = explain(clf, vol, methods=("BP",), variants=("plain",), target=0, spacing_mm=(2.0, 1.0, 1.0))
+    bp = m["BP", "plain"]
+    assert bp.shape == vol.shape and np.count_nonzero(bp) == 1
+    assert bp[3 + 2, 5 + 2, 7 + 12] == pytest.approx(1.0)  # d score / d input voxel, in the input space
+    assert m.params["outside_voxels"] == 12 * 20 * 40 - 8 * 16 * 16
