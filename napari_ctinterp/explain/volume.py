@@ -180,6 +180,9 @@ def iter_explain_volume(
     from .references import MIN_VOLUME_REFERENCES, volume_references
 
     vol = np.asarray(hu)
+    if clf.card.is_3d:
+        raise ValueError("this is a 3D model: it explains the whole volume at once, not slice by slice — call "
+                         "explain(clf, volume) (its maps are (Z, H, W) on the CT's grid)")
     if vol.ndim != 3:
         raise ValueError(f"explain_volume takes a volume (Z, H, W) in HU, got shape {vol.shape}; "
                          f"for one slice use explain")

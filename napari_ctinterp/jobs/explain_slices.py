@@ -139,6 +139,9 @@ def iter_explain_slices(clf: Classifier, data: np.ndarray, indices: Sequence[int
     from ..xrai import region_map, segment
 
     indices = list(indices)
+    if clf.card.is_3d:
+        raise ValueError("this is a 3D model: it sees the whole volume, so it has no slice range; explaining it in "
+                         "the viewer comes with the next release — from Python: explain.explain(clf, volume)")
     note = ""
     references, folder = reference_plan(default_references(clf) is not None, np.shape(data), folder) \
         if "EG" in options.methods else ("demo", None)

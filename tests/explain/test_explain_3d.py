@@ -174,3 +174,16 @@ def test_maps_come_back_where_the_crop_put_them():
     assert bp.shape == vol.shape and np.count_nonzero(bp) == 1
     assert bp[3 + 2, 5 + 2, 7 + 12] == pytest.approx(1.0)  # d score / d input voxel, in the input space
     assert m.params["outside_voxels"] == 12 * 20 * 40 - 8 * 16 * 16
+
+
+def test_slice_by_slice_paths_refuse_a_3d_model_and_say_what_to_do(r3d):
+    from napari_ctinterp.explain import explain_volume
+    from napari_ctinterp.jobs import iter_explain_slices
+
+    vol = _vol((16, 24, 24))
+    with pytest.raises(ValueError, match=r"3D model: it explains the whole volume .* explain\(clf, volume\)"):
+        explain_volume(r3d, vol, methods=("BP",), variants=("plain",))
+    with pytest.raises(ValueError, match="3D model: it sees the whole volume, so it has no slice range"):
+        next(iter_explain_slices(r3d, vol, [1, 2], ExplainOptions(methods=("BP",), variants=("plain",))))
+    with pytest.raises(ValueError, match="no slice index"):
+        explain(r3d, vol, methods=("BP",), variants=("plain",), index=3)
