@@ -3,7 +3,15 @@
 from ..io.evidence import evidence_mask, mask_note
 from .agreement import rank_correlation
 from .baseline import random_map
-from .fidelity import Fidelity, balanced_accuracy, fidelity, fidelity_grid, fidelity_many, pooled_F
+from .fidelity import (
+    Fidelity,
+    balanced_accuracy,
+    fidelity,
+    fidelity_grid,
+    fidelity_inputs,
+    fidelity_many,
+    pooled_F,
+)
 from .localisation import Localisation, MapRanking, exact_auc, localisation, percent_grid, rank_map
 from .occlusion_probe import OcclusionProbe, Prober, probe_occlusion
 from .sanity import SanityCurves, cascading_randomisation
@@ -11,7 +19,8 @@ from .table import MapScore, MapScorer
 from .volume import VolumeLocalisation, localisation_volume
 
 __all__ = ["Fidelity", "Localisation", "MapRanking", "rank_map", "balanced_accuracy", "exact_auc", "fidelity",
-           "fidelity_grid", "fidelity_many", "pooled_F", "localisation", "percent_grid", "SanityCurves",
+           "fidelity_grid", "fidelity_inputs", "fidelity_many", "pooled_F", "localisation", "percent_grid",
+           "SanityCurves",
            "cascading_randomisation", "MapScore", "MapScorer", "rank_correlation",
            "OcclusionProbe", "Prober", "probe_occlusion", "VolumeLocalisation", "localisation_volume",
            "evidence_mask", "mask_note", "random_map"]

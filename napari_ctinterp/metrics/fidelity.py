@@ -10,6 +10,12 @@ Beside it: a continuous variant (per-image probability of the predicted class no
 p = 0 value; mean LiF − MiF area with a bootstrap 95 % CI) and class-neutral fills (dataset mean,
 Gaussian blur, ROAD noisy linear imputation). All perturbed images of all maps go through the model
 in one forward plan (``metrics.perturb``; ``fidelity_many`` for several maps of the same slices).
+
+3D models (card ``spatial_dims`` 3): the same functions take volumes — an image is a volume, a
+pixel a voxel, removal happens in the model's input (C, D, H, W) and the accuracy is over volumes;
+how the volumes and their CT-grid maps reach the input space is ``metrics.fidelity_3d``.
+``fidelity_inputs`` is the protocol on tensors already in the input space (2D or 3D), for
+researchers who preprocess their own inputs.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import torch.nn.functional as F
 
 from ..model.classifier import Classifier
 from ..progress import Progress
+from .fidelity_3d import Spacing, gaussian_blur_3d, prepare_volumes
 from .perturb import perturbed_logits
 
 Fill = Literal["label", "mean", "blur", "road"]
@@ -37,12 +44,12 @@ def fidelity_grid(step: float = 2.5) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Fidelity:
-    """MiF/LiF curves of one method over a set of slices.
+    """MiF/LiF curves of one method over a set of slices (volumes, for a 3D model).
 
     Attributes
     ----------
     p : numpy.ndarray
-        Percent of pixels replaced.
+        Percent of pixels (voxels) replaced.
     mif, lif : numpy.ndarray
         Balanced accuracy at each p, most- / least-important-first.
     F : float
@@ -88,25 +95,34 @@ def balanced_accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _fill_images(x: torch.Tensor, labels: np.ndarray, fill: Fill, seed: int,
-                 clf: Classifier | None = None) -> torch.Tensor | None:
+                 clf: Classifier | None = None, valid: torch.Tensor | None = None) -> torch.Tensor | None:
     """Per-image replacement values (same shape as x), or None for ROAD (computed per mask).
 
     ``label``: class 0 (no contrast) is filled white, every other class black — per channel, the
     top / bottom of that channel's window, normalised as the model's input (``clf.baseline``).
-    ``mean``: the mean of each channel."""
+    ``mean``: the mean of each channel (volumes: over their ``valid`` voxels, not the padding).
+    ``blur``: Gaussian, σ = 5 pixels (voxels: ``fidelity_3d.gaussian_blur_3d``)."""
     multi = x.shape[1] > 1 or (clf is not None and clf.card.normalize is not None)
+    ones = (1,) * (x.ndim - 1)
     if fill == "label":
         if clf is not None:
             black, white = clf.baseline(0.0).to(x.device), clf.baseline(1.0).to(x.device)
+            black, white = black.reshape(1, -1, *ones[1:]), white.reshape(1, -1, *ones[1:])
         else:  # the unnormalised one-channel input space
-            black, white = torch.zeros(1, 1, 1, 1, device=x.device), torch.ones(1, 1, 1, 1, device=x.device)
-        is_zero = torch.as_tensor(labels == 0, device=x.device).view(-1, 1, 1, 1)
+            black, white = torch.zeros(1, *ones, device=x.device), torch.ones(1, *ones, device=x.device)
+        is_zero = torch.as_tensor(labels == 0, device=x.device).view(-1, *ones)
         return torch.where(is_zero, white, black).expand_as(x)
     if fill == "mean":
+        if x.ndim == 5:
+            w = torch.ones_like(x[:, :1]) if valid is None else valid.to(x.dtype)
+            dims = (0, 2, 3, 4)
+            return ((x * w).sum(dim=dims, keepdim=True) / w.sum(dim=dims, keepdim=True)).expand_as(x).contiguous()
         if multi:
             return x.mean(dim=(0, 2, 3), keepdim=True).expand_as(x).contiguous()
         return torch.full_like(x, float(x.mean()))
     if fill == "blur":
+        if x.ndim == 5:
+            return gaussian_blur_3d(x)
         from torchvision.transforms.functional import gaussian_blur
 
         return gaussian_blur(x, kernel_size=[31, 31], sigma=[5.0, 5.0])
@@ -119,12 +135,16 @@ def _fill_images(x: torch.Tensor, labels: np.ndarray, fill: Fill, seed: int,
 fill_images = _fill_images
 
 
-def _ranks(maps: torch.Tensor, seed: int) -> torch.Tensor:
-    """Per image, the rank of each pixel from most (0) to least important; ties broken at random."""
+def _ranks(maps: torch.Tensor, seed: int, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Per image (N, 1, *spatial), the rank of each pixel from most (0) to least important; ties
+    broken at random. With ``valid``, the other voxels (a 3D input's padding) are ranked last."""
     n = maps[0].numel()
     gen = torch.Generator().manual_seed(int(seed))
     jitter = torch.rand(maps.shape, generator=gen).to(maps.device) * 1e-12
-    flat = (maps + jitter * maps.abs().amax(dim=(-1, -2), keepdim=True).clamp_min(1e-30)).reshape(len(maps), n)
+    spatial = tuple(range(2, maps.ndim))
+    flat = (maps + jitter * maps.abs().amax(dim=spatial, keepdim=True).clamp_min(1e-30)).reshape(len(maps), n)
+    if valid is not None:
+        flat = flat.masked_fill(~valid.reshape(len(maps), n), float("-inf"))
     order = torch.argsort(flat, dim=1, descending=True)
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(n, device=maps.device).expand_as(order))
@@ -134,18 +154,20 @@ def _ranks(maps: torch.Tensor, seed: int) -> torch.Tensor:
 def fidelity(clf: Classifier, images: np.ndarray, maps: np.ndarray, labels: np.ndarray, *,
              fill: Fill = "label", step: float = 2.5, seed: int = 0, batch_size: int | None = None,
              bootstrap: int = 1000, progress: Progress | None = None,
-             index: Sequence[int] | None = None) -> Fidelity:
-    """MiF/LiF fidelity of one method's maps over a set of slices.
+             index: Sequence[int] | None = None, spacing_mm: Spacing | Sequence[Spacing] | None = None) -> Fidelity:
+    """MiF/LiF fidelity of one method's maps over a set of slices (or volumes, for a 3D model).
 
     Parameters
     ----------
     clf : Classifier
         The model the maps explain.
     images : numpy.ndarray
-        (N, H, W) slices in HU.
+        (N, H, W) slices in HU. A 3D model: one volume (Z, H, W), a stack (N, Z, H, W) or a list
+        of N volumes of any shapes.
     maps : numpy.ndarray
         (N, H, W) maps, one per slice, in the slices' geometry (use absolute maps for the
-        study's "absolute" scores; signed maps rank negative evidence last).
+        study's "absolute" scores; signed maps rank negative evidence last). A 3D model: one map
+        per volume on its CT grid (as ``explain`` returns them), given as the volumes are.
     labels : numpy.ndarray
         (N,) true classes (1 = contrast): choose the label-dependent fill and the accuracy.
     fill : {"label", "mean", "blur", "road"}
@@ -159,24 +181,47 @@ def fidelity(clf: Classifier, images: np.ndarray, maps: np.ndarray, labels: np.n
         For a 2.5D model: ``images`` is the volume (Z, H, W) and ``maps`` / ``labels`` describe
         its slices ``index``. The neighbouring-slice channels are the slice's context and stay as
         they are; only the channels of the explained slice (offset 0) are filled.
+    spacing_mm : tuple or sequence of tuple, optional
+        A 3D model whose card resamples to a spacing: the CTs' (z, y, x) spacing, one for all
+        volumes or one per volume.
     """
     return fidelity_many(clf, images, {0: maps}, labels, fill=fill, step=step, seed=seed, batch_size=batch_size,
-                         bootstrap=bootstrap, progress=progress, index=index)[0]
+                         bootstrap=bootstrap, progress=progress, index=index, spacing_mm=spacing_mm)[0]
 
 
 def fidelity_many(clf: Classifier, images: np.ndarray, maps: Mapping[K, np.ndarray], labels: np.ndarray, *,
                   fill: Fill = "label", step: float = 2.5, seed: int = 0, batch_size: int | None = None,
                   bootstrap: int = 1000, progress: Progress | None = None,
-                  index: Sequence[int] | None = None) -> dict[K, Fidelity]:
+                  index: Sequence[int] | None = None,
+                  spacing_mm: Spacing | Sequence[Spacing] | None = None) -> dict[K, Fidelity]:
     """:func:`fidelity` of several methods' maps of the same slices, in one forward plan.
 
-    ``maps``: name → (N, H, W) maps (as ``maps`` of :func:`fidelity`). The slices are prepared
-    once, the images that do not depend on the map (p = 0 and p = 100) are forwarded once, maps
-    with the same pixel ranking share their images, and every perturbed image is built inside the
-    batch that forwards it (``metrics.perturb``). Each result equals :func:`fidelity` of that map.
+    ``maps``: name → (N, H, W) maps (as ``maps`` of :func:`fidelity`; volumes for a 3D model). The
+    slices are prepared once, the images that do not depend on the map (p = 0 and p = 100) are
+    forwarded once, maps with the same pixel ranking share their images, and every perturbed image
+    is built inside the batch that forwards it (``metrics.perturb``). Each result equals
+    :func:`fidelity` of that map.
     """
-    imgs = np.asarray(images)
     lab = np.asarray(labels).astype(int).ravel()
+    valid = own = None
+    if clf.card.is_3d:
+        if index is not None:
+            raise ValueError("a 3D model sees the whole volume: fidelity takes volumes, no slice index")
+        x, mps, valid = prepare_volumes(clf, images, maps, len(lab), spacing_mm)
+        mps = {k: v[:, 0] for k, v in mps.items()}
+    else:
+        if spacing_mm is not None:
+            raise ValueError("spacing_mm is for 3D models; a 2D model's slice is resized to its input size")
+        x, mps, own = _prepare_slices(clf, images, maps, lab, index)
+    return fidelity_inputs(clf, x, mps, lab, own=own, valid=valid, fill=fill, step=step, seed=seed,
+                           batch_size=batch_size, bootstrap=bootstrap, progress=progress)
+
+
+def _prepare_slices(clf: Classifier, images: np.ndarray, maps: Mapping[K, np.ndarray], lab: np.ndarray,
+                    index: Sequence[int] | None) -> tuple[torch.Tensor, dict[K, torch.Tensor], torch.Tensor | None]:
+    """A 2D / 2.5D model's slices and maps in its input space: x (N, C, h, w), maps (N, h, w)
+    resized as the slices are, and a 2.5D model's own channels."""
+    imgs = np.asarray(images)
     mps = {k: np.asarray(v, dtype=np.float32) for k, v in maps.items()}
     idx = None
     if index is not None:
@@ -200,25 +245,67 @@ def fidelity_many(clf: Classifier, images: np.ndarray, maps: Mapping[K, np.ndarr
     for mp in mps.values():
         if not np.isfinite(mp).all():
             raise ValueError("a map has NaN/inf values: it cannot rank pixels")
-    n_classes = clf.card.n_classes
-    if not set(np.unique(lab)) <= set(range(n_classes)):
-        raise ValueError(f"labels must be class indices 0…{n_classes - 1} of {list(clf.class_names)}")
     x = (torch.cat([clf.preprocess(imgs, index=int(k)) for k in idx]) if idx is not None
          else clf.preprocess(imgs))
     # a 2.5D model: only the explained slice's channels are removed, its neighbours are context
     own = (torch.tensor([o == 0 for o in clf.card.slice_offsets], device=x.device).view(1, -1, 1, 1)
            if clf.card.is_2_5d else None)
-    ranks = []
-    for mp in mps.values():
+    resized = {}
+    for k, mp in mps.items():
         m = torch.as_tensor(mp)[:, None].to(x.device)
         if m.shape[-2:] != x.shape[-2:]:
             m = F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        ranks.append(_ranks(m, seed))
+        resized[k] = m[:, 0]
+    return x, resized, own
+
+
+def fidelity_inputs(clf: Classifier, x: torch.Tensor, maps: Mapping[K, np.ndarray | torch.Tensor],
+                    labels: np.ndarray, *, own: torch.Tensor | None = None, valid: torch.Tensor | None = None,
+                    fill: Fill = "label", step: float = 2.5, seed: int = 0, batch_size: int | None = None,
+                    bootstrap: int = 1000, progress: Progress | None = None) -> dict[K, Fidelity]:
+    """The fidelity protocol on inputs already in the model's input space (2D or 3D).
+
+    Parameters
+    ----------
+    clf : Classifier
+        The model (its forward plan, output kind and baselines).
+    x : torch.Tensor
+        (N, C, H, W) or (N, C, D, H, W) preprocessed inputs on ``clf.device``.
+    maps : mapping
+        Name → (N, H, W) or (N, D, H, W) maps on the input grid.
+    labels : numpy.ndarray
+        (N,) true classes.
+    own : torch.Tensor, optional
+        (1, C, 1, 1) bool: channels that may be removed (2.5D).
+    valid : torch.Tensor, optional
+        (N, 1, *spatial) bool: voxels that may be removed (a 3D input's CT, not its padding).
+    fill, step, seed, batch_size, bootstrap, progress
+        As :func:`fidelity`.
+    """
+    lab = np.asarray(labels).astype(int).ravel()
+    if x.ndim not in (4, 5) or len(lab) != len(x):
+        raise ValueError(f"x must be (N, C, H, W) or (N, C, D, H, W) with one label per input, got {tuple(x.shape)} "
+                         f"and {len(lab)} labels")
+    n_classes = clf.card.n_classes
+    if not set(np.unique(lab)) <= set(range(n_classes)):
+        raise ValueError(f"labels must be class indices 0…{n_classes - 1} of {list(clf.class_names)}")
+    if valid is not None and (tuple(valid.shape) != (len(x), 1, *x.shape[2:]) or
+                              not valid.reshape(len(x), -1).any(dim=1).all()):
+        raise ValueError(f"valid must be (N, 1, *spatial) bool with a voxel in every input, got {tuple(valid.shape)}")
+    ranks = []
+    for name, mp in maps.items():
+        m = torch.as_tensor(mp, dtype=torch.float32).to(x.device)
+        if tuple(m.shape) != (len(x), *x.shape[2:]):
+            raise ValueError(f"map {name!r} is {tuple(m.shape)}; on the input grid it must be "
+                             f"{(len(x), *x.shape[2:])}")
+        if not torch.isfinite(m).all():
+            raise ValueError("a map has NaN/inf values: it cannot rank pixels")
+        ranks.append(_ranks(m[:, None], seed, valid).to(torch.int32))
     p = fidelity_grid(step)
-    fills = _fill_images(x, lab, fill, seed, clf)
-    logits, _ = perturbed_logits(clf, x, ranks, fills, p, own=own, seed=seed, batch_size=batch_size,
+    fills = _fill_images(x, lab, fill, seed, clf, valid)
+    logits, _ = perturbed_logits(clf, x, ranks, fills, p, own=own, valid=valid, seed=seed, batch_size=batch_size,
                                  progress=progress)
-    return {k: _curves(clf, logits[u], lab, p, seed, bootstrap, fill) for u, k in enumerate(mps)}
+    return {k: _curves(clf, logits[u], lab, p, seed, bootstrap, fill) for u, k in enumerate(maps)}
 
 
 def _curves(clf: Classifier, logits: np.ndarray, lab: np.ndarray, p: np.ndarray, seed: int, bootstrap: int,

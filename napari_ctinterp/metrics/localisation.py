@@ -8,6 +8,13 @@ is the Mann–Whitney statistic (= ``sklearn.metrics.roc_auc_score(mask, map)``,
 
 Geometry: the map and the mask must have the same shape. ``explain`` returns maps resized back to
 the slice's geometry, so the mask painted on the slice is used as it is.
+
+3D: a (Z, H, W) map of a 3D model (on the CT's grid) against a (Z, H, W) mask is scored the same
+way, over every voxel at once — the exact AUC is ``roc_auc_score`` of the flattened volume, the
+percent grid keeps the top k % of the volume's voxels (max Dice is the best 3D Dice on that grid),
+and ``regions`` are then the ranks of 3D regions (supervoxels), kept whole. Nothing in the
+arithmetic depends on where a voxel lies, so this is the 2D code over a flattened array; per slice
+along z, with slices not explained and voxels the model never saw: ``metrics.localisation_volume``.
 """
 
 from __future__ import annotations
@@ -74,8 +81,8 @@ def _check(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray
     if a.shape != m.shape:
         raise ValueError(f"map shape {a.shape} and mask shape {m.shape} differ: bring them to one geometry "
                          f"(explain returns maps in the slice's geometry; paint the mask on that slice)")
-    if a.ndim != 2:
-        raise ValueError(f"expected a 2D map and mask, got {a.ndim}D")
+    if a.ndim not in (2, 3):
+        raise ValueError(f"expected a 2D (H, W) or 3D (Z, H, W) map and mask, got {a.ndim}D")
     if not np.isfinite(a).all():
         raise ValueError(f"the map has {int((~np.isfinite(a)).sum())} NaN/inf values: it cannot be scored")
     m = evidence_mask(m)
@@ -118,7 +125,7 @@ class MapRanking:
     (milliseconds for 512²) instead of a sort and a ranking per map.
     """
 
-    values: np.ndarray  # (H, W) map as given
+    values: np.ndarray  # (H, W) or (Z, H, W) map as given
     order: np.ndarray  # flat pixel order, most important first (ties broken by the seed)
     cut: np.ndarray  # pixels kept at each grid point
     auc_ranks: np.ndarray  # flat average ranks for the exact AUC (ascending importance)
@@ -130,8 +137,8 @@ def rank_map(values: np.ndarray, *, regions: np.ndarray | None = None, seed: int
              grid: np.ndarray | None = None) -> MapRanking:
     """The mask-independent part of ``localisation`` (see there for the parameters)."""
     a = np.asarray(values)
-    if a.ndim != 2:
-        raise ValueError(f"expected a 2D map, got {a.ndim}D")
+    if a.ndim not in (2, 3):
+        raise ValueError(f"expected a 2D (H, W) or 3D (Z, H, W) map, got {a.ndim}D")
     if not np.isfinite(a).all():
         raise ValueError(f"the map has {int((~np.isfinite(a)).sum())} NaN/inf values: it cannot be scored")
     if float(a.max()) == float(a.min()):
@@ -161,13 +168,15 @@ def localisation(values: np.ndarray, mask: np.ndarray, *, regions: np.ndarray | 
     Parameters
     ----------
     values : numpy.ndarray
-        (H, W) map; use absolute values for attribution maps (the study's choice).
+        (H, W) map, or (Z, H, W) for a volume scored as one set of voxels (a 3D model's map); use
+        absolute values for attribution maps (the study's choice).
     mask : numpy.ndarray
-        (H, W) reference mask; every value > 0 counts as expected evidence (bool, 0/1, multi-label or
+        Reference mask of the map's shape; every value > 0 counts as expected evidence (bool, 0/1, multi-label or
         fractional masks alike; ``mask_note`` of the result says how a mask other than 0/1 was read).
     regions : numpy.ndarray, optional
-        (H, W) region ranks (1 = most important, from ``xrai.region_map``): then regions are kept
-        whole in rank order and the exact AUC ranks pixels by region rank.
+        Region ranks of the map's shape (1 = most important, from ``xrai.region_map``; in 3D the
+        ranks of supervoxels): then regions are kept whole in rank order and the exact AUC ranks
+        pixels by region rank.
     seed : int
         Tie breaking of pixel maps.
     grid : numpy.ndarray, optional
