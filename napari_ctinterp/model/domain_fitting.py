@@ -49,7 +49,8 @@ def stage_layers(clf: Classifier, x: torch.Tensor) -> list[str]:
     through, the last module whose output has it, in execution order; then ``"head"``.
 
     Found by one forward pass of ``x[:1]`` with a hook on every module. A network that refuses
-    hooks, or has no 4-D activations (a ViT's tokens), gets its penultimate features only.
+    hooks, or has no activations of the input's rank (4-D, or 5-D for a 3D model; a ViT's tokens
+    are not), gets its penultimate features only.
     """
     seen: list[tuple[str, tuple[int, ...]]] = []
     handles = []
@@ -58,7 +59,7 @@ def stage_layers(clf: Classifier, x: torch.Tensor) -> list[str]:
             if name and not _per_position(m):
                 handles.append(m.register_forward_hook(
                     lambda _m, _a, out, name=name: seen.append((name, tuple(out.shape[2:])))
-                    if isinstance(out, torch.Tensor) and out.ndim == 4 else None))
+                    if isinstance(out, torch.Tensor) and out.ndim == x.ndim else None))
         clf.logits(x[:1])
     except RuntimeError:
         seen = []
@@ -83,7 +84,8 @@ def fit_domain(clf: Classifier, x: torch.Tensor, *, seed: int = 0, batch_size: i
     from sklearn.covariance import LedoitWolf
 
     if len(x) < 20:
-        raise ValueError(f"fitting the domain check needs at least 20 training slices, got {len(x)}")
+        what = "volumes" if x.ndim == 5 else "slices"
+        raise ValueError(f"fitting the domain check needs at least 20 training {what}, got {len(x)}")
     if feature_layer(clf.module) is None:
         raise ValueError(NO_HEAD.removeprefix("unknown: "))
     layers = stage_layers(clf, x)
@@ -145,7 +147,8 @@ def phantom_inputs(clf: Classifier, n: int, *, seed: int = 0, workers: int = 1,
 
 def folder_inputs(clf: Classifier, folder: str | Path) -> torch.Tensor:
     """Every slice of every DICOM series under ``folder`` (and ``.npy`` HU volumes / slices), in the
-    model's input space; a 2.5D model takes each slice with its neighbours from its series."""
+    model's input space; a 2.5D model takes each slice with its neighbours from its series; a 3D
+    model takes each series (or ``.npy`` volume) whole, a DICOM series at its own spacing."""
     from ..io import CTReadError, CTReadWarning, read_ct
     from ..io.dicom_files import collect_paths, group_series, read_headers
 
@@ -153,6 +156,7 @@ def folder_inputs(clf: Classifier, folder: str | Path) -> torch.Tensor:
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder: give a folder of the model's training slices (DICOM)")
     volumes = [np.load(p) for p in sorted(root.rglob("*.npy"))]
+    spacings: list = [None] * len(volumes)
     others = [p for p in collect_paths(root)[0] if p.suffix != ".npy"]
     if others:
         headers, _ = read_headers(others, "folder", root)
@@ -160,16 +164,20 @@ def folder_inputs(clf: Classifier, folder: str | Path) -> torch.Tensor:
             if not group.is_image:
                 continue
             try:
-                volumes.append(read_ct([h.path for h in group.headers]).hu)
+                ct = read_ct([h.path for h in group.headers])
+                volumes.append(ct.hu)
+                spacings.append(tuple(ct.spacing_mm))
             except CTReadError as exc:  # a PET or dose series beside the CT: not training data
                 warnings.warn(f"skipped series {group.uid or '(no UID)'} under {root}: {exc}", CTReadWarning,
                               stacklevel=2)
     if not volumes:
         raise ValueError(f"no DICOM series or .npy slices found under {root}")
     xs = []
-    for vol in volumes:
+    for vol, spacing in zip(volumes, spacings):
         vol = vol[None] if vol.ndim == 2 else vol
-        if clf.card.is_2_5d:
+        if clf.card.is_3d:
+            xs.append(clf.preprocess(vol, spacing_mm=spacing if clf.card.spacing_mm is not None else None))
+        elif clf.card.is_2_5d:
             xs.extend(clf.preprocess(vol, index=k) for k in range(len(vol)))
         else:
             xs.append(clf.preprocess(vol))
