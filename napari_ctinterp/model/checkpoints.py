@@ -195,8 +195,9 @@ def dry_forward(module: nn.Module, card: ModelCard, source: str) -> None:
     except Exception as e:  # noqa: BLE001 - any failure here is a card / weights mismatch
         raise CheckpointError(
             f"{source} does not run on the input its card describes ({card.in_channels} channel(s), "
-            f"{card.input_size[0]}×{card.input_size[1]}): {str(e).strip().splitlines()[0]}. Fix the card's "
-            f"channels / input_size") from None
+            f"{'×'.join(str(v) for v in card.input_size)}): {str(e).strip().splitlines()[0]}. Fix the card's "
+            f"channels / input_size" + (" / spatial_dims" if len(card.input_size) == 3 or "5" in str(e) else "")
+            + (", or export the program with a dynamic batch dimension" if "x.size()[0]" in str(e) else "")) from None
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != card.n_logits:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise CheckpointError(

@@ -187,3 +187,21 @@ def test_slice_by_slice_paths_refuse_a_3d_model_and_say_what_to_do(r3d):
         next(iter_explain_slices(r3d, vol, [1, 2], ExplainOptions(methods=("BP",), variants=("plain",))))
     with pytest.raises(ValueError, match="no slice index"):
         explain(r3d, vol, methods=("BP",), variants=("plain",), index=3)
+
+
+def test_torchscript_and_exported_3d_programs_give_the_module_s_maps(r3d, tmp_path):
+    from napari_ctinterp.model import load
+
+    vol = _vol((16, 24, 24), seed=8)
+    want = explain(r3d, vol, methods=("BP", "IGB"), variants=("plain",), steps=2, target=1)
+    x0 = torch.zeros(2, 1, 16, 24, 24)
+    torch.jit.trace(r3d.module, x0[:1]).save(str(tmp_path / "m.ts"))
+    program = torch.export.export(r3d.module, (x0,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, str(tmp_path / "m.pt2"))
+    for name, arch in (("m.ts", "torchscript"), ("m.pt2", "exported")):
+        ModelCard(architecture=arch, spatial_dims=3, input_size=(16, 24, 24), output="softmax",
+                  class_names=("a", "b")).save(tmp_path / "m.json")
+        clf = load(tmp_path / name, device="cpu")
+        got = explain(clf, vol, methods=("BP", "IGB"), variants=("plain",), steps=2, target=1)
+        for key in want:
+            assert rel_l2(got[key], want[key]) < TOL, (arch, key)
