@@ -8,13 +8,49 @@ import sys
 from .options import explain_options
 
 
-def _study_config(args: argparse.Namespace):
-    """The StudyConfig of ``ctinterp study``'s arguments (ValueError on a bad combination)."""
+def _study_config(args: argparse.Namespace, three_d: bool = False):
+    """The StudyConfig of ``ctinterp study``'s arguments (ValueError on a bad combination). A 3D
+    model studies every series of the folder, pixel maps only (``_refuse_2d_only`` has checked the
+    flags)."""
     from ..study import StudyConfig
 
-    return StudyConfig(data="demo" if args.demo else args.data, model=args.model, slices=args.slices,
-                       explain=explain_options(args), xrai=args.xrai, fidelity_step=args.fidelity_step,
-                       sanity=args.sanity)
+    return StudyConfig(data="demo" if args.demo else args.data, model=args.model, slices=0 if three_d else args.slices,
+                       explain=explain_options(args), xrai="off" if three_d else args.xrai,
+                       fidelity_step=args.fidelity_step, sanity=args.sanity)
+
+
+def _given(args: argparse.Namespace, flag: str) -> bool:
+    """Whether ``flag`` (e.g. ``--slices``) was on the command line, also abbreviated or as
+    ``--flag=value`` (argparse took it; ``args.argv`` holds the words ``main`` was given)."""
+    words = getattr(args, "argv", None) or ()
+    return any(w.startswith("--") and len(w.split("=", 1)[0]) > 2 and flag.startswith(w.split("=", 1)[0])
+               for w in words)
+
+
+def _is_3d(model: str) -> bool:
+    """Whether ``model``'s card is a 3D model's (read without the weights; a card that cannot be
+    read is left to the study's loading, which says why)."""
+    from ..study.series_data import model_card
+
+    try:
+        return model_card(model).is_3d
+    except (OSError, ValueError):
+        return False
+
+
+def _refuse_2d_only(args: argparse.Namespace) -> None:
+    """Refuse, with what to do instead, the flags a 3D model's study cannot use: the demo set
+    (single slices), ``--slices`` and XRAI region maps."""
+    what = f"the model {args.model} is 3D: it sees each series whole"
+    if args.demo:
+        raise SystemExit(f"ctinterp study: {what}, and --demo studies single phantom slices: give a folder of series "
+                         f"instead (--data DIR, one DICOM folder per series and labels.csv with file,label[,mask])")
+    if _given(args, "--slices"):
+        raise SystemExit(f"ctinterp study: --slices chooses slices, and {what}: leave --slices out (every series "
+                         f"listed in labels.csv is studied; list fewer rows to study fewer)")
+    if _given(args, "--xrai") and args.xrai != "off":
+        raise SystemExit(f"ctinterp study: --xrai {args.xrai} makes region maps of slices, and {what} (XRAI region "
+                         f"maps of volumes are not there yet): leave --xrai out, or give --xrai off")
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -29,8 +65,12 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     if not args.demo and not args.data:
         raise SystemExit("say what to study: --demo (phantom slices) or --data DIR (with labels.csv)")
+    three_d = _is_3d(args.model)
+    if three_d:
+        _refuse_2d_only(args)
+    unit, units = ("series", "series") if three_d else ("slice", "slices")
     try:
-        cfg = _study_config(args)
+        cfg = _study_config(args, three_d)
     except ValueError as e:
         raise SystemExit(f"ctinterp study: {e}") from None
     import time
@@ -38,7 +78,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     from ..study.clock import StudyClock
 
     clock = StudyClock()
-    bar = tqdm(desc="study", unit="slice", total=0, bar_format="{desc}: {n}/{total} |{bar}| {elapsed}{postfix}")
+    bar = tqdm(desc="study", unit=unit, total=0, bar_format="{desc}: {n}/{total} |{bar}| {elapsed}{postfix}")
 
     def progress(done: int, total: int, phase: str) -> None:
         now = time.monotonic()
@@ -49,7 +89,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     def on_result(res: dict) -> None:
         if res.get("error"):
-            tqdm.write(f"slice {res['slice_id']} failed: {res['error']}")
+            tqdm.write(f"{unit} {res['slice_id']} failed: {res['error']}")
 
     try:
         run_dir = run_study(cfg, args.out, device=args.device, batch_size=args.batch_size or None,
@@ -57,9 +97,13 @@ def cmd_study(args: argparse.Namespace) -> int:
                             progress=progress, on_result=on_result)
     except GradCamLayerError as e:
         raise SystemExit(f"ctinterp study: {e}") from None
+    except ValueError as e:
+        if not three_d:  # the 2D study's errors as before
+            raise
+        raise SystemExit(f"ctinterp study: {e}") from None  # a per-slice labels.csv given to a 3D model
     except (KeyboardInterrupt, Cancelled):
         bar.close()
-        print(f"\ninterrupted: {clock.done} of {clock.total} slices kept; run the same command to resume",
+        print(f"\ninterrupted: {clock.done} of {clock.total} {units} kept; run the same command to resume",
               file=sys.stderr)
         return 130
     finally:
@@ -69,12 +113,12 @@ def cmd_study(args: argparse.Namespace) -> int:
     acc = json.loads((run_dir / "accuracy.json").read_text())
     if acc["n"] == 0:
         print(f"\nresults: {run_dir}  (report: {run_dir / 'report.html'})")
-        print(f"no slice was scored: all {acc['n_failed']} failed (the error column of table.csv says why)")
+        print(f"no {unit} was scored: all {acc['n_failed']} failed (the error column of table.csv says why)")
         return 1
     fid = pd.read_csv(run_dir / "fidelity.csv")
     summ = pd.read_csv(run_dir / "summary.csv")
     print(f"\nresults: {run_dir}  (report: {run_dir / 'report.html'})")
-    print(f"slices: {acc['n']} scored, {acc['n_failed']} failed; model accuracy {acc['accuracy']}")
+    print(f"{units}: {acc['n']} scored, {acc['n_failed']} failed; model accuracy {acc['accuracy']}")
     sel = summ[(summ["sign"] == "absolute")][["method", "variant", "map_type", "auc_mean", "max_dice_mean"]]
     if len(fid):
         f = fid[fid["sign"] == "absolute"][["method", "variant", "map_type", "F"]]

@@ -48,9 +48,14 @@ def check_architecture(name: str, spatial_dims: int | None = None) -> None:
         if name in RESNETS and spatial_dims == 3:
             raise ValueError(_dims_message(name, 2))
         return
-    if name in video_builders():
+    if name in video_builders() or name.startswith("ctinterp."):
         if spatial_dims == 2:
             raise ValueError(_dims_message(name, 3))
+        if name.startswith("ctinterp."):
+            from .demo3d_net import ARCHITECTURES
+
+            if name not in ARCHITECTURES:
+                raise ValueError(f"unknown architecture {name!r}; the package's own: {', '.join(ARCHITECTURES)}")
         return
     if name.startswith("monai."):
         try:
@@ -195,6 +200,10 @@ def build(architecture: str = "resnet18", output: str = "logit", *, in_channels:
         return _resnet(architecture, in_channels, n_logits)
     if architecture.startswith("monai."):
         return _monai(architecture, in_channels, n_logits, args, spatial_dims)
+    if architecture.startswith("ctinterp."):  # the package's own (the 3D demo's compact CNN)
+        from .demo3d_net import build_demo3d
+
+        return build_demo3d(architecture, in_channels=in_channels, n_logits=n_logits, **args)
     try:
         net = models.get_model(architecture, weights=None, num_classes=n_logits, **args)
     except TypeError as e:

@@ -18,7 +18,10 @@ import numpy as np
 
 DEMO_WEIGHTS = "demo_resnet18.safetensors"
 #: The bundled demo models: name → weights file (package data, card beside it).
-DEMOS: dict[str, str] = {"demo": DEMO_WEIGHTS, "demo-phase": "demo_phase_densenet121.safetensors"}
+DEMOS: dict[str, str] = {"demo": DEMO_WEIGHTS, "demo-phase": "demo_phase_densenet121.safetensors",
+                         "demo-3d": "demo-3d.safetensors"}
+#: The 3D demo's EG references: 8 held-out phantom volumes at its input size, HU, float16.
+DEMO_3D_REFERENCES = "demo-3d.references.npy"
 #: Number of phantom slices in the demo models' EG reference set.
 DEMO_REFERENCES = 16
 #: Seed of the reference set's phantom specs (drawn from the training seed range).
@@ -48,6 +51,14 @@ def demo_references(n: int = DEMO_REFERENCES) -> np.ndarray:
     return np.stack([make_slice(s["seed"], contrast=s["contrast"], phase=s["phase"]).hu for s in specs])
 
 
+@functools.lru_cache(maxsize=1)
+def demo_3d_references() -> np.ndarray:
+    """The 3D demo's EG reference volumes, (8, D, H, W) HU at its input size (package data)."""
+    path = resources.files("napari_ctinterp.model") / "weights" / DEMO_3D_REFERENCES
+    with resources.as_file(path) as p:
+        return np.load(p).astype(np.float32)
+
+
 def default_references(clf: _Sourced) -> tuple[np.ndarray, str] | None:
     """The reference slices EG uses for ``clf`` when none are given, and their description.
 
@@ -60,4 +71,7 @@ def default_references(clf: _Sourced) -> tuple[np.ndarray, str] | None:
     """
     if clf.source not in DEMOS:
         return None
+    if clf.source == "demo-3d":
+        refs = demo_3d_references()
+        return refs, f"demo set ({len(refs)} phantom volumes)"
     return demo_references(), f"demo set ({DEMO_REFERENCES} phantom slices)"

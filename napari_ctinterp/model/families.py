@@ -217,6 +217,10 @@ VIDEO_RESNET = Family(
     "video-resnet", architectures=VIDEO_RESNETS, is_module=_type_named("VideoResNet"),
     first_layer=lambda net: "stem.0", gradcam_layer=_layer4, activations=("ReLU",), relu_rules=True,
     stages=resnet_stages)
+COMPACT3D = Family(
+    "ctinterp-compact3d", architectures=("ctinterp.CompactCNN3d",), is_module=_type_named("CompactCNN3d"),
+    first_layer=lambda net: "stem.0", head=lambda net: "fc", gradcam_layer=_features, activations=("ReLU",),
+    relu_rules=True)
 TORCHVISION_RESNET = Family(
     "torchvision-resnet", prefixes=("resnet", "resnext", "wide_resnet"), is_module=_resnet_like,
     gradcam_layer=_layer4, activations=("ReLU",), relu_rules=True, fast_twin=True, stages=resnet_stages)
@@ -250,7 +254,7 @@ EXPORTED = Family(
 GENERIC = Family("generic")
 
 #: The registry, first match first; :data:`GENERIC` when none matches.
-FAMILIES: tuple[Family, ...] = (RESNET, VIDEO_RESNET, TORCHVISION_RESNET, DENSENET, EFFICIENTNET, CONVNEXT,
+FAMILIES: tuple[Family, ...] = (RESNET, VIDEO_RESNET, COMPACT3D, TORCHVISION_RESNET, DENSENET, EFFICIENTNET, CONVNEXT,
                                 MOBILENET, SWIN, VIT, MONAI_DENSENET, MONAI, EXPORTED)
 
 

@@ -9,9 +9,12 @@ A card with ``spatial_dims`` 3 says how the volume becomes the network's input:
 
 Each channel is windowed (clip to its HU window, scale to [0, 1]) *before* resampling, as the 2D
 input clips before it resizes, so that bone saturates before it is averaged with its neighbours;
-the padding is the pad value's windowed level. Resampling shrinks an axis by area averaging
-(``F.interpolate(mode="area")``: torch's trilinear mode has no antialiasing) and grows one
-trilinearly. ``VolumeGeometry.to_ct`` is the inverse used for attribution maps: an input-space map
+the padding is the pad value's windowed level. Resampling is separable: the 2D input's resize
+(bilinear, antialiased when shrinking: ``inputs.resize_batch``) on every slice's (H, W), then on
+every (Z, H) plane along z — torch's trilinear mode has no antialiasing, and a CT of 300 thin
+slices shrunk to 32 must be averaged, not sampled. Growing, it is trilinear interpolation (linear
+interpolation is separable). The 3D demo was trained through the same function.
+``VolumeGeometry.to_ct`` is the inverse used for attribution maps: an input-space map
 is put back into the resampled grid (0 outside the crop), then resized to the CT's shape; ``outside``
 marks the CT voxels the model never saw (cropped away).
 """
@@ -22,9 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .inputs import MIN_SIDE, hu_to_unit
+from .inputs import MIN_SIDE, hu_to_unit, resize_batch
 
 #: Fewest slices a volume must have for a 3D model (or the model's own depth, if smaller): fewer
 #: would be interpolated into a volume that was never scanned.
@@ -32,17 +34,18 @@ MIN_SLICES = 8
 
 
 def resample(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-    """(B, C, *S) → (B, C, *size): axes that shrink by area averaging, axes that grow trilinearly."""
-    src = tuple(int(v) for v in x.shape[2:])
+    """(B, C, Z, H, W) → (B, C, *size), separable (see the module docstring); an axis kept at its
+    size is left exactly as it is."""
     size = tuple(int(v) for v in size)
-    if src == size:
+    if tuple(x.shape[2:]) == size:
         return x
-    mid = tuple(min(s, t) for s, t in zip(src, size))
-    if mid != src:
-        x = F.interpolate(x, size=mid, mode="area")
-    if size != mid:
-        x = F.interpolate(x, size=size, mode="trilinear" if x.ndim == 5 else "bilinear", align_corners=False)
-    return x
+    b, c = x.shape[:2]
+    d, h, w = size
+    v = x.reshape(b * c, *x.shape[2:])
+    v = resize_batch(v.transpose(0, 1), (h, w)).transpose(0, 1)  # each slice's (H, W): (N, Z, h, w)
+    if v.shape[1] != d:
+        v = resize_batch(v.permute(3, 0, 1, 2), (d, h)).permute(1, 2, 3, 0)  # each (Z, h) plane
+    return v.contiguous().reshape(b, c, d, h, w)
 
 
 @dataclass(frozen=True)

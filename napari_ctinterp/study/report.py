@@ -20,6 +20,14 @@ from ..explain.options import METHOD_COLOURS as COLOURS  # noqa: E402
 from ..explain.options import METHODS, PLAIN_ONLY  # noqa: E402
 from ..metrics import rank_correlation, schema  # noqa: E402
 from ..metrics.fidelity import fidelity_grid  # noqa: E402
+from .report_3d import is_3d_example, planes_figures  # noqa: E402
+
+#: The report's line on what a 3D model's study scores.
+THREE_D_SENTENCE = ("A 3D model: each series is scored whole — its maps on the CT's grid against the series' 3D "
+                    "mask (volume ROC AUC, max Dice over the 3D grid; per slice along z in table_by_slice.csv; "
+                    "voxels outside the model's crop left out) and fidelity over the volumes. Pixel maps only (no "
+                    "XRAI region maps of volumes yet). The example maps: three orthogonal planes and a "
+                    "maximum-intensity projection per map.")
 
 
 def method_label(method: str) -> str:
@@ -138,7 +146,7 @@ def figure_example(example: dict | None) -> plt.Figure | None:
     return fig
 
 
-def figure_sanity(sanity: dict | None, slice_id: str = "") -> plt.Figure | None:
+def figure_sanity(sanity: dict | None, slice_id: str = "", unit: str = "slice") -> plt.Figure | None:
     """Cascading randomisation of the example slice: Spearman rank correlation of each plain
     absolute map with the trained model's map as stages are randomised from the output down."""
     if not sanity or sanity.get("error"):
@@ -154,7 +162,7 @@ def figure_sanity(sanity: dict | None, slice_id: str = "") -> plt.Figure | None:
     ax.set(ylim=(min(-0.2, float(np.min([np.min(v) for v in sanity["spearman_abs"].values()])) - 0.05), 1.05),
            ylabel="Spearman ρ with the trained\nmodel's map (absolute)",
            xlabel="randomised from the output down to (cumulative)")
-    ax.set_title(f"model randomisation test (Adebayo et al. 2018){f', slice {slice_id}' if slice_id else ''}\n"
+    ax.set_title(f"model randomisation test (Adebayo et al. 2018){f', {unit} {slice_id}' if slice_id else ''}\n"
                  "a curve that stays high does not depend on the model's weights", fontsize=8)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -182,19 +190,22 @@ def domain_counts(results: list[dict]) -> dict[str, int]:
             "unknown": sum(r.get("in_domain") is None for r in scored)}
 
 
-def domain_sentence(counts: dict[str, int]) -> str:
-    """The report's line on the out-of-domain check."""
+def domain_sentence(counts: dict[str, int], unit: str = "slice") -> str:
+    """The report's line on the out-of-domain check (``unit``: what was scored, ``"slice"`` or
+    ``"series"``)."""
     n = sum(counts.values())
+    units = "series" if unit == "series" else f"{unit}s"
     if n == 0:
-        return "Out-of-domain check: no slice was scored (every slice failed; see the error column of table.csv)."
+        return f"Out-of-domain check: no {unit} was scored (every {unit} failed; see the error column of table.csv)."
     if counts["unknown"] == n:
-        return (f"Out-of-domain check: unknown for all {n} slices (the model has no domain statistics: "
+        return (f"Out-of-domain check: unknown for all {n} {units} (the model has no domain statistics: "
                 "ctinterp fit-domain adds them).")
-    text = f"Out-of-domain check: {counts['in']} of {n} slices in the model's domain, {counts['out']} out of domain"
+    text = f"Out-of-domain check: {counts['in']} of {n} {units} in the model's domain, {counts['out']} out of domain"
     if counts["unknown"]:
         text += f", {counts['unknown']} unknown"
     if counts["out"]:
-        text += " — the answers and maps on slices out of domain may not mean anything (column in_domain of table.csv)"
+        text += (f" — the answers and maps on {units} out of domain may not mean anything (column in_domain of "
+                 "table.csv)")
     return text + "."
 
 
@@ -209,6 +220,8 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
         with np.load(example_path, allow_pickle=False) as z:
             example = {k: z[k] for k in z.files}
             example["slice_id"] = str(example["slice_id"])
+    three_d = cfg["card"].get("spatial_dims") == 3  # a 3D model: the unit is the series
+    unit, units = ("series", "series") if three_d else ("slice", "slices")
     images = []
     ok = table[table["error"].isna()]
     has_loc = pd.to_numeric(ok["auc"], errors="coerce").notna().any() if len(ok) else False
@@ -221,12 +234,15 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
     hvm = figure_human_vs_model(both, rho)
     if hvm is not None:
         figures.append(("human_vs_model", hvm))
-    ex = figure_example(example)
-    if ex is not None:
-        figures.append(("example_maps", ex))
+    if is_3d_example(example):
+        figures += planes_figures(example)
+    else:
+        ex = figure_example(example)
+        if ex is not None:
+            figures.append(("example_maps", ex))
     sanity_path = run_dir / "sanity.json"
     sanity = json.loads(sanity_path.read_text()) if sanity_path.exists() else None
-    san = figure_sanity(sanity, example["slice_id"] if example else "")
+    san = figure_sanity(sanity, example["slice_id"] if example else "", unit)
     if san is not None:
         figures.append(("sanity", san))
     for name, fig in figures:
@@ -244,8 +260,9 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
         "<style>body{font-family:sans-serif;margin:2em;max-width:1200px} table{border-collapse:collapse;font-size:12px}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} img{max-width:100%}</style></head><body>",
         "<h1>napari-ctinterp study</h1>",
-        f"<p>{acc['n']} slices scored, {acc['n_failed']} failed; model accuracy on the set: {accuracy}</p>",
-        f"<p class='domain'>{html.escape(domain_sentence(domain), quote=False)}</p>",
+        f"<p>{acc['n']} {units} scored, {acc['n_failed']} failed; model accuracy on the set: {accuracy}</p>",
+        *([f"<p class='unit'>{html.escape(THREE_D_SENTENCE)}</p>"] if three_d else []),
+        f"<p class='domain'>{html.escape(domain_sentence(domain, unit), quote=False)}</p>",
         f"<p class='methods'>{html.escape(methods_sentence(cfg['config']['methods'], cfg['config']['variants']))}</p>",
         "<h2>Localisation (mean, SD, n per group)</h2>", summary[summ_cols].round(4).to_html(index=False),
         "<h2>Fidelity F per group</h2>", f_piv.round(4).to_html(index=False),
@@ -259,10 +276,10 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
     for name, b64 in images:
         parts.append(f"<h2>{html.escape(name)}</h2><img src='data:image/png;base64,{b64}'>")
     if sanity and sanity.get("error"):
-        parts.append(f"<h2>sanity</h2><p>The model randomisation test of the example slice failed: "
+        parts.append(f"<h2>sanity</h2><p>The model randomisation test of the example {unit} failed: "
                      f"{html.escape(sanity['error'])}</p>")
     if len(failed):
-        parts += ["<h2>Failed slices</h2>", failed.to_html(index=False)]
+        parts += [f"<h2>Failed {units}</h2>", failed.to_html(index=False)]
     parts += ["<h2>Parameters</h2><pre>", html.escape(json.dumps(cfg["config"], indent=2)), "</pre>",
               "<h2>Model card</h2><pre>", html.escape(json.dumps({k: v for k, v in cfg["card"].items()
                                                                    if k != "training"}, indent=2)), "</pre>",

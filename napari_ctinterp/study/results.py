@@ -1,4 +1,4 @@
-"""Assembling a study's per-slice results into tidy tables and group summaries.
+"""Assembling a study's per-slice (per-series) results into tidy tables and group summaries.
 
 ``table.csv``: one row per slice × method × variant × map type × sign (errors as rows with the
 error text; the score columns are ``metrics.schema``'s, as in the Metrics panel). ``summary.csv``:
@@ -6,7 +6,8 @@ per group, n, mean ± SD and a 95 % CI (normal approximation) of exact AUC, grid
 and continuous fidelity. ``fidelity.csv``: per group, the paper's F from balanced-accuracy
 MiF/LiF curves pooled over slices, and the curves themselves. Both summaries carry ``origin``:
 ``paper`` (the five methods of the reference study), ``beyond`` (GC, GBP, GGC, OCC) or
-``baseline`` (the random map).
+``baseline`` (the random map). A 3D model's study has one row group per series (``slice_id`` is
+the series) and ``table_by_slice.csv``: its maps' localisation per slice along z.
 """
 
 from __future__ import annotations
@@ -62,6 +63,22 @@ def tidy_table(results: list[dict]) -> pd.DataFrame:
     return df[COLUMNS]
 
 
+#: ``table_by_slice.csv``'s columns: a 3D study's localisation along z (``metrics.localisation_volume``).
+SLICE_COLUMNS = ["series", "z", *GROUP, "auc", "auc_grid", "max_dice", "k_star"]
+
+
+def slice_scores_table(results: list[dict]) -> pd.DataFrame:
+    """A 3D study's per-slice localisation: one row per series × map × slice with mask voxels
+    (``per_slice`` of each series' result; empty for a 2D study)."""
+    rows = []
+    for r in results:
+        for key, per in (r.get("per_slice") or {}).items():
+            group = dict(zip(GROUP, key.split("|")))
+            rows.extend({"series": r.get("series") or r["slice_id"], "z": v[0], **group,
+                         **dict(zip(SLICE_COLUMNS[-4:], v[1:]))} for v in per)
+    return pd.DataFrame(rows, columns=SLICE_COLUMNS)
+
+
 def summary_table(df: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     """Mean, SD, n and 95 % CI of each score per group (and per ``by`` columns first, e.g. series)."""
     ok = df[df["error"].isna()]
@@ -114,6 +131,9 @@ def assemble(run_dir: Path, slice_ids: list[str] | None = None) -> dict[str, pd.
     if table["series"].notna().any() and table["z"].notna().any():  # real series: one summary per series too
         summary_table(table[table["series"].notna()], by=("series",)).to_csv(run_dir / "summary_by_series.csv",
                                                                             index=False)
+    by_slice = slice_scores_table(results)
+    if len(by_slice):  # a 3D study: its maps scored along z too
+        by_slice.to_csv(run_dir / "table_by_slice.csv", index=False)
     ok = [r for r in results if not r["error"]]
     acc = {"n": len(ok), "n_failed": len(results) - len(ok),
            "accuracy": float(np.mean([_prediction(r) == r["label"] for r in ok])) if ok else None}

@@ -1,16 +1,20 @@
-"""Running a study: in-process or on Dask, resumable, one JSON per finished slice.
+"""Running a study: in-process or on Dask, resumable, one JSON per finished slice (series).
 
 Results live in ``<out>/<config key>/``: ``config.json``, ``slices/<slice>.json`` (written
 atomically as each slice finishes; a re-run skips them, so Ctrl-C or a crash loses at most the
 slices in flight; a changed parameter set gets another key and never mixes with old results),
 then ``table.csv``, ``summary.csv``, ``fidelity.csv`` and the report.
+
+A 3D model (card ``spatial_dims`` 3) sees whole volumes: its study's unit is the series
+(``series_data``, ``series_task``), stored and resumed the same way (``slices/<series>.json``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +22,8 @@ from ..progress import Progress, report
 from .clock import FINISHED, STARTED
 from .config import StudyConfig
 from .data import SliceRef, demo_slices, folder_slices
+from .series_data import SeriesRef, folder_series
+from .series_task import run_series
 from .slice_task import run_slice
 from .store import _finished, _ref_record, _safe, write_atomic
 
@@ -44,14 +50,27 @@ def study_slices(cfg: StudyConfig, labels_csv: str | None = None) -> list[SliceR
     return refs[: cfg.slices] if cfg.slices else refs
 
 
-def _execute(pending: list[SliceRef], cfg: dict, device: str, batch_size: int | None, workers: int,
+def study_series(cfg: StudyConfig, labels_csv: str | None = None) -> list[SeriesRef]:
+    """The series of a 3D model's study (the user's folder; ``cfg.slices`` > 0 keeps the first
+    that many series)."""
+    if cfg.data == "demo":
+        raise ValueError("a 3D model sees whole series, and the demo data set has single phantom slices: study a "
+                         "folder of series (--data DIR: one DICOM folder per series, labels.csv with file,label"
+                         "[,mask])")
+    refs = folder_series(cfg.data, labels_csv)
+    return refs[: cfg.slices] if cfg.slices else refs
+
+
+def _execute(pending: Sequence[SliceRef | SeriesRef], cfg: dict, device: str, batch_size: int | None, workers: int,
              scheduler: str | None, example_id: str | None,
-             phase: Callable[[str, str], object] | None = None) -> Iterable[dict]:
-    """Yield slice results as they finish: in-process, on a LocalCluster, or on a given scheduler."""
+             phase: Callable[[str, str], object] | None = None, task: Callable[..., dict] = run_slice
+             ) -> Iterable[dict]:
+    """Yield unit results as they finish: in-process, on a LocalCluster, or on a given scheduler
+    (``task``: ``run_slice``, or ``run_series`` for a 3D model)."""
     if not workers and not scheduler:
         for ref in pending:
             tell = None if phase is None else (lambda name, sid=ref.slice_id: phase(sid, name))
-            yield run_slice(ref, cfg, device, batch_size, ref.slice_id == example_id, phase=tell)
+            yield task(ref, cfg, device, batch_size, ref.slice_id == example_id, phase=tell)
         return
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -63,7 +82,7 @@ def _execute(pending: list[SliceRef], cfg: dict, device: str, batch_size: int | 
         client = Client(cluster)
     futures = []
     try:
-        futures = [client.submit(run_slice, ref, cfg, device, batch_size, ref.slice_id == example_id, pure=False,
+        futures = [client.submit(task, ref, cfg, device, batch_size, ref.slice_id == example_id, pure=False,
                                  key=f"slice-{_safe(ref.slice_id)}") for ref in pending]
         for fut in as_completed(futures):
             yield fut.result()
@@ -96,12 +115,18 @@ def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_
     in this process enters each phase (``"gradients"``, ``"XRAI"``, ``"fidelity"``; not reported
     from Dask workers; ``clock.split_phase`` takes it apart), ``FINISHED`` after each slice; returning
     False stops the study (``progress.Cancelled``; the finished slices are kept).
-    ``on_result(result)`` gets each slice's result as it is stored."""
+    ``on_result(result)`` gets each slice's result as it is stored.
+
+    A 3D model's unit is the series (counted as the slices are; ``cfg.slices`` > 0: the first that
+    many series): maps of the whole volume, pixel maps only (``cfg.xrai`` is recorded as ``"off"``:
+    region maps of volumes come with 3D XRAI)."""
     from ..model import load
 
     clf = load(cfg.model, device="cpu")
     check_methods(clf, cfg)
-    cfg = replace(cfg, model_sha256=clf.card.weights_sha256)
+    three_d = clf.card.is_3d
+    cfg = replace(cfg, model_sha256=clf.card.weights_sha256, **({"xrai": "off"} if three_d else {}))
+    refs: list = study_series(cfg, labels_csv) if three_d else study_slices(cfg, labels_csv)
     run_dir = Path(out) / cfg.key()
     legacy = Path(out) / cfg.legacy_key()
     if not run_dir.exists() and legacy.is_dir():  # a study stored before the key left out the slice count
@@ -110,7 +135,7 @@ def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_
     slices_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / "config.json", json.dumps({"config": cfg.to_dict(), "card": clf.card.to_dict()},
                                                       indent=2, default=str))
-    refs = study_slices(cfg, labels_csv)
+    task = functools.partial(run_series, others=tuple(r.source for r in refs)) if three_d else run_slice
     pending = [r for r in refs if not _finished(slices_dir / f"{_safe(r.slice_id)}.json", r)]
     done = [len(refs) - len(pending)]
     report(progress, done[0], len(refs), STARTED)
@@ -121,7 +146,7 @@ def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_
         report(progress, done[0], len(refs), f"{slice_id}: {name}")
 
     for res in _execute(pending, cfg.to_dict(), device, batch_size, workers, scheduler, example_id,
-                        phase if progress is not None else None):
+                        phase if progress is not None else None, task):
         example = res.pop("example", None)
         if example is not None:
             import numpy as np

@@ -113,7 +113,12 @@ def test_weights_of_a_3d_net_under_a_2d_card_are_refused_naming_both(tmp_path):
         load(path, card=wrong, device="cpu")
 
 
-def test_trilinear_growth_matches_torch():
+def test_resampling_grows_trilinearly_and_shrinks_without_aliasing():
     x = torch.rand(1, 1, 4, 5, 6)
-    torch.testing.assert_close(resample(x, (8, 10, 12)), F.interpolate(x, size=(8, 10, 12), mode="trilinear"))
-    torch.testing.assert_close(resample(x, (2, 5, 3)), F.adaptive_avg_pool3d(x, (2, 5, 3)))
+    grown = resample(x, (8, 10, 12))  # separable linear interpolation is trilinear interpolation
+    torch.testing.assert_close(grown, F.interpolate(x, size=(8, 10, 12), mode="trilinear"), atol=1e-5, rtol=1e-5)
+    z, y, w = np.indices((32, 32, 32))
+    checker = torch.as_tensor(((z + y + w) % 2).astype(np.float32))[None, None]
+    shrunk = resample(checker, (8, 8, 8))  # sampled, it would be all 0 or all 1; averaged, 0.5
+    assert float((shrunk - 0.5).abs().max()) < 0.05
+    assert torch.equal(resample(x, (4, 5, 6)), x)  # an axis kept at its size is left as it is

@@ -1,0 +1,179 @@
+"""A 3D model's study: one row group per series from the CLI, interrupted and resumed, volume AUC
+equal to ``metrics.localisation_volume``, the report's planes, and 2D-only options refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from napari_ctinterp.cli import main
+from napari_ctinterp.progress import Cancelled
+from napari_ctinterp.study import StudyConfig, run_study
+from napari_ctinterp.study import runner as study_runner
+
+#: The explain / fidelity settings of the study, as StudyConfig keywords and as CLI flags (one key).
+SMALL = dict(methods=("BP", "IGB"), variants=("plain", "SG"), steps=2, sg_samples=2, fidelity_step=50.0)
+FLAGS = ["--methods", "BP", "IGB", "--variants", "plain", "SG", "--steps", "2", "--sg-samples", "2",
+         "--fidelity-step", "50", "--device", "cpu"]
+N_SERIES = 4
+N_SLICES = 20  # the card keeps 16 of them (2.5 mm): the 2 first and last are outside its crop
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A random r3d_18 with a 3D card (resampled to 2.5 × 17.2 × 17.2 mm, cropped to 16 × 24 × 24)
+    and a folder of 4 phantom series (DICOM) with 3D masks (.npz and NIfTI) and labels.csv."""
+    from napari_ctinterp.io import save_mask, write_dicom_series
+    from napari_ctinterp.model import ModelCard, build
+    from napari_ctinterp.model.checkpoints import save_checkpoint
+    from napari_ctinterp.phantom import make_volume
+
+    root = tmp_path_factory.mktemp("study3d")
+    card = ModelCard(architecture="r3d_18", spatial_dims=3, input_size=(16, 24, 24), spacing_mm=(2.5, 17.2, 17.2),
+                     output="softmax", class_names=("no contrast", "contrast"))
+    torch.manual_seed(0)
+    weights, _ = save_checkpoint(build("r3d_18", "softmax", in_channels=1, n_logits=2, spatial_dims=3),
+                                 root / "m3.safetensors", card)
+    data = root / "data"
+    lines = ["file,label,mask"]
+    for s in range(N_SERIES):
+        contrast = s % 2 == 0
+        vol = make_volume(70 + s, contrast=contrast, n_slices=N_SLICES, size=48,
+                          phase="venous" if contrast else None)
+        write_dicom_series(vol.hu, data / f"case{s}", spacing_mm=vol.meta["spacing_mm"], seed=s)
+        mask_name = f"case{s}_mask.npz" if s < 2 else f"case{s}_mask.nii.gz"
+        save_mask(vol.mask.astype(np.uint8), data / mask_name, spacing_mm=vol.meta["spacing_mm"])
+        lines.append(f"case{s},{int(contrast)},{mask_name}")
+    (data / "labels.csv").write_text("\n".join(lines) + "\n")
+    return weights, data, root
+
+
+def _watch(monkeypatch) -> tuple[list[str], dict[str, dict]]:
+    """The series the runner computes from now on (``run_series`` calls, in order) and the maps
+    ``explain`` gave each of them (the maps the study scored)."""
+    import napari_ctinterp.explain as explain_package
+
+    calls: list[str] = []
+    maps: dict[str, dict] = {}
+    real_series, real_explain = study_runner.run_series, explain_package.explain
+
+    def series(ref, *args, **kwargs):
+        calls.append(ref.series_id)
+        return real_series(ref, *args, **kwargs)
+
+    def explain(*args, **kwargs):
+        out = real_explain(*args, **kwargs)
+        maps[calls[-1]] = dict(out)
+        return out
+
+    monkeypatch.setattr(study_runner, "run_series", series)
+    monkeypatch.setattr(explain_package, "explain", explain)
+    return calls, maps
+
+
+def test_a_3d_study_from_the_cli_resumes_and_reports_the_planes(setup, monkeypatch):
+    weights, data, root = setup
+    out = root / "out"
+    cfg = StudyConfig(data=str(data), model=str(weights), slices=0, xrai="off", **SMALL)
+    stored: list[str] = []
+    calls, scored_maps = _watch(monkeypatch)
+
+    def stop_after_two(done: int, total: int, phase: str) -> bool:
+        assert total == N_SERIES
+        return done < 2  # cancel once two series are stored
+
+    with pytest.raises(Cancelled):
+        run_study(cfg, out, device="cpu", progress=stop_after_two, on_result=lambda r: stored.append(r["slice_id"]))
+    assert stored == ["case0", "case1"]
+    (run_dir,) = out.iterdir()
+    assert sorted(p.stem for p in (run_dir / "slices").glob("*.json")) == ["case0", "case1"]
+
+    assert calls == ["case0", "case1"]
+    cli = ["study", "--model", str(weights), "--data", str(data), "--out", str(out), *FLAGS]
+    assert main(cli) == 0
+    assert calls == ["case0", "case1", "case2", "case3"]  # the CLI resumes the Python run (same key): the rest only
+    assert [p.name for p in out.iterdir()] == [run_dir.name]
+    table = pd.read_csv(run_dir / "table.csv")
+
+    # one row group per series: 4 series × (2 methods × 2 variants × 2 signs + the random map), pixel maps only
+    assert len(table) == N_SERIES * (2 * 2 * 2 + 1) and table["error"].isna().all()
+    assert sorted(table["slice_id"].unique()) == [f"case{s}" for s in range(N_SERIES)]
+    assert (table["series"] == table["slice_id"]).all() and table["z"].isna().all()
+    assert set(table["map_type"]) == {"pixel"}
+    assert table.groupby("slice_id")["label"].first().tolist() == [1, 0, 1, 0]
+    assert table["auc"].between(0, 1).all() and table["max_dice"].between(0, 1).all()
+
+    # the volume AUC / max Dice are localisation_volume's on the same maps (the crop left out)
+    from napari_ctinterp.io import load_mask, read_ct
+    from napari_ctinterp.metrics import localisation_volume
+    from napari_ctinterp.model import load
+
+    clf = load(weights, device="cpu")
+    for s in range(N_SERIES):
+        vol = read_ct(data / f"case{s}")
+        mask = load_mask(data / (f"case{s}_mask.npz" if s < 2 else f"case{s}_mask.nii.gz"), reference=vol).labels
+        outside = clf.geometry(vol.hu.shape, vol.spacing_mm).outside
+        assert outside[[0, 1, -2, -1]].all() and not outside[2:-2].any()
+        maps = scored_maps[f"case{s}"]
+        assert set(maps) == {(m, v) for m in SMALL["methods"] for v in SMALL["variants"]}
+        for (method, variant), signed in maps.items():
+            assert signed.shape == vol.hu.shape and not signed[outside].any()  # on the CT grid, 0 off the crop
+            ref = localisation_volume(np.abs(signed), mask, outside=outside, seed=0).volume
+            row = table[(table["slice_id"] == f"case{s}") & (table["method"] == method)
+                        & (table["variant"] == variant) & (table["sign"] == "absolute")]
+            assert len(row) == 1
+            assert row["auc"].iloc[0] == pytest.approx(ref.auc, abs=1e-9)
+            assert row["max_dice"].iloc[0] == pytest.approx(ref.max_dice, abs=1e-9)
+
+    # localisation along z and fidelity over the 4 volumes
+    by_slice = pd.read_csv(run_dir / "table_by_slice.csv")
+    assert set(by_slice["z"]) <= set(range(2, N_SLICES - 2)) and len(by_slice["z"].unique()) > 4
+    fid = pd.read_csv(run_dir / "fidelity.csv")
+    assert len(fid) == 9 and (fid["n"] == N_SERIES).all() and fid["F"].notna().all()
+
+    # the report: three planes and a MIP per map of the example series, saved and embedded
+    html = (run_dir / "report.html").read_text()
+    names = ["planes_BP_plain", "planes_BP_SG", "planes_IGB_plain", "planes_IGB_SG"]
+    for name in names:
+        png = run_dir / "figures" / f"{name}.png"
+        assert png.exists() and png.stat().st_size > 5000, name
+        assert f"<h2>{name}</h2><img src='data:image/png;base64," in html
+    assert "4 series scored, 0 failed" in html and "example_maps.png" not in html
+    with np.load(run_dir / "example_maps.npz") as z:
+        assert str(z["kind"]) == "3d" and str(z["BP plain|through"]) == "the mask's centre"
+        assert z["BP plain|map|coronal"].shape == (N_SLICES, 48) and z["BP plain|map|mip"].shape == (48, 48)
+
+    # a second run computes nothing new and gives the same table
+    stamps = {p.name: p.stat().st_mtime_ns for p in (run_dir / "slices").glob("*.json")}
+    assert main(cli) == 0
+    assert len(calls) == N_SERIES
+    assert {p.name: p.stat().st_mtime_ns for p in (run_dir / "slices").glob("*.json")} == stamps
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "table.csv"), table)
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--slices", "2"], "leave --slices out"),
+    (["--slices=0"], "leave --slices out"),
+    (["--sl", "3"], "leave --slices out"),
+    (["--xrai", "fast"], "--xrai off"),
+])
+def test_2d_only_flags_with_a_3d_model_are_refused_saying_what_to_do(setup, extra, says):
+    weights, data, root = setup
+    with pytest.raises(SystemExit, match=says) as e:
+        main(["study", "--model", str(weights), "--data", str(data), "--out", str(root / "refused"), *extra])
+    assert "is 3D" in str(e.value)
+    assert not (root / "refused").exists()
+
+
+def test_the_demo_set_and_a_per_slice_labels_csv_are_refused_for_a_3d_model(setup, tmp_path):
+    weights, data, _root = setup
+    with pytest.raises(SystemExit, match="--data DIR"):
+        main(["study", "--model", str(weights), "--demo", "--out", str(tmp_path / "o")])
+    per_slice = tmp_path / "labels.csv"
+    per_slice.write_text("file,label,slices\ncase0,1,all\n")
+    with pytest.raises(SystemExit, match="one row per series"):
+        main(["study", "--model", str(weights), "--data", str(data), "--labels", str(per_slice),
+              "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
