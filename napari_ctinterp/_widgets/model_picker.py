@@ -60,6 +60,11 @@ class ModelSelection:
 selection = ModelSelection()
 
 
+def _is_3d_demo(name: str) -> bool:
+    """Whether a bundled demo is a 3D model (its card read, no weights loaded)."""
+    return ModelCard.load(card_path_for(demo_weights_path(name))).is_3d
+
+
 class ModelPicker:
     """The "model" field of the widgets: a bundled demo model or a checkpoint file, and under it
     the chosen model's card in one line (its name and classes) — or what is missing.
@@ -70,7 +75,7 @@ class ModelPicker:
     FILE = "file…"
 
     def __init__(self) -> None:
-        self._demos = list(DEMOS)
+        self._demos = [d for d in DEMOS if not _is_3d_demo(d)]  # the viewer takes 2D / 2.5D models for now
         self.model = ComboBox(label="model", choices=[*self._demos, self.FILE], value="demo")
         self.path = FileEdit(label="checkpoint", mode="r", filter="*.safetensors *.pt *.pth *.ts *.pt2", visible=False)
         self.info = wrapping_label()
@@ -131,6 +136,10 @@ class ModelPicker:
             card = self.card()
         except Exception as e:  # noqa: BLE001 - a missing or broken card: say so, the run will refuse
             self.info.value = f"card: {str(e).strip().splitlines()[0][:300]}"
+            return
+        if card.is_3d:
+            self.info.value = (f"{card.name or card.architecture} is a 3D model (it sees the whole volume): the "
+                               "viewer does not take 3D models yet — from Python: explain.explain(clf, volume)")
             return
         self.info.value = (f"{card.name or card.architecture} · {card.architecture}, {card.in_channels} "
                            f"channel{'s' if card.in_channels > 1 else ''} · classes: {', '.join(card.class_names)}")

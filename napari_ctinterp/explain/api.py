@@ -205,9 +205,11 @@ def _eg_references(clf: Classifier, references: np.ndarray | None,
     if references is None:
         found = default_references(clf)
         if found is None:
-            what = "volumes (K, Z, H, W) or a list of volumes, e.g. other series of the training data" \
-                if clf.card.is_3d else "slices, e.g. training slices or the other slices of the open volume"
-            raise ValueError(f"EG needs references for this model: pass references= HU {what}")
+            if clf.card.is_3d:
+                raise ValueError("EG needs reference volumes for this model: pass references=(K, Z, H, W) HU "
+                                 "volumes or a list of volumes, e.g. other series of the training data")
+            raise ValueError("EG needs reference slices for this model: pass references=(K, H, W) HU "
+                             "slices, e.g. training slices or the other slices of the open volume")
         references, source = found
     if clf.card.is_3d:
         vols = list(references) if isinstance(references, (list, tuple)) else list(np.asarray(references)[None]) \

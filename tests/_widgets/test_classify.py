@@ -116,3 +116,21 @@ def test_a_layer_that_is_no_hu_ct_names_the_reader_to_use(qtbot, viewer_and_widg
     widget.classify()
     assert widget.run_button.enabled  # refused at once, no worker started
     assert why in widget.result.value and 'plugin="napari-ctinterp"' in widget.result.value, widget.result.value
+
+
+def test_a_3d_checkpoint_is_named_as_such_and_the_3d_demo_is_not_offered(viewer_and_widget, tmp_path):
+    import torch
+
+    from napari_ctinterp.model import ModelCard, build
+    from napari_ctinterp.model.checkpoints import save_checkpoint
+
+    _, widget = viewer_and_widget
+    assert "demo-3d" not in widget.model.choices  # the viewer does not take 3D models yet
+    card = ModelCard(architecture="r3d_18", spatial_dims=3, input_size=(16, 24, 24), output="softmax",
+                     class_names=("a", "b"), name="my 3D net")
+    torch.manual_seed(0)
+    path, _ = save_checkpoint(build("r3d_18", "softmax", spatial_dims=3), tmp_path / "m3.safetensors", card)
+    widget.model.value = "file…"
+    widget.path.value = path
+    assert widget.model_info.value.startswith("my 3D net is a 3D model (it sees the whole volume)")
+    assert "explain.explain(clf, volume)" in widget.model_info.value
