@@ -19,6 +19,7 @@ from captum.attr import (
     Saliency,
 )
 from explain_helpers import rel_l2
+from test_any_model import Scores  # Captum's view: column c = the score explained for class c
 from torch import nn
 
 from napari_ctinterp.explain import explain, explain_targets
@@ -28,19 +29,6 @@ from napari_ctinterp.model import Classifier, ModelCard, build
 
 TOL = 1e-4
 W3 = ({"window": [-1000, 1000]}, {"window": [-160, 240]}, {"window": [-1350, 150]})
-
-
-class Scores(nn.Module):
-    """Captum's view: column c = the score the engine explains for class c."""
-
-    def __init__(self, clf: Classifier) -> None:
-        super().__init__()
-        self.clf, self.net = clf, clf.module
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.net(x)
-        return torch.stack([self.clf.target_score(logits, torch.full((len(x),), c))
-                            for c in range(self.clf.card.n_classes)], 1)
 
 
 def _clf(arch, size, channels=({"window": [-1000, 1000]},), classes=("a", "b"), seed=0):
