@@ -86,6 +86,9 @@ class ClassifyWidget(Container):
             from ..model import load
 
             clf = load(source, device=device)
+            if clf.card.is_3d:  # one answer per volume: the viewer's per-slice answers would be wrong
+                raise ValueError(f"{clf.card.name or source} is a 3D model (it sees the whole volume): the viewer "
+                                 "does not take 3D models yet — from Python: clf.predict_proba(volume)")
             yield Step(1, total)
             probs: dict[int | None, np.ndarray] = {}  # slice → (N,) class probabilities
             domain: dict = {}  # slice → DomainCheck, from the same forward pass

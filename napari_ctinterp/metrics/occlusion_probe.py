@@ -122,6 +122,10 @@ class Prober:
 
     def __init__(self, clf: Classifier, hu: np.ndarray, *, fill: Fill = "label", label: int | None = None,
                  seed: int = 0, slice_index: int | None = None) -> None:
+        if clf.card.is_3d:
+            raise ValueError(f"{clf.card.name or clf.source} is a 3D model (it sees the whole volume): the occlusion "
+                             "probe occludes a region of one slice — explain the volume with explain.explain(clf, "
+                             "volume, methods=('OCC',)) instead")
         arr = np.asarray(hu)
         if arr.ndim != 2:
             raise ValueError(f"the occlusion probe takes one slice (H, W) in HU, got shape {arr.shape}")

@@ -118,7 +118,7 @@ def test_a_layer_that_is_no_hu_ct_names_the_reader_to_use(qtbot, viewer_and_widg
     assert why in widget.result.value and 'plugin="napari-ctinterp"' in widget.result.value, widget.result.value
 
 
-def test_a_3d_checkpoint_is_named_as_such_and_the_3d_demo_is_not_offered(viewer_and_widget, tmp_path):
+def test_a_3d_checkpoint_is_named_as_such_and_the_3d_demo_is_not_offered(qtbot, viewer_and_widget, tmp_path):
     import torch
 
     from napari_ctinterp.model import ModelCard, build
@@ -134,3 +134,5 @@ def test_a_3d_checkpoint_is_named_as_such_and_the_3d_demo_is_not_offered(viewer_
     widget.path.value = path
     assert widget.model_info.value.startswith("my 3D net is a 3D model (it sees the whole volume)")
     assert "explain.explain(clf, volume)" in widget.model_info.value
+    _run(qtbot, widget)  # pressed anyway: refused, no answer on any slice
+    assert widget.result.value.startswith("error: my 3D net is a 3D model"), widget.result.value

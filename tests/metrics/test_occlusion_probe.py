@@ -115,3 +115,13 @@ def test_bad_inputs_are_clear_errors(clf, arterial, prober):
         Prober(clf, np.stack([arterial.hu] * 2))
     with pytest.raises(ValueError, match="label must be a class index 0…1"):
         Prober(clf, arterial.hu, label=2)
+
+
+def test_a_3d_model_is_refused_with_what_to_do_instead():
+    from napari_ctinterp.model import Classifier, ModelCard, build
+
+    card = ModelCard(architecture="r3d_18", spatial_dims=3, input_size=(16, 24, 24), output="softmax",
+                     class_names=("a", "b"), name="my 3D net")
+    clf = Classifier(build("r3d_18", "softmax", spatial_dims=3), card, torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"my 3D net is a 3D model .* methods=\('OCC',\)"):
+        Prober(clf, np.zeros((16, 24, 24), np.float32))
