@@ -20,7 +20,7 @@ import numpy as np
 from ..progress import Cancelled
 from .config import StudyConfig
 from .series_data import SeriesRef, eg_reference_volumes, load_series
-from .slice_task import study_maps
+from .slice_task import fidelity_record, study_maps
 
 
 def run_series(ref: SeriesRef, config: dict, device: str = "auto", batch_size: int | None = None,
@@ -99,13 +99,7 @@ def _run(ref: SeriesRef, cfg: StudyConfig, device: str, batch_size: int | None, 
     phase("fidelity")
     curves = fidelity_many(clf, hu, scored, np.array([label]), step=cfg.fidelity_step, seed=cfg.seed, bootstrap=1,
                            spacing_mm=spacing)
-    fid = {}
-    for row in rows:
-        key = "|".join((row["method"], row["variant"], row["map_type"], row["sign"]))
-        f = curves[key]
-        row["fidelity_continuous"] = f.F_continuous
-        fid[key] = {"pred_mif": f.pred_mif[0].tolist(), "pred_lif": f.pred_lif[0].tolist(),
-                    "prob_mif": f.prob_mif[0].tolist(), "prob_lif": f.prob_lif[0].tolist()}
+    fid = fidelity_record(rows, curves)
     out = {"slice_id": ref.series_id, "label": label,
            "p_contrast": float(proba[clf.card.positive_index]) if clf.binary else None, "rows": rows,
            "fidelity": fid, "per_slice": per_slice, "z": None, "series": ref.series_id, "error": None,

@@ -21,6 +21,19 @@ MAP_TYPES = ("pixel", "region")
 SIGNS = ("absolute", "signed")
 
 
+
+def fidelity_record(rows: list[dict], curves: Mapping) -> dict:
+    """Each row's continuous fidelity F (set in place) and, per map key, its stored curves (one unit:
+    a slice, or a 3D model's series)."""
+    fid = {}
+    for row in rows:
+        key = "|".join((row["method"], row["variant"], row["map_type"], row["sign"]))
+        f = curves[key]
+        row["fidelity_continuous"] = f.F_continuous
+        fid[key] = {"pred_mif": f.pred_mif[0].tolist(), "pred_lif": f.pred_lif[0].tolist(),
+                    "prob_mif": f.prob_mif[0].tolist(), "prob_lif": f.prob_lif[0].tolist()}
+    return fid
+
 def run_slice(ref: SliceRef, config: dict, device: str = "auto", batch_size: int | None = None,
               keep_maps: bool = False, phase: Callable[[str], object] | None = None) -> dict:
     """Every score of one slice: {"slice_id", "label", "p_contrast", "rows", "fidelity", "error"}.
@@ -127,13 +140,7 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
     curves = fidelity_many(clf, ctx if k is not None else hu[None], scored, np.array([label]),
                            step=cfg.fidelity_step, seed=cfg.seed, bootstrap=1,
                            index=None if k is None else [k])  # its own batch: the device's best forward
-    fid = {}
-    for row in rows:
-        key = "|".join((row["method"], row["variant"], row["map_type"], row["sign"]))
-        f = curves[key]
-        row["fidelity_continuous"] = f.F_continuous
-        fid[key] = {"pred_mif": f.pred_mif[0].tolist(), "pred_lif": f.pred_lif[0].tolist(),
-                    "prob_mif": f.prob_mif[0].tolist(), "prob_lif": f.prob_lif[0].tolist()}
+    fid = fidelity_record(rows, curves)
     out = {"slice_id": ref.slice_id, "label": label, "p_contrast": p_contrast, "rows": rows, "fidelity": fid,
            "z": ref.index if ref.source != "phantom" else None, "series": ref.series,
            "error": None, "has_mask": mask is not None, "prediction": prediction, "proba": proba.tolist(),
