@@ -16,6 +16,7 @@ import torch
 from ..model.classifier import Classifier
 from ..progress import Progress, Step, drive, map_partial
 from .engine import GC_SIGNED, ExplainCancelled, iter_run, resize_map
+from .gradients import Predicted
 from .options import ExplainOptions, from_call
 
 
@@ -37,11 +38,6 @@ class AttributionMaps(dict):
         self.channels = channels
         self.gc_signed = gc_signed or {}
         self.regions = regions
-
-
-def _predicted_class(clf: Classifier, x: torch.Tensor) -> int:
-    """Class the model predicts for a preprocessed (1, C, h, w) input."""
-    return int(clf.predicted(clf.logits(x))[0])
 
 
 def explain(
@@ -249,13 +245,13 @@ def _iter_maps(clf: Classifier, hu: np.ndarray, opts: ExplainOptions, idx: list[
     else:
         x, shape = clf.preprocess(arr), arr.shape
     refs, ref_source = _eg_references(clf, references, spacing_mm) if "EG" in opts.methods else (None, None)
-    predicted = _predicted_class(clf, x)
+    predicted = Predicted()  # read from the engine's first forward, not a forward of its own
     idx = idx if idx is not None else [predicted]
     if opts.uses_gradcam:  # the layer found once (by shape: a forward); the engine takes its name
         from .gradcam import layer_name
 
         opts = replace(opts, gc_layer=layer_name(clf, opts.gc_layer))
-    params = {**opts.record(), "predicted": int(predicted), "references": ref_source,
+    params = {**opts.record(), "predicted": None, "references": ref_source,
               "model": clf.source, "model_sha256_12": clf.card.short_hash, "input_size": list(clf.card.input_size),
               "hu_window": list(clf.card.hu_window), "index": index,
               "channels": [list(w) for w in clf.card.windows], "not_computed": opts.not_computed()}
@@ -274,14 +270,15 @@ def _iter_maps(clf: Classifier, hu: np.ndarray, opts: ExplainOptions, idx: list[
         signed = {("GC", v): grid(m) for (k, v), m in maps.items() if k == GC_SIGNED}
         chans = None if per_channel is None else {
             key: np.stack([grid(c) for c in m]) for key, m in per_channel.items() if key[0] != GC_SIGNED}
-        return AttributionMaps(out, {**params, "target": int(t), "target_name": clf.card.class_names[int(t)]}, chans,
-                               signed)
+        return AttributionMaps(out, {**params, "predicted": int(predicted), "target": int(t),
+                                     "target_name": clf.card.class_names[int(t)]}, chans, signed)
 
     def partial(plain: dict | list[dict]) -> list[AttributionMaps]:
         """The plain maps, finished like the final ones, before the SmoothGrad variants are."""
         return [finish(plain, idx[0], False)] if not many else [finish(p, t, False) for p, t in zip(plain, idx)]
 
-    run = iter_run(clf, x, idx if many else idx[0], opts, refs, batch_size=batch_size, channels=channels)
+    run = iter_run(clf, x, idx if many else idx[0], opts, refs, batch_size=batch_size, channels=channels,
+                   seen=predicted)
     runs = yield from map_partial(run, partial)
     if not many:
         return [finish(runs, idx[0])]

@@ -18,6 +18,7 @@ The clean input's rows run first, so the plain maps exist long before the Smooth
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Generator, Sequence
 from dataclasses import replace
 from typing import NamedTuple
@@ -34,7 +35,7 @@ from ..runtime.parallel import gradient_workers, intra_op_threads, ordered_map, 
 from .deconv import check_relus_reachable, deconvolution_rule, functional_deconvolution, functional_relus
 from .fast_backward import gradient_twin
 from .gradcam import captured, target_layer
-from .gradients import accumulate, input_gradients, layer_gradients
+from .gradients import Predicted, accumulate, input_gradients, layer_gradients
 from .occlusion import count_windows, iter_occlusion
 from .plan import (
     DECONV,
@@ -125,6 +126,8 @@ def _coefficients(kind: np.ndarray, base: np.ndarray, index: np.ndarray, bases: 
 STAGED = True
 #: Kinds with one gradient evaluation per base input: the first stage, maps within a second.
 QUICK_KINDS = ("BP", "D", "GBP", "GC")
+#: Their indices in ``KINDS``; a row of one of these kinds takes its gradient at its base input itself.
+QUICK_IDX = [KINDS.index(k) for k in QUICK_KINDS]
 
 
 class Partial(NamedTuple):
@@ -135,10 +138,11 @@ class Partial(NamedTuple):
     methods: tuple[str, ...]
 
 
-def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Sequence[int] | torch.Tensor,
+def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor,
+             target: int | Predicted | Sequence[int | Predicted] | torch.Tensor,
              opts: ExplainOptions, refs: torch.Tensor | None, *, batch_size: int | None = None,
              net: nn.Module | None = None, eg_draws: tuple[np.ndarray, np.ndarray] | None = None,
-             clean_every: int | None = None) -> Generator[Step, None, torch.Tensor]:
+             clean_every: int | None = None, seen: Predicted | None = None) -> Generator[Step, None, torch.Tensor]:
     """Execute the plan, yielding (done, total) after each batch; returns the accumulators
     (K, n_base, C, h, w), or (T, K, n_base, C, h, w) for a sequence of T targets (one forward
     per batch, shared); K = ``plan.n_accumulators``, the leading kinds of ``KINDS``. A tensor
@@ -148,11 +152,17 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
 
     ``clean_every``: every ``clean_every``-th base input (0, k, 2k, …) is a clean input (1: all
     are); its rows run first (``STAGED``), the one-evaluation methods' before the others, and the
-    step after each stage that is not the last carries ``partial``, a ``Partial``."""
+    step after each stage that is not the last carries ``partial``, a ``Partial``.
+
+    ``seen`` (a ``Predicted``; a ``Predicted`` target is its own): the class predicted for the clean
+    input, read from the first batch's forward when that batch holds the clean input (base 0 with
+    ``clean_every``; that batch then runs alone, before the others), else from a forward of its own."""
     dev = bases.device
     c, sp = int(bases.shape[1]), tuple(bases.shape[2:])  # (h, w), or (D, h, w) for a 3D model
     per_base = isinstance(target, torch.Tensor)
-    targets = [0] if per_base else [int(target)] if np.isscalar(target) else [int(t) for t in target]  # type: ignore
+    scalar = np.isscalar(target) or isinstance(target, Predicted)
+    targets: list = [0] if per_base else [target] if scalar else list(target)  # type: ignore[arg-type]
+    seen = target if isinstance(target, Predicted) else seen
     black, white = clf.baseline(0.0).to(dev), clf.baseline(1.0).to(dev)
     n_kinds = plan.n_accumulators  # the leading KINDS these rows fill (the paper's five: 5, not 8)
     acc = torch.zeros((len(targets), n_kinds * plan.n_base, c, *sp), device=dev)
@@ -186,7 +196,7 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
         pts = _points(kind, base, index, bases, alphas, refs, eg_idx, eg_alpha, black, white)
         if rule == LAYER:
             bp, gc, gcs = layer_gradients(clf, pts, rows_t, layer, hooked["capture"], net=net,  # type: ignore[arg-type]
-                                          with_input=with_bp)
+                                          with_input=with_bp, seen=seen)
             every = (-1,) * len(sp)
             parts = [(slots("GC", base), gc.unsqueeze(2).expand(-1, -1, c, *every)),
                      (slots("GCS", base), gcs.unsqueeze(2).expand(-1, -1, c, *every))]
@@ -196,18 +206,18 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
         # ReLUs applied as functions get the rule from a mode, entered in the thread that runs the batch
         mode = {DECONV: "deconv", GUIDED: "guided"}.get(rule) if functional else None
         with functional_deconvolution(mode) if mode else contextlib.nullcontext():
-            grads = input_gradients(clf, pts, rows_t, net=twin)
+            grads = input_gradients(clf, pts, rows_t, net=twin, seen=seen)
         grads = grads[None] if per_base else grads  # (T, B, C, h, w)
         coef = _coefficients(kind, base, index, bases, weights, refs, eg_idx, opts.samples)[None]
         return len(sel), kind * plan.n_base + base, grads * coef
 
     def shaped() -> torch.Tensor:
         out = acc.view(len(targets), n_kinds, plan.n_base, c, *sp)
-        return out[0] if per_base or np.isscalar(target) else out
+        return out[0] if per_base or scalar else out
 
     staged = STAGED and clean_every is not None
     clean_rows = plan.base % clean_every == 0 if staged else np.ones(plan.total, bool)
-    quick = clean_rows & np.isin(plan.kind, [KINDS.index(k) for k in QUICK_KINDS])
+    quick = clean_rows & np.isin(plan.kind, QUICK_IDX)
     stages = [s for s in ([quick, clean_rows & ~quick, ~clean_rows] if staged else [clean_rows]) if s.any()]
     done = 0
     for stage, in_stage in enumerate(stages):
@@ -221,10 +231,19 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor, target: int | Seq
             # the modified rules' hooks are on the shared ReLU modules: a rule's batches all finish in its context
             ctx = (deconvolution_rule(net, "deconv" if rule == DECONV else "guided") if rule in (DECONV, GUIDED)
                    else captured(layer) if rule == LAYER else contextlib.nullcontext())  # type: ignore[arg-type]
+            head: list = []  # the batch that gives the predicted class, run before the others
+            if seen is not None and seen.value is None:
+                at = np.flatnonzero(np.isin(plan.kind[chunks[0]], QUICK_IDX) & (plan.base[chunks[0]] == 0))
+                if clean_every is not None and len(at):
+                    seen.row, head, chunks = int(at[0]), chunks[:1], chunks[1:]
+                elif clean_every is not None:
+                    seen.resolve(clf, bases[:1])
+                else:
+                    raise ValueError("no clean input among the bases: resolve the predicted class first")
             with ctx as capture, intra_op_threads(torch.get_num_threads() // n_workers if n_workers > 1 else None):
                 hooked["capture"] = capture
-                with contextlib.closing(ordered_map(one_batch, chunks, n_workers)) as results:
-                    for n_rows, sel_slots, contribution in results:
+                with contextlib.closing(ordered_map(one_batch, chunks, n_workers)) as rest:
+                    for n_rows, sel_slots, contribution in itertools.chain(map(one_batch, head), rest):
                         for t in range(len(targets)):
                             accumulate(acc[t], sel_slots, contribution[t])
                         done += n_rows
@@ -321,12 +340,15 @@ def job_size(opts: ExplainOptions, size: tuple[int, int], n_targets: int = 1) ->
     return make_plan(opts).total + occlusion_images(opts, size, n_targets)
 
 
-def iter_run(clf: Classifier, x: torch.Tensor, target: int | Sequence[int], opts: ExplainOptions,
-             refs: torch.Tensor | None, *, batch_size: int | None = None, channels: bool = False
-             ) -> Generator[Step, None, dict | list[dict]]:
+def iter_run(clf: Classifier, x: torch.Tensor, target: int | Predicted | Sequence[int | Predicted],
+             opts: ExplainOptions, refs: torch.Tensor | None, *, batch_size: int | None = None,
+             channels: bool = False, seen: Predicted | None = None) -> Generator[Step, None, dict | list[dict]]:
     """Plan, execute, reduce for preprocessed ``x`` (1, C, h, w); yields progress, returns model-space
     maps ``{(method, variant): (h, w)}`` — per target, a list, for a sequence of targets — and with
-    ``channels=True`` a second dict of (C, h, w) per-channel maps (a pair, or a list of pairs)."""
+    ``channels=True`` a second dict of (C, h, w) per-channel maps (a pair, or a list of pairs).
+
+    A ``Predicted`` target (or ``seen``) is the class predicted for ``x``: read from the plan's
+    first forward when that holds ``x`` itself, else from a forward of its own (see ``run_plan``)."""
     net = clf.module
     check_rules(net, x, opts)
     if "EG" in opts.methods and (refs is None or len(refs) == 0):
@@ -334,7 +356,11 @@ def iter_run(clf: Classifier, x: torch.Tensor, target: int | Sequence[int], opts
     plan = make_plan(opts)
     clean, _ = base_inputs(opts)
     bases = torch.cat([x[:int(clean)], noisy_copies(x, opts)]) if plan.n_base else x
-    targets = [int(target)] if np.isscalar(target) else [int(t) for t in target]
+    scalar = np.isscalar(target) or isinstance(target, Predicted)
+    targets: list = [target] if scalar else list(target)  # type: ignore[arg-type]
+    seen = next((t for t in [seen, *targets] if isinstance(t, Predicted)), None)
+    if seen is not None and not (plan.total and clean):  # no batch holds x itself: a forward of its own
+        seen.resolve(clf, x)
     n_occ = occlusion_images(opts, tuple(x.shape[2:]), len(targets))
     total = plan.total + n_occ
     centre = clf.card.slice_offsets.index(0) if clf.card.is_2_5d else None
@@ -348,17 +374,18 @@ def iter_run(clf: Classifier, x: torch.Tensor, target: int | Sequence[int], opts
             return reduce_maps(a[:, :1], bases[:1], plain, black=black, white=white, centre=centre)
 
         acc = partial.acc
-        return one(acc) if np.isscalar(target) else [one(acc[t]) for t in range(len(targets))]
+        return one(acc) if scalar else [one(acc[t]) for t in range(len(targets))]
 
     acc = None
     if plan.total:
         staged = plan.n_base if clean else None  # plain maps first (one-evaluation methods first), then SG / SG²
         run = run_plan(clf, plan, bases, target, opts, refs if "EG" in opts.methods else None,
-                       batch_size=batch_size, net=net, clean_every=staged)
+                       batch_size=batch_size, net=net, clean_every=staged, seen=seen)
         acc = yield from offset(map_partial(run, plain_maps), 0, total, "gradients")
     occ = None
     if n_occ:
-        occ = yield from offset(iter_occlusion(clf, x, targets, window=opts.occ_window, stride=opts.occ_stride,
+        classes = [int(t) for t in targets]  # a Predicted target is known by now
+        occ = yield from offset(iter_occlusion(clf, x, classes, window=opts.occ_window, stride=opts.occ_stride,
                                                   fill=opts.occ_fill, own=own_channels(clf, x)), plan.total, total,
                                 "occlusion")
 
@@ -370,7 +397,7 @@ def iter_run(clf: Classifier, x: torch.Tensor, target: int | Sequence[int], opts
             return one
         return one, {} if a is None else reduce_maps(a, bases, opts, black=black, white=white, channels=True)
 
-    if np.isscalar(target):
+    if scalar:
         return reduce(acc, 0)
     return [reduce(None if acc is None else acc[i], i) for i in range(len(targets))]
 

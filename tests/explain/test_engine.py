@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from explain_helpers import rel_l2
+from explain_helpers import rel_l2, small_classifier
 from torch import nn
 
 from napari_ctinterp.explain import ExplainCancelled, UnreachableReLUError, explain
@@ -162,3 +162,46 @@ def test_accumulation_without_atomics_equals_index_add():
     accumulate(a, slots, contribution)  # CPU: index_add_
     sum_by_slot(b, slots, contribution)  # the CUDA path, run here on CPU
     assert torch.allclose(a, b, rtol=1e-6, atol=1e-6) and float(b[2].abs().sum()) == 0.0 and float(b[3].abs().sum()) > 0
+
+
+@pytest.mark.parametrize("methods, variants", [
+    (("GC",), ("plain",)),  # the one batch's forward gives the class
+    (("BP", "IGB", "D"), ("plain", "SG")),  # Backprop's clean row, then the rest
+    (("IGB",), ("plain",)),  # no row at the input itself: a forward of its own
+    (("BP",), ("SG",)),  # no clean input among the bases: a forward of its own
+    (("OCC",), ("plain",)),  # occlusion only: a forward of its own
+])
+def test_the_predicted_class_comes_from_the_engine_forward(methods, variants):
+    """The default target is the predicted class, read from the first batch's forward (no forward of
+    explain's own where a batch holds the input itself): same class, same maps as the class given."""
+    clf = small_classifier(seed=2)
+    rng = np.random.default_rng(11)
+    slices = rng.uniform(-1000, 1000, (12, 40, 40)).astype(np.float32)
+    with torch.no_grad():  # the decision boundary through the middle of these slices: both classes
+        clf.module.fc.bias -= clf.logits(clf.preprocess(slices))[:, 0].median()
+    seen = set()
+    for hu in slices:
+        want = int(clf.predicted(clf.logits(clf.preprocess(hu)))[0])
+        if want in seen:
+            continue
+        seen.add(want)
+        opts = dict(methods=methods, variants=variants, steps=3, sg_samples=2, seed=1, occ_window=16, occ_stride=16)
+        got = explain(clf, hu, **opts)
+        given = explain(clf, hu, target=want, **opts)
+        assert got.params["predicted"] == want == got.params["target"] == given.params["predicted"]
+        assert set(got) == set(given) and len(got)
+        for key in given:
+            np.testing.assert_array_equal(got[key], given[key])
+    assert seen == {0, 1}
+
+
+def test_grad_cam_alone_costs_one_forward(clf, hu):
+    """Grad-CAM plain of the predicted class: one forward (and backward), as MONAI's GradCAM."""
+    explain(clf, hu, methods=("GC",), variants=("plain",))  # finds the layer (a forward of its own, cached)
+    calls = []
+    handle = clf.module.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        maps = explain(clf, hu, methods=("GC",), variants=("plain",))
+    finally:
+        handle.remove()
+    assert len(calls) == 1 and maps.params["predicted"] == int(clf.predicted(clf.logits(clf.preprocess(hu)))[0])

@@ -1,6 +1,7 @@
 """3D models: every method of the engine on a whole volume equals Captum in the model's input
-space, on random r3d_18 and MONAI DenseNet121 nets (16–32 voxels a side, 1 and 3 channels, 2 and 4
-classes); maps come back onto the CT's grid."""
+space, on random r3d_18 and MONAI DenseNet nets (DenseNet121 at 32³ for BP and Grad-CAM; a two-block
+DenseNet of the same code for every method; 16–32 voxels a side, 1 and 3 channels, 2 and 4 classes);
+maps come back onto the CT's grid."""
 
 from __future__ import annotations
 
@@ -65,24 +66,40 @@ def _check(ours, ref, label, tol=TOL):
         assert err < tol, f"{label} {m}: relative L2 {err:.2e}"
 
 
-@pytest.mark.parametrize("target", [0, "b"])
-def test_r3d_18_every_gradient_method_equals_captum(r3d, target):
+@pytest.fixture(scope="module")
+def small_dense():
+    """MONAI's DenseNet — DenseNet121's code (dense layers, transitions, in-place ReLUs) with two
+    blocks of two layers — at 16 × 24 × 24, 3 windows, 4 classes: every method at CI cost (the
+    121-layer net at 32³ costs ≈ 40 s per method pair here; its BP and Grad-CAM are checked below)."""
+    args = {"init_features": 16, "growth_rate": 8, "block_config": [2, 2]}
+    card = ModelCard(architecture="monai.DenseNet", architecture_args=args, spatial_dims=3, input_size=(16, 24, 24),
+                     channels=W3, output="softmax", class_names=("a", "b", "c", "d"))
+    torch.manual_seed(4)
+    net = build("monai.DenseNet", "softmax", in_channels=3, n_logits=4, spatial_dims=3, architecture_args=args)
+    return Classifier(net, card, torch.device("cpu"), source="test")
+
+
+@pytest.mark.parametrize("net, target", [("r3d", 0), ("r3d", "b"), ("small_dense", "c")])
+def test_every_gradient_method_equals_captum(request, net, target):
+    clf = request.getfixturevalue(net)
     vol = _vol((16, 24, 24))
-    ours = explain(r3d, vol, methods=("BP", "IGB", "IGBW", "D", "GBP", "GC"), variants=("plain",), target=target,
+    ours = explain(clf, vol, methods=("BP", "IGB", "IGBW", "D", "GBP", "GC"), variants=("plain",), target=target,
                    steps=4)
-    t = r3d.card.class_index(target)
-    f, x = Scores(r3d), r3d.preprocess(vol)
+    t = clf.card.class_index(target)
+    f, x = Scores(clf), clf.preprocess(vol)
     ig = IntegratedGradients(f)
+    layer = clf.module.get_submodule(ours.params["gc_layer"])
     ref = {"BP": Saliency(f).attribute(x, target=t, abs=False),
            "IGB": ig.attribute(x, baselines=0.0, target=t, n_steps=4),
            "IGBW": 0.5 * (ig.attribute(x, baselines=0.0, target=t, n_steps=4)
                           + ig.attribute(x, baselines=1.0, target=t, n_steps=4)),
            "D": Deconvolution(f).attribute(x, target=t),
            "GBP": GuidedBackprop(f).attribute(x, target=t),
-           "GC": LayerAttribution.interpolate(LayerGradCam(f, r3d.module.layer4).attribute(
+           "GC": LayerAttribution.interpolate(LayerGradCam(f, layer).attribute(
                x, target=t, relu_attributions=True), (16, 24, 24), "trilinear")[0, 0]}
-    _check(ours, ref, f"r3d_18 target {target}")
-    assert ours.params["gc_layer"] == "layer4" and ours.params["spatial_dims"] == 3
+    _check(ours, ref, f"{net} target {target}")
+    assert ours.params["spatial_dims"] == 3
+    assert net != "r3d" or ours.params["gc_layer"] == "layer4"
 
 
 def test_monai_densenet121_3_windows_4_classes_equals_captum(dense):
@@ -115,7 +132,9 @@ def test_sg_and_sg2_equal_noise_tunnel_with_the_same_noise(r3d, monkeypatch):
             assert err < TOL, f"{m} {v}: relative L2 {err:.2e}"
 
 
-def test_eg_equals_gradient_shap_with_reference_volumes(r3d, monkeypatch):
+@pytest.mark.parametrize("net", ["r3d", "small_dense"])
+def test_eg_equals_gradient_shap_with_reference_volumes(request, net, monkeypatch):
+    r3d = request.getfixturevalue(net)
     vol, refs = _vol((16, 24, 24), seed=4), _vol((3, 16, 24, 24), seed=5)
     samples, seed = 6, 3
     ours = explain(r3d, vol, methods=("EG",), variants=("plain",), samples=samples, seed=seed, references=refs,
