@@ -78,11 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     fd.set_defaults(func=cmd_fit_domain)
 
     st = sub.add_parser("study", help="the comparison over a data set: tables, figures, HTML report")
-    st.add_argument("--demo", action="store_true", help="held-out phantom slices with ground-truth masks")
+    st.add_argument("--demo", action="store_true",
+                    help="held-out phantom slices (a 3D model: phantom series) with ground-truth masks")
     st.add_argument("--data", help="folder of DICOM slices with labels.csv (file,label[,mask])")
     st.add_argument("--labels", help="labels CSV (default DATA/labels.csv)")
     st.add_argument("--model", default="demo")
-    st.add_argument("--slices", type=int, default=2, help="number of slices (demo; 0 = all for --data)")
+    st.add_argument("--slices", type=int, default=2,
+                    help="number of slices (demo; a 3D model: series; 0 = all for --data)")
     add_explain_arguments(st)
     st.add_argument("--xrai", default="full", choices=["full", "fast", "off"])
     st.add_argument("--fidelity-step", type=float, default=2.5)

@@ -14,7 +14,8 @@ def _study_config(args: argparse.Namespace, three_d: bool = False):
     flags)."""
     from ..study import StudyConfig
 
-    return StudyConfig(data="demo" if args.demo else args.data, model=args.model, slices=0 if three_d else args.slices,
+    slices = args.slices if args.demo or not three_d else 0  # a 3D model on the demo set: that many series
+    return StudyConfig(data="demo" if args.demo else args.data, model=args.model, slices=slices,
                        explain=explain_options(args), xrai="off" if three_d else args.xrai,
                        fidelity_step=args.fidelity_step, sanity=args.sanity)
 
@@ -39,13 +40,10 @@ def _is_3d(model: str) -> bool:
 
 
 def _refuse_2d_only(args: argparse.Namespace) -> None:
-    """Refuse, with what to do instead, the flags a 3D model's study cannot use: the demo set
-    (single slices), ``--slices`` and XRAI region maps."""
+    """Refuse, with what to do instead, the flags a 3D model's study cannot use: ``--slices`` with
+    a folder (with ``--demo`` it counts phantom series) and XRAI region maps."""
     what = f"the model {args.model} is 3D: it sees each series whole"
-    if args.demo:
-        raise SystemExit(f"ctinterp study: {what}, and --demo studies single phantom slices: give a folder of series "
-                         f"instead (--data DIR, one DICOM folder per series and labels.csv with file,label[,mask])")
-    if _given(args, "--slices"):
+    if _given(args, "--slices") and not args.demo:
         raise SystemExit(f"ctinterp study: --slices chooses slices, and {what}: leave --slices out (every series "
                          f"listed in labels.csv is studied; list fewer rows to study fewer)")
     if _given(args, "--xrai") and args.xrai != "off":

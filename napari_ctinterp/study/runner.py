@@ -22,7 +22,7 @@ from ..progress import Progress, report
 from .clock import FINISHED, STARTED
 from .config import StudyConfig
 from .data import SliceRef, demo_slices, folder_slices
-from .series_data import SeriesRef, folder_series
+from .series_data import SeriesRef, demo_series, folder_series
 from .series_task import run_series
 from .slice_task import run_slice
 from .store import _finished, _ref_record, _safe, write_atomic
@@ -51,12 +51,12 @@ def study_slices(cfg: StudyConfig, labels_csv: str | None = None) -> list[SliceR
 
 
 def study_series(cfg: StudyConfig, labels_csv: str | None = None) -> list[SeriesRef]:
-    """The series of a 3D model's study (the user's folder; ``cfg.slices`` > 0 keeps the first
-    that many series)."""
+    """The series of a 3D model's study (the demo set's phantom series, or the user's folder;
+    ``cfg.slices`` > 0 keeps the first that many series; the demo set needs a number)."""
     if cfg.data == "demo":
-        raise ValueError("a 3D model sees whole series, and the demo data set has single phantom slices: study a "
-                         "folder of series (--data DIR: one DICOM folder per series, labels.csv with file,label"
-                         "[,mask])")
+        if cfg.slices <= 0:
+            raise ValueError("the demo set of phantom series needs a number of series (--slices N)")
+        return demo_series(cfg.slices, cfg.explain.seed, task=_phantom_task(cfg.model))
     refs = folder_series(cfg.data, labels_csv)
     return refs[: cfg.slices] if cfg.slices else refs
 
@@ -135,7 +135,7 @@ def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_
     slices_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / "config.json", json.dumps({"config": cfg.to_dict(), "card": clf.card.to_dict()},
                                                       indent=2, default=str))
-    task = functools.partial(run_series, others=tuple(r.source for r in refs)) if three_d else run_slice
+    task = functools.partial(run_series, others=tuple(r.where for r in refs)) if three_d else run_slice
     pending = [r for r in refs if not _finished(slices_dir / f"{_safe(r.slice_id)}.json", r)]
     done = [len(refs) - len(pending)]
     report(progress, done[0], len(refs), STARTED)

@@ -33,9 +33,10 @@ class SeriesRef:
 
     series_id: str
     label: int | str
-    source: str
+    source: str  # "phantom" or a series folder / file
     mask_path: str = ""
     error: str = ""
+    phantom: str = ""  # a phantom series: its ``volume_data.volume_spec`` entry, as JSON
 
     @property
     def slice_id(self) -> str:
@@ -43,9 +44,36 @@ class SeriesRef:
         return self.series_id
 
     @property
+    def where(self) -> str:
+        """Where the volume comes from, one string: the source, or ``phantom:<spec JSON>``."""
+        return f"phantom:{self.phantom}" if self.source == "phantom" else self.source
+
+    @property
     def series(self) -> str:
         """The labels.csv ``file`` the unit comes from (its ``series`` column)."""
         return self.series_id
+
+
+#: The demo set's series are the first n of this many held-out specs (a study asked for more series
+#: reuses the ones it has; ``volume_spec`` draws its seeds for the whole list at once).
+DEMO_SERIES_POOL = 1000
+
+
+def demo_series(n: int, seed: int = 0, task: str = "phase") -> list[SeriesRef]:
+    """Held-out phantom series (test seed range, the 3D demo's geometry recipe: 16–32 slices 4.5–9
+    mm apart, 96² or 128²), the classes in turn, labelled for ``task``, each with its exact 3D mask
+    (the contrast-enhanced structures; none without contrast). Prefix-stable: the first k of n are
+    ``demo_series(k)``. ``n`` up to ``DEMO_SERIES_POOL``."""
+    import json
+
+    from ..model.datasets import label_of
+    from ..model.volume_data import volume_spec
+
+    if not 0 < n <= DEMO_SERIES_POOL:
+        raise ValueError(f"the demo set has 1 to {DEMO_SERIES_POOL} phantom series, asked for {n}")
+    specs = volume_spec("test", DEMO_SERIES_POOL, seed + 777, task=task)[:n]
+    return [SeriesRef(series_id=f"phantom-series-{s['seed']}", label=label_of(s, task), source="phantom",
+                      phantom=json.dumps(s, sort_keys=True)) for s in specs]
 
 
 def model_card(model: str):
@@ -96,6 +124,13 @@ def load_series(ref: SeriesRef) -> tuple[np.ndarray, np.ndarray | None, tuple[fl
     raises with the slices named, so its row says why."""
     if ref.error:
         raise ValueError(ref.error)
+    if ref.source == "phantom":
+        import json
+
+        from ..model.volume_data import spec_volume
+
+        v = spec_volume(json.loads(ref.phantom))
+        return v.hu, v.mask, v.spacing_mm
     vol, mask = series_and_mask(ref.source, ref.mask_path)
     bad = sorted(vol.meta.get("bad_slices", {}))
     if bad or not np.isfinite(vol.hu).all():
@@ -105,22 +140,31 @@ def load_series(ref: SeriesRef) -> tuple[np.ndarray, np.ndarray | None, tuple[fl
     return vol.hu, mask, tuple(float(s) for s in vol.spacing_mm)
 
 
+def _phantom_hu(where: str) -> np.ndarray:
+    """The HU volume of a phantom series given as ``SeriesRef.where``."""
+    import json
+
+    from ..model.volume_data import spec_hu_volume
+
+    return spec_hu_volume(json.loads(where.removeprefix("phantom:")))
+
+
 def eg_reference_volumes(ref: SeriesRef, others: tuple[str, ...], n: int = EG_VOLUMES
                          ) -> tuple[list[np.ndarray], str]:
     """Reference volumes for Expected Gradients on ``ref`` with a user's 3D model, and where they
-    came from: up to ``n`` of the study's other series (``others``: their sources, in study order),
+    came from: up to ``n`` of the study's other series (``others``: their ``where``, in study order),
     evenly spaced, each read whole (a series that cannot be read is passed over). None left: a clear
     error, so the row says what to do."""
     from ..io import read_ct
 
-    candidates = [s for s in others if s != ref.source]
+    candidates = [s for s in others if s != ref.where]
     picked = [candidates[i] for i in np.unique(np.linspace(0, len(candidates) - 1,
                                                            min(n, len(candidates))).round().astype(int))] \
         if candidates else []
     vols = []
     for source in picked:
         try:
-            hu = read_ct(source).hu
+            hu = _phantom_hu(source) if source.startswith("phantom:") else read_ct(source).hu
         except Exception:  # noqa: BLE001 - an unreadable series is not a reference; its own row says why
             continue
         if np.isfinite(hu).all():

@@ -32,7 +32,7 @@ def run_series(ref: SeriesRef, config: dict, device: str = "auto", batch_size: i
     ``per_slice``: map key → ``[[z, auc, auc_grid, max_dice, k_star], ...]`` along z. With
     ``keep_maps`` the result also holds ``"example"``: the planes the report draws
     (``planes.example_planes``; not written into the series' JSON). ``phase(name)`` is told
-    ``"gradients"`` and ``"fidelity"``. ``others``: the study's other series (their sources),
+    ``"gradients"`` and ``"fidelity"``. ``others``: the study's other series (``SeriesRef.where``),
     from which a user's model takes its EG reference volumes.
     """
     cfg = StudyConfig(**config)

@@ -167,13 +167,50 @@ def test_2d_only_flags_with_a_3d_model_are_refused_saying_what_to_do(setup, extr
     assert not (root / "refused").exists()
 
 
-def test_the_demo_set_and_a_per_slice_labels_csv_are_refused_for_a_3d_model(setup, tmp_path):
+def test_a_per_slice_labels_csv_is_refused_for_a_3d_model(setup, tmp_path):
     weights, data, _root = setup
-    with pytest.raises(SystemExit, match="--data DIR"):
-        main(["study", "--model", str(weights), "--demo", "--out", str(tmp_path / "o")])
     per_slice = tmp_path / "labels.csv"
     per_slice.write_text("file,label,slices\ncase0,1,all\n")
     with pytest.raises(SystemExit, match="one row per series"):
         main(["study", "--model", str(weights), "--data", str(data), "--labels", str(per_slice),
               "--out", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()
+
+
+def test_the_demo_set_of_phantom_series_is_prefix_stable_labelled_and_masked():
+    from napari_ctinterp.study.series_data import demo_series, load_series
+
+    four = demo_series(4, task="phase")
+    assert demo_series(2, task="phase") == four[:2]  # a study asked for more series reuses the ones it has
+    assert [r.label for r in four] == [0, 1, 2, 3] and len({r.series_id for r in four}) == 4
+    hu, mask, spacing = load_series(four[1])  # arterial: the enhanced vessels are its mask
+    assert hu.ndim == 3 and mask.shape == hu.shape and mask.any() and 4.5 <= spacing[0] <= 9.0
+    with pytest.raises(ValueError, match="1 to 1000"):
+        demo_series(0)
+
+
+def test_ctinterp_study_demo_with_3d_models(setup, tmp_path):
+    """``--demo`` with a 3D model studies phantom series: the 3D demo (its own EG references) and a
+    user's 3D model (EG draws from the study's other phantom series), ``--slices`` counting series."""
+    weights, _data, _root = setup
+    flags = ["--methods", "BP", "EG", "--variants", "plain", "--samples", "2", "--fidelity-step", "50",
+             "--device", "cpu", "--demo", "--slices", "2"]
+    for model, task, refs in (("demo-3d", "phase", "demo"), (str(weights), "contrast", "1 other series")):
+        out = tmp_path / task
+        assert main(["study", "--model", model, *flags, "--out", str(out)]) == 0
+        (run_dir,) = out.iterdir()
+        table = pd.read_csv(run_dir / "table.csv")
+        assert sorted(table["slice_id"].unique()) == sorted(r.series_id for r in _demo(2, task))
+        scored = table[(table["method"] == "BP") & (table["sign"] == "absolute") & table["auc"].notna()]
+        assert len(scored) >= 1  # the contrast series' masks are scored
+        import json
+
+        stored = [json.loads(p.read_text()) for p in (run_dir / "slices").glob("*.json")]
+        assert all(not r["error"] for r in stored), [r["error"] for r in stored]
+        assert all(r["eg_references"] == "" if refs == "demo" else refs in r["eg_references"] for r in stored)
+
+
+def _demo(n, task):
+    from napari_ctinterp.study.series_data import demo_series
+
+    return demo_series(n, task=task)
