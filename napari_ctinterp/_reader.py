@@ -1,5 +1,6 @@
-"""napari reader contributions: DICOM CT (file, folder or files), DICOM SEG masks and saved
-reference masks.
+"""napari reader contributions: DICOM CT (file, folder or files), DICOM SEG masks, saved
+reference masks, and saved attribution maps (NIfTI with the map's record, DICOM Parametric Map)
+opened over the CT they were computed on (``_map_reader``).
 
 The reader claims a path only when it holds DICOM (quick preamble check), so the catch-all
 filename pattern never steals other formats. Errors are ``CTReadError`` with a message that says
@@ -40,6 +41,7 @@ def get_reader(path: PathLike | Sequence[PathLike]) -> ReaderFunction | None:
     reader claims the file): returning None would make napari say "refused the file" and no more.
     """
     from .io import is_dicom
+    from .io.parametric_map import is_parametric_map
 
     paths = _paths(path)
     if not paths or any(p.name.lower().endswith(MASK_SUFFIXES) for p in paths):
@@ -48,6 +50,8 @@ def get_reader(path: PathLike | Sequence[PathLike]) -> ReaderFunction | None:
         return read_or_explain
     if len(paths) == 1 and paths[0].is_file() and _is_seg(paths[0]):
         return read_seg_layers
+    if len(paths) == 1 and paths[0].is_file() and is_parametric_map(paths[0]):
+        return read_map_layers
     return read_ct_layers
 
 
@@ -62,8 +66,9 @@ def read_or_explain(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
         what = paths[0].name if len(paths) == 1 else f"{len(paths)} files"
         raise CTReadError(
             f"napari-ctinterp cannot open {what}: {e} This plugin reads DICOM CT (a file, a series "
-            "folder or a list of files), DICOM SEG and its own masks (.npz, .nii, .nii.gz); open "
-            "other images with napari's reader: viewer.open(path, plugin='napari')."
+            "folder or a list of files), DICOM SEG, its own masks (.npz, .nii, .nii.gz) and attribution "
+            "maps (.nii.gz, DICOM Parametric Map); open other images with napari's reader: "
+            "viewer.open(path, plugin='napari')."
         ) from e
 
 
@@ -196,6 +201,10 @@ def get_mask_reader(path: PathLike | Sequence[PathLike]) -> ReaderFunction | Non
         return None
     p = paths[0]
     if p.name.endswith((".nii", ".nii.gz")):
+        from .io import is_map_file
+
+        if is_map_file(p):  # an attribution map saved by the plugin: an Image layer over its CT
+            return read_map_layers
         return read_mask_layers
     if p.suffix == ".npz":
         import numpy as np
@@ -230,3 +239,112 @@ def read_mask_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
     meta = dict(m.meta or {})
     meta["spacing_mm"] = tuple(m.spacing_mm)
     return [mask_labels_layer(m.labels, m.spacing_mm, name, meta)]
+
+
+#: The layer-metadata key of a map layer's record (``_widgets.layer_info.KEY``: the readers sit
+#: below the widgets in the import layers, so they cannot import it).
+MAP_KEY = "ctinterp_map"
+#: A map layer's display, as the widgets' (``_widgets.maps``): transparent → red → yellow → white.
+_HEAT = ([[0.0, 0.0, 0.0, 0.0], [0.85, 0.0, 0.0, 0.55], [1.0, 0.55, 0.0, 0.85], [1.0, 1.0, 0.0, 1.0],
+          [1.0, 1.0, 1.0, 1.0]], [0.0, 0.15, 0.45, 0.8, 1.0])
+
+
+def _ct_layers() -> list:
+    """The open CT layers (greyscale 2D/3D Image layers that are not maps) of the current viewer."""
+    try:
+        import napari
+
+        viewer = napari.current_viewer()
+    except Exception:  # noqa: BLE001 - no viewer (reader used on its own)
+        return []
+    return [ly for ly in ([] if viewer is None else viewer.layers) if isinstance(ly, napari.layers.Image)
+            and not ly.rgb and ly.ndim in (2, 3) and MAP_KEY not in ly.metadata]
+
+
+def _layer_ct(layer):
+    """A CT layer as a ``CTVolume`` (HU (Z, H, W), its DICOM geometry and files when it has them)."""
+    from .io import CTVolume
+
+    meta = dict(layer.metadata or {})
+    hu = np.asarray(layer.data, dtype=np.float32)
+    spacing = tuple(float(v) for v in (meta.get("spacing_mm") or layer.scale))
+    return CTVolume(hu=hu[None] if hu.ndim == 2 else hu, spacing_mm=spacing if len(spacing) == 3 else (1.0, *spacing),
+                    origin=tuple(meta.get("origin_mm", (0.0, 0.0, 0.0))), meta=meta)
+
+
+def _map_ct(p: Path):
+    """The CT to show the map on: (CT layer or None, its CTVolume or None, CT LayerData to open or None).
+
+    An open CT of the map's series (or, for a map saved without a series, of its grid); else, when
+    no CT is open, its series found beside the file; else none (the map alone). An open CT that is
+    not the map's: refused, saying which CT the map belongs to."""
+    from .io import MapIOError, find_referenced_series, load_map, read_ct, saved_grid
+
+    grid, uid = saved_grid(p)
+    cts = _ct_layers()
+    for ly in cts:
+        meta = ly.metadata or {}
+        spacing = tuple(meta.get("spacing_mm") or ly.scale)[-ly.ndim:]
+        same_grid = grid is not None and np.shape(ly.data) == tuple(grid.shape[3 - ly.ndim:]) and np.allclose(
+            spacing, grid.spacing_mm[3 - ly.ndim:], rtol=1e-4)
+        if (uid and meta.get("series_uid") == uid) or (not uid and same_grid) or (grid is None and len(cts) == 1):
+            return ly, _layer_ct(ly), None
+    if len(cts) == 1:
+        load_map(p, reference=_layer_ct(cts[0]))  # raises the refusal, naming both CTs
+    if cts:
+        belongs = grid.describe() if grid is not None else (f"series {uid}" if uid else "another CT")
+        raise MapIOError(f"{p.name} was computed on {belongs}, which none of the {len(cts)} open CTs is "
+                         f"({', '.join(repr(ly.name) for ly in cts)}): open that CT and the map again, or close "
+                         f"them to see the map alone on its own grid")
+    files = find_referenced_series(p, uid) if uid else []
+    if files:
+        ct = read_ct(files, allow_non_ct=True)
+        return None, ct, read_ct_layers(ct.meta["files"])[0]
+    return None, None, None
+
+
+def read_map_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
+    """A saved attribution map as an Image layer over the CT it was computed on: the same scale and
+    translate as the CT layer, the heat display, its record under ``MAP_KEY`` (so Gallery and
+    Metrics treat it as a map of that CT). Its CT is the open one of its series, or else the series
+    found beside the file (opened too); with neither, the map opens alone on its own grid, with a
+    warning. A map of another CT than the one open is refused (``MapIOError``: which CT it belongs to)."""
+    import warnings
+
+    from napari.utils.colormaps import Colormap
+
+    from .io import load_map
+
+    p = _paths(path)[0]
+    layer, ct, ct_data = _map_ct(p)
+    m = load_map(p, reference=ct)
+    out: list[LayerData] = [] if ct_data is None else [ct_data]
+    if ct is None:
+        values, scale, translate, image = m.values, tuple(m.spacing_mm), None, p.name
+        warnings.warn(f"{p.name}: its CT ({m.grid.describe() if m.grid else 'unknown'}) is not open, so the map "
+                      f"is shown alone on its own grid; open its CT first, then the map, to see it over the CT",
+                      UserWarning, stacklevel=2)
+    else:
+        flat = (layer.ndim if layer is not None else ct_data[0].ndim) == 2
+        values = m.values[0] if flat else m.values
+        kwargs = ct_data[1] if layer is None else {"scale": layer.scale, "translate": layer.translate}
+        scale = tuple(float(v) for v in kwargs["scale"])
+        translate = tuple(float(v) for v in kwargs.get("translate", (0.0,) * values.ndim))
+        image = layer.name if layer is not None else ct_data[1]["name"]
+    rec = dict(m.meta)
+    rec.setdefault("method", "map")
+    rec.setdefault("variant", p.name.split(".")[0])
+    rec.update(image=image, full_z=values.ndim == 3 and values.shape[0] > 1,
+               slices=list(m.slices) if values.ndim == 3 else [])
+    kind = " · XRAI" if rec.get("kind") == "region" else ""
+    tag = f" · →{rec['tag']}" if rec.get("tag") else ""
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(v) for v in np.percentile(finite, [50.0, 99.5])) if finite.size else (0.0, 1.0)
+    lo, hi = (lo, hi) if hi > lo else (float(finite.min(initial=0.0)), float(finite.max(initial=1.0)))
+    kwargs = {"name": f"{rec['method']} · {rec['variant']}{kind}{tag} — {image}", "scale": scale,
+              "metadata": {MAP_KEY: rec, "map_file": {"path": str(p), "format": m.format, **m.info}},
+              "colormap": Colormap(colors=_HEAT[0], controls=_HEAT[1], name="ctinterp heat"),
+              "blending": "translucent", "opacity": 0.8, "contrast_limits": (lo, hi if hi > lo else lo + 1.0)}
+    if translate is not None:
+        kwargs["translate"] = translate
+    return [*out, (values, kwargs, "image")]

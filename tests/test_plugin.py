@@ -21,7 +21,7 @@ def test_napari_lists_the_plugin_with_reader_writer_sample_data_and_widgets():
     manifest = pm.get_manifest(PLUGIN)
     contrib = manifest.contributions
     assert {r.command for r in contrib.readers} == {f"{PLUGIN}.read_ct", f"{PLUGIN}.read_mask"}
-    assert [w.command for w in contrib.writers] == [f"{PLUGIN}.write_mask"]
+    assert [w.command for w in contrib.writers] == [f"{PLUGIN}.write_mask", f"{PLUGIN}.write_map"]
     assert {s.key for s in contrib.sample_data} == {"phantom_pair", "phantom_volume", "ct_small"}
     widgets = {w.display_name for w in contrib.widgets or []}
     assert widgets == EXPECTED_WIDGETS
