@@ -30,7 +30,7 @@ or ``--model monai.DenseNet121`` time a random torchvision / MONAI 3D network in
 ``--quick``: IG 5 steps, EG 5 samples, SG 3 copies, one run per side, 3 GC rounds — a smoke run of
 under 2 minutes, not a benchmark.
 
-Usage: python benchmarks/explain_3d.py [--quick] [--model demo-3d|compact|r3d_18|monai.DenseNet121]
+Usage: python benchmarks/explain_3d.py [--quick] [--parts maps gc occ] [--model demo-3d|compact|r3d_18|monai.DenseNet121]
        [--size D H W] [--threads 2] [--repeats 2]
 """
 
@@ -54,6 +54,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "napari_ctinterp" / "model" / "w
 CARDS = (WEIGHTS / "demo-3d.json", WEIGHTS / "demo-3d.card.json")  # the demo's card, by either name
 CLASSES = ("no contrast", "arterial", "pulmonary", "venous")
 MIB = 2**20
+PARTS = ("maps", "gc", "occ")
 
 
 class _Scores(nn.Module):
@@ -234,6 +235,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None, help="15-map and OCC runs per side, ABBA (default 2; "
                                                               "--quick 1)")
     ap.add_argument("--quick", action="store_true", help="small settings (smoke run, not a benchmark)")
+    ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                    help="what to time (default: all): the 15-map set, Grad-CAM, occlusion")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from monai.visualize import GradCAM, OcclusionSensitivity
@@ -285,67 +288,73 @@ def main() -> None:
     explain(clf, vol, methods=("BP",), variants=("plain",), target=target)  # warm-up both paths
     captum_15(clf, x, refs, target, steps=1, samples=1, sg_samples=1, sigma=sigma, batch=batch, methods=("BP",))
 
+    so = sc = go = gm = oo = om = float("nan")
+    m15: dict = {}
+    mocc: dict = {}
     # -- the 15-map set -------------------------------------------------------------------------
-    ours_n = make_plan(opts).total
-    captum_n = sum(n * (1 + 2 * steps + samples + ("D" in methods)) for n in (1, sg, sg))
-    print(f"\n{n_maps} maps, ours vs Captum ({repeats} per side, ABBA; gradient evaluations ours {ours_n}, "
-          f"Captum {captum_n})")
-    t15, m15 = abba({"ours": lambda: explain(clf, vol, opts, references=refs_hu, target=target),
-                     "captum": lambda: captum_15(clf, x, refs, target, steps=steps, samples=samples,
-                                                 sg_samples=sg, sigma=sigma, batch=batch, methods=methods)},
-                    repeats)
-    so, sc = sum(t15["ours"]), sum(t15["captum"])
-    print(f"  {n_maps} maps  ours {so / repeats:7.1f} s   captum {sc / repeats:7.1f} s   ratio {sc / so:5.2f}x")
+    if "maps" in args.parts:
+        ours_n = make_plan(opts).total
+        captum_n = sum(n * (1 + 2 * steps + samples + ("D" in methods)) for n in (1, sg, sg))
+        print(f"\n{n_maps} maps, ours vs Captum ({repeats} per side, ABBA; gradient evaluations ours {ours_n}, "
+              f"Captum {captum_n})")
+        t15, m15 = abba({"ours": lambda: explain(clf, vol, opts, references=refs_hu, target=target),
+                         "captum": lambda: captum_15(clf, x, refs, target, steps=steps, samples=samples,
+                                                     sg_samples=sg, sigma=sigma, batch=batch, methods=methods)},
+                        repeats)
+        so, sc = sum(t15["ours"]), sum(t15["captum"])
+        print(f"  {n_maps} maps  ours {so / repeats:7.1f} s   captum {sc / repeats:7.1f} s   ratio {sc / so:5.2f}x")
 
     # -- Grad-CAM vs MONAI ------------------------------------------------------------------------
-    layer = explain(clf, vol, methods=("GC",), variants=("plain",), target=target).params["gc_layer"]
-    twin = monai_twin(clf.module)
-    ours_gc = explain(clf, vol, methods=("GC",), variants=("plain",), target=target)["GC", "plain"]
     geometry = clf.geometry(vol.shape)  # MONAI's maps are in the input space: onto the CT's grid as ours
-    raw = geometry.to_ct(GradCAM(monai_twin(clf.module), layer, postprocessing=lambda a: a)(
-        x.clone().requires_grad_(True), class_idx=target)[0, 0].detach().numpy())
-    cam = GradCAM(twin, layer)
+    if "gc" in args.parts:
+        layer = explain(clf, vol, methods=("GC",), variants=("plain",), target=target).params["gc_layer"]
+        twin = monai_twin(clf.module)
+        ours_gc = explain(clf, vol, methods=("GC",), variants=("plain",), target=target)["GC", "plain"]
+        raw = geometry.to_ct(GradCAM(monai_twin(clf.module), layer, postprocessing=lambda a: a)(
+            x.clone().requires_grad_(True), class_idx=target)[0, 0].detach().numpy())
+        cam = GradCAM(twin, layer)
 
-    def monai_gc():  # from the HU volume to a map on the CT's grid, as explain does
-        xi = clf.preprocess(vol).requires_grad_(True)
-        return geometry.to_ct(cam(xi, class_idx=target)[0, 0].detach().numpy())
+        def monai_gc():  # from the HU volume to a map on the CT's grid, as explain does
+            xi = clf.preprocess(vol).requires_grad_(True)
+            return geometry.to_ct(cam(xi, class_idx=target)[0, 0].detach().numpy())
 
-    print(f"\nGC plain (layer {layer!r}, maps equal to relative L2 {rel_l2(ours_gc, raw):.1e} before MONAI's "
-          f"min-max flip), best of {gc_rounds} alternating")
-    tgc: dict[str, list[float]] = {"ours": [], "monai": []}
-    for _ in range(gc_rounds):
-        for side, fn in (("ours", lambda: explain(clf, vol, methods=("GC",), variants=("plain",), target=target)),
-                         ("monai", monai_gc)):
-            t0 = time.perf_counter()
-            fn()
-            tgc[side].append(time.perf_counter() - t0)
-    go, gm = min(tgc["ours"]), min(tgc["monai"])
-    print(f"  GC    ours {go:7.3f} s   monai {gm:7.3f} s   ratio {gm / go:5.2f}x")
+        print(f"\nGC plain (layer {layer!r}, maps equal to relative L2 {rel_l2(ours_gc, raw):.1e} before MONAI's "
+              f"min-max flip), best of {gc_rounds} alternating")
+        tgc: dict[str, list[float]] = {"ours": [], "monai": []}
+        for _ in range(gc_rounds):
+            for side, fn in (("ours", lambda: explain(clf, vol, methods=("GC",), variants=("plain",), target=target)),
+                             ("monai", monai_gc)):
+                t0 = time.perf_counter()
+                fn()
+                tgc[side].append(time.perf_counter() - t0)
+        go, gm = min(tgc["ours"]), min(tgc["monai"])
+        print(f"  GC    ours {go:7.3f} s   monai {gm:7.3f} s   ratio {gm / go:5.2f}x")
 
     # -- occlusion vs MONAI ------------------------------------------------------------------------
-    window, stride = opts.occ_window, opts.occ_stride
-    occ = OcclusionSensitivity(monai_twin(clf.module), mask_size=window, verbose=False, mode=0.0,
-                               overlap=1.0 - stride / window, activate=False)
+    if "occ" in args.parts:
+        window, stride = opts.occ_window, opts.occ_stride
+        occ = OcclusionSensitivity(monai_twin(clf.module), mask_size=window, verbose=False, mode=0.0,
+                                   overlap=1.0 - stride / window, activate=False)
 
-    def monai_occ():  # from the HU volume to maps on the CT's grid, as explain does
+        def monai_occ():  # from the HU volume to maps on the CT's grid, as explain does
+            with torch.no_grad():
+                return geometry.to_ct(torch.as_tensor(occ(clf.preprocess(vol))[0])[0].numpy())
+
+        def ours_occ():
+            return explain(clf, vol, methods=("OCC",), variants=("plain",), target=target, occ_window=window,
+                           occ_stride=stride)["OCC", "plain"]
+
+        n_win = int(np.prod([(s - window) // stride + 1 for s in size]))
+        covered = all((s - window) % stride == 0 for s in size)
         with torch.no_grad():
-            return geometry.to_ct(torch.as_tensor(occ(clf.preprocess(vol))[0])[0].numpy())
-
-    def ours_occ():
-        return explain(clf, vol, methods=("OCC",), variants=("plain",), target=target, occ_window=window,
-                       occ_stride=stride)["OCC", "plain"]
-
-    n_win = int(np.prod([(s - window) // stride + 1 for s in size]))
-    covered = all((s - window) % stride == 0 for s in size)
-    with torch.no_grad():
-        score = float(clf.target_score(clf.logits(x), torch.tensor([target]))[0])
-    same = rel_l2(ours_occ(), score - monai_occ()[target]) if covered else float("nan")
-    print(f"\nOCC plain (window {window}, stride {stride}: {n_win} occluded volumes; maps equal to relative L2 "
-          f"{same:.1e}{'' if covered else ' — not compared: the last windows differ at this size'}), "
-          f"{repeats} per side, ABBA")
-    tocc, mocc = abba({"ours": ours_occ, "monai": monai_occ}, repeats)
-    oo, om = sum(tocc["ours"]), sum(tocc["monai"])
-    print(f"  OCC   ours {oo / repeats:7.2f} s   monai {om / repeats:7.2f} s   ratio {om / oo:5.2f}x")
+            score = float(clf.target_score(clf.logits(x), torch.tensor([target]))[0])
+        same = rel_l2(ours_occ(), score - monai_occ()[target]) if covered else float("nan")
+        print(f"\nOCC plain (window {window}, stride {stride}: {n_win} occluded volumes; maps equal to relative L2 "
+              f"{same:.1e}{'' if covered else ' — not compared: the last windows differ at this size'}), "
+              f"{repeats} per side, ABBA")
+        tocc, mocc = abba({"ours": ours_occ, "monai": monai_occ}, repeats)
+        oo, om = sum(tocc["ours"]), sum(tocc["monai"])
+        print(f"  OCC   ours {oo / repeats:7.2f} s   monai {om / repeats:7.2f} s   ratio {om / oo:5.2f}x")
 
     # -- summary --------------------------------------------------------------------------------
     budget = free / 4
@@ -353,8 +362,10 @@ def main() -> None:
     print(f"  {n_maps} maps vs Captum {sc / so:5.2f}x (goal ≥ 2), GC vs MONAI {gm / go:5.2f}x, "
           f"OCC vs MONAI {om / oo:5.2f}x (goal: never slower)")
     print(f"  ours' {n_maps} maps on one volume: {so / repeats:.0f} s (issue 29: ≤ 300 s at the default settings)")
-    for what, mem in (("15 maps ours", m15["ours"]), ("15 maps Captum", m15["captum"]), ("OCC ours", mocc["ours"]),
-                      ("OCC MONAI", mocc["monai"])):
+    for what, mem in (("15 maps ours", m15.get("ours")), ("15 maps Captum", m15.get("captum")),
+                      ("OCC ours", mocc.get("ours")), ("OCC MONAI", mocc.get("monai"))):
+        if mem is None:  # not in --parts
+            continue
         print(f"  peak memory {what:15s} +{mem.added / MIB:7.0f} MiB above {mem.start / MIB:.0f} MiB "
               f"({'within' if mem.added <= budget else 'OVER'} the budget of {budget / MIB:.0f} MiB)")
     print(f"  wall time of this script: {time.perf_counter() - t_start:.0f} s")
