@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--slices", type=int, default=2,
                     help="number of slices (demo; a 3D model: series; 0 = all for --data)")
     add_explain_arguments(st)
-    st.add_argument("--xrai", default="full", choices=["full", "fast", "off"])
+    st.add_argument("--xrai", default="full", choices=["full", "fast", "off"],
+                    help="XRAI region maps (default full; a 3D model: off unless given — supervoxels cost a "
+                         "segmentation per series)")
     st.add_argument("--fidelity-step", type=float, default=2.5)
     st.add_argument("--sanity", action="store_true",
                     help="add the model randomisation test of the example slice to the report")

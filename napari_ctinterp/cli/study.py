@@ -10,13 +10,15 @@ from .options import explain_options
 
 def _study_config(args: argparse.Namespace, three_d: bool = False):
     """The StudyConfig of ``ctinterp study``'s arguments (ValueError on a bad combination). A 3D
-    model studies every series of the folder, pixel maps only (``_refuse_2d_only`` has checked the
-    flags)."""
+    model studies every series of the folder (``_refuse_2d_only`` has checked the flags), pixel maps
+    only unless ``--xrai full|fast`` is given (3D XRAI over supervoxels costs a segmentation per
+    series: asked for, not by default)."""
     from ..study import StudyConfig
 
     slices = args.slices if args.demo or not three_d else 0  # a 3D model on the demo set: that many series
+    xrai = args.xrai if not three_d or _given(args, "--xrai") else "off"
     return StudyConfig(data="demo" if args.demo else args.data, model=args.model, slices=slices,
-                       explain=explain_options(args), xrai="off" if three_d else args.xrai,
+                       explain=explain_options(args), xrai=xrai,
                        fidelity_step=args.fidelity_step, sanity=args.sanity)
 
 
@@ -41,14 +43,11 @@ def _is_3d(model: str) -> bool:
 
 def _refuse_2d_only(args: argparse.Namespace) -> None:
     """Refuse, with what to do instead, the flags a 3D model's study cannot use: ``--slices`` with
-    a folder (with ``--demo`` it counts phantom series) and XRAI region maps."""
+    a folder (with ``--demo`` it counts phantom series)."""
     what = f"the model {args.model} is 3D: it sees each series whole"
     if _given(args, "--slices") and not args.demo:
         raise SystemExit(f"ctinterp study: --slices chooses slices, and {what}: leave --slices out (every series "
                          f"listed in labels.csv is studied; list fewer rows to study fewer)")
-    if _given(args, "--xrai") and args.xrai != "off":
-        raise SystemExit(f"ctinterp study: --xrai {args.xrai} makes region maps of slices, and {what} (XRAI region "
-                         f"maps of volumes are not there yet): leave --xrai out, or give --xrai off")
 
 
 def cmd_study(args: argparse.Namespace) -> int:

@@ -118,14 +118,14 @@ def run_study(cfg: StudyConfig, out: str | Path, *, device: str = "auto", batch_
     ``on_result(result)`` gets each slice's result as it is stored.
 
     A 3D model's unit is the series (counted as the slices are; ``cfg.slices`` > 0: the first that
-    many series): maps of the whole volume, pixel maps only (``cfg.xrai`` is recorded as ``"off"``:
-    region maps of volumes come with 3D XRAI)."""
+    many series): maps of the whole volume, and with ``cfg.xrai`` full / fast their region maps over
+    the series' supervoxels (3D XRAI, ``series_task``)."""
     from ..model import load
 
     clf = load(cfg.model, device="cpu")
     check_methods(clf, cfg)
     three_d = clf.card.is_3d
-    cfg = replace(cfg, model_sha256=clf.card.weights_sha256, **({"xrai": "off"} if three_d else {}))
+    cfg = replace(cfg, model_sha256=clf.card.weights_sha256)
     refs: list = study_series(cfg, labels_csv) if three_d else study_slices(cfg, labels_csv)
     run_dir = Path(out) / cfg.key()
     legacy = Path(out) / cfg.legacy_key()

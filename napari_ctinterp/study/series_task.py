@@ -4,9 +4,12 @@ The 3D counterpart of ``slice_task.run_slice``: the unit is the series, which a 
 sees whole. Maps come from ``explain.explain`` on the volume (on the CT's own grid; voxels outside
 the card's crop are 0), are scored against the series' 3D mask with ``metrics.localisation_volume``
 (volume ROC AUC, max Dice over the 3D grid, and per slice along z; ``outside=`` the crop) and
-against the model with ``metrics.fidelity_many`` on the volume. Pixel maps only: region maps
-(XRAI) of volumes come with 3D XRAI. The result has the slice result's form (the tables and the
-report read both); a failing series returns its error instead of raising.
+against the model with ``metrics.fidelity_many`` on the volume. With ``xrai`` full / fast, each
+map also as a region map over the series' supervoxels (``xrai.segment(volume, spacing_mm=...)``
+once per series; ``xrai.region_map`` with ``outside=`` the crop), scored the same way with its
+supervoxel ranks (``region_scope="volume"``: one ranking over the volume). The result has the
+slice result's form (the tables and the report read both); a failing series returns its error
+instead of raising.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ def run_series(ref: SeriesRef, config: dict, device: str = "auto", batch_size: i
     ``per_slice``: map key → ``[[z, auc, auc_grid, max_dice, k_star], ...]`` along z. With
     ``keep_maps`` the result also holds ``"example"``: the planes the report draws
     (``planes.example_planes``; not written into the series' JSON). ``phase(name)`` is told
-    ``"gradients"`` and ``"fidelity"``. ``others``: the study's other series (``SeriesRef.where``),
-    from which a user's model takes its EG reference volumes.
+    ``"gradients"``, ``"XRAI"`` (with region maps) and ``"fidelity"``. ``others``: the study's
+    other series (``SeriesRef.where``), from which a user's model takes its EG reference volumes.
     """
     cfg = StudyConfig(**config)
     try:
@@ -46,16 +49,17 @@ def run_series(ref: SeriesRef, config: dict, device: str = "auto", batch_size: i
                 "traceback": traceback.format_exc(limit=3)}
 
 
-def _scores(values: np.ndarray, mask: np.ndarray | None, outside: np.ndarray, seed: int
-            ) -> tuple[dict, list[list]]:
+def _scores(values: np.ndarray, mask: np.ndarray | None, outside: np.ndarray, seed: int,
+            ranks: np.ndarray | None = None) -> tuple[dict, list[list]]:
     """The volume-level scores of one map (None without a mask, or when the volume cannot be
-    scored) and its per-slice rows ``[z, auc, auc_grid, max_dice, k_star]``."""
+    scored) and its per-slice rows ``[z, auc, auc_grid, max_dice, k_star]``; ``ranks``: a region
+    map's supervoxel ranks (kept whole, in rank order over the volume)."""
     from ..metrics import localisation_volume
 
     none = dict(auc=None, auc_grid=None, max_dice=None, k_star=None, relevance_mass=None)
     if mask is None or not mask.any():
         return none, []
-    vl = localisation_volume(values, mask, outside=outside, seed=seed)
+    vl = localisation_volume(values, mask, outside=outside, seed=seed, regions=ranks, region_scope="volume")
     per_slice = [[r["z"], r["auc"], r["auc_grid"], r["max_dice"], r["k_star"]] for r in vl.table()]
     v = vl.volume
     if v is None:
@@ -89,13 +93,20 @@ def _run(ref: SeriesRef, cfg: StudyConfig, device: str, batch_size: int | None, 
     all_maps = dict(maps)
     all_maps["random", "plain"] = np.where(geometry.outside, 0.0, random_map(hu.shape, seed=cfg.seed)
                                            ).astype(np.float32)
+    seg = None
+    if cfg.xrai != "off":
+        from ..xrai import segment
+
+        phase("XRAI")
+        seg = segment(hu, spacing_mm=spacing)  # once per series, for every region map
     rows, scored, per_slice = [], {}, {}
     for key, (values, _ranks) in study_maps(all_maps, None, "off", signed_maps=maps.gc_signed).items():
-        row = dict(zip(("method", "variant", "map_type", "sign"), key))
-        name = "|".join(key)
-        scores, per_slice[name] = _scores(values, mask, geometry.outside, cfg.seed)
-        rows.append({**row, **scores})
-        scored[name] = np.asarray(values, np.float32)
+        for map_type, (vals, ranks) in _map_types(values, seg, cfg.xrai, geometry.outside):
+            full_key = (*key[:2], map_type, key[3])
+            name = "|".join(full_key)
+            scores, per_slice[name] = _scores(vals, mask, geometry.outside, cfg.seed, ranks)
+            rows.append({**dict(zip(("method", "variant", "map_type", "sign"), full_key)), **scores})
+            scored[name] = np.asarray(vals, np.float32)
     phase("fidelity")
     curves = fidelity_many(clf, hu, scored, np.array([label]), step=cfg.fidelity_step, seed=cfg.seed, bootstrap=1,
                            spacing_mm=spacing)
@@ -117,6 +128,18 @@ def _run(ref: SeriesRef, cfg: StudyConfig, device: str, batch_size: int | None, 
         out["example"] = example_planes(ref.series_id, hu, mask, {f"{m} {v}": a for (m, v), a in maps.items()},
                                         spacing, geometry.outside)
     return out
+
+
+def _map_types(values: np.ndarray, seg, algorithm: str, outside: np.ndarray):
+    """The pixel map ``(values, None)``, then, given the series' supervoxels ``seg``, its region map
+    ``(region values, supervoxel ranks)``: grown over the voxels the model saw (the crop's outside
+    is left out of every region, and holds 0 in the values the fidelity perturbs)."""
+    yield "pixel", (values, None)
+    if seg is not None:
+        from ..xrai import region_map
+
+        reg = region_map(values, seg, algorithm=algorithm, outside=outside if outside.any() else None)
+        yield "region", (np.where(outside, 0.0, reg.values), reg.ranks)
 
 
 def _sanity(clf, hu: np.ndarray, cfg: StudyConfig, target: int, references, batch_size: int | None,

@@ -12,40 +12,12 @@ dtype, first index wins ties), and every region's value is that exact mean.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from scipy import sparse
 
-from .segments import Segments
-
-
-@dataclass(frozen=True)
-class RegionMap:
-    """XRAI output for one attribution map.
-
-    Attributes
-    ----------
-    values : numpy.ndarray
-        (H, W) float64: each pixel holds its region's gain (mean attribution of the region's
-        newly covered pixels); pixels never covered hold the mean over all of them.
-    ranks : numpy.ndarray
-        (H, W) int: 1 = most important region (regions sorted by gain, as PAIR).
-    order : tuple of numpy.ndarray
-        Flat pixel indices of each region in the order regions were *added*; the leftover
-        uncovered area, if any, last.
-    gains : numpy.ndarray
-        Gain of each entry of ``order``.
-    algorithm : str
-        ``full`` or ``fast``.
-    """
-
-    values: np.ndarray
-    ranks: np.ndarray
-    order: tuple[np.ndarray, ...]
-    gains: np.ndarray
-    algorithm: str
+from .types import RegionMap, Segments
 
 
 def _masks_of_pixels(inc: sparse.csc_matrix, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,45 +46,88 @@ def _finish(attr: np.ndarray, out: np.ndarray, trace: list[tuple[np.ndarray, flo
     ranked = sorted(range(len(trace)), key=lambda i: -trace[i][1])  # stable, as PAIR's sorted()
     ranks = np.zeros(attr.shape, dtype=int)
     flat_ranks = ranks.reshape(-1)
+    added = np.zeros(len(trace), dtype=np.int64)
     for r, i in enumerate(ranked):
         flat_ranks[trace[i][0]] = r + 1
-    order = [t[0] for t in trace]
+        added[i] = r + 1
     gains = [t[1] for t in trace]
     if uncomputed.any():
         left = np.flatnonzero(uncomputed)
         flat_ranks[left] = len(trace) + 1
-        order.append(left)
+        added = np.append(added, len(trace) + 1)
         gains.append(float(flat_out[left[0]]))
-    return RegionMap(values=out, ranks=ranks, order=tuple(order), gains=np.asarray(gains, dtype=float),
-                     algorithm=algorithm)
+    return RegionMap(values=out, ranks=ranks, gains=np.asarray(gains, dtype=float), algorithm=algorithm,
+                     added_ranks=added)
 
 
 def region_map(attr: np.ndarray, seg: Segments, *, algorithm: Literal["full", "fast"] = "full",
-               area_threshold: float = 1.0, min_pixel_diff: int = 50) -> RegionMap:
-    """XRAI region map of an attribution map over precomputed segments.
+               area_threshold: float = 1.0, min_pixel_diff: int = 50,
+               outside: np.ndarray | None = None) -> RegionMap:
+    """XRAI region map of an attribution map over precomputed segments (2D) or supervoxels (3D).
 
     Parameters
     ----------
     attr : numpy.ndarray
-        (H, W) attribution map (the study uses absolute maps); same shape as the segments.
+        (H, W) attribution map of an image, or (Z, H, W) of a volume: a 3D model's map, or the
+        stack of ``explain_volume``'s 2D maps (one region map over the volume; slices it did not
+        explain hold NaN and are left out); the study uses absolute maps. Same shape as the segments.
     seg : Segments
-        From ``xrai.segment`` of the image.
+        From ``xrai.segment`` of the image (or of the volume, with its ``spacing_mm``).
     algorithm : {"full", "fast"}
         Full: greedy, each step adds the mask whose *uncovered* part has the highest mean
         attribution. Fast: masks ranked once by mean over their whole area.
     area_threshold : float
         Full only: stop once this fraction of the image is covered (PAIR: 1.0).
     min_pixel_diff : int
-        Masks adding fewer new pixels than this are dropped (PAIR: 50).
+        Masks adding fewer new pixels (voxels) than this are dropped (PAIR: 50).
+    outside : numpy.ndarray, optional
+        Bool, the map's shape: voxels no region holds (a 3D model's ``VolumeGeometry.outside``,
+        where its map is 0 because it never saw them); their values are NaN and ranks 0.
+
+    Notes
+    -----
+    2D segments with nothing left out: PAIR's output bit for bit (``regions.py``). A volume's
+    supervoxels, or anything left out: the same growing on cells (``regions_3d``).
     """
     a = np.asarray(attr)
-    if a.shape != tuple(seg.shape):
-        raise ValueError(f"attribution shape {a.shape} does not match the segments' image {seg.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError("xrai.region_map: the attribution map has NaN/inf values; XRAI cannot rank "
-                         "regions of it (check the map that produced them)")
     if algorithm not in ("full", "fast"):
         raise ValueError(f"algorithm must be 'full' or 'fast', got {algorithm!r}")
+    shape = tuple(seg.shape)
+    if a.ndim == 2 and len(shape) == 3:
+        raise ValueError(f"a 2D map {a.shape} over a volume's supervoxels {shape}: give the volume's map (Z, H, W) "
+                         f"(a 3D model's, or the stack of explain_volume's slices), or segment the slice itself "
+                         f"(xrai.segment(hu[z]))")
+    if a.ndim == 3 and len(shape) == 2:
+        raise ValueError(f"a volume's map {a.shape} over one image's segments {shape}: segment the volume "
+                         f"(xrai.segment(volume, spacing_mm=(z, y, x))), or give one slice's map")
+    if a.shape != shape:
+        raise ValueError(f"attribution shape {a.shape} does not match the segments' image {shape}")
+    left = None
+    if a.ndim == 3 and not np.isfinite(a).all():
+        finite = np.isfinite(a)
+        blank = ~finite.any(axis=(1, 2))  # slices with no map (explain_volume's unexplained ones)
+        if (~finite & ~blank[:, None, None]).any():
+            raise ValueError("xrai.region_map: the map has NaN/inf values inside explained slices; XRAI cannot "
+                             "rank regions of it (check the map that produced them)")
+        left = np.broadcast_to(blank[:, None, None], a.shape)
+    elif not np.isfinite(a).all():
+        raise ValueError("xrai.region_map: the attribution map has NaN/inf values; XRAI cannot rank "
+                         "regions of it (check the map that produced them)")
+    if outside is not None:
+        out = np.asarray(outside)
+        if out.shape != a.shape or out.dtype != bool:
+            raise ValueError(f"outside must be a bool array of the map's shape {a.shape}, got {out.dtype} {out.shape}")
+        left = out if left is None else (left | out)
+    if left is not None:
+        if left.all():
+            raise ValueError("xrai.region_map: every voxel is left out (outside, or a slice with no map): "
+                             "nothing to rank")
+        a = np.where(left, 0.0, a)
+    if left is not None or seg.grid is not None:
+        from .regions_3d import region_map_cells
+
+        return region_map_cells(a, seg, None if left is None else np.ascontiguousarray(left), algorithm,
+                                area_threshold, min_pixel_diff)
     csr, csc = seg.incidence()
     flat = a.reshape(-1)
     if algorithm == "fast":

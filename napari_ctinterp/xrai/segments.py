@@ -1,5 +1,8 @@
 """Multi-scale Felzenszwalb segmentation for XRAI, computed once per image and cached.
 
+``segment`` takes an image (2D, here) or a volume with its spacing (3D supervoxels,
+``segments_3d``). For an image:
+
 Same recipe and output as PAIR ``saliency`` 0.2.1 (``_get_segments_felzenszwalb``): the image is
 scaled to [−1, 1] and resized to 224×224, segmented at scales 50…1200 (σ = 0.8, min_size = 150),
 labels resized back (nearest), every label of every scale becomes a mask, dilated with disk(5).
@@ -15,70 +18,16 @@ import hashlib
 import os
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage, sparse
+from scipy import ndimage
 from skimage import segmentation
 from skimage.morphology import disk
 from skimage.transform import resize
 
+from .types import Segments
+
 PAIR_SCALES: tuple[int, ...] = (50, 100, 150, 250, 500, 1200)
-
-
-@dataclass(frozen=True)
-class Segments:
-    """Overlapping segment masks of one image (all scales), stored by bounding box.
-
-    Attributes
-    ----------
-    shape : tuple of int
-        (H, W) of the image.
-    boxes : tuple of (slice, slice)
-        Bounding box of each mask (empty masks get an empty box).
-    local : tuple of numpy.ndarray
-        Each mask cropped to its box (bool).
-    params : dict
-        Options that made them.
-    """
-
-    shape: tuple[int, int]
-    boxes: tuple[tuple[slice, slice], ...]
-    local: tuple[np.ndarray, ...]
-    params: dict = field(default_factory=dict)
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
-
-    def incidence(self) -> tuple[sparse.csr_matrix, sparse.csc_matrix]:
-        """Mask × pixel incidence as (CSR, CSC), built once and kept: every map of the image reuses it."""
-        if "incidence" not in self._cache:
-            idx = [self.flat_indices(i) for i in range(len(self))]
-            lengths = np.array([len(i) for i in idx], dtype=np.int64)
-            indptr = np.concatenate([[0], np.cumsum(lengths)])
-            indices = np.concatenate(idx) if idx else np.zeros(0, np.int64)
-            n_pix = self.shape[0] * self.shape[1]
-            csr = sparse.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(self), n_pix))
-            self._cache["incidence"] = (csr, csr.tocsc())
-        return self._cache["incidence"]
-
-    def __len__(self) -> int:
-        return len(self.local)
-
-    def mask(self, i: int) -> np.ndarray:
-        """Full-size boolean mask ``i``."""
-        out = np.zeros(self.shape, dtype=bool)
-        out[self.boxes[i]] = self.local[i]
-        return out
-
-    def masks(self) -> list[np.ndarray]:
-        """All masks at full size (as PAIR's list; memory: n × H × W bytes)."""
-        return [self.mask(i) for i in range(len(self))]
-
-    def flat_indices(self, i: int) -> np.ndarray:
-        """Row-major pixel indices of mask ``i`` (sorted)."""
-        rs, cs = self.boxes[i]
-        r, c = np.nonzero(self.local[i])
-        return ((r + (rs.start or 0)) * self.shape[1] + (c + (cs.start or 0))).astype(np.int64)
-
 
 
 def _normalise(im: np.ndarray, value_range: tuple[float, float], size: tuple[int, int] | None) -> np.ndarray:
@@ -95,9 +44,42 @@ _CACHE: OrderedDict[tuple, Segments] = OrderedDict()
 _CACHE_SIZE = 16
 
 
-def segment(image: np.ndarray, *, scales: tuple[int, ...] = PAIR_SCALES, sigma: float = 0.8, min_size: int = 150,
-            resize_to: tuple[int, int] | None = (224, 224), dilation_radius: int = 5,
-            cache: bool = True) -> Segments:
+def segment(image: np.ndarray, *, spacing_mm: tuple[float, float, float] | None = None, cache: bool = True,
+            **options) -> Segments:
+    """Segment an image (2D) or a volume (3D supervoxels) for XRAI; cached by content and options.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        (H, W) image (a CT slice in HU; it is min-max normalised, so units do not matter), or a
+        (Z, H, W) volume.
+    spacing_mm : (float, float, float), optional
+        A volume's voxel spacing (z, y, x) in mm (required for a volume: supervoxels are round in
+        millimetres); not for a 2D image.
+    cache : bool
+        Reuse the result for the same image and options (the study has 15+ maps per image).
+    **options
+        2D (PAIR's Felzenszwalb, see ``segment_2d``): ``scales``, ``sigma``, ``min_size``,
+        ``resize_to``, ``dilation_radius``. 3D (SLIC supervoxels, see
+        ``segments_3d.segment_volume``): ``scales_mm``, ``compactness``, ``dilation_mm``,
+        ``max_cells``, ``max_iter``.
+    """
+    im = np.asarray(image)
+    if im.ndim == 3:
+        if spacing_mm is None:
+            raise ValueError("xrai.segment of a volume needs its voxel spacing: spacing_mm=(z, y, x) in mm "
+                             "(e.g. the CT's spacing_mm), so that supervoxels are round in millimetres")
+        from .segments_3d import segment_volume
+
+        return segment_volume(im, spacing_mm, cache=cache, **options)
+    if spacing_mm is not None:
+        raise ValueError(f"spacing_mm is for volumes (Z, H, W); this image has shape {im.shape}")
+    return segment_2d(im, cache=cache, **options)
+
+
+def segment_2d(image: np.ndarray, *, scales: tuple[int, ...] = PAIR_SCALES, sigma: float = 0.8, min_size: int = 150,
+               resize_to: tuple[int, int] | None = (224, 224), dilation_radius: int = 5,
+               cache: bool = True) -> Segments:
     """Segment an image for XRAI (PAIR's defaults); cached by image content and options.
 
     Parameters
@@ -114,7 +96,7 @@ def segment(image: np.ndarray, *, scales: tuple[int, ...] = PAIR_SCALES, sigma: 
     """
     im = np.asarray(image)
     if im.ndim != 2:
-        raise ValueError(f"xrai.segment takes one 2D image, got shape {im.shape}")
+        raise ValueError(f"xrai.segment takes a 2D image (H, W) or a volume (Z, H, W), got shape {im.shape}")
     if not np.isfinite(im).all():
         raise ValueError("xrai.segment: the image has NaN/inf values; fill them first")
     if float(im.max()) == float(im.min()):

@@ -1,5 +1,6 @@
 """A 3D model's study: one row group per series from the CLI, interrupted and resumed, volume AUC
-equal to ``metrics.localisation_volume``, the report's planes, and 2D-only options refused."""
+equal to ``metrics.localisation_volume``, the report's planes, 3D XRAI region maps scored, and
+2D-only options refused."""
 
 from __future__ import annotations
 
@@ -157,7 +158,6 @@ def test_a_3d_study_from_the_cli_resumes_and_reports_the_planes(setup, monkeypat
     (["--slices", "2"], "leave --slices out"),
     (["--slices=0"], "leave --slices out"),
     (["--sl", "3"], "leave --slices out"),
-    (["--xrai", "fast"], "--xrai off"),
 ])
 def test_2d_only_flags_with_a_3d_model_are_refused_saying_what_to_do(setup, extra, says):
     weights, data, root = setup
@@ -165,6 +165,51 @@ def test_2d_only_flags_with_a_3d_model_are_refused_saying_what_to_do(setup, extr
         main(["study", "--model", str(weights), "--data", str(data), "--out", str(root / "refused"), *extra])
     assert "is 3D" in str(e.value)
     assert not (root / "refused").exists()
+
+
+def test_a_3d_study_with_xrai_scores_region_maps_of_supervoxels(setup, tmp_path, monkeypatch):
+    """``--xrai fast`` with a 3D model: every map also as a region map over the series' supervoxels,
+    its volume AUC / max Dice those of ``localisation_volume`` with the supervoxel ranks, and its
+    fidelity computed."""
+    from napari_ctinterp import xrai
+    from napari_ctinterp.io import load_mask, read_ct
+    from napari_ctinterp.metrics import localisation_volume
+    from napari_ctinterp.model import load
+
+    weights, data, _root = setup
+    two = tmp_path / "labels.csv"
+    two.write_text("file,label,mask\ncase0,1,case0_mask.npz\ncase1,0,case1_mask.npz\n")
+    calls, scored_maps = _watch(monkeypatch)
+    out = tmp_path / "out"
+    assert main(["study", "--model", str(weights), "--data", str(data), "--labels", str(two), "--out", str(out),
+                 "--methods", "BP", "--variants", "plain", "--fidelity-step", "50", "--device", "cpu",
+                 "--xrai", "fast"]) == 0
+    assert calls == ["case0", "case1"]
+    (run_dir,) = out.iterdir()
+    table = pd.read_csv(run_dir / "table.csv")
+    assert table["error"].isna().all()
+    # per series: (BP plain × 2 signs + the random map) × (pixel, region)
+    assert len(table) == 2 * 3 * 2 and set(table["map_type"]) == {"pixel", "region"}
+    region = table[table["map_type"] == "region"]
+    scored = region[region["slice_id"] == "case0"]
+    assert len(scored) == 3 and scored["auc"].between(0, 1).all() and scored["max_dice"].between(0, 1).all()
+    fid = pd.read_csv(run_dir / "fidelity.csv")
+    assert set(fid["map_type"]) == {"pixel", "region"} and fid["F"].notna().all()
+
+    vol = read_ct(data / "case0")
+    mask = load_mask(data / "case0_mask.npz", reference=vol).labels
+    outside = load(weights, device="cpu").geometry(vol.hu.shape, vol.spacing_mm).outside
+    seg = xrai.segment(vol.hu, spacing_mm=vol.spacing_mm)
+    reg = xrai.region_map(np.abs(scored_maps["case0"]["BP", "plain"]), seg, algorithm="fast", outside=outside)
+    assert (reg.ranks[outside] == 0).all() and reg.ranks[~outside].min() == 1
+    ref = localisation_volume(np.where(outside, 0, reg.values), mask, regions=reg.ranks, region_scope="volume",
+                              outside=outside).volume
+    row = scored[(scored["method"] == "BP") & (scored["sign"] == "absolute")]
+    assert row["auc"].iloc[0] == pytest.approx(ref.auc, abs=1e-9)
+    assert row["max_dice"].iloc[0] == pytest.approx(ref.max_dice, abs=1e-9)
+    pixel = table[(table["map_type"] == "pixel") & (table["slice_id"] == "case0") & (table["method"] == "BP")
+                  & (table["sign"] == "absolute")]
+    assert pixel["auc"].iloc[0] != row["auc"].iloc[0]  # the region map is scored as itself, not as the pixels
 
 
 def test_a_per_slice_labels_csv_is_refused_for_a_3d_model(setup, tmp_path):
