@@ -5,9 +5,10 @@ by seed; nothing is downloaded. ``io.write_dicom_series`` writes slices (or a vo
 DICOM series.
 """
 
+from .markers import MARKER_KINDS, Marker, draw_marker, inpaint
 from .slice import PhantomSlice, make_slice
 from .tissues import LABELS, MASK_MIN_ENHANCEMENT_HU, PHASES
 from .volume import PhantomVolume, make_volume
 
-__all__ = ["LABELS", "MASK_MIN_ENHANCEMENT_HU", "PHASES", "PhantomSlice", "PhantomVolume", "make_slice",
-           "make_volume"]
+__all__ = ["LABELS", "MARKER_KINDS", "MASK_MIN_ENHANCEMENT_HU", "PHASES", "Marker", "PhantomSlice", "PhantomVolume",
+           "draw_marker", "inpaint", "make_slice", "make_volume"]

@@ -9,6 +9,7 @@ import numpy as np
 
 from .body import paint_body_wall, paint_lung_vessels, paint_lungs, paint_ribs_and_spine, paint_table
 from .canvas import Canvas, smooth_field
+from .markers import draw_marker, marker_kind, marker_rng
 from .noise import fast_noise, fbp_noise
 from .organs import paint_abdomen, paint_mediastinum
 from .tissues import ENHANCING, LABELS, MASK_MIN_ENHANCEMENT_HU, PHASES, draw_enhancement, draw_native_hu
@@ -45,6 +46,11 @@ class PhantomSlice:
         s = float(self.meta["pixel_mm"])
         return (s, s)
 
+    @property
+    def marker_mask(self) -> np.ndarray:
+        """bool (H, W): the planted marker's pixels (all False without a marker)."""
+        return self.labels == LABELS["marker"]
+
 
 def make_slice(
     seed: int,
@@ -57,6 +63,7 @@ def make_slice(
     noise_sd: float | None = None,
     arms_down: bool | None = None,
     supersample: int = 2,
+    marker: bool | str | None = None,
 ) -> PhantomSlice:
     """Make one synthetic chest-CT slice.
 
@@ -83,6 +90,11 @@ def make_slice(
         Arms beside the body (about one slice in three when drawn from the seed).
     supersample : int
         Sub-pixels per pixel along each axis for partial-volume edges.
+    marker : bool or str, optional
+        Plant a marker (``phantom.markers``): ``True`` draws a kind from the seed, a kind's name
+        (``"letter"``, ``"tube"``, ``"text"``) picks it. Drawn from a random stream of its own: the
+        slice is the one without a marker except at the marker's pixels, which ``labels`` marks
+        ``LABELS["marker"]`` (``marker_mask``) and ``meta["marker"]`` describes.
 
     Returns
     -------
@@ -122,6 +134,12 @@ def make_slice(
         n = np.zeros_like(native)
     hu = native + n + (enhancement if contrast else 0.0)
     mask = enhancement >= MASK_MIN_ENHANCEMENT_HU
+    planted = None
+    if marker is not None and marker is not False:
+        r_mark = marker_rng(seed)
+        planted = draw_marker(marker_kind(marker, r_mark), r_mark, labels, pixel_mm)
+        hu = np.where(planted.mask, np.minimum(planted.hu + n, 3071.0), hu)
+        labels = np.where(planted.mask, LABELS["marker"], labels)
     meta = {
         "seed": int(seed),
         "contrast": bool(contrast),
@@ -138,6 +156,8 @@ def make_slice(
         "body_half_width_mm": body_geom.half_width,
         "generator": "napari_ctinterp.phantom.make_slice",
     }
+    if planted is not None:
+        meta["marker"] = planted.record()
     return PhantomSlice(hu=hu.astype(np.float32), mask=mask, labels=labels.astype(np.int16), meta=meta)
 
 

@@ -42,6 +42,7 @@ LABELS: dict[str, int] = {
     "liver_vessel": 28,
     "cartilage": 29,
     "soft_tissue": 30,
+    "marker": 31,  # a planted marker (``make_slice(..., marker=...)``): lead letter, tube line, burned-in text
 }
 
 PHASES: tuple[str, ...] = ("arterial", "pulmonary", "venous")
