@@ -31,5 +31,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # torch and torchvision first, pinned to the releases this machine serves from local disk.
   .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
   .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+  case ",$EXTRAS," in *,testing,*)
+    # Quantus (a reference the metrics are tested against) without its opencv-python, whose Qt
+    # plugins would shadow PyQt6's: the headless opencv comes with the testing extra instead.
+    .venv/bin/python -m pip install -q --no-deps "quantus==0.6.0" ;;
+  esac
   echo "$want" > "$stamp"
 fi
