@@ -6,9 +6,9 @@ DICOM series.
 """
 
 from .markers import MARKER_KINDS, Marker, draw_marker, inpaint
-from .slice import PhantomSlice, make_slice
+from .slice import PhantomSlice, add_marker, make_slice
 from .tissues import LABELS, MASK_MIN_ENHANCEMENT_HU, PHASES
 from .volume import PhantomVolume, make_volume
 
 __all__ = ["LABELS", "MARKER_KINDS", "MASK_MIN_ENHANCEMENT_HU", "PHASES", "Marker", "PhantomSlice", "PhantomVolume",
-           "draw_marker", "inpaint", "make_slice", "make_volume"]
+           "add_marker", "draw_marker", "inpaint", "make_slice", "make_volume"]

@@ -180,6 +180,20 @@ def draw_marker(kind: str, rng: np.random.Generator, labels: np.ndarray, pixel_m
     return Marker(kind=kind, mask=mask, hu=hu, centre=(float(c[0]), float(c[1])), size_mm=float(height_mm))
 
 
+def plant(hu: np.ndarray, labels: np.ndarray, pixel_mm: float, marker: bool | str, seed: int,
+          air_hu: float = -1000.0) -> tuple[np.ndarray, np.ndarray, Marker]:
+    """``hu`` and ``labels`` with a marker drawn from ``seed``'s marker stream: its pixels (all
+    in air) take the marker's HU plus the noise the slice has there (``hu − air_hu``), clipped at
+    3,071 HU; ``labels`` marks them ``LABELS["marker"]``. Returns (hu, labels, the Marker)."""
+    from .tissues import LABELS
+
+    rng = marker_rng(seed)
+    planted = draw_marker(marker_kind(marker, rng), rng, labels, pixel_mm)
+    noise = np.asarray(hu, np.float32) - np.float32(air_hu)
+    out = np.where(planted.mask, np.minimum(np.float32(planted.hu) + noise, np.float32(3071.0)), hu)
+    return out.astype(np.float32), np.where(planted.mask, LABELS["marker"], labels).astype(labels.dtype), planted
+
+
 def inpaint(hu: np.ndarray, mask: np.ndarray, *, noise_sd: float = 0.0, seed: int = 0) -> np.ndarray:
     """``hu`` with the pixels of ``mask`` (and a 1-pixel rim, where the marker's partial volume
     lies) replaced by the surrounding tissue: scikit-image's biharmonic inpainting on a window

@@ -9,7 +9,7 @@ import numpy as np
 
 from .body import paint_body_wall, paint_lung_vessels, paint_lungs, paint_ribs_and_spine, paint_table
 from .canvas import Canvas, smooth_field
-from .markers import draw_marker, marker_kind, marker_rng
+from .markers import plant
 from .noise import fast_noise, fbp_noise
 from .organs import paint_abdomen, paint_mediastinum
 from .tissues import ENHANCING, LABELS, MASK_MIN_ENHANCEMENT_HU, PHASES, draw_enhancement, draw_native_hu
@@ -134,12 +134,6 @@ def make_slice(
         n = np.zeros_like(native)
     hu = native + n + (enhancement if contrast else 0.0)
     mask = enhancement >= MASK_MIN_ENHANCEMENT_HU
-    planted = None
-    if marker is not None and marker is not False:
-        r_mark = marker_rng(seed)
-        planted = draw_marker(marker_kind(marker, r_mark), r_mark, labels, pixel_mm)
-        hu = np.where(planted.mask, np.minimum(planted.hu + n, 3071.0), hu)
-        labels = np.where(planted.mask, LABELS["marker"], labels)
     meta = {
         "seed": int(seed),
         "contrast": bool(contrast),
@@ -156,9 +150,21 @@ def make_slice(
         "body_half_width_mm": body_geom.half_width,
         "generator": "napari_ctinterp.phantom.make_slice",
     }
-    if planted is not None:
-        meta["marker"] = planted.record()
-    return PhantomSlice(hu=hu.astype(np.float32), mask=mask, labels=labels.astype(np.int16), meta=meta)
+    plain = PhantomSlice(hu=hu.astype(np.float32), mask=mask, labels=labels.astype(np.int16), meta=meta)
+    return plain if marker is None or marker is False else add_marker(plain, marker)
+
+
+def add_marker(s: PhantomSlice, marker: bool | str = True, *, seed: int | None = None) -> PhantomSlice:
+    """``s`` with a planted marker (``phantom.markers``): ``make_slice(seed, ..., marker=marker)``
+    is ``add_marker(make_slice(seed, ...), marker)``. ``seed`` (default: the slice's own) draws
+    the marker: another seed moves it (and may change its kind, size and HU for ``marker=True``)."""
+    if s.labels is None or (s.labels == LABELS["marker"]).any():
+        raise ValueError("this slice already has a marker: add markers to a slice without one")
+    seed = int(s.meta["seed"]) if seed is None else int(seed)
+    hu, labels, planted = plant(s.hu, s.labels, float(s.meta["pixel_mm"]), marker, seed,
+                                air_hu=float(s.meta.get("air_hu", -1000.0)))
+    return PhantomSlice(hu=hu, mask=s.mask, labels=labels, meta={**s.meta, "marker": {**planted.record(),
+                                                                                       "seed": seed}})
 
 
 def _paint_all(cv: Canvas, rng: np.random.Generator, hu: dict, tex: np.ndarray, lung_tex: np.ndarray,

@@ -49,3 +49,15 @@ def test_inpainting_removes_the_marker_with_the_surrounding_tissue(kind):
     assert residual < 0.15 * contrast, (residual, contrast)
     far = ~ndi.binary_dilation(m, iterations=2)
     np.testing.assert_array_equal(gone[far], marked.hu[far])  # pixels away from the marker untouched
+
+
+def test_add_marker_is_make_slice_s_marker_and_another_seed_moves_it():
+    from napari_ctinterp.phantom import add_marker
+
+    plain = make_slice(9, size=96)
+    marked = add_marker(plain, "letter")
+    np.testing.assert_array_equal(marked.hu, make_slice(9, size=96, marker="letter").hu)
+    moved = add_marker(plain, "letter", seed=10)
+    assert moved.meta["marker"]["seed"] == 10 and not (moved.marker_mask == marked.marker_mask).all()
+    with pytest.raises(ValueError, match="already has a marker"):
+        add_marker(marked)
