@@ -139,10 +139,14 @@ def draw_marker(kind: str, rng: np.random.Generator, labels: np.ndarray, pixel_m
     if kind == "letter":
         height_mm = float(rng.uniform(9.0, 15.0))
         h = height_mm / pixel_mm
-        point, normal = _skin_point(body, rng, anterior=bool(rng.random() < 0.6))
-        centre = point + normal * (0.5 * h + 1.0)  # lying on the skin, outside it
-        mask = _text_mask(str(rng.choice(["L", "R"])), h, shape, (centre[0] - 0.5 * h, centre[1] - 0.36 * h))
-        mask &= ~body
+        letter, anterior = str(rng.choice(["L", "R"])), bool(rng.random() < 0.6)
+        whole = int(_text_mask(letter, h, (4 * int(h) + 4,) * 2, (h, h)).sum())
+        for _ in range(32):  # a place where the whole letter lies on the skin inside the image
+            point, normal = _skin_point(body, rng, anterior=anterior)
+            centre = point + normal * (0.62 * h + 1.0)  # lying on the skin, outside it
+            mask = _text_mask(letter, h, shape, (centre[0] - 0.5 * h, centre[1] - 0.36 * h)) & ~body
+            if mask.sum() >= 0.9 * whole:
+                break
         hu = float(rng.uniform(2000.0, 3071.0))
     elif kind == "tube":
         length_mm = float(rng.uniform(35.0, 90.0))
@@ -174,8 +178,8 @@ def draw_marker(kind: str, rng: np.random.Generator, labels: np.ndarray, pixel_m
         height_mm = h * pixel_mm
     else:
         raise ValueError(f"unknown marker kind {kind!r}; kinds: {list(MARKER_KINDS)}")
-    if not mask.any():  # cannot happen for a body inside the field of view; say so if it does
-        raise ValueError(f"the {kind} marker fell outside the image (shape {shape})")
+    if not mask.any():  # a body filling the whole field of view leaves no room outside it
+        raise ValueError(f"no room for a {kind} marker outside the body in this {shape} image")
     c = ndi.center_of_mass(mask)
     return Marker(kind=kind, mask=mask, hu=hu, centre=(float(c[0]), float(c[1])), size_mm=float(height_mm))
 
