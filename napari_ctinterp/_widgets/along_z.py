@@ -1,9 +1,10 @@
 """The Metrics panel's "along z" view: AUC and max Dice of one map on every slice with a mask.
 
 Thin: takes the map shown in the canvas (or the first pixel map of the image) and the reference
-mask as (Z, H, W), runs ``metrics.localisation_volume`` in a background worker, and plots both
-scores per slice with the volume-level values as dashed lines; a click on the plot moves the
-viewer to the nearest scored slice.
+mask as (Z, H, W) — a stack of 2D maps (``explain_volume``) or a 3D model's map, whose voxels
+outside the model's input are left out (``map_voxels``) — runs ``metrics.localisation_volume`` in
+a background worker, and plots both scores per slice with the volume-level values as dashed
+lines; a click on the plot moves the viewer to the nearest scored slice.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..io.evidence import evidence_mask
 from ..metrics.volume import VolumeLocalisation
 from ..progress import Step
 from .dock_layout import wrapping_label
+from .map_voxels import explained_slices, outside_voxels
 from .maps import map_info, map_layers, map_title
 from .workers import start_worker
 
@@ -78,15 +80,16 @@ class AlongZ:
             self.status.value = f"error: {e}"
             return
         info = map_info(layer)
-        explained = set(info.explained(len(data)))
-        values = np.where(np.isin(np.arange(len(data)), sorted(explained))[:, None, None], data, np.nan)
+        explained = explained_slices(layer, info)
+        values = np.where(np.isin(np.arange(len(data)), explained)[:, None, None], data, np.nan)
         title = map_title(info)
 
         def job() -> Generator[Step, None, VolumeLocalisation]:
             from ..metrics import localisation_volume
 
             yield Step(0, 1)
-            return localisation_volume(values, mask)
+            # a 3D model's voxels outside its input (its card's crop) are left out (may load the model)
+            return localisation_volume(values, mask, outside=outside_voxels(layer, info))
 
         self.button.enabled = False
         n_masked = int(evidence_mask(mask).reshape(len(mask), -1).any(1).sum())

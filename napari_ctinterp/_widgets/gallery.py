@@ -30,11 +30,15 @@ from .dock_layout import hidden_tab, on_destroyed, on_shown, wrapping_label
 from .gallery_figure import GalleryState, Tile, draw_gallery, grid, score_tile
 from .layer_choice import ct_layers, current_slice_index, default_ct
 from .layer_info import ScoreNote, slice_of
+from .map_voxels import axial_mip, is_volume_map
 from .maps import map_info, map_layers, map_title, robust_limits, show_map
+from .view_3d_panel import View3DPanel
 from .workers import JobCancelled, start_worker
 
 DOCK_FONT, SAVE_FONT, SAVE_TILE_IN = 6.5, 9.0, 2.2  # title points; saved figure: inches per tile
 DEBOUNCE_MS, MAX_DOCK_WIDTH = 200, 520
+#: What a volume's tiles show: the current slice, or the axial MIP of |map| (``map_voxels.axial_mip``).
+TILES_SHOW = ("slice", "MIP")
 
 
 class _CanvasScroll(QScrollArea):
@@ -53,11 +57,16 @@ class GalleryWidget(Container):
         self.viewer = napari_viewer
         self.image = ComboBox(label="CT layer", choices=self._image_choices)
         self.mask = ComboBox(label="reference mask", choices=self._mask_choices)
+        self.tiles_show = ComboBox(label="tiles show", choices=list(TILES_SHOW), value=TILES_SHOW[0],
+                                   tooltip="a volume's maps: the current slice, or the axial maximum-intensity "
+                                           "projection of |map| over the explained slices (titles: the slice's scores)")
+        self.view_3d = View3DPanel(napari_viewer, self._first_tile_layer)
         self.status = wrapping_label()
         self.save_path = FileEdit(label="save figure", mode="w", filter="*.png *.svg",
                                   value=Path.home() / "ctinterp_gallery.png")
         self.save_button = PushButton(text="Save figure (PNG or SVG)")
-        self.extend([self.image, self.mask, self.status, self.save_path, self.save_button])
+        self.extend([self.image, self.mask, self.tiles_show, *self.view_3d.widgets, self.status, self.save_path,
+                     self.save_button])
         self.figure = Figure(figsize=(MAX_DOCK_WIDTH / 100, 1.2))
         self.canvas = FigureCanvasQTAgg(self.figure)
         # In a scroll area: in a short window the tiles scroll instead of squeezing the other fields.
@@ -67,7 +76,7 @@ class GalleryWidget(Container):
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         self.scroll.setWidget(self.canvas)
-        self.native.layout().insertWidget(3, self.scroll)  # under the status, above "save"
+        self.native.layout().insertWidget(list(self).index(self.status) + 1, self.scroll)  # above "save"
         self.native.setMaximumWidth(MAX_DOCK_WIDTH)
         self.state = GalleryState(image=None, index=None)
         self.worker = None
@@ -83,6 +92,7 @@ class GalleryWidget(Container):
         self.canvas.mpl_connect("resize_event", self._on_resize)
         self.save_button.changed.connect(lambda: self.save(Path(str(self.save_path.value))))
         self.image.changed.connect(self.schedule)
+        self.tiles_show.changed.connect(self.schedule)
         self.mask.changed.connect(self._watch_mask)
         self._connect(True)
         on_destroyed(self, "_disconnect")
@@ -122,8 +132,7 @@ class GalleryWidget(Container):
             self._timer.start()
 
     def _disconnect(self) -> None:
-        """The dock was closed: stop following the viewer."""
-        self._connect(False)
+        self._connect(False)  # the dock was closed: stop following the viewer
 
     def _connect(self, on: bool) -> None:
         """(Dis)connect the viewer's events; off when the dock is closed."""
@@ -175,8 +184,7 @@ class GalleryWidget(Container):
         self._on_mask_edit()
 
     def _on_mask_edit(self, *_: Any) -> None:
-        # napari may emit ``paint`` before the new labels are written: compare at the redraw.
-        self.schedule()
+        self.schedule()  # napari may emit ``paint`` before the new labels are written: compare at the redraw
 
     def _on_resize(self, _event: Any) -> None:
         if abs(self.figure.get_figwidth() - self._drawn_width) > 0.05 and self.state.tiles:
@@ -186,10 +194,14 @@ class GalleryWidget(Container):
     def _collect(self) -> GalleryState:
         """Tiles of the chosen CT layer on the current slice, with the cached scores filled in."""
         image = self.image.value
+        volume = image is not None and np.ndim(image.data) == 3 and np.shape(image.data)[0] > 1
+        for w in (self.tiles_show, *self.view_3d.rows):
+            w.visible = volume  # a single slice has neither a projection nor a 3D view
         if image is None:
             return GalleryState(None, None, message="Open a CT image first (File ▸ Open Sample ▸ CT Interpretability).")
         idx = current_slice_index(self.viewer, image)
         state, layers = GalleryState(image.name, idx), map_layers(self.viewer, image.name)
+        state.projection = volume and self.tiles_show.value == "MIP"
         if not layers:
             state.message = f"No maps of “{image.name}” yet: run Explain on it and its maps appear here."
             return state
@@ -198,6 +210,8 @@ class GalleryWidget(Container):
         methods, state.columns = grid(keys)
         state.n_rows = len(methods)
         state.mask, note = self._mask_on(idx)
+        if state.projection:
+            state.outline = self._mask_projection()
         key = _score_key(state)
         for ly, (method, variant, kind) in zip(layers, keys):
             info = map_info(ly)
@@ -206,15 +220,21 @@ class GalleryWidget(Container):
             tile = Tile(ly, map_title(info), methods.index(method),
                         state.columns.index((variant, kind)), values,
                         None if ranks is None else slice_of(ranks, info, idx), source=ly.data)
+            if state.projection and is_volume_map(ly, info):
+                tile.picture = axial_mip(ly, info)  # drawn; the title keeps the slice's scores
+                tile.limits = robust_limits(tile.picture[::4, ::4])
             if values is not None:
-                tile.limits = robust_limits(values[::4, ::4])
-                note = ScoreNote.from_layer(ly)
-                if note is not None and note.slice == idx and note.F is not None and np.isfinite(note.F):
-                    tile.fidelity = float(note.F)
+                if tile.picture is None:
+                    tile.limits = robust_limits(values[::4, ::4])
+                scores = ScoreNote.from_layer(ly)  # not ``note``: that is the mask's note of the message
+                if scores is not None and scores.slice == idx and scores.F is not None and np.isfinite(scores.F):
+                    tile.fidelity = float(scores.F)
                 self._lookup(tile, key)
             state.tiles.append(tile)
         where = "" if idx is None else f", slice {idx}"
-        state.message = f"{len(layers)} maps of “{image.name}”{where}. Click a tile to show that map.{note}"
+        mip = " Tiles: axial MIP of |map| over the explained slices (scores: this slice's; cyan: the mask's " \
+              "projection)." if state.projection else ""
+        state.message = f"{len(layers)} maps of “{image.name}”{where}. Click a tile to show that map.{mip}{note}"
         return state
 
     def _mask_on(self, idx: int | None) -> tuple[np.ndarray | None, str]:
@@ -228,6 +248,16 @@ class GalleryWidget(Container):
         if not mask.any():
             return None, " The reference mask is empty on this slice: paint it to get scores."
         return mask, ""
+
+    def _mask_projection(self) -> np.ndarray | None:
+        """The reference mask projected along z (any slice), for the MIP tiles' outline."""
+        data = None if self.mask.value is None else np.asarray(self.mask.value.data)
+        projected = evidence_mask(data).any(axis=0) if data is not None and data.ndim == 3 else None
+        return projected if projected is not None and projected.any() else None
+
+    def _first_tile_layer(self) -> napari.layers.Image | None:
+        """The map of the first tile (what "Show in 3D" shows when no map is shown)."""
+        return self.state.tiles[0].layer if self.state.tiles else None
 
     def _lookup(self, tile: Tile, key: tuple) -> None:
         """The tile's scores when they are known (scored on its data, slice and mask before)."""
@@ -351,8 +381,9 @@ class GalleryWidget(Container):
         fig = Figure(figsize=(SAVE_TILE_IN * max(len(self.state.columns), 1), 1.0))
         where = "" if self.state.index is None else f", slice {self.state.index}"
         mask = f", reference mask “{self.mask.value.name}” in cyan" if self.state.mask is not None else ""
+        what = "axial MIP of |map| (scores: the slice's)" if self.state.projection else "|map|"
         draw_gallery(fig, self.state, font=SAVE_FONT, line=0.9,
-                     title=f"{self.state.image}{where}{mask}. |map|, each from its median to its 99.5th percentile")
+                     title=f"{self.state.image}{where}{mask}. {what}, each from its median to its 99.5th percentile")
         for t in self.state.tiles:
             t.frame.set_visible(False)  # the dock's selection is no part of the figure
         path.parent.mkdir(parents=True, exist_ok=True)

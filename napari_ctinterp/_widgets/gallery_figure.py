@@ -45,6 +45,12 @@ class Tile:
     text: Any = None
     frame: Any = None
     source: Any = field(default=None, repr=False)  # the layer's data ``values`` were read from
+    picture: np.ndarray | None = field(default=None, repr=False)  # drawn instead of ``values`` (a MIP)
+
+    @property
+    def shown(self) -> np.ndarray | None:
+        """What the tile draws: ``picture`` (the map's MIP) when set, else ``values``."""
+        return self.picture if self.picture is not None else self.values
 
     @property
     def kind(self) -> str:
@@ -73,6 +79,8 @@ class GalleryState:
     columns: list[tuple[str, str]] = field(default_factory=list)  # (variant, kind) of each column
     mask: np.ndarray | None = None
     message: str = ""
+    projection: bool = False  # the tiles show each map's axial MIP (``Tile.picture``)
+    outline: np.ndarray | None = None  # the contour drawn (default: ``mask``; the MIPs: its projection)
 
 
 def grid(keys: list[tuple[str, str, str]]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -129,7 +137,8 @@ def draw_gallery(fig: Figure, state: GalleryState, *, font: float, line: float =
     ax.set_ylim(height, 0)
     if title:
         ax.text(width / 2, head / 2, title, ha="center", va="center", fontsize=font * 1.1)
-    outline = _outline(state.mask)
+    contour = state.outline if state.outline is not None else state.mask
+    outline = _outline(contour)
     segments = []
     for t, text in zip(state.tiles, titles):
         x0, y0 = t.col * cell + pad, head + t.row * row_h + pad + title_h
@@ -137,19 +146,20 @@ def draw_gallery(fig: Figure, state: GalleryState, *, font: float, line: float =
         widest = max(_text_width(part) for part in text.split("\n"))  # a word wider than the tile shrinks
         t.text = ax.text(x0 + side / 2, y0 - 3 / 72, text, ha="center", va="bottom", linespacing=1.1,
                          fontsize=min(font, 0.98 * (cell - pad) * 72 / widest))
-        if t.values is None:
+        shown = t.shown
+        if shown is None:
             ax.add_patch(Rectangle((x0, y0), side, side, facecolor="#e4e4e4", edgecolor="none"))
             ax.text(x0 + side / 2, y0 + side / 2, "not computed\nfor this slice", ha="center", va="center",
                     fontsize=font * 0.9, color="#555555")
         else:
             # Mean-pooled to ~1.5 screen pixels per value first: resampling 30 full maps is slow.
-            k = max(1, int(min(t.values.shape) / (1.5 * side * fig.dpi)))
-            values, (h, w) = _pool(t.values, k), t.values.shape
+            k = max(1, int(min(shown.shape) / (1.5 * side * fig.dpi)))
+            values, (h, w) = _pool(shown, k), shown.shape
             scale = side / max(h, w)
             left, top = x0 + (side - w * scale) / 2, y0 + (side - h * scale) / 2
             ax.imshow(values, cmap=CMAP, vmin=t.limits[0], vmax=t.limits[1], aspect="auto", interpolation="antialiased",
                       extent=(left, left + values.shape[1] * k * scale, top + values.shape[0] * k * scale, top))
-            if state.mask is not None and state.mask.shape == t.values.shape:
+            if contour is not None and contour.shape == shown.shape:
                 segments.append(np.column_stack([left + outline[:, 1] * scale, top + outline[:, 0] * scale]))
         t.frame = ax.add_patch(Rectangle((x0, y0), side, side, fill=False, linewidth=4.4 * line,
                                          edgecolor=HIGHLIGHT_COLOUR, visible=bool(t.layer.visible)))

@@ -175,7 +175,7 @@ def slice_of(data: Any, info: MapLayerInfo | Mapping[str, Any], index: int | Non
     - ``(H, W)``: a map of a 2D CT, or of one slice placed by the layer's translate: returned as is.
     - ``index`` None (a 2D CT): the map of a one-slice stack ``(1, H, W)``; None for a taller stack.
     - ``full_z`` ``(Z, H, W)`` on the whole CT's grid: ``data[index]`` for an explained slice
-      (``slices``), None for the others (zeros there, not a map).
+      (``slices``; every slice when none are recorded), None for the others (zeros there, not a map).
     - ``(N, H, W)`` of the slices ``slices`` (N of them): the one of ``index``, None if not among them.
     - ``(N, H, W)`` without recorded slices: the CT's slices ``0 … N-1``.
 
@@ -189,8 +189,8 @@ def slice_of(data: Any, info: MapLayerInfo | Mapping[str, Any], index: int | Non
     slices = list(info.slices)
     if index is None:
         return arr[0] if arr.shape[0] == 1 else None
-    if info.full_z:
-        return arr[index] if index in slices else None
+    if info.full_z:  # no slices recorded (a 3D model's map of the whole volume): every slice holds it
+        return arr[index] if index in (slices or range(len(arr))) else None
     if index in slices and arr.shape[0] == len(slices):
         return arr[slices.index(index)]
     return arr[index] if not slices and 0 <= index < arr.shape[0] else None

@@ -4,11 +4,9 @@ One Image layer per map (pixel or XRAI region map), all but one hidden: the canv
 the mask and one overlay; ``show_map`` switches which one (the Explain widget's "show" field, the
 gallery and the Metrics panel's table all use it).
 
-Display: a heat colormap whose low end is transparent (translucent blending, so the CT shows
-through where the map is low), contrast limits at robust percentiles of the map — the median
-(``LOW_PERCENTILE``) to the 99.5th percentile (``HIGH_PERCENTILE``) of its finite values, so one
-hot pixel does not wash the map out and the lower half of the pixels stays clear — opacity 0.8,
-and napari's colour bar on the shown layer.
+Display (``map_look``): a heat colormap whose low end is transparent, contrast limits at robust
+percentiles of the map, opacity 0.8, and napari's colour bar on the shown layer. In napari's 3D
+view the shown map is rendered as a volume over its CT (``view_3d``, ``view_3d_follow``).
 """
 
 from __future__ import annotations
@@ -17,18 +15,11 @@ from typing import Any
 
 import napari
 import numpy as np
-from napari.utils.colormaps import Colormap
 from qtpy.QtCore import QTimer
 
 from .layer_info import MapLayerInfo
-
-#: Contrast limits of a map layer, in percentiles of its finite values.
-LOW_PERCENTILE, HIGH_PERCENTILE = 50.0, 99.5
-
-#: Transparent → red → yellow → white: a heat overlay that leaves the CT visible where the map is low.
-HEAT = Colormap(colors=[[0.0, 0.0, 0.0, 0.0], [0.85, 0.0, 0.0, 0.55], [1.0, 0.55, 0.0, 0.85],
-                        [1.0, 1.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]],
-                controls=[0.0, 0.15, 0.45, 0.8, 1.0], name="ctinterp heat")
+from .map_look import HEAT, HIGH_PERCENTILE, LOW_PERCENTILE, robust_limits  # noqa: F401 (the display, re-exported)
+from .view_3d_follow import follow_3d
 
 
 def short_map_name(method: str, variant: str, kind: str = "pixel") -> str:
@@ -62,19 +53,6 @@ def map_layers(viewer: napari.Viewer, image_name: str | None = None) -> list[nap
     """Map layers of the viewer, those made from ``image_name`` only when given."""
     return [ly for ly in viewer.layers if (info := map_info(ly)) is not None
             and (image_name is None or info.image == image_name)]
-
-
-def robust_limits(data: np.ndarray) -> tuple[float, float]:
-    """Contrast limits (``LOW_PERCENTILE``, ``HIGH_PERCENTILE``) of the finite values, never empty."""
-    finite = np.asarray(data)[np.isfinite(data)]
-    if finite.size == 0:
-        return 0.0, 1.0
-    lo, hi = (float(v) for v in np.percentile(finite, [LOW_PERCENTILE, HIGH_PERCENTILE]))
-    if not hi > lo:
-        lo, hi = float(finite.min()), float(finite.max())
-    if not hi > lo:
-        hi = lo + 1.0
-    return lo, hi
 
 
 def show_map(viewer: napari.Viewer, layer: napari.layers.Image) -> None:
@@ -123,7 +101,9 @@ def upsert_image(viewer: napari.Viewer, name: str, data: np.ndarray, *, scale: t
     """Add a hidden map layer, or update the one with this name (re-running never piles up copies).
 
     ``metadata``: the layer's whole metadata, the record under ``layer_info.KEY``
-    (``MapLayerInfo.layer_metadata``)."""
+    (``MapLayerInfo.layer_metadata``). The viewer's 3D view then follows its maps
+    (``view_3d_follow``: napari's 2D / 3D toggle renders the shown map over the CT)."""
+    follow_3d(viewer)
     limits = robust_limits(data)
     if name in viewer.layers:
         layer = viewer.layers[name]

@@ -33,6 +33,7 @@ from .along_z import AlongZ
 from .dock_layout import hidden_tab, limit_width, make_scrollable, on_shown, wrapping_label
 from .layer_choice import ct_layers, current_slice_index, default_ct
 from .layer_info import ScoreNote, slice_of
+from .map_voxels import is_3d_model_map
 from .maps import map_info, map_layers, show_map
 from .metric_plots import draw_curves
 from .score_table import ScoreTable, export_scores
@@ -134,6 +135,8 @@ class MetricsPanel(Container):
             image = self.viewer.layers[info.image]
             if self.image.value is not image:
                 self.image.value = image
+            if is_3d_model_map(info) and self.scope.value == SCOPES[0]:
+                self.scope.value = SCOPES[2]  # a 3D model's map is one map of the volume: its volume row too
 
     def _follow_new_layer(self, event: Any) -> None:
         self._follow(event.value)
@@ -213,8 +216,12 @@ class MetricsPanel(Container):
             return
         # The fill of the fidelity curves follows the class each map explains (its target).
         labels = [map_info(ly).target_of(idx) for ly in layers]
-        layers = layers + [ly for _item, ly in volume_rows]  # the volume rows follow the slice rows
-        use_fid, model = self.with_fidelity.value, map_info(maps[0]).model
+        layers = layers + [row.layer for row in volume_rows]  # the volume rows follow the slice rows
+        model = map_info(maps[0]).model
+        # A 3D model answers for the whole volume: a slice's fidelity (occluding one slice's pixels) is not its
+        # question; the study measures a 3D model's fidelity over the volume.
+        no_fid_3d = any(is_3d_model_map(map_info(ly)) for ly in maps)
+        use_fid = self.with_fidelity.value and not no_fid_3d
         scorer, hu_fp, data0 = self.scorer, fingerprint(hu), [ly.data for ly in layers]
 
         total = len(items) + len(volume_rows)
@@ -231,8 +238,8 @@ class MetricsPanel(Container):
                 except ValueError as e:  # this map cannot be scored (e.g. constant); the others can
                     scores.append(f"{item[0]} · {item[1]}: {e}")
                 yield Step(len(scores), total)
-            for (method, variant, kind, values, ranks), _ly in volume_rows:
-                scores.append(volume_score(method, variant, kind, values, ranks, mask3d))
+            for row in volume_rows:
+                scores.append(volume_score(row, mask3d))
                 yield Step(len(scores), total)
             return scores
 
@@ -241,7 +248,7 @@ class MetricsPanel(Container):
         self.status.value = f"scoring {total} map(s)…"
         self.worker = start_worker(job, total=total, description="Metrics",
                                    on_done=lambda sc: self._show(sc, layers, data0, idx, mask_layer.name,
-                                                                 runs_before),
+                                                                 runs_before, no_fid_3d),
                                    on_error=lambda e: self._fail(str(e), notify=False), progress=self.progress,
                                    unit="maps")
 
@@ -257,7 +264,7 @@ class MetricsPanel(Container):
         self.status.value = f"error: {text}"
 
     def _show(self, results: list, layers: list, data0: list, idx: int | None, mask_name: str,
-              runs_before: int) -> None:
+              runs_before: int, no_fid_3d: bool = False) -> None:
         skipped = [r for r in results if isinstance(r, str)]
         kept = [(r, ly, d) for r, ly, d in zip(results, layers, data0) if not isinstance(r, str)]
         if not kept:
@@ -285,6 +292,8 @@ class MetricsPanel(Container):
             text += f"; fidelity: {new_fid} computed, {n_fid - new_fid} from cache"
         if np.isfinite(rho):
             text += f"; AUC vs F rank correlation ρ = {rho:+.2f} over all {n_rho} maps (the plot: those it shows)"
+        if no_fid_3d and self.with_fidelity.value:
+            text += "; no fidelity per slice for a 3D model's maps (it answers for the volume: see the study)"
         if self._mask_note:
             text += f". Note: {self._mask_note}"
         if skipped:

@@ -84,3 +84,42 @@ def test_volume_follows_slice_paint_and_marks_uncovered_tiles(qtbot, make_napari
     labels.paint((0, 2, 2), 1)  # a painted pixel outside the map's hot square lowers the AUC
     qtbot.waitUntil(lambda: gallery.worker is None and gallery.tiles[1].auc is not None
                     and gallery.tiles[1].auc < 1.0, timeout=20_000)
+
+
+def test_a_3d_maps_tiles_show_the_slice_or_its_axial_mip(qtbot, make_napari_viewer):
+    from maps_3d import add_maps, open_volume
+
+    from napari_ctinterp import explain
+    from napari_ctinterp.model import load
+
+    viewer = make_napari_viewer()
+    gallery = GalleryWidget(viewer)  # docked first
+    viewer.window.add_dock_widget(gallery, name="Gallery")
+    assert gallery.tiles_show.native.isHidden()  # nothing open: no volume to project
+    ct, v = open_volume(viewer)
+    maps = explain.explain(load("demo-3d"), v.hu, methods=("BP", "GC"), variants=("plain",), spacing_mm=v.spacing_mm)
+    layers = add_maps(viewer, ct, maps)
+    viewer.dims.set_current_step(0, 7)
+    gallery.mask.value = viewer.layers["volume mask"]
+    gallery.refresh()
+    assert not gallery.tiles_show.native.isHidden() and not gallery.view_3d.row.native.isHidden()
+    titles = [t.text.get_text() for t in gallery.tiles]
+    for t, ly in zip(gallery.tiles, layers):
+        assert t.picture is None and np.array_equal(t.values, ly.data[7]) and t.auc is not None
+
+    gallery.tiles_show.value = "MIP"
+    gallery.refresh()
+    assert gallery.state.projection and "axial MIP" in gallery.status.value
+    for t, ly in zip(gallery.tiles, layers):
+        mip = np.abs(np.asarray(ly.data)).max(axis=0)
+        assert np.allclose(t.picture, mip) and not np.allclose(t.picture, ly.data[7])
+        assert t.shown is t.picture and np.array_equal(t.values, ly.data[7])  # the scores stay the slice's
+    assert [t.text.get_text() for t in gallery.tiles] == titles  # titles unchanged
+    assert np.array_equal(gallery.state.outline, np.asarray(viewer.layers["volume mask"].data).any(axis=0))
+    out = gallery.save(gallery.save_path.value.parent / "never.txt")  # a bad suffix is a message
+    assert out.suffix == ".txt" and not out.exists()
+
+    gallery.tiles_show.value = "slice"
+    gallery.refresh()
+    assert all(t.picture is None for t in gallery.tiles)
+    qtbot.waitUntil(lambda: gallery.worker is None, timeout=20_000)
