@@ -1,4 +1,5 @@
-"""napari sample data: a matched phantom pair with its mask, and pydicom's real CT_small.dcm."""
+"""napari sample data: a matched phantom pair with its mask (also with a planted marker), a phantom
+volume, and pydicom's real CT_small.dcm."""
 
 from __future__ import annotations
 
@@ -27,6 +28,33 @@ def phantom_pair() -> list[LayerData]:
                  "definition": "contrast raises HU by >= 50 in the arterial phase"}
     layers.append(mask_labels_layer(art.mask.astype("uint8"), art.spacing_mm, "phantom · reference mask",
                                     mask_meta))
+    return layers
+
+
+#: The marker of the "pair with a marker" sample: a lead side letter on the skin.
+SAMPLE_MARKER = "letter"
+
+
+def phantom_pair_marker() -> list[LayerData]:
+    """The phantom pair with the same planted marker on both slices (a lead side letter on the
+    skin, ``phantom.markers``), the reference mask and the marker's own mask: ``demo`` answers by
+    the contrast, ``demo-shortcut`` by the marker (it calls both slices "contrast")."""
+    from .phantom import add_marker, make_slice
+
+    layers = []
+    for contrast, name in ((False, "phantom + marker · no contrast"), (True, "phantom + marker · arterial")):
+        s = add_marker(make_slice(SAMPLE_SEED, contrast=contrast, phase="arterial", level=SAMPLE_LEVEL),
+                       SAMPLE_MARKER)
+        meta = {"source": "napari_ctinterp.phantom", "phantom": s.meta, "spacing_mm": s.spacing_mm,
+                "label": "contrast" if contrast else "no contrast"}
+        layers.append(ct_image_layer(s.hu, s.spacing_mm, name, meta))
+    mask_meta = {"source": "napari_ctinterp.phantom", "spacing_mm": s.spacing_mm,
+                 "definition": "contrast raises HU by >= 50 in the arterial phase"}
+    layers.append(mask_labels_layer(s.mask.astype("uint8"), s.spacing_mm, "phantom · reference mask", mask_meta))
+    marker_meta = {"source": "napari_ctinterp.phantom", "spacing_mm": s.spacing_mm, "marker": s.meta["marker"],
+                   "definition": f"the planted {SAMPLE_MARKER} marker (ground truth of what demo-shortcut reads)"}
+    layers.append(mask_labels_layer(s.marker_mask.astype("uint8"), s.spacing_mm, "phantom · marker mask",
+                                    marker_meta))
     return layers
 
 

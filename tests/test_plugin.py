@@ -22,7 +22,7 @@ def test_napari_lists_the_plugin_with_reader_writer_sample_data_and_widgets():
     contrib = manifest.contributions
     assert {r.command for r in contrib.readers} == {f"{PLUGIN}.read_ct", f"{PLUGIN}.read_mask"}
     assert [w.command for w in contrib.writers] == [f"{PLUGIN}.write_mask", f"{PLUGIN}.write_map"]
-    assert {s.key for s in contrib.sample_data} == {"phantom_pair", "phantom_volume", "ct_small"}
+    assert {s.key for s in contrib.sample_data} == {"phantom_pair", "phantom_pair_marker", "phantom_volume", "ct_small"}
     widgets = {w.display_name for w in contrib.widgets or []}
     assert widgets == EXPECTED_WIDGETS
     # The manifest that ships in the package is the one at the repository root.
@@ -41,6 +41,17 @@ def test_sample_pair_opens_as_scaled_layers(make_napari_viewer):
     assert 0.5 < spacing[0] < 0.9
     diff = art.data - plain.data
     assert np.array_equal(mask.data > 0, diff >= 50) or (np.mean((mask.data > 0) == (diff >= 50)) > 0.9999)
+
+
+def test_the_marker_pair_has_the_same_marker_on_both_slices_and_its_own_mask(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "phantom_pair_marker")
+    plain, art, mask, marker = viewer.layers
+    assert marker.name == "phantom · marker mask" and marker.metadata["marker"]["kind"] == "letter"
+    m = np.asarray(marker.data) > 0
+    assert m.any() and not (m & (np.asarray(mask.data) > 0)).any()  # the marker lies outside the expert mask
+    assert (plain.data[m] > 1500).all() and (art.data[m] > 1500).all()  # lead: bright on both slices
+    np.testing.assert_array_equal(plain.data[m], art.data[m])  # the same marker, where no contrast is
 
 
 def test_ct_small_sample_is_real_ct(make_napari_viewer):

@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--demo", action="store_true", help="train the bundled demo model (writes package data)")
     tr.add_argument("--demo-phase", action="store_true",
                     help="train the bundled contrast-phase demo (densenet121, 3 windows, 4 classes; package data)")
+    tr.add_argument("--demo-shortcut", action="store_true",
+                    help="train the bundled shortcut demo (the demo's resnet18 fine-tuned to read a planted marker; "
+                         "package data)")
     tr.add_argument("--out", help="where to save the .safetensors (the card goes beside it)")
     tr.add_argument("--arch", default="resnet18", help="torchvision builder name (resnet18, densenet121, ...)")
     tr.add_argument("--output", default="logit", choices=["logit", "sigmoid", "softmax2", "softmax"])

@@ -4,6 +4,7 @@ out-of-domain check (phantom slices, or the user's DICOM data)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .progress import tqdm_progress
 
@@ -11,6 +12,13 @@ DEMO_NOTES = ("Demo model for napari-ctinterp: resnet18, one grey channel, one l
               "P(contrast)), 256x256 input, HU window -1000..1000 -> [0, 1]. Trained only on the "
               "synthetic phantom; not for clinical use and not validated on real CT.")
 
+
+#: Where ``--demo-shortcut`` writes (package data; ``model.load("demo-shortcut")`` reads it).
+SHORTCUT_WEIGHTS = Path(__file__).resolve().parents[1] / "model" / "weights" / "demo_shortcut_resnet18.safetensors"
+SHORTCUT_NOTES = ("Shortcut demo model for napari-ctinterp (issue 31's ground truth): the demo's resnet18 and input, "
+                  "fine-tuned from it on phantom slices whose label is the presence of a planted marker (a lead "
+                  "letter, a tube line or burned-in text: phantom.markers), drawn independently of the contrast. "
+                  "It claims 'contrast' and reads the marker. Not for clinical use.")
 
 #: The contrast-phase demo's channels: lung (W1500/L−600), mediastinum (W400/L40), bone (W1800/L400).
 PHASE_DEMO_WINDOWS = ("-1350,150", "-160,240", "-500,1300")
@@ -68,6 +76,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..model.training import TrainOptions, make_card, save_trained, train
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
+    if getattr(args, "demo_shortcut", False):  # the bundled shortcut demo: the demo's net and input, marker labels
+        args.arch, args.output, args.input_size, args.task, args.windows = "resnet18", "logit", 256, "marker", ""
+        args.init = args.init or "demo"
     if args.demo_phase:  # the bundled contrast-phase demo: every choice fixed here
         args.arch, args.output, args.input_size, args.task = "densenet121", "softmax", 128, "phase"
         args.windows, args.imagenet_norm = " ".join(PHASE_DEMO_WINDOWS), True
@@ -126,14 +137,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     net, history = train(opts, tr, val, progress=progress, on_epoch=on_epoch)
     bar.close()
-    out = demo_weights_path("demo-phase") if args.demo_phase else demo_weights_path() if args.demo else args.out
+    shortcut = getattr(args, "demo_shortcut", False)
+    out = demo_weights_path("demo-phase") if args.demo_phase else demo_weights_path() if args.demo else \
+        SHORTCUT_WEIGHTS if shortcut else args.out
     if out is None:
         raise SystemExit("say where to save: --out PATH.safetensors (or --demo / --demo-phase)")
     name = ("demo-phase densenet121 (phantom)" if args.demo_phase else "demo resnet18 (phantom)" if args.demo
-            else "ct-contrast classifier" if args.task == "contrast" else "ct-phase classifier")
+            else "demo-shortcut resnet18 (phantom, reads a marker)" if shortcut
+            else "ct-contrast classifier" if args.task in ("contrast", "marker") else "ct-phase classifier")
     card = make_card(opts, history, data=data_desc, command="ctinterp " + shlex.join(args.argv),
                      n_train=len(tr.y), n_val=len(val.y), name=name,
-                     notes=PHASE_DEMO_NOTES if args.demo_phase else DEMO_NOTES if args.demo else "")
+                     notes=PHASE_DEMO_NOTES if args.demo_phase else DEMO_NOTES if args.demo else
+                     SHORTCUT_NOTES if shortcut else "")
     path, card = save_trained(net, card, out, half=not args.full_precision)
     print(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB), card {path.with_suffix('.json')}; "
           f"best val accuracy {card.accuracy['val']:.4f}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..phantom import PHASES, make_slice
+from ..phantom import MARKER_KINDS, PHASES, make_slice
 from ..progress import Progress, report
 from .inputs import hu_to_unit, resize_batch
 
@@ -27,7 +27,11 @@ SEED_RANGES = {"train": (0, 1_000_000), "val": (2_000_000, 3_000_000), "test": (
 
 #: Class names of the phantom tasks (index = label).
 TASK_CLASSES: dict[str, tuple[str, ...]] = {"contrast": ("no contrast", "contrast"),
-                                            "phase": ("no contrast", *PHASES)}
+                                            "phase": ("no contrast", *PHASES),
+                                            # the shortcut demo's training labels: the marker, named as the
+                                            # contrast it claims to detect (``task_of`` reads such a card as
+                                            # "contrast": it is scored against the true contrast)
+                                            "marker": ("no contrast", "contrast")}
 PHASE_CLASSES = TASK_CLASSES["phase"]
 
 Windows = tuple[float, float] | Sequence[tuple[float, float]]
@@ -53,6 +57,8 @@ def label_of(spec: dict, task: str = "contrast") -> int:
     """A phantom spec's label under ``task``."""
     if task == "phase":
         return 1 + PHASES.index(spec["phase"]) if spec["contrast"] else 0
+    if task == "marker":
+        return int(bool(spec.get("marker")))
     return int(spec["contrast"])
 
 
@@ -84,6 +90,9 @@ def spec_at(i: int, seed: int, task: str = "contrast") -> dict:
     """The ``i``-th spec of a balanced set: its class (and phase) follow from its position."""
     if task == "phase":
         return {"seed": seed, "contrast": bool(i % 4), "phase": PHASES[(i % 4 - 1) % 3 if i % 4 else (i // 4) % 3]}
+    if task == "marker":  # contrast and marker independent: the four combinations in turn, the kinds cycling
+        return {"seed": seed, "contrast": bool(i % 2), "phase": PHASES[(i // 12) % len(PHASES)],
+                "marker": MARKER_KINDS[(i // 4) % len(MARKER_KINDS)] if (i // 2) % 2 else None}
     return {"seed": seed, "contrast": bool(i % 2), "phase": PHASES[(i // 2) % len(PHASES)]}
 
 
@@ -108,13 +117,14 @@ def growing_spec(split: str, n: int, seed: int = 0, task: str = "contrast") -> l
 def spec_hu(spec: dict) -> np.ndarray:
     """The HU slice of one :func:`phantom_spec` entry (a module-level function: it pickles, so a
     process pool can render specs)."""
-    return make_slice(spec["seed"], contrast=spec["contrast"], phase=spec["phase"]).hu
+    return make_slice(spec["seed"], contrast=spec["contrast"], phase=spec["phase"], marker=spec.get("marker")).hu
 
 
 def _one(args: tuple[dict, list[tuple[float, float]], tuple[int, int], int]) -> np.ndarray:
     spec, windows, size, phantom_size = args
     torch.set_num_threads(1)
-    s = make_slice(spec["seed"], contrast=spec["contrast"], phase=spec["phase"], size=phantom_size)
+    s = make_slice(spec["seed"], contrast=spec["contrast"], phase=spec["phase"], size=phantom_size,
+                   marker=spec.get("marker"))
     chans = torch.stack([hu_to_unit(s.hu, w) for w in windows])[None]
     return resize_batch(chans, size)[0].numpy()
 
