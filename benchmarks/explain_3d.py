@@ -30,7 +30,8 @@ or ``--model monai.DenseNet121`` time a random torchvision / MONAI 3D network in
 ``--quick``: IG 5 steps, EG 5 samples, SG 3 copies, one run per side, 3 GC rounds — a smoke run of
 under 2 minutes, not a benchmark.
 
-Usage: python benchmarks/explain_3d.py [--quick] [--parts maps gc occ] [--model demo-3d|compact|r3d_18|monai.DenseNet121]
+Usage: python benchmarks/explain_3d.py [--quick] [--parts maps gc occ]
+       [--model demo-3d|compact|r3d_18|monai.DenseNet121]
        [--size D H W] [--threads 2] [--repeats 2]
 """
 

@@ -1,7 +1,11 @@
-"""Classify dock widget: P(contrast) for the current slice or every slice of a CT layer.
+"""Classify dock widget: P(contrast) for the current slice or every slice of a CT layer — or, with
+a 3D model, one answer for the whole volume.
 
 Thin: reads its fields, runs ``model.load`` and ``Classifier.predict`` in a background worker
-with a progress bar, shows the result and stores it in the layer's metadata.
+with a progress bar, shows the result and stores it in the layer's metadata. A 3D model sees the
+whole volume: the slice choice is hidden, the volume (with its spacing, ``volume_model``) goes
+through one forward pass that gives every class's probability and the out-of-domain verdict; a
+single slice or a volume too thin for the model is refused in the widget before any work.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from .dock_layout import limit_width, make_scrollable, wrapping_label
 from .layer_choice import ct_combo, current_slice_index, not_hu_reason
 from .model_picker import ModelPicker
 from .trust import show_trust, trust_text
+from .volume_model import layer_spacing_mm, volume_refusal
 from .workers import JobProgress, start_worker
 
 METADATA_KEY = "ctinterp_classification"
@@ -34,6 +39,8 @@ class ClassifyWidget(Container):
         self.model, self.path, self.model_info = self.picker.widgets
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
         self.scope = RadioButtons(label="slices", choices=["current slice", "all slices"], value="current slice")
+        self.volume_note = wrapping_label("a 3D model classifies the whole volume: one answer per volume",
+                                          visible=False)
         self.run_button = PushButton(text="Classify")
         self.progress = JobProgress()
         self.result = wrapping_label()
@@ -41,7 +48,8 @@ class ClassifyWidget(Container):
         self.domain.visible = False
         self.table = Table(value={"slice": [], "P(contrast)": [], "class": []})
         self.table.visible = False
-        self.extend([self.layer, self.model, self.path, self.model_info, self.device, self.scope, self.run_button,
+        self.extend([self.layer, self.model, self.path, self.model_info, self.device, self.scope, self.volume_note,
+                     self.run_button,
                      *self.progress.widgets, self.result, self.domain,
                      self.table])
         limit_width(self)
@@ -49,8 +57,15 @@ class ClassifyWidget(Container):
         self.run_button.changed.connect(self.classify)
         self.viewer.layers.events.inserted.connect(self.layer.reset_choices)
         self.viewer.layers.events.removed.connect(self.layer.reset_choices)
+        self.model.changed.connect(self._model_kind)
+        self.path.changed.connect(self._model_kind)
         self.worker = None
+        self._model_kind()
 
+    def _model_kind(self, *_: object) -> None:
+        """A 3D model answers for the whole volume: no slice choice."""
+        three_d = self.picker.is_3d()
+        self.scope.visible, self.volume_note.visible = not three_d, three_d
 
     def _source(self) -> str:
         return self.picker.source()
@@ -66,6 +81,12 @@ class ClassifyWidget(Container):
             if reason is not None:
                 raise ValueError(reason)
             source = self._source()
+            if self.picker.is_3d():
+                reason = volume_refusal(layer, self.picker.card())
+                if reason is not None:
+                    raise ValueError(reason)
+                self._classify_volume(layer, source)
+                return
         except ValueError as e:
             show_error(f"Classify: {e}")
             self._reset(f"error: {e}")
@@ -86,9 +107,9 @@ class ClassifyWidget(Container):
             from ..model import load
 
             clf = load(source, device=device)
-            if clf.card.is_3d:  # one answer per volume: the viewer's per-slice answers would be wrong
-                raise ValueError(f"{clf.card.name or source} is a 3D model (it sees the whole volume): the viewer "
-                                 "does not take 3D models yet — from Python: clf.predict_proba(volume)")
+            if clf.card.is_3d:  # the card changed on disk since it was read: never per-slice answers of a 3D model
+                raise ValueError(f"{clf.card.name or source} is a 3D model (it sees the whole volume): Classify "
+                                 "again to classify the volume")
             yield Step(1, total)
             probs: dict[int | None, np.ndarray] = {}  # slice → (N,) class probabilities
             domain: dict = {}  # slice → DomainCheck, from the same forward pass
@@ -113,9 +134,40 @@ class ClassifyWidget(Container):
                                    on_error=lambda e: self._reset(f"error: {e}"), progress=self.progress,
                                    unit="batches")
 
-    def _show_domain(self, domain: dict, layer: napari.layers.Image | None = None) -> None:
+    def _classify_volume(self, layer: napari.layers.Image, source: str) -> None:
+        """A 3D model: the whole volume, one forward pass (every class's probability and the domain
+        check), in a background worker."""
+        data = np.asarray(layer.data, dtype=np.float32)
+        spacing, device = layer_spacing_mm(layer), self.device.value
+        self.run_button.enabled = False
+        self.result.value = f"classifying the whole volume ({data.shape[0]} slices)…"
+
+        def job() -> Generator[Step, None, dict]:
+            from ..model import load
+
+            clf = load(source, device=device)
+            yield Step(1, 2, "model loaded")
+            if not clf.card.is_3d:
+                raise ValueError(f"{clf.card.name or source} is not a 3D model (its card changed): Classify again")
+            logits, found = clf.logits_and_domain(clf.preprocess(data, spacing_mm=spacing))
+            p = clf.proba(logits).cpu().numpy().astype(np.float64)[0]
+            yield Step(2, 2, "volume classified")
+            return {"probs": {None: p}, "domain": {None: found[0]}, "model": source,
+                    "card_hash": clf.card.short_hash, "class_names": clf.card.class_names, "device": str(clf.device),
+                    "positive": clf.card.positive_index if clf.binary else None, "n_slices": int(data.shape[0]),
+                    "spacing_mm": None if spacing is None else list(spacing)}
+
+        self.worker = start_worker(job, total=2, description="Classifying the volume",
+                                   on_done=lambda res: self._show(layer, res),
+                                   on_error=lambda e: self._reset(f"error: {e}"), progress=self.progress,
+                                   unit="steps")
+
+    def _show_domain(self, domain: dict, layer: napari.layers.Image | None = None, volume: bool = False) -> None:
         """The out-of-domain (and not-CT) warning, or "unknown", next to the result."""
-        show_trust(self.domain, trust_text(domain, layer))
+        text = trust_text(domain, layer)
+        if volume and text:  # one verdict for the whole volume
+            text = text.replace("— this slice:", "— this volume:")
+        show_trust(self.domain, text)
 
     def _reset(self, text: str) -> None:
         self.run_button.enabled = True
@@ -127,15 +179,17 @@ class ClassifyWidget(Container):
 
     def _show(self, layer: napari.layers.Image, res: dict) -> None:
         names, pos = res["class_names"], res["positive"]
+        n_volume = res.get("n_slices")  # a 3D model's answer: the whole volume's
         ordered = sorted(res["probs"].items(), key=lambda kv: -1 if kv[0] is None else kv[0])
 
         def predicted(p: np.ndarray) -> int:
             return (pos if p[pos] >= 0.5 else 1 - pos) if pos is not None else int(np.argmax(p))
 
-        rows = [{"slice": "—" if k is None else k, "p": [round(float(v), 4) for v in p], "class": names[predicted(p)]}
-                for k, p in ordered]
+        rows = [{"slice": ("volume" if n_volume else "—") if k is None else k, "p": [round(float(v), 4) for v in p],
+                 "class": names[predicted(p)]} for k, p in ordered]
         first = rows[0]
-        where = "" if first["slice"] == "—" else f" (slice {first['slice']})"
+        where = f" (whole volume, {n_volume} slices)" if n_volume else \
+            "" if first["slice"] == "—" else f" (slice {first['slice']})"
         if pos is not None:  # binary: the probability of the positive class, as before
             text = f"P({names[pos]}) = {first['p'][pos]:.3f} → {first['class']}{where}"
             columns = {"slice": [r["slice"] for r in rows], f"P({names[pos]})": [r["p"][pos] for r in rows]}
@@ -152,7 +206,7 @@ class ClassifyWidget(Container):
             text = (f"{counts[names[pos]]} of {len(rows)} slices: {names[pos]}" if pos is not None else
                     f"{len(rows)} slices: " + ", ".join(f"{c} {n}" for n, c in counts.items() if c))
         self._reset(text)
-        self._show_domain(res.get("domain", {}), layer)
+        self._show_domain(res.get("domain", {}), layer, volume=bool(n_volume))
         if len(rows) > 1 and res.get("domain"):
             columns["domain"] = [res["domain"][k].label for k, _p in ordered]
         self.table.value = columns
@@ -161,9 +215,11 @@ class ClassifyWidget(Container):
         for r in rows:
             entry = {"p": r["p"], "class_names": list(names), "class": r["class"], "model": res["model"],
                      "card_sha256_12": res["card_hash"]}
+            if n_volume:  # a 3D model's answer for the whole volume
+                entry.update(n_slices=n_volume, spacing_mm=res.get("spacing_mm"))
             if pos is not None:
                 entry["p_contrast" if names[pos] == "contrast" else f"p_{names[pos]}"] = r["p"][pos]
-            check = res.get("domain", {}).get(None if r["slice"] == "—" else r["slice"])
+            check = res.get("domain", {}).get(None if r["slice"] in ("—", "volume") else r["slice"])
             if check is not None:
                 entry["domain"] = {"label": check.label, "score": check.score, "threshold": check.threshold}
             meta[str(r["slice"])] = entry

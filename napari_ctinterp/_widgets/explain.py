@@ -14,6 +14,11 @@ other map layer is hidden and one choice away in the "show" field (or the Galler
 EG references: the demo model brings its own; for another model the other slices of the open
 volume are used when there are at least ``MIN_VOLUME_REFERENCES``, else a chosen DICOM folder;
 without either, EG is skipped with a note and the other maps are computed.
+
+A 3D model sees the whole volume: the slice choice and EG's reference choice are hidden (a note
+says why), the methods, variants and target stay; the job is ``jobs.iter_explain_3d`` and each map
+becomes one (Z, H, W) layer over the CT, with the same partial maps, Cancel and one-map rule.
+XRAI of a 3D map needs 3D supervoxels: offered when ``jobs.xrai_3d_available()``.
 """
 
 from __future__ import annotations
@@ -48,9 +53,10 @@ from ..explain import (
     ExplainOptions,
 )
 from ..io import parse_slices
-from ..jobs import ExplainedSlices
+from ..jobs import ExplainedSlices, ExplainedVolume
 from ..progress import Step
 from .dock_layout import limit_width, make_scrollable, wrapping_label
+from .explain_3d import XRAI_TOOLTIP, Explain3D, elide_combo
 from .explain_layers import add_explain_layers, hide_other_models
 from .layer_choice import ct_combo, current_slice_index, explainable, not_hu_reason
 from .model_picker import ModelPicker, selection
@@ -70,7 +76,7 @@ SCOPES = ("current slice", "slice range", "slices with mask", "whole volume")
 DEFAULT_SHOWN = ("IGB", "SG2")
 
 
-class ExplainWidget(Container):
+class ExplainWidget(Explain3D, Container):
     """Dock widget: choose image, slices, methods × variants and parameters; make map layers."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
@@ -90,7 +96,9 @@ class ExplainWidget(Container):
         self.target = ComboBox(label="explain class", choices=self._target_choices, value="predicted",
                                tooltip="the class whose score is explained: the predicted one, or any class "
                                        "of the model's card")
-        self.xrai = ComboBox(label="XRAI regions", choices=["off", "full", "fast"], value="full")
+        self.xrai = ComboBox(label="XRAI regions", choices=["off", "full", "fast"], value="full", tooltip=XRAI_TOOLTIP)
+        self.volume_note = wrapping_label(visible=False)  # in place of the slice choice, for a 3D model
+        self._xrai_2d = "full"  # the XRAI choice to restore when a 2D model is chosen again
         self.references = ComboBox(label="EG references", choices=["auto", "folder…"], value="auto",
                                    tooltip="auto: the demo model's own set, else the other slices of the open "
                                            f"volume (≥ {MIN_VOLUME_REFERENCES}); folder…: DICOM training slices")
@@ -125,14 +133,16 @@ class ExplainWidget(Container):
         self.domain = wrapping_label(visible=False)  # out-of-domain / not-CT warning, next to the result
         self.display = ShownMap(self.viewer, lambda: self.layer.value)  # which map is over the CT; its regions
         self.shown, self.regions_of, self.top_percent = self.display.widgets
+        for combo in (self.shown, self.regions_of, self.scope_mask):  # long layer names elide, not widen the dock
+            elide_combo(combo)
         method_box = Container(widgets=[*(self.methods[m] for m in METHODS), Label(value="beyond the paper:"),
                                         *(self.methods[m] for m in EXTRA_METHODS)], labels=False, label="methods")
         variant_box = Container(widgets=list(self.variants.values()), labels=False, layout="horizontal",
                                 label="variants")
         # the run's status and result controls sit above the parameters, so that opening the
         # parameters does not push the messages out of sight
-        self.extend([self.layer, self.model, self.path, self.model_info, self.target, self.scope, self.slice_range,
-                     self.scope_mask, method_box,
+        self.extend([self.layer, self.model, self.path, self.model_info, self.target, self.scope, self.volume_note,
+                     self.slice_range, self.scope_mask, method_box,
                      variant_box, self.xrai, self.references, self.ref_folder,
                      self.quick_button, self.estimate.label,
                      Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False),
@@ -151,11 +161,14 @@ class ExplainWidget(Container):
             w.changed.connect(self._update_estimate)
         self.model.changed.connect(self.target.reset_choices)
         self.path.changed.connect(self.target.reset_choices)
+        self.model.changed.connect(self._model_kind)
+        self.path.changed.connect(self._model_kind)
         self.cancel_button.changed.connect(self.cancel)
         self.viewer.layers.events.inserted.connect(self.layer.reset_choices)
         self.viewer.layers.events.removed.connect(self.layer.reset_choices)
         self.worker = None
         selection.subscribe(self._model_switched)  # held weakly: a closed dock stops listening
+        self._model_kind()
         self._update_estimate()
 
     def quick(self) -> None:
@@ -164,7 +177,8 @@ class ExplainWidget(Container):
             box.value = m in METHODS
         for v, box in self.variants.items():
             box.value = v == "plain"
-        self.xrai.value = "fast"
+        if self.xrai.enabled:  # (3D XRAI may not be available: the field is then off and disabled)
+            self.xrai.value = "fast"
         self._update_estimate()
 
     def _cost_key(self) -> str:
@@ -177,13 +191,13 @@ class ExplainWidget(Container):
 
     def _planned(self) -> tuple[ExplainOptions, int, str]:
         """The options, the number of slices and the cost key of a run with the controls as they are
-        (``ValueError`` / ``OSError`` when no run is possible yet)."""
+        (``ValueError`` / ``OSError`` when no run is possible yet; a 3D model: 1, the volume)."""
         layer = self.layer.value
         if layer is None:
             raise ValueError("no CT layer")
         opts = self.options()
         shape = np.shape(layer.data)
-        n = 1 if len(shape) == 2 or self.scope.value == "current slice" else len(self._indices(
+        n = 1 if len(shape) == 2 or self.scope.value == "current slice" or self.picker.is_3d() else len(self._indices(
             np.empty((shape[0], 0, 0), np.float32), layer))
         return opts, n, self._cost_key()
 
@@ -191,7 +205,8 @@ class ExplainWidget(Container):
         """The size of the run the controls ask for, and its time here (from earlier runs' pace)."""
         try:
             opts, n, key = self._planned()
-            self.estimate.show(opts, n, self.picker.card().input_size, self.xrai.value, key)
+            self.estimate.show(opts, n, self.picker.card().input_size, self.xrai.value, key,
+                               volume=self.picker.is_3d())
         except (ValueError, IndexError, OSError, RuntimeError):
             self.estimate.clear()
 
@@ -210,8 +225,9 @@ class ExplainWidget(Container):
             self.display.hide_regions()
 
     def _scope_changed(self, value: str) -> None:
-        self.slice_range.visible = value == "slice range"
-        self.scope_mask.visible = value == "slices with mask"
+        three_d = self.picker.is_3d()  # a 3D model has no slice choice
+        self.slice_range.visible = value == "slice range" and not three_d
+        self.scope_mask.visible = value == "slices with mask" and not three_d
         if value == "slices with mask":
             self.scope_mask.reset_choices()
 
@@ -275,6 +291,9 @@ class ExplainWidget(Container):
                 raise ValueError(reason)
             opts = self.options()
             source = self.picker.source()
+            if self.picker.is_3d():
+                self._run_3d(layer, opts, source)
+                return
             data = np.asarray(layer.data, dtype=np.float32)
             folder = self.ref_folder.value if self.references.value == "folder…" else None
             if folder is not None and not Path(str(folder)).is_dir():
@@ -360,11 +379,17 @@ class ExplainWidget(Container):
             self.display.set_regions(layer.name, made)
             n_xrai = len(keys)
         title = self.display.show(layer.name, DEFAULT_SHOWN if DEFAULT_SHOWN in keys else keys[0], tag)
-        show_trust(self.domain, trust_text(result.domain, layer))
+        volume = isinstance(result, ExplainedVolume)
+        trust = trust_text(result.domain, layer)
+        show_trust(self.domain, trust.replace("— this slice:", "— this volume:") if volume and trust else trust)
         if first_params.get("gc_layer") and any(k[0] in ("GC", "GGC") for k in keys):
             note += f"Grad-CAM at {first_params['gc_layer']}. "
         skipped = first_params.get("not_computed") or []
         if skipped:
             note += f"{', '.join(skipped)} not computed (OCC is plain only). "
+        if volume and first_params.get("outside_voxels"):
+            note += f"{first_params['outside_voxels']:,} CT voxels outside the model's crop hold 0. "
+        scope = (f"the whole volume ({np.shape(layer.data)[0]} slices, 3D model)" if volume
+                 else f"{len(indices)} slice(s)")
         self._finish(f"{note}{len(keys)} map layer(s){f' + {n_xrai} XRAI' if n_xrai else ''} for "
-                     f"{len(indices)} slice(s); {title} shown first (choose another in \"show map\" or the Gallery)")
+                     f"{scope}; {title} shown first (choose another in \"show map\" or the Gallery)")

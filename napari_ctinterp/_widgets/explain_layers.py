@@ -4,7 +4,9 @@ layers, each with its typed record (``layer_info.MapLayerInfo``).
 Layers show absolute values; the signed map is kept in the layer's metadata (``signed``; Grad-CAM
 before its ReLU in ``gc_pre_relu``). A run over several slices makes (Z, H, W) layers on the
 whole CT's grid (0 on slices not explained), so they scroll with it; one slice of a volume is a
-(1, H, W) layer placed at its slice.
+(1, H, W) layer placed at its slice. A 3D model's maps (``jobs.ExplainedVolume``) are each one
+(Z, H, W) layer on the whole CT's grid, every slice explained (its record: ``full_z``, every slice,
+the volume's one target; ``params["spatial_dims"] == 3``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import napari
 import numpy as np
 
-from ..jobs import ExplainedSlices
+from ..jobs import ExplainedSlices, ExplainedVolume
 from .layer_info import MapLayerInfo
 from .maps import map_layer_name, slice_geometry, upsert_image
 from .xrai_layers import add_xrai_layers
@@ -74,10 +76,14 @@ def add_explain_layers(viewer: napari.Viewer, layer: napari.layers.Image, indice
     ``chosen_target``: the person chose the class (not "predicted"); the class then enters the
     layer names when it differs from a slice's prediction. ``whole``: the layers span the whole
     CT (default: when several slices are explained; a run of several slices whose partial result
-    covers one slice so far passes True)."""
+    covers one slice so far passes True). A 3D model's result (``ExplainedVolume``, ``indices``
+    ``[None]``): each map is already the whole CT's (Z, H, W), placed as the CT."""
     results, domain = result.maps, result.domain
     first = next(iter(results.values()))
     keys = list(first.keys())
+    volume = isinstance(result, ExplainedVolume)
+    if volume:
+        indices, whole = [None], False
     whole = indices != [None] and len(indices) > 1 if whole is None else whole
     targets = [int(results[i].params["target"]) for i in indices]  # each slice's explained class
     tag = first.params["target_name"] if chosen_target and any(
@@ -86,6 +92,8 @@ def add_explain_layers(viewer: napari.Viewer, layer: napari.layers.Image, indice
     scale, translate = slice_geometry(layer, index)
     n_z = int(np.shape(layer.data)[0]) if whole else 0
     slices = [int(i) for i in indices if i is not None]
+    if volume:  # every slice of the CT is explained at once, for the volume's one class
+        slices, targets = list(range(int(np.shape(layer.data)[0]))), []
 
     def full_z(per_slice: list[np.ndarray]) -> np.ndarray:
         """(Z, H, W) over the whole CT; 0 on slices not explained."""
@@ -102,7 +110,7 @@ def add_explain_layers(viewer: napari.Viewer, layer: napari.layers.Image, indice
     for method, variant in keys:
         signed = placed([results[i][method, variant] for i in indices])
         info = MapLayerInfo.of_run(method, variant, image=layer.name, params=first.params, slices=slices,
-                                   full_z=whole, tag=tag, targets=targets, absolute=True, domain=checks)
+                                   full_z=whole or volume, tag=tag, targets=targets, absolute=True, domain=checks)
         extra = {"signed": signed}
         pre = [results[i].gc_signed.get((method, variant)) for i in indices]
         if method == "GC" and all(p is not None for p in pre):  # Grad-CAM before its ReLU
@@ -120,7 +128,7 @@ def add_explain_layers(viewer: napari.Viewer, layer: napari.layers.Image, indice
                 regions[key] = (np.stack([v for v, _ in per]), np.stack([r for _, r in per]))
             else:
                 regions[key] = per[0]
-        base = MapLayerInfo.of_run("", "", image=layer.name, params=first.params, slices=slices, full_z=whole,
-                                   tag=tag, targets=targets, algorithm=algorithm)
+        base = MapLayerInfo.of_run("", "", image=layer.name, params=first.params, slices=slices,
+                                   full_z=whole or volume, tag=tag, targets=targets, algorithm=algorithm)
         add_xrai_layers(viewer, layer, regions, scale=scale, translate=translate, base_meta=base, target=tag)
     return MadeLayers(keys=keys, tag=tag, regions=regions, scale=scale, translate=translate, params=first.params)

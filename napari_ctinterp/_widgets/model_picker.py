@@ -65,9 +65,36 @@ def _is_3d_demo(name: str) -> bool:
     return ModelCard.load(card_path_for(demo_weights_path(name))).is_3d
 
 
+#: How the choice names a 3D demo (it sees the whole volume, not one slice).
+LABEL_3D = "{name} (3D: whole volume)"
+
+
+def least_slices(card: ModelCard) -> int:
+    """The fewest slices a volume needs for a 3D model (``model.volume_input.MIN_SLICES``, or the
+    model's own depth if smaller)."""
+    from ..model.volume_input import MIN_SLICES
+
+    return min(MIN_SLICES, int(card.input_size[0]))
+
+
+def card_line(card: ModelCard) -> str:
+    """The card line under the choice: ``<name> · <architecture>, <C> channel(s) · classes: …``;
+    a 3D model's says that it sees the whole volume and needs a series."""
+    channels = f"{card.in_channels} channel{'s' if card.in_channels > 1 else ''}"
+    classes = f"classes: {', '.join(card.class_names)}"
+    name = card.name or card.architecture
+    if card.is_3d:
+        size = " × ".join(str(int(v)) for v in card.input_size)
+        return (f"{name} — a 3D model: it sees the whole volume at once ({size} voxels), one answer and one map per "
+                f"volume; needs a series of ≥ {least_slices(card)} slices · {card.architecture}, {channels} · "
+                f"{classes}")
+    return f"{name} · {card.architecture}, {channels} · {classes}"
+
+
 class ModelPicker:
     """The "model" field of the widgets: a bundled demo model or a checkpoint file, and under it
-    the chosen model's card in one line (its name and classes) — or what is missing.
+    the chosen model's card in one line (its name and classes) — or what is missing. 3D models
+    (the 3D demo, 3D checkpoints) are named as such: they see the whole volume.
 
     The choice is shared (``selection``): choosing a file in one widget is seen by the others.
     """
@@ -75,8 +102,11 @@ class ModelPicker:
     FILE = "file…"
 
     def __init__(self) -> None:
-        self._demos = [d for d in DEMOS if not _is_3d_demo(d)]  # the viewer takes 2D / 2.5D models for now
-        self.model = ComboBox(label="model", choices=[*self._demos, self.FILE], value="demo")
+        self._demos = list(DEMOS)
+        labels = [(LABEL_3D.format(name=d) if _is_3d_demo(d) else d, d) for d in self._demos]
+        self.model = ComboBox(label="model", choices=[*labels, (self.FILE, self.FILE)], value="demo",
+                              tooltip="a bundled demo model or a checkpoint file (with its card); a 3D model "
+                                      "sees the whole volume")
         self.path = FileEdit(label="checkpoint", mode="r", filter="*.safetensors *.pt *.pth *.ts *.pt2", visible=False)
         self.info = wrapping_label()
         self._following = False
@@ -116,8 +146,16 @@ class ModelPicker:
         finally:
             self._following = False
 
+    def is_3d(self) -> bool:
+        """Whether the chosen model is a 3D model (False while no readable card is chosen)."""
+        try:
+            return self.card().is_3d
+        except Exception:  # noqa: BLE001 - no file chosen, a missing or broken card: the run will say so
+            return False
+
     def card(self) -> ModelCard:
-        """The chosen model's card, read from its JSON only (no weights loaded); None if none yet."""
+        """The chosen model's card, read from its JSON only (no weights loaded); ``ValueError`` /
+        ``OSError`` when no file is chosen or its card is missing."""
         source = self.source()
         weights = demo_weights_path(source) if source in self._demos else Path(source)
         path = card_path_for(weights)
@@ -137,12 +175,7 @@ class ModelPicker:
         except Exception as e:  # noqa: BLE001 - a missing or broken card: say so, the run will refuse
             self.info.value = f"card: {str(e).strip().splitlines()[0][:300]}"
             return
-        if card.is_3d:
-            self.info.value = (f"{card.name or card.architecture} is a 3D model (it sees the whole volume): the "
-                               "viewer does not take 3D models yet — from Python: explain.explain(clf, volume)")
-            return
-        self.info.value = (f"{card.name or card.architecture} · {card.architecture}, {card.in_channels} "
-                           f"channel{'s' if card.in_channels > 1 else ''} · classes: {', '.join(card.class_names)}")
+        self.info.value = card_line(card)
 
     def source(self) -> str:
         """A demo name or the checkpoint path; ``ValueError`` if no file is chosen."""
@@ -154,4 +187,4 @@ class ModelPicker:
         return str(p)
 
 
-__all__ = ["ModelPicker", "ModelSelection", "selection"]
+__all__ = ["LABEL_3D", "ModelPicker", "ModelSelection", "card_line", "least_slices", "selection"]

@@ -6,6 +6,11 @@ when painting pauses, the painted region of the current slice goes to ``metrics.
 background worker (the slice's unoccluded forward pass is done once and reused) and the label
 shows each class's probability before → after. One probe runs at a time: a request made while
 one runs is served when it ends, and the outdated result is dropped.
+
+A 3D model sees the whole volume: the occlude layer paints in 3D (``n_edit_dimensions`` 3, a
+brush ball round in millimetres, so a stroke covers neighbouring slices too; paint on as many
+slices as you like) and each request is one forward pass of the whole occluded volume — the
+answer is the volume's, whatever slice is shown.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from ..progress import Step
 from .dock_layout import make_scrollable, on_destroyed, wrapping_label
 from .layer_choice import ct_combo, current_slice_index
 from .model_picker import ModelPicker
+from .volume_model import layer_spacing_mm, volume_refusal
 from .workers import start_worker
 
 
@@ -52,6 +58,11 @@ WATCHED_EVENTS = ("paint", "data", "set_data", "labels_update")
 WARM_UP_PASSES = 3
 HINT = ("Add the occlude layer, then paint over the CT: the model's probabilities for the slice update "
         "when you pause. Ctrl+Z undoes a stroke.")
+HINT_3D = ("A 3D model sees the whole volume: add the occlude layer, then paint over the CT on as many slices as you "
+           "like (the brush is a ball: it covers neighbouring slices too); the volume's probabilities update when "
+           "you pause. Ctrl+Z undoes a stroke.")
+#: Warm-up forward passes of a 3D model (each is a whole volume).
+WARM_UP_PASSES_3D = 1
 
 
 def occlude_layer_name(image_name: str) -> str:
@@ -73,7 +84,8 @@ class ProbeWidget(Container):
                                      "what you paint on it is hidden from the model")
         self.reset_button = PushButton(text="Reset (clear the occlusion)",
                                        tooltip="erase the occlude layer: back to the unoccluded slice")
-        self.result = wrapping_label(HINT, label="answer")
+        # unlabelled: a labelled row keeps the height of its first text (the last lines were cut)
+        self.result = wrapping_label(HINT)
         self.result.native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.extend([self.layer, self.model, self.path, self.model_info, self.fill, self.add_button, self.result,
                      self.reset_button])
@@ -99,6 +111,9 @@ class ProbeWidget(Container):
         self.fill.changed.connect(self._fill_changed)
         self.model.changed.connect(self._model_changed)
         self.path.changed.connect(self._model_changed)
+        self._three_d = self.picker.is_3d()
+        if self._three_d:
+            self.result.value = HINT_3D
         self.layer.changed.connect(self._watch)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self._layers_changed)
@@ -120,6 +135,14 @@ class ProbeWidget(Container):
 
     def _model_changed(self, *_: Any) -> None:
         self._ready = self._load_failed = None
+        three_d = self.picker.is_3d()
+        if three_d != self._three_d:  # the occlude layer paints in 3D for a 3D model
+            self._three_d = three_d
+            occ = self.occlude_layer()
+            if occ is not None:
+                self._brush(occ)
+            if self.last is None or self._watched is None:
+                self.result.value = HINT_3D if three_d else HINT
         self.schedule()
 
     def _layers_changed(self, *_: Any) -> None:
@@ -181,12 +204,19 @@ class ProbeWidget(Container):
         occ.visible = True
         self.viewer.layers.selection.active = occ
         occ.selected_label = 1
-        occ.brush_size = max(5, round(min(image.data.shape[-2:]) / 25))
+        self._brush(occ)
         occ.mode = "paint"
         self._load_failed = None  # a click is a retry
         self._watch()
         self.schedule()
         return occ
+
+    def _brush(self, occ: napari.layers.Labels) -> None:
+        """The brush for the chosen model: a disc on the slice shown (2D models), a ball through the
+        neighbouring slices (3D models: ``n_edit_dimensions`` 3; napari makes it round in mm)."""
+        side = min(occ.data.shape[-2:])
+        occ.n_edit_dimensions = 3 if self._three_d and occ.ndim == 3 else 2
+        occ.brush_size = max(5, round(side / (16 if occ.n_edit_dimensions == 3 else 25)))
 
     def reset(self) -> None:
         """Clear the occlude layer: the probe returns to the unoccluded slice."""
@@ -205,12 +235,15 @@ class ProbeWidget(Container):
         """No probe waiting for the timer, the model or a worker."""
         return not (self._busy or self._pending or self._timer.isActive())
 
-    def _inputs(self) -> tuple[np.ndarray, np.ndarray, str, str, int | None, napari.layers.Image]:
-        """Slice, region, model source, fill and slice index from the widget (``ValueError`` if unusable)."""
+    def _inputs(self) -> tuple[np.ndarray, np.ndarray, str, str, int | None, napari.layers.Image, tuple | None]:
+        """Slice (a 3D model: the volume), region, model source, fill, slice index and the volume's
+        spacing from the widget (``ValueError`` if unusable)."""
         image = self.layer.value
         if image is None:
             raise ValueError("open a CT image layer first (File ▸ Open, or a sample)")
         source = self.picker.source()
+        if self.picker.is_3d():
+            return (*self._volume_inputs(image), source, str(self.fill.value), None, image, layer_spacing_mm(image))
         idx = current_slice_index(self.viewer, image)
         data = image.data if idx is None else image.data[idx]
         hu = np.asarray(data, dtype=np.float32)
@@ -224,7 +257,20 @@ class ProbeWidget(Container):
                 raise ValueError(f"the occlude layer's slice {painted.shape} does not match the CT's {hu.shape}: "
                                  f"click 'Add occlude layer' to remake it")
             region = painted != 0
-        return hu, region, source, str(self.fill.value), idx, image
+        return hu, region, source, str(self.fill.value), idx, image, None
+
+    def _volume_inputs(self, image: napari.layers.Image) -> tuple[np.ndarray, np.ndarray]:
+        """A 3D model's volume and the region painted on any of its slices (``ValueError`` if unusable)."""
+        if (reason := volume_refusal(image, self.picker.card())) is not None:
+            raise ValueError(reason)
+        hu = np.asarray(image.data, dtype=np.float32)
+        occ = self.occlude_layer()
+        if occ is None:
+            return hu, np.zeros(hu.shape, dtype=bool)
+        if occ.data.shape != hu.shape:
+            raise ValueError(f"the occlude layer {occ.data.shape} does not match the CT's {hu.shape}: click 'Add "
+                             f"occlude layer' to remake it")
+        return hu, np.asarray(occ.data) != 0
 
     def _key(self, image: napari.layers.Image, idx: int | None, source: str, fill: str) -> tuple:
         # The data's identity: a layer whose array is replaced gets a new baseline.
@@ -233,12 +279,13 @@ class ProbeWidget(Container):
     def probe_now(self) -> OcclusionProbe | None:
         """Probe the current slice now, in this thread (loads the model if needed; for tests)."""
         try:
-            hu, region, source, fill, idx, image = self._inputs()
+            hu, region, source, fill, idx, image, spacing = self._inputs()
             from ..model import load
 
             clf, self._ready = load(source), source
             key = self._key(image, idx, source, fill)
-            prober = self._prober if key == self._prober_key else Prober(clf, hu, fill=fill, slice_index=idx)
+            prober = self._prober if key == self._prober_key else Prober(clf, hu, fill=fill, slice_index=idx,
+                                                                           spacing_mm=spacing)
             res = prober.occlude(region)
         except Exception as e:  # noqa: BLE001 - any failure is a message, never a crash
             self._error(e)
@@ -254,7 +301,7 @@ class ProbeWidget(Container):
             self._pending = True
             return
         try:
-            hu, region, source, fill, idx, image = self._inputs()
+            hu, region, source, fill, idx, image, spacing = self._inputs()
         except ValueError as e:
             self._error(e)
             return
@@ -264,7 +311,7 @@ class ProbeWidget(Container):
                                  f"another model to retry")
             return
         if self._ready != source:
-            self._load_model(source, hu)
+            self._load_model(source, hu, spacing)
             return
         key = self._key(image, idx, source, fill)
         if self._asked is not None and self._asked[0] == key and np.array_equal(self._asked[1], region):
@@ -277,7 +324,8 @@ class ProbeWidget(Container):
         def job() -> Generator[Step, None, tuple[Prober, OcclusionProbe]]:
             from ..model import load
 
-            p = prober if prober is not None else Prober(load(source), hu, fill=fill, slice_index=idx)
+            p = prober if prober is not None else Prober(load(source), hu, fill=fill, slice_index=idx,
+                                                         spacing_mm=spacing)
             yield Step(1, 1)
             return p, p.occlude(region)
 
@@ -285,14 +333,16 @@ class ProbeWidget(Container):
         start_worker(job, total=1, description="Occlusion probe",
                      on_done=lambda out: self._probed(key, *out, asked=asked), on_error=self._failed)
 
-    def _load_model(self, source: str, hu: np.ndarray) -> None:
+    def _load_model(self, source: str, hu: np.ndarray, spacing: tuple | None = None) -> None:
         def job() -> Generator[Step, None, None]:
             from ..model import load
 
             clf = load(source)  # kept by model.load's cache, which every widget shares
             yield Step(1, 1)
-            for _ in range(WARM_UP_PASSES):  # the first forward passes of a fresh process are slow
-                clf.predict(hu)
+            if clf.card.is_3d != (hu.ndim == 3 and spacing is not None):
+                return  # the card changed since it was read: the next request builds its inputs again
+            for _ in range(WARM_UP_PASSES_3D if clf.card.is_3d else WARM_UP_PASSES):  # a fresh process is slow at first
+                clf.predict_proba(hu, spacing_mm=spacing)
 
         self._busy = True
         self.result.value = "loading the model…"
@@ -332,7 +382,8 @@ class ProbeWidget(Container):
 
     def _show(self, res: OcclusionProbe) -> None:
         self.last, self._last_error = res, ""
-        where = "" if res.slice_index is None else f"slice {res.slice_index} · "
+        where = "whole volume (3D model) · " if res.volume else "" if res.slice_index is None \
+            else f"slice {res.slice_index} · "
         names = res.class_names
         before, after = names[int(np.argmax(res.baseline))], names[int(np.argmax(res.occluded))]
         answer = f"answer stays {before}" if before == after else f"answer changes: {before} → {after}"

@@ -18,14 +18,19 @@ class RunEstimate:
         self.label = wrapping_label()
         self._running: tuple[str, int, float] | None = None  # (cost key, units, start)
 
-    def show(self, opts: ExplainOptions, n_slices: int, input_size: Sequence[int], xrai: str, key: str) -> None:
-        """Say the size and the time of a run with these settings."""
-        from ..jobs import estimate_text, job_units, unit_cost
+    def show(self, opts: ExplainOptions, n_slices: int, input_size: Sequence[int], xrai: str, key: str, *,
+             volume: bool = False) -> None:
+        """Say the size and the time of a run with these settings (``volume``: a 3D model's run of
+        the whole volume; its time is guessed from the other models' pace by input voxels until
+        it has run here once)."""
+        from ..jobs import estimate_text, guessed_unit_cost, job_units, job_units_3d, unit_cost
 
-        units = job_units(opts, input_size, n_slices, xrai)
-        unit = "gradients" + (" + occluded images" if "OCC" in opts.methods else "") + \
+        units = job_units_3d(opts, input_size, xrai) if volume else job_units(opts, input_size, n_slices, xrai)
+        unit = "gradients" + (f" + occluded {'volumes' if volume else 'images'}" if "OCC" in opts.methods else "") + \
             (" + regions" if xrai != "off" else "")
-        self.label.value = estimate_text(units, unit, n_slices, unit_cost(key))
+        cost = unit_cost(key)
+        self.label.value = estimate_text(units, unit, n_slices, cost, volume=volume,
+                                         guess=guessed_unit_cost(key) if cost is None else None)
 
     def clear(self) -> None:
         """No run is possible with the controls as they are."""

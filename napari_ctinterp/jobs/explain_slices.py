@@ -140,8 +140,9 @@ def iter_explain_slices(clf: Classifier, data: np.ndarray, indices: Sequence[int
 
     indices = list(indices)
     if clf.card.is_3d:
-        raise ValueError("this is a 3D model: it sees the whole volume, so it has no slice range; explaining it in "
-                         "the viewer comes with the next release — from Python: explain.explain(clf, volume)")
+        raise ValueError("this is a 3D model: it sees the whole volume, so it has no slice range; explain the whole "
+                         "volume with jobs.iter_explain_3d(clf, volume, options, spacing_mm=...) "
+                         "(or explain.explain(clf, volume))")
     note = ""
     references, folder = reference_plan(default_references(clf) is not None, np.shape(data), folder) \
         if "EG" in options.methods else ("demo", None)

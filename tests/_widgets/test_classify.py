@@ -118,21 +118,29 @@ def test_a_layer_that_is_no_hu_ct_names_the_reader_to_use(qtbot, viewer_and_widg
     assert why in widget.result.value and 'plugin="napari-ctinterp"' in widget.result.value, widget.result.value
 
 
-def test_a_3d_checkpoint_is_named_as_such_and_the_3d_demo_is_not_offered(qtbot, viewer_and_widget, tmp_path):
+def test_a_3d_checkpoint_is_named_as_such_and_classifies_the_whole_volume(qtbot, viewer_and_widget, tmp_path):
     import torch
 
-    from napari_ctinterp.model import ModelCard, build
+    from napari_ctinterp.model import ModelCard, build, load
     from napari_ctinterp.model.checkpoints import save_checkpoint
 
-    _, widget = viewer_and_widget
-    assert "demo-3d" not in widget.model.choices  # the viewer does not take 3D models yet
+    viewer, widget = viewer_and_widget
+    assert "demo-3d" in widget.model.choices  # the 3D demo is offered, named as a 3D model
     card = ModelCard(architecture="r3d_18", spatial_dims=3, input_size=(16, 24, 24), output="softmax",
                      class_names=("a", "b"), name="my 3D net")
     torch.manual_seed(0)
     path, _ = save_checkpoint(build("r3d_18", "softmax", spatial_dims=3), tmp_path / "m3.safetensors", card)
     widget.model.value = "file…"
     widget.path.value = path
-    assert widget.model_info.value.startswith("my 3D net is a 3D model (it sees the whole volume)")
-    assert "explain.explain(clf, volume)" in widget.model_info.value
-    _run(qtbot, widget)  # pressed anyway: refused, no answer on any slice
-    assert widget.result.value.startswith("error: my 3D net is a 3D model"), widget.result.value
+    assert widget.model_info.value.startswith("my 3D net — a 3D model: it sees the whole volume")
+    assert "needs a series of ≥ 8 slices" in widget.model_info.value
+    widget.layer.value = viewer.layers["phantom · arterial"]  # one slice: refused, no answer on any slice
+    widget.classify()
+    assert widget.run_button.enabled and widget.result.value.startswith("error: my 3D net is a 3D model")
+    stack = np.stack([viewer.layers["phantom · arterial"].data] * 10)
+    layer = viewer.add_image(stack, name="ten slices", scale=(2.0, 1.0, 1.0))
+    widget.layer.value = layer
+    _run(qtbot, widget)
+    p = load(str(path)).predict_proba(stack, spacing_mm=(2.0, 1.0, 1.0))
+    assert widget.result.value.startswith("P(b) = ") and "(whole volume, 10 slices)" in widget.result.value
+    assert layer.metadata[METADATA_KEY]["volume"]["p"] == pytest.approx(p, abs=1e-4)

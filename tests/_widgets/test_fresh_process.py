@@ -134,3 +134,57 @@ def test_quitting_while_a_job_runs_exits_cleanly():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"rc={done.returncode}\n{done.stderr[-3000:]}"
     assert "closed while running" in done.stdout and "has been deleted" not in done.stderr, done.stderr[-3000:]
+
+
+SCRIPT_3D = r"""
+import json, sys, time
+import napari
+from qtpy.QtWidgets import QApplication
+name = sys.argv[1]
+viewer = napari.Viewer(show=False)
+_, w = viewer.window.add_plugin_dock_widget("napari-ctinterp", name)  # docked first, before any data
+viewer.open_sample("napari-ctinterp", "phantom_volume")
+w.layer.value = viewer.layers[0]
+w.model.value = "demo-3d"
+if name == "Classify":
+    w.classify()
+    idle = lambda: w.run_button.enabled
+elif name == "Explain":
+    for m, box in w.methods.items():
+        box.value = m == "BP"
+    for v, box in w.variants.items():
+        box.value = v == "plain"
+    w.xrai.value = "off"
+    w.run()
+    idle = lambda: w.run_button.enabled
+else:
+    w.add_occlude_layer()
+    idle = lambda: w.last is not None and w.idle
+t0 = time.time()
+while not idle() and time.time() - t0 < 240:
+    QApplication.processEvents(); time.sleep(0.01)
+text = (w.result if name != "Explain" else w.status).value
+layers = {ly.name: list(ly.data.shape) for ly in viewer.layers}
+print(json.dumps({"idle": bool(idle()), "text": text, "layers": layers}))
+viewer.close()
+"""
+
+
+@pytest.mark.parametrize("name", ["Classify", "Explain", "Probe"])
+def test_each_widget_docked_first_takes_demo_3d_on_the_sample_volume(name):
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    done = subprocess.run([sys.executable, "-c", SCRIPT_3D, name], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, f"rc={done.returncode}\n{done.stderr[-3000:]}"
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["idle"], out
+    ct = "phantom volume · arterial (24 slices)"
+    assert out["layers"][ct] == [24, 256, 256], out
+    if name == "Classify":
+        assert out["text"].startswith("→ arterial (whole volume, 24 slices)"), out
+    elif name == "Explain":
+        assert out["text"].startswith("1 map layer(s) for the whole volume (24 slices, 3D model)"), out
+        assert out["layers"][f"BP · plain — {ct}"] == [24, 256, 256]
+    else:
+        assert out["text"].startswith("whole volume (3D model) · unoccluded → occluded"), out
+        assert out["layers"][f"occlude — {ct}"] == [24, 256, 256]

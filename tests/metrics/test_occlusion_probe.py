@@ -117,11 +117,57 @@ def test_bad_inputs_are_clear_errors(clf, arterial, prober):
         Prober(clf, arterial.hu, label=2)
 
 
-def test_a_3d_model_is_refused_with_what_to_do_instead():
+def _small_3d(arch="r3d_18", spacing=None):
     from napari_ctinterp.model import Classifier, ModelCard, build
 
-    card = ModelCard(architecture="r3d_18", spatial_dims=3, input_size=(16, 24, 24), output="softmax",
-                     class_names=("a", "b"), name="my 3D net")
-    clf = Classifier(build("r3d_18", "softmax", spatial_dims=3), card, torch.device("cpu"))
-    with pytest.raises(ValueError, match=r"my 3D net is a 3D model .* methods=\('OCC',\)"):
-        Prober(clf, np.zeros((16, 24, 24), np.float32))
+    card = ModelCard(architecture=arch, spatial_dims=3, input_size=(16, 24, 24), output="softmax",
+                     class_names=("a", "b"), name="my 3D net", spacing_mm=spacing)
+    torch.manual_seed(0)
+    return Classifier(build(arch, "softmax", spatial_dims=3), card, torch.device("cpu"))
+
+
+def test_a_3d_model_probes_the_whole_volume_with_a_region_on_several_slices():
+    clf = _small_3d()
+    vol = np.random.default_rng(0).uniform(-1000, 1000, (16, 24, 24)).astype(np.float32)
+    pr = Prober(clf, vol, fill="mean")
+    assert pr.volume and pr.baseline == pytest.approx(tuple(clf.predict_proba(vol)), abs=1e-6)
+    empty = pr.occlude(np.zeros(vol.shape, bool))
+    assert empty.occluded == empty.baseline and empty.fraction == 0.0 and empty.painted_slices == ()
+    region = np.zeros(vol.shape, np.uint8)
+    region[4:9, 6:18, 6:18] = 3  # a block over five slices, any label
+    res = pr.occlude(region)
+    # at the input size the region is the input: one forward of the volume with the block at its mean
+    x = clf.preprocess(vol)
+    filled = torch.where(torch.as_tensor(region != 0)[None, None], x.mean(), x)
+    want = clf.proba(clf.logits(filled))[0].numpy()
+    assert res.occluded == pytest.approx(tuple(want), abs=1e-5) and res.occluded != res.baseline
+    assert res.fraction == pytest.approx((region != 0).mean()) and res.painted_slices == (4, 5, 6, 7, 8)
+    assert res.volume and res.slice_index is None
+    assert "% of the volume occluded, painted on slices 4–8 (fill: mean)" in "\n".join(res.lines())
+    assert probe_occlusion(clf, vol, region, fill="mean").occluded == pytest.approx(res.occluded, abs=1e-6)
+
+
+def test_a_3d_volume_larger_than_the_input_is_occluded_by_area_and_padding_is_not_counted():
+    clf = _small_3d()
+    vol = np.random.default_rng(1).uniform(-1000, 1000, (32, 48, 48)).astype(np.float32)  # halved on each axis
+    pr = Prober(clf, vol)
+    region = np.zeros(vol.shape, bool)
+    region[:16] = True  # the first half of the slices: the first half of the input's depth
+    assert pr.input_mask(region)[0, 0].float().mean(dim=(1, 2)).tolist() == [1.0] * 8 + [0.0] * 8
+    assert pr.occlude(region).fraction == pytest.approx(0.5)
+    cropped = Prober(_small_3d(spacing=(1.0, 1.0, 1.0)), vol[:12], spacing_mm=(1.0, 1.0, 1.0))  # 12 slices, padded
+    full = cropped.occlude(np.ones((12, 48, 48), bool))
+    assert full.fraction == pytest.approx(1.0)  # of the voxels that came from the CT, not of the padded input
+
+
+def test_a_3d_model_refuses_a_single_slice_or_a_thin_volume_saying_what_to_open():
+    clf = _small_3d()
+    with pytest.raises(ValueError, match=r"my 3D net is a 3D model .*not one slice"):
+        Prober(clf, np.zeros((24, 24), np.float32))
+    with pytest.raises(ValueError, match=r"has 5 slice\(s\); this 3D model needs at least 8"):
+        Prober(clf, np.zeros((5, 24, 24), np.float32))
+    with pytest.raises(ValueError, match="no slice index"):
+        Prober(clf, np.zeros((16, 24, 24), np.float32), slice_index=3)
+    pr = Prober(clf, np.zeros((16, 24, 24), np.float32))
+    with pytest.raises(ValueError, match=r"volume's shape \(16, 24, 24\)"):
+        pr.occlude(np.zeros((24, 24), bool))
