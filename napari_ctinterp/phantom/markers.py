@@ -141,12 +141,19 @@ def draw_marker(kind: str, rng: np.random.Generator, labels: np.ndarray, pixel_m
         h = height_mm / pixel_mm
         letter, anterior = str(rng.choice(["L", "R"])), bool(rng.random() < 0.6)
         whole = int(_text_mask(letter, h, (4 * int(h) + 4,) * 2, (h, h)).sum())
-        for _ in range(32):  # a place where the whole letter lies on the skin inside the image
-            point, normal = _skin_point(body, rng, anterior=anterior)
+        best = np.zeros(shape, bool)
+        for attempt in range(48):  # a place where the whole letter lies on the skin inside the image
+            point, normal = _skin_point(body, rng, anterior=anterior if attempt < 24 else not anterior)
             centre = point + normal * (0.62 * h + 1.0)  # lying on the skin, outside it
             mask = _text_mask(letter, h, shape, (centre[0] - 0.5 * h, centre[1] - 0.36 * h)) & ~body
+            if mask.sum() > best.sum():
+                best = mask
             if mask.sum() >= 0.9 * whole:
                 break
+        mask = best
+        if mask.sum() < 0.5 * whole:  # a body filling the view: the letter goes in a corner, as on a scout
+            corner = (0.03 * shape[0], 0.03 * shape[1])
+            mask = _text_mask(letter, h, shape, corner) & ~body
         hu = float(rng.uniform(2000.0, 3071.0))
     elif kind == "tube":
         length_mm = float(rng.uniform(35.0, 90.0))

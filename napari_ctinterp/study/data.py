@@ -41,18 +41,37 @@ class SliceRef:
     index: int = 0
     mask_path: str = ""
     series: str = ""  # the labels.csv ``file`` the slice comes from
+    marker: str = ""  # a phantom slice's planted marker kind (``phantom.markers``; "" = none)
 
 
-def demo_slices(n: int, seed: int = 0, task: str = "contrast") -> list[SliceRef]:
+def demo_slices(n: int, seed: int = 0, task: str = "contrast", marker: bool = False) -> list[SliceRef]:
     """Held-out phantom slices (test seed range), every class and phase, labelled for ``task``
     (``"contrast"``: 0/1; ``"phase"``: 0–3 = no contrast / arterial / pulmonary / venous).
+    ``marker``: each slice carries a planted marker (``phantom.markers``; the kinds in turn, so
+    every kind meets both classes) and its ground-truth mask is scored (the shortcut benchmark).
 
     Prefix-stable (``model.datasets.growing_spec``): the first k of n slices are ``demo_slices(k)``,
     so a study asked for more slices reuses the ones it has."""
     from ..model.datasets import growing_spec, label_of
+    from ..phantom import MARKER_KINDS
 
-    return [SliceRef(slice_id=f"phantom-{s['seed']}", label=label_of(s, task), source="phantom", seed=s["seed"],
-                     phase=s["phase"]) for s in growing_spec("test", n, seed + 777, task=task)]
+    out = []
+    for i, s in enumerate(growing_spec("test", n, seed + 777, task=task)):
+        kind = MARKER_KINDS[(i // 2) % len(MARKER_KINDS)] if marker else ""
+        out.append(SliceRef(slice_id=f"phantom-{s['seed']}" + (f"-{kind}" if kind else ""), label=label_of(s, task),
+                            source="phantom", seed=s["seed"], phase=s["phase"], marker=kind))
+    return out
+
+
+def marker_of(ref: SliceRef) -> tuple[np.ndarray, tuple[float, float]] | None:
+    """The planted marker's mask (H, W) of a phantom slice with a marker and the pixel spacing
+    (mm), or None."""
+    if ref.source != "phantom" or not ref.marker:
+        return None
+    from ..phantom import make_slice
+
+    s = make_slice(ref.seed, contrast=bool(ref.label), phase=ref.phase or None, marker=ref.marker)
+    return s.marker_mask, s.spacing_mm
 
 
 def folder_slices(folder: str | Path, labels_csv: str | Path | None = None) -> list[SliceRef]:
@@ -211,7 +230,7 @@ def load_slice(ref: SliceRef) -> tuple[np.ndarray, np.ndarray | None]:
     if ref.source == "phantom":
         from ..phantom import make_slice
 
-        s = make_slice(ref.seed, contrast=bool(ref.label), phase=ref.phase or None)
+        s = make_slice(ref.seed, contrast=bool(ref.label), phase=ref.phase or None, marker=ref.marker or None)
         return s.hu, s.mask
     if ref.index < 0:  # planning failed for this series (see folder_slices)
         raise ValueError(ref.phase.removeprefix("error: "))

@@ -60,7 +60,7 @@ def tidy_table(results: list[dict]) -> pd.DataFrame:
     for c in COLUMNS:
         if c not in df:
             df[c] = None
-    return df[COLUMNS]
+    return df[COLUMNS + [c for c in df.columns if c.startswith("gt_")]]  # ground-truth scores of a marker study
 
 
 #: ``table_by_slice.csv``'s columns: a 3D study's localisation along z (``metrics.localisation_volume``).

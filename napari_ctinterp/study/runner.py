@@ -27,6 +27,9 @@ from .series_task import run_series
 from .slice_task import run_slice
 from .store import _finished, _ref_record, _safe, write_atomic
 
+#: ``StudyConfig.data`` of the demo set with a planted marker on every slice (the shortcut benchmark).
+DEMO_MARKER = "demo-marker"
+
 
 def _phantom_task(model: str) -> str:
     """The phantom labels that fit the model's classes (its card, read without the weights)."""
@@ -44,8 +47,8 @@ def _phantom_task(model: str) -> str:
 
 def study_slices(cfg: StudyConfig, labels_csv: str | None = None) -> list[SliceRef]:
     """The slices of the study (demo phantom set, or the user's folder)."""
-    if cfg.data == "demo":
-        return demo_slices(cfg.slices, cfg.explain.seed, task=_phantom_task(cfg.model))
+    if cfg.data in ("demo", DEMO_MARKER):
+        return demo_slices(cfg.slices, cfg.explain.seed, task=_phantom_task(cfg.model), marker=cfg.data == DEMO_MARKER)
     refs = folder_slices(cfg.data, labels_csv)
     return refs[: cfg.slices] if cfg.slices else refs
 

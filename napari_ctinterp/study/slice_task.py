@@ -15,9 +15,11 @@ import numpy as np
 from ..explain.options import ExplainOptions
 from ..progress import Cancelled
 from .config import StudyConfig
-from .data import SliceRef, eg_references, load_context, load_slice
+from .data import SliceRef, eg_references, load_context, load_slice, marker_of
 
 MAP_TYPES = ("pixel", "region")
+#: The pointing game's tolerance against a planted marker: a maximum within 2 mm of it is a hit.
+POINTING_TOLERANCE_MM = 2.0
 SIGNS = ("absolute", "signed")
 
 
@@ -92,7 +94,7 @@ def sanity_record(clf, ctx: np.ndarray, options: ExplainOptions, target: int, kw
 def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, keep_maps: bool,
          phase: Callable[[str], object]) -> dict:
     from ..explain import explain
-    from ..metrics import evidence_mask, fidelity_many, localisation, mask_note, random_map
+    from ..metrics import evidence_mask, fidelity_many, ground_truth_scores, localisation, mask_note, random_map
     from ..model import load
     from ..model.demos import default_references
     from ..xrai import segment
@@ -124,6 +126,7 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
     phase("XRAI")
     seg = segment(hu) if cfg.xrai != "off" else None  # once per slice, for every region map
     rows, scored = [], {}
+    marker = marker_of(ref)
     # Grad-CAM's signed rows score its map before the ReLU (after it, signed and absolute are one map)
     for key, (values, ranks) in study_maps(all_maps, seg, cfg.xrai, signed_maps=maps.gc_signed).items():
         row = dict(zip(("method", "variant", "map_type", "sign"), key))
@@ -133,6 +136,10 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
                        relevance_mass=loc.relevance_mass)
         else:
             row.update(auc=None, auc_grid=None, max_dice=None, k_star=None, relevance_mass=None)
+        if marker is not None:  # a planted marker: the ground truth of what a shortcut model reads
+            row.update({f"gt_{k}": v for k, v in ground_truth_scores(values, marker[0], spacing_mm=marker[1],
+                                                                     tolerance_mm=POINTING_TOLERANCE_MM
+                                                                     ).record().items()})
         rows.append(row)
         scored["|".join(key)] = np.asarray(values, np.float32)[None]
     # every map's perturbed images in one forward plan (shared p = 0 / 100 images, equal rankings once)
@@ -156,5 +163,6 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
     if keep_maps:
         out["example"] = {"hu": hu.astype(np.float32), "slice_id": np.array(ref.slice_id),
                           **({"mask": mask.astype(np.uint8)} if mask is not None else {}),
+                          **({"marker": marker[0].astype(np.uint8)} if marker is not None else {}),
                           **{f"{m} {v}": np.abs(a).astype(np.float16) for (m, v), a in maps.items()}}
     return out

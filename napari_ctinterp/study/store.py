@@ -30,7 +30,8 @@ def write_atomic(path: Path, text: str) -> None:
 
 def _ref_record(ref: SliceRef) -> dict:
     """What a slice's stored result was computed from (its label, file, slice and mask)."""
-    return {k: v for k, v in asdict(ref).items() if k != "phase" or ref.source == "phantom"}
+    return {k: v for k, v in asdict(ref).items()
+            if (k != "phase" or ref.source == "phantom") and (k != "marker" or v)}  # older records had no marker
 
 
 def _finished(path: Path, ref: SliceRef) -> bool:
