@@ -135,11 +135,13 @@ def fit_domain(clf: Classifier, x: torch.Tensor, *, seed: int = 0, batch_size: i
 def phantom_inputs(clf: Classifier, n: int, *, seed: int = 0, workers: int = 1,
                    progress: Progress | None = None) -> torch.Tensor:
     """``n`` phantom slices from the training seed range (both classes, every phase, random levels),
-    in the model's input space: the demo models' training data. ``progress(done, total, "phantom")``
+    in the model's input space: the demo models' training data (the task the card says it was trained
+    on: with the planted markers for the shortcut demo). ``progress(done, total, "phantom")``
     counts the slices made."""
-    from .datasets import phantom_set, phantom_spec, task_of  # the phantom: imported when used
+    from .datasets import TASK_CLASSES, phantom_set, phantom_spec, task_of  # the phantom: imported when used
 
-    task = task_of(clf.card.class_names)
+    trained = (clf.card.training or {}).get("task")  # the shortcut demo trained on "marker": slices with markers
+    task = trained if trained in TASK_CLASSES else task_of(clf.card.class_names)
     data = phantom_set(phantom_spec("train", n, seed + 4242, task=task), list(clf.card.windows), clf.card.input_size,
                        workers=workers, task=task, progress=progress)
     return normalise(data.x, clf.card.normalize).to(clf.device)

@@ -144,9 +144,29 @@ name = sys.argv[1]
 viewer = napari.Viewer(show=False)
 _, w = viewer.window.add_plugin_dock_widget("napari-ctinterp", name)  # docked first, before any data
 viewer.open_sample("napari-ctinterp", "phantom_volume")
-w.layer.value = viewer.layers[0]
-w.model.value = "demo-3d"
-if name == "Classify":
+if name not in ("Gallery", "Metrics"):  # these two have no model: they show and score the maps
+    w.layer.value = viewer.layers[0]
+    w.model.value = "demo-3d"
+if name in ("Gallery", "Metrics"):  # docked first; the maps come from Explain, docked next
+    _, ex = viewer.window.add_plugin_dock_widget("napari-ctinterp", "Explain", tabify=True)
+    ex.layer.value = viewer.layers[0]
+    ex.model.value = "demo-3d"
+    for m, box in ex.methods.items():
+        box.value = m == "BP"
+    for v, box in ex.variants.items():
+        box.value = v == "plain"
+    ex.xrai.value = "off"
+    ex.run()
+    t0 = time.time()
+    while not ex.run_button.enabled and time.time() - t0 < 240:
+        QApplication.processEvents(); time.sleep(0.01)
+    if name == "Metrics":
+        w.mask.value = viewer.layers["phantom volume · reference mask"]
+        w.compute()
+        idle = lambda: w.compute_button.enabled and bool(w.scores)
+    else:
+        idle = lambda: bool(w.tiles) and "None" not in w.status.value and w.worker is None
+elif name == "Classify":
     w.classify()
     idle = lambda: w.run_button.enabled
 elif name == "Explain":
@@ -163,14 +183,20 @@ else:
 t0 = time.time()
 while not idle() and time.time() - t0 < 240:
     QApplication.processEvents(); time.sleep(0.01)
-text = (w.result if name != "Explain" else w.status).value
+text = (w.result if name not in ("Explain", "Gallery", "Metrics") else w.status).value
 layers = {ly.name: list(ly.data.shape) for ly in viewer.layers}
-print(json.dumps({"idle": bool(idle()), "text": text, "layers": layers}))
+extra = {}
+if name == "Metrics":
+    extra = {"scopes": sorted({s.scope for s in w.scores}),
+             "volume_auc": [s.auc for s in w.scores if s.scope == "volume"]}
+elif name == "Gallery":
+    extra = {"tiles": [t.title if hasattr(t, "title") else str(t) for t in w.tiles]}
+print(json.dumps({"idle": bool(idle()), "text": text, "layers": layers, **extra}))
 viewer.close()
 """
 
 
-@pytest.mark.parametrize("name", ["Classify", "Explain", "Probe"])
+@pytest.mark.parametrize("name", ["Classify", "Explain", "Probe", "Gallery", "Metrics"])
 def test_each_widget_docked_first_takes_demo_3d_on_the_sample_volume(name):
     env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
     done = subprocess.run([sys.executable, "-c", SCRIPT_3D, name], env=env, capture_output=True, text=True,
@@ -185,6 +211,10 @@ def test_each_widget_docked_first_takes_demo_3d_on_the_sample_volume(name):
     elif name == "Explain":
         assert out["text"].startswith("1 map layer(s) for the whole volume (24 slices, 3D model)"), out
         assert out["layers"][f"BP · plain — {ct}"] == [24, 256, 256]
-    else:
+    elif name == "Probe":
         assert out["text"].startswith("whole volume (3D model) · unoccluded → occluded"), out
         assert out["layers"][f"occlude — {ct}"] == [24, 256, 256]
+    elif name == "Gallery":
+        assert len(out["tiles"]) == 1 and out["layers"][f"BP · plain — {ct}"] == [24, 256, 256], out
+    else:  # Metrics: the volume row of the 3D map, against the 3D mask
+        assert out["scopes"] == ["slice", "volume"] and 0.5 < out["volume_auc"][0] <= 1.0, out
