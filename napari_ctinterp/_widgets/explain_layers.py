@@ -19,6 +19,7 @@ import numpy as np
 
 from ..jobs import ExplainedSlices, ExplainedVolume
 from .layer_info import MapLayerInfo
+from .map_voxels import OUTSIDE_KEY
 from .maps import map_layer_name, slice_geometry, upsert_image
 from .xrai_layers import add_xrai_layers
 
@@ -112,6 +113,8 @@ def add_explain_layers(viewer: napari.Viewer, layer: napari.layers.Image, indice
         info = MapLayerInfo.of_run(method, variant, image=layer.name, params=first.params, slices=slices,
                                    full_z=whole or volume, tag=tag, targets=targets, absolute=True, domain=checks)
         extra = {"signed": signed}
+        if volume and result.outside is not None:  # a cropping 3D model: the voxels it never saw, for the scores
+            extra[OUTSIDE_KEY] = result.outside
         pre = [results[i].gc_signed.get((method, variant)) for i in indices]
         if method == "GC" and all(p is not None for p in pre):  # Grad-CAM before its ReLU
             extra["gc_pre_relu"] = placed(pre)

@@ -32,9 +32,11 @@ class ExplainedVolume(ExplainedSlices):
     """The Explain job's result for a 3D model: ``maps[None]`` the volume's AttributionMaps, each
     map (Z, H, W) on the CT's grid (``.regions`` when XRAI ran: (values, ranks), each (Z, H, W));
     ``domain[None]`` the volume's out-of-domain check; ``note`` what was left out and why;
-    ``spacing_mm`` the CT's (z, y, x) spacing the model was given."""
+    ``spacing_mm`` the CT's (z, y, x) spacing the model was given; ``outside`` the CT voxels
+    outside the model's crop (bool (Z, H, W); None when it saw them all)."""
 
     spacing_mm: tuple[float, float, float] | None = None
+    outside: np.ndarray | None = None
 
     @property
     def volume_maps(self):
@@ -134,11 +136,13 @@ def iter_explain_3d(clf: Classifier, volume: np.ndarray, options: ExplainOptions
             raise ValueError(note)
         options = replace(options, methods=methods)
     total = job_units_3d(options, clf.card.input_size, xrai)
+    outside = clf.geometry(vol.shape, sp).outside  # voxels the model never saw: in no region (as the study)
+    outside = outside if outside.any() else None
     domain = {None: clf.domain_check(vol, spacing_mm=sp, batch_size=batch_size or 32)}  # one forward, no gradient
     run = iter_explain(clf, vol, options, target=target, batch_size=batch_size, spacing_mm=sp)
     # the plain maps arrive first (``Step.partial``), as this job's partial result
     shown = map_partial(run, lambda maps: ExplainedVolume(maps={None: maps[0]}, domain=domain, note=note,
-                                                           spacing_mm=sp))
+                                                           spacing_mm=sp, outside=outside))
     maps = yield from offset(shown, 0, total)
     done = job_size(options, tuple(clf.card.input_size))
     if xrai != "off":
@@ -147,8 +151,8 @@ def iter_explain_3d(clf: Classifier, volume: np.ndarray, options: ExplainOptions
         seg = segment(vol, spacing_mm=sp)  # type: ignore[call-arg]  # 3D supervoxels (xrai_3d_available)
         maps.regions = {}
         for key, m in maps.items():
-            reg = region_map(np.abs(m), seg, algorithm=xrai)
+            reg = region_map(np.abs(m), seg, algorithm=xrai, outside=outside)
             maps.regions[key] = (reg.values, reg.ranks)
             done += 1
             yield Step(done, total, "XRAI")
-    return ExplainedVolume(maps={None: maps}, domain=domain, note=note, spacing_mm=sp)
+    return ExplainedVolume(maps={None: maps}, domain=domain, note=note, spacing_mm=sp, outside=outside)

@@ -10,8 +10,9 @@ that mask; all are **higher is better** and computed on ``|map|`` (the study's a
   A uniform map scores the marker's area fraction.
 - ``relevance_rank`` — of the k most relevant pixels (k = the marker's pixel count), the fraction
   inside the marker (Arras et al. 2022, "relevance rank accuracy"); equal to Quantus'
-  ``RelevanceRankAccuracy(abs=True)`` on maps without ties (ties are broken by pixel order here,
-  stably; Quantus' ``argsort`` breaks them in no stated order).
+  ``RelevanceRankAccuracy(abs=True)`` on maps without ties. Ties at the k-th value (XRAI region
+  maps are constant per region) get their expected share here; Quantus' ``argsort`` breaks them by
+  an unstated order, which makes a region map's score depend on where the marker lies.
 - ``marker_auc`` — the ROC AUC of the map against the marker mask (every threshold; exact, equal
   to scikit-learn's ``roc_auc_score``): 0.5 for a random map, 1 when every marker pixel outranks
   every other pixel.
@@ -47,7 +48,7 @@ class GroundTruthScores:
     relevance_mass, relevance_rank, marker_auc : float
         In [0, 1]; NaN for an empty marker mask or an all-zero map.
     pointing_hit : float
-        1.0 (hit) or 0.0 (miss); NaN for an empty marker mask.
+        1.0 (hit) or 0.0 (miss); NaN for an empty marker mask or an all-zero map (no maximum).
     pointing_distance_mm : float
         Distance from the map's maximum to the nearest marker pixel (0 inside it).
     """
@@ -82,13 +83,19 @@ def relevance_mass(values: np.ndarray, marker: np.ndarray) -> float:
 
 
 def relevance_rank(values: np.ndarray, marker: np.ndarray) -> float:
-    """Of the ``k = marker.sum()`` highest ``|values|``, the fraction inside ``marker`` (higher is better)."""
+    """Of the ``k = marker.sum()`` highest ``|values|``, the fraction inside ``marker`` (higher is
+    better). Ties at the k-th value (an XRAI region map is constant over each region) share the
+    places left among them in proportion: the expected fraction over every order of the tied
+    pixels, so the score does not depend on where in the image the marker lies."""
     a, m = _prepared(values, marker)
     k = int(m.sum())
-    if k == 0 or not a.any():
+    if k == 0 or not np.isfinite(a).any() or not np.nanmax(a) > 0:
         return float("nan")
-    top = np.argsort(-a.ravel(), kind="stable")[:k]
-    return float(m.ravel()[top].mean())
+    flat, mk = np.nan_to_num(a.ravel(), nan=-np.inf), m.ravel()
+    kth = np.partition(flat, len(flat) - k)[len(flat) - k]  # the k-th largest value
+    above, tied = flat > kth, flat == kth
+    hits = float(mk[above].sum()) + (k - int(above.sum())) * float(mk[tied].mean())
+    return hits / k
 
 
 def pointing(values: np.ndarray, marker: np.ndarray, *, spacing_mm: Sequence[float] | None = None,
@@ -101,8 +108,10 @@ def pointing(values: np.ndarray, marker: np.ndarray, *, spacing_mm: Sequence[flo
     spacing = tuple(float(s) for s in (spacing_mm if spacing_mm is not None else (1.0,) * a.ndim))
     if len(spacing) != a.ndim:
         raise ValueError(f"spacing_mm has {len(spacing)} values for a {a.ndim}-D map")
+    if not np.isfinite(a).any() or not np.nanmax(a) > 0:  # an all-zero map (Grad-CAM after its ReLU) points nowhere
+        return float("nan"), float("nan")
     dist = ndi.distance_transform_edt(~m, sampling=spacing)  # mm to the nearest marker pixel
-    at_max = a == a.max()
+    at_max = a == np.nanmax(a)
     d = float(dist[at_max].min())
     return float(d <= tolerance_mm), d
 

@@ -42,13 +42,21 @@ class SliceRef:
     mask_path: str = ""
     series: str = ""  # the labels.csv ``file`` the slice comes from
     marker: str = ""  # a phantom slice's planted marker kind (``phantom.markers``; "" = none)
+    contrast: int = -1  # a phantom slice's contrast (1/0) when its label is not (the marker set); -1: the label's
+
+    @property
+    def has_contrast(self) -> bool:
+        """A phantom slice's contrast: ``contrast`` when given, else its label (> 0: contrast)."""
+        return bool(self.label) if self.contrast < 0 else bool(self.contrast)
 
 
 def demo_slices(n: int, seed: int = 0, task: str = "contrast", marker: bool = False) -> list[SliceRef]:
     """Held-out phantom slices (test seed range), every class and phase, labelled for ``task``
     (``"contrast"``: 0/1; ``"phase"``: 0–3 = no contrast / arterial / pulmonary / venous).
-    ``marker``: each slice carries a planted marker (``phantom.markers``; the kinds in turn, so
-    every kind meets both classes) and its ground-truth mask is scored (the shortcut benchmark).
+    ``marker``: every other pair of slices carries a planted marker (``phantom.markers``; the
+    kinds in turn, each meeting both classes), scored against its ground-truth mask (the shortcut
+    benchmark); contrast and marker are independent, and ``task="marker"`` labels a slice by its
+    marker (what the shortcut demo was trained to answer).
 
     Prefix-stable (``model.datasets.growing_spec``): the first k of n slices are ``demo_slices(k)``,
     so a study asked for more slices reuses the ones it has."""
@@ -56,10 +64,13 @@ def demo_slices(n: int, seed: int = 0, task: str = "contrast", marker: bool = Fa
     from ..phantom import MARKER_KINDS
 
     out = []
-    for i, s in enumerate(growing_spec("test", n, seed + 777, task=task)):
-        kind = MARKER_KINDS[(i // 2) % len(MARKER_KINDS)] if marker else ""
-        out.append(SliceRef(slice_id=f"phantom-{s['seed']}" + (f"-{kind}" if kind else ""), label=label_of(s, task),
-                            source="phantom", seed=s["seed"], phase=s["phase"], marker=kind))
+    base = "contrast" if task == "marker" else task  # the slices (contrast on every other one) as for contrast
+    for i, s in enumerate(growing_spec("test", n, seed + 777, task=base)):
+        kind = MARKER_KINDS[(i // 4) % len(MARKER_KINDS)] if marker and (i // 2) % 2 else ""
+        label = label_of({**s, "marker": kind or None}, task)
+        out.append(SliceRef(slice_id=f"phantom-{s['seed']}" + (f"-{kind}" if kind else ""), label=label,
+                            source="phantom", seed=s["seed"], phase=s["phase"], marker=kind,
+                            contrast=int(s["contrast"]) if marker else -1))
     return out
 
 
@@ -70,7 +81,7 @@ def marker_of(ref: SliceRef) -> tuple[np.ndarray, tuple[float, float]] | None:
         return None
     from ..phantom import make_slice
 
-    s = make_slice(ref.seed, contrast=bool(ref.label), phase=ref.phase or None, marker=ref.marker)
+    s = make_slice(ref.seed, contrast=ref.has_contrast, phase=ref.phase or None, marker=ref.marker)
     return s.marker_mask, s.spacing_mm
 
 
@@ -230,7 +241,7 @@ def load_slice(ref: SliceRef) -> tuple[np.ndarray, np.ndarray | None]:
     if ref.source == "phantom":
         from ..phantom import make_slice
 
-        s = make_slice(ref.seed, contrast=bool(ref.label), phase=ref.phase or None, marker=ref.marker or None)
+        s = make_slice(ref.seed, contrast=ref.has_contrast, phase=ref.phase or None, marker=ref.marker or None)
         return s.hu, s.mask
     if ref.index < 0:  # planning failed for this series (see folder_slices)
         raise ValueError(ref.phase.removeprefix("error: "))

@@ -8,6 +8,11 @@ is every map of the second. A method's **truth score** is the paired difference,
 two models' scores (``metrics.truth_score``): a method that points at a bright marker whatever the
 model uses scores 0; one that follows the model's use of it scores high.
 
+The slices: every other pair carries a marker (the kinds in turn), contrast and marker
+independent; each model's study labels them by what the model answers (the shortcut model: the
+marker; demo: the contrast), so each model's fidelity F measures that model against its own task.
+Ground-truth scores exist on the marked slices; truth scores pair them.
+
 ``shortcut.csv``: per method × variant × map type (absolute maps), the truth score of each
 ground-truth score with its bootstrap interval, next to the same maps' fidelity F (paper's, of
 the shortcut model) and expert-mask AUC (of the shortcut model: agreement with what a radiologist
@@ -49,11 +54,12 @@ def shortcut_table(shortcut: pd.DataFrame, blind: pd.DataFrame, fid: pd.DataFram
     rows = []
     for key, g in both.groupby(KEY, sort=False):
         rec = dict(zip(KEY, key))
-        rec["n"] = len(g)
+        rec["n"] = 0  # slices with a marker scored for both models
         for score in GT_SCORES:
             s = pd.to_numeric(g[f"gt_{score}_s"], errors="coerce").to_numpy(float)
             t = pd.to_numeric(g[f"gt_{score}_b"], errors="coerce").to_numpy(float)
             ts = truth_score(s, t, seed=seed)
+            rec["n"] = max(rec["n"], ts.n)
             rec.update({f"truth_{score}": ts.mean, f"truth_{score}_low": ts.low, f"truth_{score}_high": ts.high,
                         f"{score}_shortcut": float(np.nanmean(s)) if np.isfinite(s).any() else np.nan,
                         f"{score}_demo": float(np.nanmean(t)) if np.isfinite(t).any() else np.nan})

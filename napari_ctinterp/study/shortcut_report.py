@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.colors import to_rgba
 
 from .report import COLOURS, _png, method_label, plt
 
@@ -18,8 +19,9 @@ def figure_truth(table: pd.DataFrame, score: str = "relevance_mass") -> plt.Figu
     fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.28 * len(t) + 1)))
     y = np.arange(len(t))[::-1]
     mean, lo, hi = (t[f"truth_{score}{s}"].to_numpy(float) for s in ("", "_low", "_high"))
-    colours = [COLOURS.get(m, "grey") for m in t["method"]]
-    ax.barh(y, mean, color=colours, alpha=[0.95 if mt == "pixel" else 0.55 for mt in t["map_type"]])
+    colours = [to_rgba(COLOURS.get(m, "grey"), 0.95 if mt == "pixel" else 0.5) for m, mt in zip(t["method"],
+                                                                                              t["map_type"])]
+    ax.barh(y, np.nan_to_num(mean), color=colours)
     ax.errorbar(mean, y, xerr=[mean - lo, hi - mean], fmt="none", ecolor="k", lw=0.8, capsize=2)
     ax.set_yticks(y, [f"{method_label(m)} · {v} · {mt}" for m, v, mt in zip(t["method"], t["variant"],
                                                                             t["map_type"])], fontsize=7)

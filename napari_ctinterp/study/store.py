@@ -30,8 +30,11 @@ def write_atomic(path: Path, text: str) -> None:
 
 def _ref_record(ref: SliceRef) -> dict:
     """What a slice's stored result was computed from (its label, file, slice and mask)."""
-    return {k: v for k, v in asdict(ref).items()
-            if (k != "phase" or ref.source == "phantom") and (k != "marker" or v)}  # older records had no marker
+    rec = {k: v for k, v in asdict(ref).items() if k != "phase" or ref.source == "phantom"}
+    for k, unset in (("marker", ""), ("contrast", -1), ("phantom", "")):  # added later: older records lack them
+        if rec.get(k, unset) == unset:
+            rec.pop(k, None)
+    return rec
 
 
 def _finished(path: Path, ref: SliceRef) -> bool:

@@ -145,6 +145,8 @@ def test_a_random_densenet_file_on_a_dicom_series_and_a_single_slice(qtbot, make
     assert bp.data.shape == layer.data.shape and np.allclose(bp.data, np.abs(want["BP", "plain"]), atol=1e-6)
     assert want.params["outside_voxels"] > 0 and bp.metadata["ctinterp_map"]["outside_voxels"] == \
         want.params["outside_voxels"]
+    outside = load(str(path)).geometry(layer.data.shape, spacing).outside  # carried by the layer: no reload to score
+    assert np.array_equal(bp.metadata["outside"], outside) and int(outside.sum()) == want.params["outside_voxels"]
 
     widget.layer.value = open_ct_small(viewer)  # one slice: refused before any work
     n_maps = len(_maps(viewer))

@@ -81,3 +81,18 @@ def test_the_truth_score_is_the_paired_difference_with_a_seeded_interval():
     assert truth_score([np.nan, 0.5], [0.2, 0.1]).n == 1
     with pytest.raises(ValueError, match="same slices"):
         truth_score([1.0, 2.0], [1.0])
+
+
+def test_an_all_zero_map_points_nowhere_and_ties_share_their_places():
+    m = np.zeros((10, 10), bool)
+    m[0, :2] = True  # the marker at the top left
+    zero = ground_truth_scores(np.zeros((10, 10)), m)
+    assert np.isnan(zero.pointing_hit) and np.isnan(zero.relevance_rank) and np.isnan(zero.relevance_mass)
+    region = np.zeros((10, 10))
+    region[:5] = 1.0  # one region, the top half, holds the marker and 48 other pixels
+    top = ground_truth_scores(region, m).relevance_rank
+    m_low = np.zeros((10, 10), bool)
+    m_low[4, 3:5] = True  # the same marker lower in the same region
+    assert top == ground_truth_scores(region, m_low).relevance_rank == pytest.approx(2 / 50)  # not where it lies
+    nan_map = np.where(m, 1.0, np.nan)
+    assert ground_truth_scores(nan_map, m).pointing_hit == 1.0  # NaN pixels are no maximum

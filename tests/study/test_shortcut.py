@@ -15,28 +15,42 @@ from napari_ctinterp.study.store import _ref_record
 
 
 def test_marker_slices_carry_every_kind_and_old_records_keep_their_key():
-    refs = demo_slices(6, marker=True)
-    assert [r.marker for r in refs] == ["letter", "letter", "tube", "tube", "text", "text"]
-    assert {r.label for r in refs[:2]} == {0, 1}  # every kind meets both classes
-    assert refs[0].slice_id.endswith("-letter") and marker_of(refs[0])[0].any()
+    refs = demo_slices(12, marker=True)
+    assert [r.marker for r in refs] == ["", "", "letter", "letter", "", "", "tube", "tube", "", "", "text", "text"]
+    assert [r.contrast for r in refs[:4]] == [0, 1, 0, 1] and [r.label for r in refs[:4]] == [0, 1, 0, 1]
+    assert refs[2].slice_id.endswith("-letter") and marker_of(refs[2])[0].any() and marker_of(refs[0]) is None
+    by_marker = demo_slices(4, marker=True, task="marker")  # the shortcut demo's labels: the marker
+    assert [r.label for r in by_marker] == [0, 0, 1, 1] and [r.has_contrast for r in by_marker] == [0, 1, 0, 1]
+    assert [r.seed for r in by_marker] == [r.seed for r in refs[:4]]  # the same slices for both models
     plain = demo_slices(1)[0]
-    assert "marker" not in _ref_record(plain) and marker_of(plain) is None  # results stored before: still found
+    assert {"marker", "contrast"}.isdisjoint(_ref_record(plain)) and marker_of(plain) is None  # old results found
 
 
 def test_a_marker_study_scores_every_map_against_the_marker(tmp_path):
-    cfg = StudyConfig(data="demo-marker", model="demo", slices=2, methods=("BP", "IGB"), variants=("plain",),
+    cfg = StudyConfig(data="demo-marker", model="demo", slices=4, methods=("BP", "IGB"), variants=("plain",),
                       steps=4, xrai="fast", fidelity_step=50.0)
     run_dir = run_study(cfg, tmp_path, device="cpu")
     table = pd.read_csv(run_dir / "table.csv")
     ok = table[table["error"].isna()]
-    assert len(ok) and ok["gt_relevance_mass"].notna().all() and ok["gt_pointing_hit"].isin([0, 1]).all()
+    has_marker = ok["slice_id"].str.endswith("-letter")
+    marked = ok[has_marker]  # slices 3 and 4 carry a letter
+    assert marked["slice_id"].nunique() == 2 and ok["slice_id"].nunique() == 4
+    assert marked["gt_relevance_mass"].notna().all() and marked["gt_pointing_hit"].isin([0, 1]).all()
+    assert ok[~has_marker]["gt_relevance_mass"].isna().all()  # no marker: no ground truth
     assert set(ok["map_type"]) == {"pixel", "region"}
-    ex = dict(np.load(run_dir / "example_maps.npz"))
-    first = ok[(ok["slice_id"] == str(ex["slice_id"])) & (ok["method"] == "BP") & (ok["map_type"] == "pixel")
-               & (ok["sign"] == "absolute")].iloc[0]
-    want = ground_truth_scores(ex["BP plain"].astype(np.float32), ex["marker"] > 0)
-    assert first["gt_relevance_mass"] == pytest.approx(want.relevance_mass, rel=2e-3)  # the example is float16
-    assert first["gt_marker_auc"] == pytest.approx(want.marker_auc, abs=2e-3)
+    ref = demo_slices(4, marker=True)[2]  # a marked slice: its scores recomputed from its own maps
+    from napari_ctinterp.explain import explain
+    from napari_ctinterp.model import load
+    from napari_ctinterp.study.data import load_slice
+
+    hu, _ = load_slice(ref)
+    bp = explain(load("demo"), hu, methods=("BP",), variants=("plain",))["BP", "plain"]
+    row = marked[(marked["slice_id"] == ref.slice_id) & (marked["method"] == "BP") & (marked["map_type"] == "pixel")
+                 & (marked["sign"] == "absolute")].iloc[0]
+    want = ground_truth_scores(bp, marker_of(ref)[0], spacing_mm=marker_of(ref)[1], tolerance_mm=2.0)
+    assert row["gt_relevance_mass"] == pytest.approx(want.relevance_mass, rel=1e-4)
+    assert row["gt_marker_auc"] == pytest.approx(want.marker_auc, abs=1e-6)
+    assert row["gt_pointing_hit"] == want.pointing_hit
 
 
 def test_the_truth_score_table_pairs_the_slices_and_subtracts():
@@ -56,3 +70,25 @@ def test_the_truth_score_table_pairs_the_slices_and_subtracts():
     assert by.loc["BP", "truth_pointing_hit"] == 1.0 and by.loc["BP", "n"] == 8
     assert by.loc["BP", "F_shortcut"] == 0.6
     assert correlations(t)["truth_vs_F_shortcut"]["rho"] == pytest.approx(1.0)
+
+
+def test_the_report_draws_the_truth_scores_and_the_examples(tmp_path):
+    from napari_ctinterp.study.shortcut_report import write_shortcut_report
+
+    table = pd.DataFrame({"method": ["BP", "IGB", "random"], "variant": "plain", "map_type": ["pixel", "region",
+                                                                                             "pixel"], "n": 8})
+    for score in ("relevance_mass", "relevance_rank", "marker_auc", "pointing_hit"):
+        table[f"truth_{score}"] = [0.6, 0.1, 0.0]
+        table[f"truth_{score}_low"], table[f"truth_{score}_high"] = table[f"truth_{score}"] - 0.05, \
+            table[f"truth_{score}"] + 0.05
+    table["F_shortcut"], table["expert_auc_shortcut"] = [0.5, 0.2, 0.0], [0.7, 0.8, 0.5]
+    hu = np.zeros((32, 32), np.float32)
+    marker = np.zeros((32, 32), np.uint8)
+    marker[2:4, 2:6] = 1
+    for model in ("demo-shortcut", "demo"):
+        np.savez(tmp_path / f"{model}.npz", hu=hu, marker=marker, **{"BP plain": np.random.rand(32, 32)})
+    path = write_shortcut_report(tmp_path, table, correlations(table), {"demo": {"accuracy": 0.9}},
+                                 {m: tmp_path / f"{m}.npz" for m in ("demo-shortcut", "demo")})
+    text = path.read_text()
+    assert "BP plain pixel +0.600 [+0.550, +0.650]" in text and text.count("<img") == 3
+    assert (tmp_path / "truth.png").stat().st_size > 5000 and (tmp_path / "examples.png").exists()
