@@ -125,6 +125,8 @@ def map_threshold(data: np.ndarray, top_percent: float, keep: np.ndarray | None 
         raise ValueError("the map holds no value to show in 3D (no explained voxel)")
     q = 100.0 - float(top_percent)
     threshold, top = (float(v) for v in np.percentile(values, [q, 100.0]))
+    if threshold <= 0.0 < top:  # a sparse map (Grad-CAM after its ReLU): more than (100 − k) % is 0 — show
+        threshold = float(values[values > 0].min())  # its non-zero voxels only, fewer than k % (n_kept says)
     kept = values[values >= threshold]
     high = float(np.percentile(kept, 95.0)) if kept.size else top
     if not high > threshold:

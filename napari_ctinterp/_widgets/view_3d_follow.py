@@ -201,11 +201,11 @@ class View3D:
                        f"{c.n_kept:,} of {c.n_voxels:,}) as {o.rendering}; {ct_text}; {mask_text}{note}")
 
     def _cut(self, layer: napari.layers.Image, keep: np.ndarray | None) -> MapThreshold:
-        key = (id(layer.data), self.options.top_percent, None if keep is None else int(keep.sum()))
-        cut = self._cuts.get(key)
-        if cut is None:
+        key = (self.options.top_percent, None if keep is None else int(keep.sum()))
+        held, cut = self._cuts.get("data"), self._cuts.get(key)
+        if cut is None or held is None or held() is not layer.data:  # the same array, not a reused id()
             cut = v3.map_threshold(layer.data, self.options.top_percent, keep)
-            self._cuts = {key: cut}  # the shown map's only: a new map or option computes anew
+            self._cuts = {"data": weakref.ref(layer.data), key: cut}  # the shown map's only
         return cut
 
     def restore(self) -> None:

@@ -109,6 +109,10 @@ def test_the_threshold_and_the_options():
     keep[:2] = True  # 200 voxels hold the map: 10 % of them kept
     assert map_threshold(data, 10.0, keep).n_kept == 20
     assert map_threshold(np.ones((2, 3, 3)), 1.0).high > 1.0  # a constant map still has a colour scale
+    sparse = np.zeros((10, 10, 10), np.float32)
+    sparse[0, 0, :5] = [1, 2, 3, 4, 5]  # 0.5 % non-zero (Grad-CAM after its ReLU): not 10 % of zeros shown
+    cut = map_threshold(sparse, 10.0)
+    assert cut.threshold == 1.0 and cut.n_kept == 5
     with pytest.raises(ValueError, match="no value"):
         map_threshold(np.full((2, 2, 2), np.nan), 5.0)
     for bad in ({"rendering": "volume"}, {"context": "skin"}, {"top_percent": 0.0}, {"ct_window": (100, 0)}):
