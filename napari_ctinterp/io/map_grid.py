@@ -97,14 +97,10 @@ class CTGrid:
 
     def ras_affine(self) -> np.ndarray:
         """4×4 affine from voxel index (x = column, y = row, z = slice) to RAS mm (NIfTI), as
-        ``masks.ct_ras_affine`` (axial: ``diag(-sx, -sy, sz)``, translation ``(-ox, -oy, oz)``)."""
-        iop = np.asarray(self.orientation or _AXIAL, dtype=float)
-        row_dir, col_dir = iop[:3], iop[3:]
-        sz, sy, sx = self.spacing_mm
-        lps = np.eye(4)
-        lps[:3, 0], lps[:3, 1], lps[:3, 2] = row_dir * sx, col_dir * sy, np.cross(row_dir, col_dir) * sz
-        lps[:3, 3] = np.asarray(self.origin or (0.0, 0.0, 0.0), dtype=float)
-        return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+        masks use (``masks.ras_affine``; axial: ``diag(-sx, -sy, sz)``, translation ``(-ox, -oy, oz)``)."""
+        from .masks import ras_affine
+
+        return ras_affine(self.spacing_mm, self.origin, self.orientation)
 
     def describe(self) -> str:
         """``series 1.2.3 ('chest', 16 slices of 64×64, 2.5 × 0.7 × 0.7 mm)``, or the grid of a CT

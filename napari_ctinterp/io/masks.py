@@ -271,19 +271,26 @@ def _load_nifti(src: Path) -> Mask:
     return Mask(labels=labels, spacing_mm=tuple(reversed(zooms)), origin=origin, meta={})
 
 
-def ct_ras_affine(reference: Any) -> np.ndarray:
-    """4×4 affine from CT voxel indices (x = column, y = row, z = slice) to RAS mm, from the
-    series' ImageOrientationPatient, spacing and origin (DICOM is LPS: x and y flip)."""
-    meta = reference.meta
-    iop = np.asarray(meta.get("orientation") or (1, 0, 0, 0, 1, 0), dtype=float)
+def ras_affine(spacing_mm: Any, origin: Any, orientation: Any = None, normal: Any = None) -> np.ndarray:
+    """4×4 affine from voxel indices (x = column, y = row, z = slice) to RAS mm: DICOM's
+    ImageOrientationPatient (default axial), the (z, y, x) spacing, the first voxel's LPS
+    position and the slice normal (default: row × column); DICOM is LPS, so x and y flip."""
+    iop = np.asarray(orientation if orientation is not None else (1, 0, 0, 0, 1, 0), dtype=float)
     row_dir, col_dir = iop[:3], iop[3:]
-    normal = np.asarray(meta.get("slice_normal") if meta.get("slice_normal") is not None
-                        else np.cross(row_dir, col_dir), dtype=float)
-    sz, sy, sx = (float(v) for v in reference.spacing_mm)
+    normal = np.asarray(normal if normal is not None else np.cross(row_dir, col_dir), dtype=float)
+    sz, sy, sx = (float(v) for v in spacing_mm)
     lps = np.eye(4)
     lps[:3, 0], lps[:3, 1], lps[:3, 2] = row_dir * sx, col_dir * sy, normal * sz
-    lps[:3, 3] = np.asarray(reference.origin, dtype=float)
+    lps[:3, 3] = np.asarray(origin if origin is not None else (0.0, 0.0, 0.0), dtype=float)
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+
+
+def ct_ras_affine(reference: Any) -> np.ndarray:
+    """The RAS affine (``ras_affine``) of a CT series: its ImageOrientationPatient, spacing,
+    origin and slice normal."""
+    meta = reference.meta
+    return ras_affine(reference.spacing_mm, reference.origin, meta.get("orientation") or None,
+                      meta.get("slice_normal"))
 
 
 def _nifti_on_ct(src: Path, reference: Any) -> Mask | None:

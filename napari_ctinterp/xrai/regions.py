@@ -17,19 +17,8 @@ from typing import Literal
 import numpy as np
 from scipy import sparse
 
+from .incidence import masks_holding
 from .types import RegionMap, Segments
-
-
-def _masks_of_pixels(inc: sparse.csc_matrix, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For newly covered ``pixels``: (mask index, pixel) pairs of every mask containing them."""
-    starts, stops = inc.indptr[pixels], inc.indptr[pixels + 1]
-    lens = stops - starts
-    total = int(lens.sum())
-    if total == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-    pos = np.arange(total) + offsets
-    return inc.indices[pos].astype(np.int64), np.repeat(pixels, lens)
 
 
 def _exact_gain(flat_attr: np.ndarray, pixels: np.ndarray) -> float:
@@ -175,7 +164,7 @@ def _full(a: np.ndarray, flat: np.ndarray, csr: sparse.csr_matrix, inc: sparse.c
         covered[new] = True
         n_covered += len(new)
         alive[key] = False
-        ms, px = _masks_of_pixels(inc, new)
+        ms, px = masks_holding(inc, new)
         count -= np.bincount(ms, minlength=n_masks)
         total -= np.bincount(ms, weights=flat[px].astype(np.float64), minlength=n_masks)
     return _finish(a, out, trace, "full")

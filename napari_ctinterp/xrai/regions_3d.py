@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
+from .incidence import masks_holding
 from .types import RegionMap, Segments
 
 
@@ -49,17 +50,6 @@ def _expand(cell: np.ndarray, seg: Segments, runs: list[np.ndarray]) -> np.ndarr
     return out
 
 
-def _masks_of_cells(csc: sparse.csc_matrix, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mask, cell) pairs of every mask holding one of ``cells``."""
-    starts, stops = csc.indptr[cells], csc.indptr[cells + 1]
-    lens = stops - starts
-    total = int(lens.sum())
-    if total == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-    return csc.indices[np.arange(total) + offsets], np.repeat(cells, lens)
-
-
 def _full(sums: np.ndarray, counts: np.ndarray, csr: sparse.csr_matrix, csc: sparse.csc_matrix,
           area_threshold: float, min_pixel_diff: int) -> tuple[np.ndarray, list[float], np.ndarray]:
     n_masks, n_cells = csr.shape
@@ -84,7 +74,7 @@ def _full(sums: np.ndarray, counts: np.ndarray, csr: sparse.csr_matrix, csc: spa
         covered[new] = True
         n_covered += c_new
         density[key] = -np.inf
-        ms, cs = _masks_of_cells(csc, new)
+        ms, cs = masks_holding(csc, new)
         dc = np.bincount(ms, weights=counts[cs], minlength=n_masks)
         cnt -= dc
         tot -= np.bincount(ms, weights=sums[cs], minlength=n_masks)
