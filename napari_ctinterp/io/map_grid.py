@@ -23,7 +23,6 @@ _SPACING_RTOL = 1e-4
 #: Origins may differ by this many millimetres and still be the same grid.
 _ORIGIN_ATOL_MM = 1e-2
 _ORIENTATION_ATOL = 1e-3
-_AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
 class MapIOError(ValueError):
