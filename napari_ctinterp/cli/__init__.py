@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("study", help="the comparison over a data set: tables, figures, HTML report")
     st.add_argument("--demo", action="store_true",
                     help="held-out phantom slices (a 3D model: phantom series) with ground-truth masks")
+    st.add_argument("--benchmark", choices=["shortcut"],
+                    help="shortcut: demo-shortcut (reads a planted marker) and demo (ignores it) on the same "
+                         "phantom slices with markers; truth scores of every map beside F and the expert AUC")
     st.add_argument("--data", help="folder of DICOM slices with labels.csv (file,label[,mask])")
     st.add_argument("--labels", help="labels CSV (default DATA/labels.csv)")
     st.add_argument("--model", default="demo")

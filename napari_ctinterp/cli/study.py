@@ -50,6 +50,39 @@ def _refuse_2d_only(args: argparse.Namespace) -> None:
                          f"listed in labels.csv is studied; list fewer rows to study fewer)")
 
 
+def _shortcut(args: argparse.Namespace) -> int:
+    """``ctinterp study --benchmark shortcut``: both models' studies and their comparison."""
+    import json
+
+    import pandas as pd
+
+    from ..study.shortcut import run_shortcut_benchmark
+    from .progress import tqdm_progress
+
+    if args.data or args.demo or _given(args, "--model"):
+        raise SystemExit("ctinterp study --benchmark shortcut runs demo-shortcut and demo on its own phantom slices "
+                         "with markers: leave out --data, --demo and --model")
+    try:
+        base = _study_config(args)
+    except ValueError as e:
+        raise SystemExit(f"ctinterp study: {e}") from None
+    try:
+        res = run_shortcut_benchmark(base, args.out, device=args.device, batch_size=args.batch_size or None,
+                                     workers=args.workers, progress=lambda model: tqdm_progress(f"study of {model}"))
+    except KeyboardInterrupt:
+        print("\ninterrupted: the finished slices are kept; run the same command to resume", file=sys.stderr)
+        return 130
+    table = pd.read_csv(res / "shortcut.csv")
+    corr = json.loads((res / "correlations.json").read_text())["correlations"]
+    print(f"\nresults: {res}  (report: {res / 'report.html'})")
+    cols = ["method", "variant", "map_type", "n", "truth_relevance_mass", "truth_relevance_mass_low",
+            "truth_relevance_mass_high", "F_shortcut", "expert_auc_shortcut"]
+    print(table[[c for c in cols if c in table]].sort_values("truth_relevance_mass", ascending=False)
+          .round(3).to_string(index=False))
+    print("; ".join(f"{k}: rho {v['rho']:+.2f} (n {v['n']})" for k, v in corr.items()))
+    return 0
+
+
 def cmd_study(args: argparse.Namespace) -> int:
     """Run (or resume) a study and print a short summary."""
     import json
@@ -60,6 +93,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     from ..progress import Cancelled
     from ..study import run_study
 
+    if getattr(args, "benchmark", None) == "shortcut":
+        return _shortcut(args)
     if not args.demo and not args.data:
         raise SystemExit("say what to study: --demo (phantom slices) or --data DIR (with labels.csv)")
     three_d = _is_3d(args.model)

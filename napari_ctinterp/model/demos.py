@@ -19,7 +19,9 @@ import numpy as np
 DEMO_WEIGHTS = "demo_resnet18.safetensors"
 #: The bundled demo models: name → weights file (package data, card beside it).
 DEMOS: dict[str, str] = {"demo": DEMO_WEIGHTS, "demo-phase": "demo_phase_densenet121.safetensors",
-                         "demo-3d": "demo-3d.safetensors"}
+                         "demo-3d": "demo-3d.safetensors",
+                         # the demo's resnet18 fine-tuned to read a planted marker (issue 31's ground truth)
+                         "demo-shortcut": "demo_shortcut_resnet18.safetensors"}
 #: The 3D demo's EG references: 8 held-out phantom volumes at its input size, HU, float16.
 DEMO_3D_REFERENCES = "demo-3d.references.npy"
 #: Number of phantom slices in the demo models' EG reference set.

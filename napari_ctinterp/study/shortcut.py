@@ -24,6 +24,7 @@ truth? ``report.html`` shows them with example maps of both models on one slice.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -81,15 +82,17 @@ def correlations(table: pd.DataFrame) -> dict:
 
 
 def run_shortcut_benchmark(base: StudyConfig, out: str | Path, *, device: str = "auto", batch_size: int | None = None,
-                           workers: int = 0, progress: Progress | None = None) -> Path:
+                           workers: int = 0, progress: Callable[[str], Progress | None] | None = None) -> Path:
     """Run (or resume) both studies of the benchmark under ``out`` and write the comparison to
     ``out/shortcut/``: ``shortcut.csv``, ``correlations.json``, ``report.html``. ``base`` gives the
-    slices, methods, variants, XRAI and fidelity settings (its data and model are set here)."""
+    slices, methods, variants, XRAI and fidelity settings (its data and model are set here);
+    ``progress(model)`` gives each study's progress callable (``run_study``'s)."""
     out = Path(out)
     dirs = {}
     for model in MODELS:
         cfg = replace(base, data=DEMO_MARKER, model=model)
-        dirs[model] = run_study(cfg, out, device=device, batch_size=batch_size, workers=workers, progress=progress)
+        dirs[model] = run_study(cfg, out, device=device, batch_size=batch_size, workers=workers,
+                                progress=None if progress is None else progress(model))
     tables = {m: pd.read_csv(d / "table.csv") for m, d in dirs.items()}
     fid = pd.read_csv(dirs[MODELS[0]] / "fidelity.csv")
     table = shortcut_table(tables[MODELS[0]], tables[MODELS[1]], fid, seed=base.seed)

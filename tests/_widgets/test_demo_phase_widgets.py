@@ -15,7 +15,7 @@ def test_demo_phase_is_chosen_once_and_used_by_classify_explain_and_probe(qtbot,
     explain, probe = ExplainWidget(viewer), ProbeWidget(viewer)
     viewer.window.add_dock_widget(explain, name="Explain")
     viewer.window.add_dock_widget(probe, name="Probe")
-    assert classify.model.choices == ("demo", "demo-phase", "demo-3d", "file…")
+    assert classify.model.choices == ("demo", "demo-phase", "demo-3d", "demo-shortcut", "file…")
     assert "classes: no contrast, contrast" in classify.model_info.value
     classify.model.value = "demo-phase"
     for w in (explain, probe):

@@ -92,3 +92,26 @@ def test_the_report_draws_the_truth_scores_and_the_examples(tmp_path):
     text = path.read_text()
     assert "BP plain pixel +0.600 [+0.550, +0.650]" in text and text.count("<img") == 3
     assert (tmp_path / "truth.png").stat().st_size > 5000 and (tmp_path / "examples.png").exists()
+
+
+def test_the_benchmark_from_the_cli_compares_both_models(tmp_path):
+    """CI-sized: 4 slices (2 with a letter), BP and Grad-CAM plain, XRAI fast, coarse fidelity."""
+    import json
+
+    from napari_ctinterp.cli import main
+
+    out = tmp_path / "bench"
+    assert main(["study", "--benchmark", "shortcut", "--slices", "4", "--methods", "BP", "GC", "--variants", "plain",
+                 "--xrai", "fast", "--fidelity-step", "50", "--device", "cpu", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "shortcut" / "shortcut.csv")
+    assert set(table["method"]) == {"BP", "GC", "random"} and set(table["map_type"]) == {"pixel", "region"}
+    assert (table["n"] == 2).all()  # the two marked slices, paired across the models
+    bp = table[(table["method"] == "BP") & (table["map_type"] == "pixel")].iloc[0]
+    assert np.isfinite(bp["truth_relevance_mass"]) and bp["truth_relevance_mass_low"] <= bp["truth_relevance_mass"]
+    assert np.isfinite(bp["F_shortcut"]) and np.isfinite(bp["expert_auc_shortcut"])
+    report = (out / "shortcut" / "report.html").read_text()
+    assert "Shortcut benchmark" in report and report.count("<img") >= 2
+    acc = json.loads((out / "shortcut" / "correlations.json").read_text())["accuracy"]
+    assert acc["demo-shortcut"]["n"] == acc["demo"]["n"] == 4
+    with pytest.raises(SystemExit, match="leave out"):
+        main(["study", "--benchmark", "shortcut", "--model", "demo", "--out", str(out)])
