@@ -35,7 +35,8 @@ class PhantomVolume:
 
 
 def make_volume(seed: int, *, contrast: bool = True, n_slices: int = 24, spacing_mm: float = 2.5,
-                phase: str | None = None, centre_level: float = 0.5, size: int = 256) -> PhantomVolume:
+                phase: str | None = None, centre_level: float = 0.5, size: int = 256,
+                marker: bool | str | None = None) -> PhantomVolume:
     """Make ``n_slices`` consecutive slices of one body, ``spacing_mm`` apart, centred on ``centre_level``.
 
     Parameters
@@ -50,6 +51,12 @@ def make_volume(seed: int, *, contrast: bool = True, n_slices: int = 24, spacing
         Level of the middle slice; the range is clipped to [0, 1].
     size : int
         Pixels per side.
+    marker : bool or str, optional
+        Plant a marker (``phantom.markers``; ``True`` draws a kind from the seed) drawn on the
+        middle slice and carried through the volume: a burned-in text block and a tube lying along
+        the body on every slice, a lead letter on the slices its height covers (centred on the
+        middle slice). Its pixels are marked ``LABELS["marker"]`` in ``labels``, outside the body
+        of each slice; ``meta["marker"]`` describes it (``slices``: the slices it is on).
     """
     if n_slices < 1:
         raise ValueError(f"n_slices must be at least 1, got {n_slices}")
@@ -68,5 +75,27 @@ def make_volume(seed: int, *, contrast: bool = True, n_slices: int = 24, spacing
             "spacing_mm": (float(spacing_mm), px, px), "noise": "fast, one field per slice",
             "generator": "napari_ctinterp.phantom.make_volume"}
     meta.pop("level", None)
-    return PhantomVolume(hu=np.stack(hu).astype(np.float32), mask=np.stack(mask), labels=np.stack(labels),
-                         meta=meta)
+    vol_hu, vol_labels = np.stack(hu).astype(np.float32), np.stack(labels)
+    if marker is not None and marker is not False:
+        meta["marker"] = _plant_through(vol_hu, vol_labels, px, float(spacing_mm), marker, int(seed))
+    return PhantomVolume(hu=vol_hu, mask=np.stack(mask), labels=vol_labels, meta=meta)
+
+
+def _plant_through(hu: np.ndarray, labels: np.ndarray, pixel_mm: float, spacing_mm: float, marker: bool | str,
+                   seed: int) -> dict:
+    """Plant one marker, drawn on the middle slice, through the volume (in place): its mask on every
+    slice it covers, outside that slice's body, at its HU plus that slice's noise."""
+    from .markers import draw_marker, marker_kind, marker_rng
+    from .tissues import LABELS
+
+    mid = len(hu) // 2
+    rng = marker_rng(seed)
+    planted = draw_marker(marker_kind(marker, rng), rng, labels[mid], pixel_mm)
+    half = int(round(0.5 * planted.size_mm / spacing_mm)) if planted.kind == "letter" else len(hu)
+    slices = [z for z in range(len(hu)) if abs(z - mid) <= half]
+    for z in slices:
+        body = (labels[z] != LABELS["background"]) & (labels[z] != LABELS["table"])
+        m = planted.mask & ~body
+        hu[z] = np.where(m, np.minimum(np.float32(planted.hu) + hu[z] + 1000.0, 3071.0), hu[z])  # air: −1000 + noise
+        labels[z] = np.where(m, LABELS["marker"], labels[z])
+    return {**planted.record(), "slices": slices, "seed": seed}

@@ -61,3 +61,16 @@ def test_add_marker_is_make_slice_s_marker_and_another_seed_moves_it():
     assert moved.meta["marker"]["seed"] == 10 and not (moved.marker_mask == marked.marker_mask).all()
     with pytest.raises(ValueError, match="already has a marker"):
         add_marker(marked)
+
+
+@pytest.mark.parametrize("kind, through", [("letter", False), ("tube", True), ("text", True)])
+def test_a_volume_carries_one_marker_through_its_slices(kind, through):
+    from napari_ctinterp.phantom import make_volume
+
+    plain, marked = make_volume(3, n_slices=12, size=96), make_volume(3, n_slices=12, size=96, marker=kind)
+    m = marked.labels == LABELS["marker"]
+    np.testing.assert_array_equal(marked.hu[~m], plain.hu[~m])  # only the marker's voxels change
+    on = sorted(set(np.nonzero(m)[0].tolist()))
+    assert on == marked.meta["marker"]["slices"] and marked.meta["marker"]["kind"] == kind
+    assert (len(on) == 12) == through and 6 in on  # a letter covers the slices its height spans, around the middle
+    assert (plain.labels[m] == LABELS["background"]).all() and marked.hu[m].mean() > plain.hu[m].mean() + 250
