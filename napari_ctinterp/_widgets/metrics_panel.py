@@ -33,7 +33,7 @@ from .along_z import AlongZ
 from .dock_layout import hidden_tab, limit_width, make_scrollable, on_shown, wrapping_label
 from .layer_choice import ct_layers, current_slice_index, default_ct
 from .layer_info import ScoreNote, slice_of
-from .map_voxels import is_3d_model_map
+from .map_voxels import is_3d_model_map, outside_voxels
 from .maps import map_info, map_layers, show_map
 from .metric_plots import draw_curves
 from .score_table import ScoreTable, export_scores
@@ -44,6 +44,18 @@ from .workers import JobProgress, start_worker
 SCOPES = ("this slice", "volume", "slice and volume")
 #: Debounce of re-scoring after a brush stroke (ms).
 PAINT_DEBOUNCE_MS = 150
+
+
+def _seen_pixels(layer: napari.layers.Image, info: Any, idx: int | None) -> np.ndarray | None:
+    """The pixels of slice ``idx`` a cropping 3D model saw (bool (H, W)); None: every pixel counts
+    (a 2D map, a 3D model that saw the whole CT, or a crop that cannot be read — scored whole)."""
+    if idx is None or not is_3d_model_map(info):
+        return None
+    try:
+        out = outside_voxels(layer, info)
+    except ValueError:
+        return None
+    return None if out is None or not out[idx].any() else ~out[idx]
 
 
 class MetricsPanel(Container):
@@ -200,7 +212,7 @@ class MetricsPanel(Container):
             self._fail(f"the mask {mask_layer.name!r} ({mask.shape}) and the CT slice {hu.shape} differ in size: "
                        f"paint the mask on a Labels layer made for this CT")
             return
-        items, layers = [], []
+        items, layers, item_masks = [], [], []
         for ly in maps if scope != "volume" else []:
             info = map_info(ly)
             values = slice_of(ly.data, info, idx)
@@ -208,9 +220,17 @@ class MetricsPanel(Container):
                 continue  # this map was made for another slice
             ranks = ly.metadata.get("ranks")
             ranks = None if ranks is None else slice_of(ranks, info, idx)
+            seen = _seen_pixels(ly, info, idx)
+            if seen is not None and not seen.any():
+                continue  # a 3D model never saw this slice (its crop): no slice row, the volume row has it
+            item_mask = mask
+            if seen is not None:  # the pixels outside the crop left out, as the volume row and the study do
+                values, item_mask = values[seen][None], mask[seen][None]
+                ranks = None if ranks is None else ranks[seen][None]
             # a map of a class other than the predicted one is its own row: "IGB · →venous"
             items.append((info.row_method, info.variant, info.kind, values, ranks))
             layers.append(ly)
+            item_masks.append(item_mask)
         if not items and not volume_rows:
             self._fail(f"no map of {image.name!r} covers slice {idx}: explain this slice first")
             return
@@ -231,9 +251,9 @@ class MetricsPanel(Container):
 
             clf = load(model) if use_fid else None
             scores: list = []
-            for item, label in zip(items, labels):
+            for item, label, item_mask in zip(items, labels, item_masks):
                 try:
-                    scores.append(scorer.score(item, mask, clf=clf, hu=hu if use_fid else None,
+                    scores.append(scorer.score(item, item_mask, clf=clf, hu=hu if use_fid else None,
                                                label=label if use_fid else None, hu_fp=hu_fp))
                 except ValueError as e:  # this map cannot be scored (e.g. constant); the others can
                     scores.append(f"{item[0]} · {item[1]}: {e}")
