@@ -15,9 +15,10 @@ import torch
 
 from ..model.classifier import Classifier
 from ..progress import Progress, Step, drive, map_partial
-from .engine import GC_SIGNED, ExplainCancelled, iter_run, resize_map
+from .engine import ExplainCancelled, iter_run
 from .gradients import Predicted
 from .options import ExplainOptions, from_call
+from .reduce import GC_SIGNED, resize_map
 
 
 class AttributionMaps(dict):

@@ -27,10 +27,11 @@ import torch
 from ..io.evidence import evidence_mask
 from ..model.classifier import Classifier
 from ..progress import Progress, Step, drive, map_partial, offset
-from .engine import ExplainCancelled, iter_run_slices, resize_map
+from .engine import ExplainCancelled, iter_run_slices
 from .gradcam import layer_name
 from .options import ExplainOptions, from_call
 from .plan import make_plan
+from .reduce import resize_map
 
 #: Default bound on one chunk's gradient accumulators (bytes).
 MEMORY_BUDGET = 512 * 2**20
