@@ -42,16 +42,20 @@ def volume():
     return v.hu, v.spacing_mm
 
 
-def test_the_job_gives_explain_s_maps_with_the_plain_maps_first(dense, volume):
-    hu, spacing = volume
-    opts = ExplainOptions(methods=("BP", "IGB"), variants=("plain", "SG"), steps=4, sg_samples=2)
+
+def _drain(gen):
+    """Every step a job yields, and its result."""
     steps = []
-    gen = iter_explain_3d(dense, hu, opts, spacing_mm=spacing, target="c")
     try:
         while True:
             steps.append(next(gen))
     except StopIteration as stop:
-        result = stop.value
+        return steps, stop.value
+
+def test_the_job_gives_explain_s_maps_with_the_plain_maps_first(dense, volume):
+    hu, spacing = volume
+    opts = ExplainOptions(methods=("BP", "IGB"), variants=("plain", "SG"), steps=4, sg_samples=2)
+    steps, result = _drain(iter_explain_3d(dense, hu, opts, spacing_mm=spacing, target="c"))
     assert isinstance(result, ExplainedVolume) and list(result.maps) == [None] and result.note == ""
     total = job_units_3d(opts, dense.card.input_size)
     assert total == 1 + 4 + 2 * (1 + 4) and {s.total for s in steps} == {total} and steps[-1].done == total
@@ -98,13 +102,7 @@ def test_xrai_of_a_3d_map_ranks_supervoxels_over_the_volume(dense, volume):
     assert xrai_3d_available()  # xrai.segment(volume, spacing_mm=...) gives 3D supervoxels
     hu, spacing = volume
     opts = ExplainOptions(methods=("BP",), variants=("plain",))
-    steps = []
-    gen = iter_explain_3d(dense, hu, opts, spacing_mm=spacing, xrai="fast")
-    try:
-        while True:
-            steps.append(next(gen))
-    except StopIteration as stop:
-        res = stop.value
+    steps, res = _drain(iter_explain_3d(dense, hu, opts, spacing_mm=spacing, xrai="fast"))
     assert steps[-1].phase == "XRAI" and steps[-1].done == steps[-1].total == job_units_3d(opts, (16, 24, 24), "fast")
     maps = res.volume_maps
     values, ranks = maps.regions["BP", "plain"]
