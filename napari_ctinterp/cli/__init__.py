@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="XRAI region maps (default full; a 3D model: off unless given — supervoxels cost a "
                          "segmentation per series)")
     st.add_argument("--fidelity-step", type=float, default=2.5)
+    st.add_argument("--signs", nargs="+", choices=["absolute", "signed"], default=["absolute", "signed"],
+                    help="which forms of each map are scored (default both; absolute alone halves fidelity's "
+                         "cost; the shortcut benchmark scores absolute maps only)")
     st.add_argument("--sanity", action="store_true",
                     help="add the model randomisation test of the example slice to the report")
     st.add_argument("--device", default="auto")

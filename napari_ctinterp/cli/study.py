@@ -19,7 +19,7 @@ def _study_config(args: argparse.Namespace, three_d: bool = False):
     xrai = args.xrai if not three_d or _given(args, "--xrai") else "off"
     return StudyConfig(data="demo" if args.demo else args.data, model=args.model, slices=slices,
                        explain=explain_options(args), xrai=xrai,
-                       fidelity_step=args.fidelity_step, sanity=args.sanity)
+                       fidelity_step=args.fidelity_step, sanity=args.sanity, signs=args.signs)
 
 
 def _given(args: argparse.Namespace, flag: str) -> bool:

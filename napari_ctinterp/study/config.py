@@ -9,6 +9,9 @@ from typing import Any
 
 from ..explain.options import ExplainOptions
 
+#: The forms of a map a study scores: its absolute value and its signed map.
+SIGNS = ("absolute", "signed")
+
 
 @dataclass(frozen=True, init=False)
 class StudyConfig:
@@ -32,6 +35,9 @@ class StudyConfig:
         Percent step of the fidelity curves (2.5, the paper's).
     sanity : bool
         Add the cascading randomisation test of the example slice (plain maps of every method).
+    signs : tuple of {"absolute", "signed"}
+        Which forms of each map are scored (default both; the shortcut benchmark, which reads the
+        absolute maps only, asks for ``("absolute",)`` and halves its fidelity cost).
     model_sha256 : str
         Filled from the loaded model's card.
     extra : dict
@@ -45,19 +51,24 @@ class StudyConfig:
     xrai: str = "full"
     fidelity_step: float = 2.5
     sanity: bool = False
+    signs: tuple[str, ...] = SIGNS
     model_sha256: str = ""
     extra: dict = field(default_factory=dict)
 
     def __init__(self, data: str = "demo", model: str = "demo", slices: int = 8,
                  explain: ExplainOptions | None = None, xrai: str = "full", fidelity_step: float = 2.5,
                  sanity: bool = False, model_sha256: str = "", extra: dict | None = None,
-                 **explain_options: Any) -> None:
+                 signs: tuple[str, ...] | list[str] = SIGNS, **explain_options: Any) -> None:
         # ``ExplainOptions.updated`` refuses a name that is no explain option (TypeError) and checks
         # the values (names, OCC plain only, window and stride) before any slice runs
         opts = (explain or ExplainOptions()).updated(**explain_options)
+        signs = tuple(signs)
+        if not signs or any(x not in SIGNS for x in signs) or len(set(signs)) != len(signs):
+            raise ValueError(f"signs must name some of {', '.join(SIGNS)} once each, got {list(signs)}")
+        signs = tuple(x for x in SIGNS if x in signs)  # one order: the key does not hang on how they were listed
         for name, value in (("data", data), ("model", model), ("slices", slices), ("explain", opts),
                             ("xrai", xrai), ("fidelity_step", fidelity_step), ("sanity", sanity),
-                            ("model_sha256", model_sha256), ("extra", dict(extra or {}))):
+                            ("signs", signs), ("model_sha256", model_sha256), ("extra", dict(extra or {}))):
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
@@ -84,7 +95,7 @@ class StudyConfig:
         d = self.to_dict()
         if not with_slices:
             del d["slices"]
-        defaults = {f.name: f.default for f in fields(ExplainOptions)} | {"sanity": False}
+        defaults = {f.name: f.default for f in fields(ExplainOptions)} | {"sanity": False, "signs": list(SIGNS)}
         for name in _LATER:
             if d[name] == defaults[name]:
                 del d[name]
@@ -97,8 +108,9 @@ class StudyConfig:
         opts = {f.name: getattr(self.explain, f.name) for f in fields(ExplainOptions)}
         opts["methods"], opts["variants"] = list(self.explain.methods), list(self.explain.variants)
         own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "explain"}
+        own["signs"] = list(self.signs)
         return {**own, **opts, "extra": dict(self.extra)}
 
 
-#: options added after the first studies (GC / OCC / sanity / IG rule), left out of ``key`` at their defaults
-_LATER = ("gc_layer", "occ_window", "occ_stride", "occ_fill", "sanity", "ig_method")
+#: options added after the first studies (GC / OCC / sanity / IG rule / signs), left out of ``key`` at their defaults
+_LATER = ("gc_layer", "occ_window", "occ_stride", "occ_fill", "sanity", "ig_method", "signs")

@@ -76,7 +76,7 @@ def figure_fidelity(fid: pd.DataFrame, step: float) -> plt.Figure:
     a.legend(fontsize=6, ncol=2)
     piv = fid[fid["map_type"] == "pixel"].assign(name=lambda d: d["method"].map(method_label) + " " + d["variant"])
     names = list(dict.fromkeys(piv["name"]))
-    for j, sign in enumerate(("absolute", "signed")):
+    for j, sign in enumerate(x for x in ("absolute", "signed") if (piv["sign"] == x).any()):  # a study's signs
         vals = [piv[(piv["name"] == n) & (piv["sign"] == sign)]["F"].mean() for n in names]
         b.bar(np.arange(len(names)) + 0.4 * j, vals, width=0.4, label=sign)
     b.set_xticks(np.arange(len(names)) + 0.2, names, rotation=70, fontsize=7)

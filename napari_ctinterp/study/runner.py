@@ -27,8 +27,12 @@ from .series_task import run_series
 from .slice_task import run_slice
 from .store import _finished, _ref_record, _safe, write_atomic
 
-#: ``StudyConfig.data`` of the demo set with a planted marker on every slice (the shortcut benchmark).
+#: ``StudyConfig.data`` of the demo set with a planted marker on every other pair of slices (the
+#: shortcut benchmark; ``study.data.demo_slices(marker=True)``).
 DEMO_MARKER = "demo-marker"
+#: The same slices, only those that carry a marker (the benchmark's blind model: only its
+#: ground-truth scores of marked slices enter the truth scores; half the slices, half the time).
+DEMO_MARKED = "demo-marked"
 
 
 def _phantom_task(model: str) -> str:
@@ -50,8 +54,9 @@ def _phantom_task(model: str) -> str:
 
 def study_slices(cfg: StudyConfig, labels_csv: str | None = None) -> list[SliceRef]:
     """The slices of the study (demo phantom set, or the user's folder)."""
-    if cfg.data in ("demo", DEMO_MARKER):
-        return demo_slices(cfg.slices, cfg.explain.seed, task=_phantom_task(cfg.model), marker=cfg.data == DEMO_MARKER)
+    if cfg.data in ("demo", DEMO_MARKER, DEMO_MARKED):
+        refs = demo_slices(cfg.slices, cfg.explain.seed, task=_phantom_task(cfg.model), marker=cfg.data != "demo")
+        return [r for r in refs if r.marker] if cfg.data == DEMO_MARKED else refs
     refs = folder_slices(cfg.data, labels_csv)
     return refs[: cfg.slices] if cfg.slices else refs
 

@@ -100,7 +100,8 @@ def _run(ref: SeriesRef, cfg: StudyConfig, device: str, batch_size: int | None, 
         phase("XRAI")
         seg = segment(hu, spacing_mm=spacing)  # once per series, for every region map
     rows, scored, per_slice = [], {}, {}
-    for key, (values, _ranks) in study_maps(all_maps, None, "off", signed_maps=maps.gc_signed).items():
+    for key, (values, _ranks) in study_maps(all_maps, None, "off", signed_maps=maps.gc_signed,
+                                                     signs=cfg.signs).items():
         for map_type, (vals, ranks) in _map_types(values, seg, cfg.xrai, geometry.outside):
             full_key = (*key[:2], map_type, key[3])
             name = "|".join(full_key)

@@ -11,7 +11,8 @@ model uses scores 0; one that follows the model's use of it scores high.
 The slices: every other pair carries a marker (the kinds in turn), contrast and marker
 independent; each model's study labels them by what the model answers (the shortcut model: the
 marker; demo: the contrast), so each model's fidelity F measures that model against its own task.
-Ground-truth scores exist on the marked slices; truth scores pair them.
+Ground-truth scores exist on the marked slices; truth scores pair them. The blind model studies
+the marked slices only (``DEMO_MARKED``): the table reads nothing else of it.
 
 ``shortcut.csv``: per method × variant × map type (absolute maps), the truth score of each
 ground-truth score with its bootstrap interval, next to the same maps' fidelity F (paper's, of
@@ -34,7 +35,7 @@ import pandas as pd
 from ..metrics import rank_correlation, truth_score
 from ..progress import Progress
 from .config import StudyConfig
-from .runner import DEMO_MARKER, run_study
+from .runner import DEMO_MARKED, DEMO_MARKER, run_study
 
 #: The models compared: the one that reads the marker, the one that ignores it.
 MODELS = ("demo-shortcut", "demo")
@@ -85,12 +86,15 @@ def run_shortcut_benchmark(base: StudyConfig, out: str | Path, *, device: str = 
                            workers: int = 0, progress: Callable[[str], Progress | None] | None = None) -> Path:
     """Run (or resume) both studies of the benchmark under ``out`` and write the comparison to
     ``out/shortcut/``: ``shortcut.csv``, ``correlations.json``, ``report.html``. ``base`` gives the
-    slices, methods, variants, XRAI and fidelity settings (its data and model are set here);
+    slices, methods, variants, XRAI and fidelity settings (its data and model are set here, and
+    its maps are scored absolute only: the truth scores read those);
     ``progress(model)`` gives each study's progress callable (``run_study``'s)."""
     out = Path(out)
     dirs = {}
     for model in MODELS:
-        cfg = replace(base, data=DEMO_MARKER, model=model)
+        # the table reads absolute maps; the blind model's scores count on the marked slices only
+        data = DEMO_MARKER if model == MODELS[0] else DEMO_MARKED
+        cfg = replace(base, data=data, model=model, signs=("absolute",))
         dirs[model] = run_study(cfg, out, device=device, batch_size=batch_size, workers=workers,
                                 progress=None if progress is None else progress(model))
     tables = {m: pd.read_csv(d / "table.csv") for m, d in dirs.items()}

@@ -14,14 +14,12 @@ import numpy as np
 
 from ..explain.options import ExplainOptions
 from ..progress import Cancelled
-from .config import StudyConfig
+from .config import SIGNS, StudyConfig
 from .data import SliceRef, eg_references, load_context, load_slice, marker_of
 
 MAP_TYPES = ("pixel", "region")
 #: The pointing game's tolerance against a planted marker: a maximum within 2 mm of it is a hit.
 POINTING_TOLERANCE_MM = 2.0
-SIGNS = ("absolute", "signed")
-
 
 
 def fidelity_record(rows: list[dict], curves: Mapping) -> dict:
@@ -56,19 +54,19 @@ def run_slice(ref: SliceRef, config: dict, device: str = "auto", batch_size: int
 
 
 def study_maps(maps: Mapping[tuple[str, str], np.ndarray], seg: np.ndarray | None, algorithm: str,
-               signed_maps: Mapping[tuple[str, str], np.ndarray] | None = None
+               signed_maps: Mapping[tuple[str, str], np.ndarray] | None = None, signs: tuple[str, ...] = SIGNS
                ) -> dict[tuple[str, str, str, str], tuple[np.ndarray, np.ndarray | None]]:
     """The maps a study scores on one slice: each (method, variant) map absolute and signed (the
     random map absolute only), as a pixel map and, given the slice's XRAI segmentation ``seg``, as
     a region map. Keys (method, variant, map type, sign); values (map, region ranks or None).
     ``signed_maps`` replace a map's signed form (Grad-CAM: its map before the ReLU, whose
-    absolute value is not the map)."""
+    absolute value is not the map). ``signs``: the forms scored (``StudyConfig.signs``)."""
     from ..xrai import region_map
 
     out = {}
     signed_maps = signed_maps or {}
     for (method, variant), signed in maps.items():
-        for sign in SIGNS:
+        for sign in signs:
             if method == "random" and sign == "signed":
                 continue
             values = np.abs(signed) if sign == "absolute" else signed_maps.get((method, variant), signed)
@@ -128,7 +126,8 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
     rows, scored = [], {}
     marker = marker_of(ref)
     # Grad-CAM's signed rows score its map before the ReLU (after it, signed and absolute are one map)
-    for key, (values, ranks) in study_maps(all_maps, seg, cfg.xrai, signed_maps=maps.gc_signed).items():
+    for key, (values, ranks) in study_maps(all_maps, seg, cfg.xrai, signed_maps=maps.gc_signed,
+                                              signs=cfg.signs).items():
         row = dict(zip(("method", "variant", "map_type", "sign"), key))
         if mask is not None and mask.any() and not mask.all():
             loc = localisation(values, mask, regions=ranks, seed=cfg.seed)

@@ -3,6 +3,8 @@ the truth score is the paired difference of two models' scores, and the slices k
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -112,6 +114,11 @@ def test_the_benchmark_from_the_cli_compares_both_models(tmp_path):
     report = (out / "shortcut" / "report.html").read_text()
     assert "Shortcut benchmark" in report and report.count("<img") >= 2
     acc = json.loads((out / "shortcut" / "correlations.json").read_text())["accuracy"]
-    assert acc["demo-shortcut"]["n"] == acc["demo"]["n"] == 4
+    # demo-shortcut studies all 4 (its F and accuracy need both classes); demo only the 2 marked ones
+    assert acc["demo-shortcut"]["n"] == 4 and acc["demo"]["n"] == 2
+    studies = json.loads((out / "shortcut" / "correlations.json").read_text())["studies"]
+    for model, n in (("demo-shortcut", 4), ("demo", 2)):
+        rows = pd.read_csv(Path(studies[model]) / "table.csv")
+        assert rows["slice_id"].nunique() == n and set(rows["sign"]) == {"absolute"}  # the table reads no signed map
     with pytest.raises(SystemExit, match="leave out"):
         main(["study", "--benchmark", "shortcut", "--model", "demo", "--out", str(out)])

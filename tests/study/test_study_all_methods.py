@@ -87,6 +87,13 @@ def test_studies_made_before_the_new_methods_keep_their_key():
     # the options added with GC / OCC / sanity enter the results key only away from their defaults
     assert StudyConfig().legacy_key() == "e68ec74d8b11"  # the default study's folder at commit f3821ed (moved to key())
     assert StudyConfig(sanity=True).key() != StudyConfig().key() != StudyConfig(occ_window=24).key()
+    # scoring the absolute maps only is another study; both signs, in any order, is the old one
+    absolute_only = StudyConfig(signs=["absolute"])
+    assert StudyConfig(signs=("signed", "absolute")).key() == StudyConfig().key() != absolute_only.key()
+    assert StudyConfig(**StudyConfig(signs=["absolute"]).to_dict()).signs == ("absolute",)
+    for bad in ((), ("abs",), ("absolute", "absolute")):
+        with pytest.raises(ValueError, match="signs must name"):
+            StudyConfig(signs=bad)
     # occlusion options are checked only when OCC is asked for
     assert StudyConfig(methods=("BP",), occ_window=4, occ_stride=8).methods == ("BP",)
 
