@@ -28,10 +28,11 @@ from ..metrics.table import MapScorer, fingerprint
 from ..progress import Step
 from .dock_layout import hidden_tab, on_destroyed, on_shown, wrapping_label
 from .gallery_figure import GalleryState, Tile, draw_gallery, grid, score_tile
+from .known_shortcut import LEGEND, follow_new_marker, marker_check, shortcut_combo
 from .layer_choice import ct_layers, current_slice_index, default_ct
 from .layer_info import ScoreNote, slice_of
 from .map_voxels import axial_mip, is_volume_map
-from .maps import map_info, map_layers, map_title, robust_limits, show_map
+from .maps import map_info, map_layers, map_title, model_rows, robust_limits, show_map
 from .view_3d_panel import View3DPanel
 from .workers import JobCancelled, start_worker
 
@@ -57,6 +58,7 @@ class GalleryWidget(Container):
         self.viewer = napari_viewer
         self.image = ComboBox(label="CT layer", choices=self._image_choices)
         self.mask = ComboBox(label="reference mask", choices=self._mask_choices)
+        self.shortcut = shortcut_combo(napari_viewer)
         self.tiles_show = ComboBox(label="tiles show", choices=list(TILES_SHOW), value=TILES_SHOW[0],
                                    tooltip="a volume's maps: the current slice, or the axial maximum-intensity "
                                            "projection of |map| over the explained slices (titles: the slice's scores)")
@@ -65,8 +67,8 @@ class GalleryWidget(Container):
         self.save_path = FileEdit(label="save figure", mode="w", filter="*.png *.svg",
                                   value=Path.home() / "ctinterp_gallery.png")
         self.save_button = PushButton(text="Save figure (PNG or SVG)")
-        self.extend([self.image, self.mask, self.tiles_show, *self.view_3d.widgets, self.status, self.save_path,
-                     self.save_button])
+        self.extend([self.image, self.mask, self.shortcut, self.tiles_show, *self.view_3d.widgets, self.status,
+                     self.save_path, self.save_button])
         self.figure = Figure(figsize=(MAX_DOCK_WIDTH / 100, 1.2))
         self.canvas = FigureCanvasQTAgg(self.figure)
         # In a scroll area: in a short window the tiles scroll instead of squeezing the other fields.
@@ -84,6 +86,7 @@ class GalleryWidget(Container):
         # map rankings, kept across mask edits; each tile's scores, per layer data, slice and mask
         self._scorer = MapScorer()
         self._watched: napari.layers.Labels | None = None
+        self._watched_shortcut: napari.layers.Labels | None = None
         self._timer = QTimer(self.native)  # deleted with the dock: never fires into a closed widget
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
@@ -94,11 +97,13 @@ class GalleryWidget(Container):
         self.image.changed.connect(self.schedule)
         self.tiles_show.changed.connect(self.schedule)
         self.mask.changed.connect(self._watch_mask)
+        self.shortcut.changed.connect(self._watch_shortcut)
         self._connect(True)
         on_destroyed(self, "_disconnect")
         self._stale = False
         on_shown(self, lambda: self._render() if self._stale else None)
         self._watch_mask()
+        self._watch_shortcut()
         self._start_on_explained_image()
         self._redraw(score_now=False)
 
@@ -149,6 +154,7 @@ class GalleryWidget(Container):
                 emitter.disconnect(callback)
         if not on:
             self._watch_mask(None)
+            self._watch_shortcut(None)
 
     def _layer_events(self, layer: napari.layers.Layer) -> list[tuple[Any, Any]]:
         """A map layer's new data or metadata (Explain re-run) redraws; its visibility moves the frame."""
@@ -161,6 +167,10 @@ class GalleryWidget(Container):
         self.image.reset_choices()
         self.mask.reset_choices()
         layer, info = event.value, map_info(event.value)
+        if event.type == "inserted":
+            follow_new_marker(self.shortcut, layer)
+        else:
+            self.shortcut.reset_choices()
         if event.type == "inserted":
             for emitter, callback in self._layer_events(layer):
                 emitter.connect(callback)
@@ -182,6 +192,16 @@ class GalleryWidget(Container):
         for name in (events if self._watched else ()):
             getattr(self._watched.events, name).connect(self._on_mask_edit)
         self._on_mask_edit()
+
+    def _watch_shortcut(self, layer: Any = ...) -> None:
+        """Redraw when the known shortcut is chosen or repainted (its tiles' marker scores change)."""
+        events = ("paint", "data", "set_data")
+        for name in (events if self._watched_shortcut else ()):
+            getattr(self._watched_shortcut.events, name).disconnect(self.schedule)
+        self._watched_shortcut = self.shortcut.value if layer is ... else layer
+        for name in (events if self._watched_shortcut else ()):
+            getattr(self._watched_shortcut.events, name).connect(self.schedule)
+        self.schedule()
 
     def _on_mask_edit(self, *_: Any) -> None:
         self.schedule()  # napari may emit ``paint`` before the new labels are written: compare at the redraw
@@ -205,19 +225,22 @@ class GalleryWidget(Container):
         if not layers:
             state.message = f"No maps of “{image.name}” yet: run Explain on it and its maps appear here."
             return state
-        # one row per method and explained class (a class other than the predicted one: its own rows, after)
-        keys = [(i.row_method, i.variant, i.kind) for i in map(map_info, layers)]
+        # one row per method and explained class (a class other than the predicted one: its own rows, after),
+        # and per model when an earlier model's maps are kept beside the last run's
+        infos = [map_info(ly) for ly in layers]
+        rows = model_rows(infos)
+        keys = [(r, i.variant, i.kind) for r, i in zip(rows, infos)]
         methods, state.columns = grid(keys)
         state.n_rows = len(methods)
         state.mask, note = self._mask_on(idx)
         if state.projection:
             state.outline = self._mask_projection()
         key = _score_key(state)
-        for ly, (method, variant, kind) in zip(layers, keys):
-            info = map_info(ly)
+        for ly, info, row, (method, variant, kind) in zip(layers, infos, rows, keys):
             values = slice_of(ly.data, info, idx)
             ranks = ly.metadata.get("ranks") if kind == "region" and values is not None else None
-            tile = Tile(ly, map_title(info), methods.index(method),
+            model = row[len(info.row_method):]  # `` · <model>`` when several models' maps are shown
+            tile = Tile(ly, map_title(info) + model, methods.index(method),
                         state.columns.index((variant, kind)), values,
                         None if ranks is None else slice_of(ranks, info, idx), source=ly.data)
             if state.projection and is_volume_map(ly, info):
@@ -231,11 +254,29 @@ class GalleryWidget(Container):
                     tile.fidelity = float(scores.F)
                 self._lookup(tile, key)
             state.tiles.append(tile)
+        note += self._check_marker(state)
         where = "" if idx is None else f", slice {idx}"
         mip = " Tiles: axial MIP of |map| over the explained slices (scores: this slice's; cyan: the mask's " \
               "projection)." if state.projection else ""
         state.message = f"{len(layers)} maps of “{image.name}”{where}. Click a tile to show that map.{mip}{note}"
         return state
+
+    def _check_marker(self, state: GalleryState) -> str:
+        """Each tile against the known shortcut on this slice (``metrics.MarkerCheck``: one distance
+        map, then a sum and a maximum per map — milliseconds for a slice's maps); the message's part."""
+        shaped = [t for t in state.tiles if t.values is not None]
+        if self.shortcut.value is None or not shaped:
+            return ""
+        check, why = marker_check(self.viewer, self.shortcut.value, shaped[0].values.shape)
+        if check is None:
+            return why
+        state.marker = check.marker
+        for t in shaped:
+            if t.values.shape == check.marker.shape:
+                t.marker = check(t.values)
+        hits = [t for t in shaped if t.points_at_marker]
+        return (f" {len(hits)} of {len(shaped)} maps point at the known shortcut “{self.shortcut.value.name}” "
+                f"(magenta outline; their titles in magenta). {LEGEND}.")
 
     def _mask_on(self, idx: int | None) -> tuple[np.ndarray | None, str]:
         """The reference mask on slice ``idx`` (None if there is none or it is empty), and a note."""

@@ -17,12 +17,15 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..explain import ALL_METHODS, VARIANTS
+from ..metrics import MarkerHit
 from ..metrics.table import MapScorer
 
 if TYPE_CHECKING:
     import napari
 
 CMAP, CONTOUR_COLOUR, HIGHLIGHT_COLOUR = "inferno", "#00e5ff", "#1f8fff"
+#: The known shortcut's outline, and the title of a map whose top pixel points at it.
+MARKER_COLOUR = "#ff2bd6"
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Tile:
     frame: Any = None
     source: Any = field(default=None, repr=False)  # the layer's data ``values`` were read from
     picture: np.ndarray | None = field(default=None, repr=False)  # drawn instead of ``values`` (a MIP)
+    marker: MarkerHit | None = None  # against the known shortcut (``known_shortcut``), when one is chosen
 
     @property
     def shown(self) -> np.ndarray | None:
@@ -60,7 +64,13 @@ class Tile:
     def scores(self) -> list[str]:
         """``AUC 0.91``, ``Dice 0.62``, ``F 0.31``: the scores known for this slice."""
         out = [f"AUC {self.auc:.2f}", f"Dice {self.dice:.2f}"] if self.auc is not None else []
-        return out + ([f"F {self.fidelity:.2f}"] if self.fidelity is not None else [])
+        out += [f"F {self.fidelity:.2f}"] if self.fidelity is not None else []
+        return out + ([marker_text(self.marker)] if self.marker is not None else [])
+
+    @property
+    def points_at_marker(self) -> bool:
+        """The map's top pixel lies on the known shortcut."""
+        return self.marker is not None and self.marker.hit == 1
 
     @property
     def title(self) -> str:
@@ -81,6 +91,16 @@ class GalleryState:
     message: str = ""
     projection: bool = False  # the tiles show each map's axial MIP (``Tile.picture``)
     outline: np.ndarray | None = None  # the contour drawn (default: ``mask``; the MIPs: its projection)
+    marker: np.ndarray | None = None  # the known shortcut on this slice (its contour drawn in magenta)
+
+
+def marker_text(hit: MarkerHit, *, short: bool = False) -> str:
+    """``marker 62 % ✓``: the share of |map| on the known shortcut, and whether the map's top points
+    at it (``short``: without the word, for the Metrics panel's column)."""
+    word = "" if short else "marker "
+    if not np.isfinite(hit.mass):
+        return f"{word}—"
+    return f"{word}{100 * hit.mass:.0f} % {'✓' if hit.hit == 1 else '✗'}"
 
 
 def grid(keys: list[tuple[str, str, str]]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -138,14 +158,15 @@ def draw_gallery(fig: Figure, state: GalleryState, *, font: float, line: float =
     if title:
         ax.text(width / 2, head / 2, title, ha="center", va="center", fontsize=font * 1.1)
     contour = state.outline if state.outline is not None else state.mask
-    outline = _outline(contour)
-    segments = []
+    outline, marker_outline = _outline(contour), _outline(state.marker)
+    segments, marker_segments = [], []
     for t, text in zip(state.tiles, titles):
         x0, y0 = t.col * cell + pad, head + t.row * row_h + pad + title_h
         t.ax, t.bbox = ax, (x0, y0 - title_h, x0 + side, y0 + side)
         widest = max(_text_width(part) for part in text.split("\n"))  # a word wider than the tile shrinks
         t.text = ax.text(x0 + side / 2, y0 - 3 / 72, text, ha="center", va="bottom", linespacing=1.1,
-                         fontsize=min(font, 0.98 * (cell - pad) * 72 / widest))
+                         fontsize=min(font, 0.98 * (cell - pad) * 72 / widest),
+                         color=MARKER_COLOUR if t.points_at_marker else "black")
         shown = t.shown
         if shown is None:
             ax.add_patch(Rectangle((x0, y0), side, side, facecolor="#e4e4e4", edgecolor="none"))
@@ -161,10 +182,16 @@ def draw_gallery(fig: Figure, state: GalleryState, *, font: float, line: float =
                       extent=(left, left + values.shape[1] * k * scale, top + values.shape[0] * k * scale, top))
             if contour is not None and contour.shape == shown.shape:
                 segments.append(np.column_stack([left + outline[:, 1] * scale, top + outline[:, 0] * scale]))
+            if state.marker is not None and state.marker.shape == shown.shape:
+                marker_segments.append(np.column_stack([left + marker_outline[:, 1] * scale,
+                                                        top + marker_outline[:, 0] * scale]))
         t.frame = ax.add_patch(Rectangle((x0, y0), side, side, fill=False, linewidth=4.4 * line,
                                          edgecolor=HIGHLIGHT_COLOUR, visible=bool(t.layer.visible)))
     if segments:
         ax.add_collection(LineCollection(segments, colors=CONTOUR_COLOUR, linewidths=line, alpha=0.8), autolim=False)
+    if marker_segments:
+        ax.add_collection(LineCollection(marker_segments, colors=MARKER_COLOUR, linewidths=line, alpha=0.9),
+                          autolim=False)
     return height
 
 

@@ -11,6 +11,7 @@ view the shown map is rendered as a volume over its CT (``view_3d``, ``view_3d_f
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import napari
@@ -31,6 +32,14 @@ def map_title(info: MapLayerInfo) -> str:
     """A map layer's title from its record: ``IGB · SG2[ · XRAI][ · →<class>]`` (the class when it
     is not the predicted one, as in the layer name)."""
     return short_map_name(info.method, info.variant, info.kind) + (f" · →{info.tag}" if info.tag else "")
+
+
+def model_rows(infos: list[MapLayerInfo]) -> list[str]:
+    """Each map's row name in the Gallery and the Metrics panel: ``row_method``, and the model's name
+    (``IGB · demo-shortcut``) when the maps come from more than one model (Explain keeps an earlier
+    model's maps, hidden): two models' maps of one method never share a row."""
+    several = len({i.model for i in infos}) > 1
+    return [i.row_method + (f" · {Path(str(i.model)).stem}" if several else "") for i in infos]
 
 
 def map_layer_name(image_name: str, method: str, variant: str, kind: str = "pixel", target: str = "") -> str:

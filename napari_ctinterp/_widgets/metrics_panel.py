@@ -31,10 +31,11 @@ from ..metrics.table import MapScore, MapScorer, fingerprint
 from ..progress import Step
 from .along_z import AlongZ
 from .dock_layout import hidden_tab, limit_width, make_scrollable, on_shown, wrapping_label
+from .known_shortcut import LEGEND, follow_new_marker, marker_check, shortcut_combo
 from .layer_choice import ct_layers, current_slice_index, default_ct
 from .layer_info import ScoreNote, slice_of
 from .map_voxels import is_3d_model_map, outside_voxels
-from .maps import map_info, map_layers, show_map
+from .maps import map_info, map_layers, model_rows, show_map
 from .metric_plots import draw_curves
 from .score_table import ScoreTable, export_scores
 from .volume_scores import volume_items, volume_score
@@ -66,6 +67,7 @@ class MetricsPanel(Container):
         self.viewer = napari_viewer
         self.image = ComboBox(label="CT layer", choices=self._image_choices)
         self.mask = ComboBox(label="reference mask", choices=self._mask_choices)
+        self.shortcut = shortcut_combo(napari_viewer)
         self.curves_of = ComboBox(label="curves of", choices=["pixel maps", "XRAI region maps", "all maps"],
                                   value="pixel maps")
         self.scope = ComboBox(label="table shows", choices=list(SCOPES), value=SCOPES[0],
@@ -82,7 +84,7 @@ class MetricsPanel(Container):
         self.figure = Figure(figsize=(4.4, 5.6))  # fixed margins: see metric_plots._legend
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(470)
-        self.extend([self.image, self.mask, self.scope, self.curves_of, self.with_fidelity, self.auto,
+        self.extend([self.image, self.mask, self.shortcut, self.scope, self.curves_of, self.with_fidelity, self.auto,
                      self.compute_button, *self.progress.widgets, self.status])
         self.native.layout().addWidget(self.table)
         self.native.layout().addWidget(self.canvas)
@@ -95,11 +97,14 @@ class MetricsPanel(Container):
         self.export_button.changed.connect(lambda: self.export(Path(str(self.export_path.value))))
         self.curves_of.changed.connect(lambda *_: self._plot())
         self.scope.changed.connect(lambda *_: self.compute() if self._computed else None)
+        self.shortcut.changed.connect(self._shortcut_changed)
         self.with_fidelity.changed.connect(lambda *_: self._plot())
         self.table.itemSelectionChanged.connect(self._row_selected)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self.image.reset_choices)
             ev.connect(self.mask.reset_choices)
+        self.viewer.layers.events.inserted.connect(lambda e: follow_new_marker(self.shortcut, e.value))
+        self.viewer.layers.events.removed.connect(lambda *_: self.shortcut.reset_choices())
         self.viewer.layers.events.inserted.connect(self._follow_new_layer)
         self.viewer.layers.selection.events.active.connect(self._follow_active)
         self._timer = QTimer()
@@ -115,6 +120,7 @@ class MetricsPanel(Container):
         self._computed = False  # re-score after painting only once the user computed
         self._mask_fp: str | None = None
         self._mask_note = ""
+        self._shortcut_note, self._shortcut_name = "", ""
         self.scores: list[MapScore] = []
         self._layers: list[napari.layers.Image] = []
         self._highlight: tuple | None = None
@@ -149,6 +155,12 @@ class MetricsPanel(Container):
                 self.image.value = image
             if is_3d_model_map(info) and self.scope.value == SCOPES[0]:
                 self.scope.value = SCOPES[2]  # a 3D model's map is one map of the volume: its volume row too
+
+    def _shortcut_changed(self, *_: Any) -> None:
+        """A known shortcut chosen (or cleared) after a Compute: re-score, while the maps are there."""
+        image = self.image.value
+        if self._computed and image is not None and image in self.viewer.layers and self.map_layers(image):
+            self.compute()
 
     def _follow_new_layer(self, event: Any) -> None:
         self._follow(event.value)
@@ -212,7 +224,10 @@ class MetricsPanel(Container):
             self._fail(f"the mask {mask_layer.name!r} ({mask.shape}) and the CT slice {hu.shape} differ in size: "
                        f"paint the mask on a Labels layer made for this CT")
             return
-        items, layers, item_masks = [], [], []
+        check, why = marker_check(self.viewer, self.shortcut.value, hu.shape)
+        self._shortcut_note, self._shortcut_name = why, getattr(self.shortcut.value, "name", "")
+        items, layers, item_masks, item_checks = [], [], [], []
+        rows = dict(zip(map(id, maps), model_rows([map_info(ly) for ly in maps])))  # `` · <model>``: several
         for ly in maps if scope != "volume" else []:
             info = map_info(ly)
             values = slice_of(ly.data, info, idx)
@@ -228,9 +243,10 @@ class MetricsPanel(Container):
                 values, item_mask = values[seen][None], mask[seen][None]
                 ranks = None if ranks is None else ranks[seen][None]
             # a map of a class other than the predicted one is its own row: "IGB · →venous"
-            items.append((info.row_method, info.variant, info.kind, values, ranks))
+            items.append((rows[id(ly)], info.variant, info.kind, values, ranks))
             layers.append(ly)
             item_masks.append(item_mask)
+            item_checks.append(None if check is None else (check, slice_of(ly.data, info, idx)))  # whole slice
         if not items and not volume_rows:
             self._fail(f"no map of {image.name!r} covers slice {idx}: explain this slice first")
             return
@@ -251,10 +267,14 @@ class MetricsPanel(Container):
 
             clf = load(model) if use_fid else None
             scores: list = []
-            for item, label, item_mask in zip(items, labels, item_masks):
+            for item, label, item_mask, marker in zip(items, labels, item_masks, item_checks):
                 try:
-                    scores.append(scorer.score(item, item_mask, clf=clf, hu=hu if use_fid else None,
-                                               label=label if use_fid else None, hu_fp=hu_fp))
+                    score = scorer.score(item, item_mask, clf=clf, hu=hu if use_fid else None,
+                                         label=label if use_fid else None, hu_fp=hu_fp)
+                    if marker is not None:  # against the known shortcut: mass on it, and the pointing game
+                        hit = marker[0](marker[1])
+                        score = replace(score, gt_relevance_mass=hit.mass, gt_pointing_hit=hit.hit)
+                    scores.append(score)
                 except ValueError as e:  # this map cannot be scored (e.g. constant); the others can
                     scores.append(f"{item[0]} · {item[1]}: {e}")
                 yield Step(len(scores), total)
@@ -314,6 +334,17 @@ class MetricsPanel(Container):
             text += f"; AUC vs F rank correlation ρ = {rho:+.2f} over all {n_rho} maps (the plot: those it shows)"
         if no_fid_3d and self.with_fidelity.value:
             text += "; no fidelity per slice for a 3D model's maps (it answers for the volume: see the study)"
+        marked = [s for s in scores if np.isfinite(s.gt_relevance_mass)]
+        if marked:
+            hits = [s for s in marked if s.gt_pointing_hit == 1]
+            misses = [s for s in marked if s.gt_pointing_hit != 1]
+            fewer, word = (hits, "") if len(hits) <= len(misses) else (misses, "all but ")
+            names = ", ".join(f"{s.method} · {s.variant}{' · XRAI' if s.map_type == 'region' else ''}"
+                              for s in fewer)
+            text += (f". {len(hits)} of {len(marked)} maps point at the known shortcut “{self._shortcut_name}”"
+                     f"{f' ({word}{names})' if fewer else ''}; {LEGEND}")
+        elif self._shortcut_note:
+            text += "." + self._shortcut_note.rstrip(".")
         if self._mask_note:
             text += f". Note: {self._mask_note}"
         if skipped:

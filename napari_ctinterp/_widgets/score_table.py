@@ -14,14 +14,19 @@ from matplotlib.figure import Figure
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-from ..metrics.schema import LABELS
+from ..metrics.ground_truth import MarkerHit
+from ..metrics.schema import LABELS, MARKER_SCORES
 from ..metrics.table import MapScore, write_scores_csv
+from .gallery_figure import marker_text
 from .metric_plots import draw_curves
 
 #: Visible table columns (header, MapScore field); every field is in the CSV and the row's tooltip.
 TABLE = tuple((LABELS[k], k) for k in ("method", "variant", "map_type", "auc", "max_dice", "fidelity_continuous",
                                         "scope"))
 AUC_COLUMN = [k for _h, k in TABLE].index("auc")
+#: Added after ``TABLE`` when a known shortcut was chosen: one narrow column, "74 % ✓" (the share of
+#: |map| on it; its top pixel on it or not), sorted by the share (the table then sorts by it).
+MARKER_TABLE = (("marker", "gt_relevance_mass"),)
 
 
 class _NumberItem(QTableWidgetItem):
@@ -41,6 +46,7 @@ class ScoreTable(QTableWidget):
 
     def __init__(self) -> None:
         super().__init__(0, len(TABLE))
+        self.columns = TABLE
         self.setHorizontalHeaderLabels([_header(h) for h, _ in TABLE])
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.verticalHeader().setVisible(False)
@@ -54,24 +60,38 @@ class ScoreTable(QTableWidget):
         self.setMinimumHeight(180)
 
     def fill(self, scores: list[MapScore], idx: int | None = None) -> None:
-        """One row per score (``idx``: the slice scored, shown in the "on" column), best AUC first."""
+        """One row per score (``idx``: the slice scored, shown in the "on" column), best AUC first;
+        with a known shortcut (scores with ``gt_relevance_mass``) its columns too, most on the marker first."""
         self.setSortingEnabled(False)
         self.clearContents()
+        marker = any(np.isfinite(s.gt_relevance_mass) for s in scores)
+        self.columns = TABLE + MARKER_TABLE if marker else TABLE
+        self.setColumnCount(len(self.columns))
+        self.setHorizontalHeaderLabels([_header(h) for h, _ in self.columns])
         self.setRowCount(len(scores))
         for r, s in enumerate(scores):
             row = s.row()
             tip = (f"exact AUC {s.auc:.4f} · grid AUC {s.auc_grid:.4f} · max Dice {s.max_dice:.4f} at k* = "
                    f"{s.k_star:g} % · mass in mask {s.relevance_mass:.3f} · F {s.fidelity_continuous:.4f}")
             row["scope"] = "volume" if s.scope == "volume" else (f"z {idx}" if idx is not None else "slice")
-            for c, (_h, key) in enumerate(TABLE):
+            row.update({k: getattr(s, k) for k in MARKER_SCORES})
+            if marker:
+                tip += (f" · on the known shortcut {s.gt_relevance_mass:.3f} of |map|, its top pixel "
+                        + ("on it" if s.gt_pointing_hit == 1 else "elsewhere" if s.gt_pointing_hit == 0 else "—"))
+            for c, (_h, key) in enumerate(self.columns):
                 v = row[key]
-                item = _NumberItem(v) if isinstance(v, float) else QTableWidgetItem(
-                    "XRAI" if v == "region" else str(v))
+                if key == "gt_relevance_mass":
+                    item = _NumberItem(v)
+                    item.setText(marker_text(MarkerHit(v, s.gt_pointing_hit, float("nan")), short=True))
+                else:
+                    item = _NumberItem(v) if isinstance(v, float) else QTableWidgetItem(
+                        "XRAI" if v == "region" else str(v))
                 item.setData(Qt.ItemDataRole.UserRole, r)
                 item.setToolTip(tip)
                 self.setItem(r, c, item)
         self.setSortingEnabled(True)
-        self.sortItems(AUC_COLUMN, Qt.SortOrder.DescendingOrder)  # best AUC first
+        # best AUC first; with a known shortcut: the maps most on it first
+        self.sortItems(len(TABLE) if marker else AUC_COLUMN, Qt.SortOrder.DescendingOrder)
 
     def selected_score(self) -> int | None:
         """The index (in the scores filled) of the selected row's score; None when none is selected."""
@@ -80,7 +100,8 @@ class ScoreTable(QTableWidget):
 
     def _label_sort(self, column: int, order: Qt.SortOrder) -> None:
         arrow = " ▼" if order == Qt.SortOrder.DescendingOrder else " ▲"
-        self.setHorizontalHeaderLabels([_header(h) + (arrow if c == column else "") for c, (h, _k) in enumerate(TABLE)])
+        self.setHorizontalHeaderLabels([_header(h) + (arrow if c == column else "")
+                                        for c, (h, _k) in enumerate(self.columns)])
 
 
 def export_scores(path: Path, scores: list[MapScore], plotted: list[MapScore],

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..metrics.table import MapScore
 from .map_voxels import explained_slices, outside_voxels, region_scope
-from .maps import map_info
+from .maps import map_info, model_rows
 
 
 @dataclass
@@ -42,7 +42,8 @@ def volume_items(maps: list[napari.layers.Image], image: napari.layers.Image, ma
     if np.ndim(image.data) != 3 or mask.ndim != 3:
         raise ValueError("volume scores need a volume CT and a (Z, H, W) mask: this CT or mask is a single slice")
     out = []
-    for ly in maps:
+    rows = model_rows([map_info(ly) for ly in maps])  # the model named when several models' maps are kept
+    for ly, row in zip(maps, rows):
         info, data = map_info(ly), np.asarray(ly.data, dtype=np.float32)
         if data.shape != mask.shape:
             continue  # one slice's map: it has no volume score
@@ -51,7 +52,7 @@ def volume_items(maps: list[napari.layers.Image], image: napari.layers.Image, ma
         values[explained] = data[explained]
         ranks = ly.metadata.get("ranks")
         ranks = np.asarray(ranks) if ranks is not None and np.shape(ranks) == data.shape else None
-        out.append(VolumeItem((info.row_method, info.variant, info.kind, values, ranks), ly, region_scope(info), info))
+        out.append(VolumeItem((row, info.variant, info.kind, values, ranks), ly, region_scope(info), info))
     if not out:
         raise ValueError("no map covers several slices yet: explain a slice range, the slices with mask or the "
                          "whole volume (or run a 3D model) to get volume scores")

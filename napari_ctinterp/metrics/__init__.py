@@ -12,7 +12,15 @@ from .fidelity import (
     fidelity_many,
     pooled_F,
 )
-from .ground_truth import GroundTruthScores, TruthScore, ground_truth_scores, truth_score
+from .ground_truth import (
+    POINTING_TOLERANCE_MM,
+    GroundTruthScores,
+    MarkerCheck,
+    MarkerHit,
+    TruthScore,
+    ground_truth_scores,
+    truth_score,
+)
 from .localisation import Localisation, MapRanking, exact_auc, localisation, percent_grid, rank_map
 from .occlusion_probe import OcclusionProbe, Prober, probe_occlusion
 from .sanity import SanityCurves, cascading_randomisation
@@ -25,4 +33,5 @@ __all__ = ["Fidelity", "Localisation", "MapRanking", "rank_map", "balanced_accur
            "cascading_randomisation", "MapScore", "MapScorer", "rank_correlation",
            "OcclusionProbe", "Prober", "probe_occlusion", "VolumeLocalisation", "localisation_volume",
            "evidence_mask", "mask_note", "random_map", "GroundTruthScores", "TruthScore", "ground_truth_scores",
+           "MarkerCheck", "MarkerHit", "POINTING_TOLERANCE_MM",
            "truth_score"]

@@ -18,6 +18,11 @@ column                   meaning
 ``fidelity_continuous``  F from the probability of the explained class (LiF − MiF area, one slice)
 =======================  ===================================================================
 
+Against a known shortcut (a planted marker, ``metrics.ground_truth``), a study's table adds
+``gt_relevance_mass``, ``gt_relevance_rank``, ``gt_marker_auc``, ``gt_pointing_hit`` and
+``gt_pointing_distance_mm``; the panel, with a known shortcut chosen, fills the two of
+``MARKER_SCORES`` (the share of |map| on the marker, and whether the map's top points at it).
+
 A study adds the slice's columns in front (``slice_id``, ``label``, …); the panel adds ``scope``
 (``slice`` or ``volume``). ``LABELS`` are the short headers a person reads in the panel's table.
 """
@@ -36,6 +41,9 @@ SUMMARY_SCORES: tuple[str, ...] = ("auc", "auc_grid", "max_dice", "fidelity_cont
 #: One scored map's row: ``KEY`` then ``SCORES``.
 ROW: tuple[str, ...] = (*KEY, *SCORES)
 
+#: The ground-truth columns the Metrics panel fills when a known shortcut is chosen (the study's names).
+MARKER_SCORES: tuple[str, ...] = ("gt_relevance_mass", "gt_pointing_hit")
+
 #: Map types (values of ``map_type``).
 PIXEL, REGION = "pixel", "region"
 
@@ -52,4 +60,6 @@ LABELS: dict[str, str] = {
     "relevance_mass": "mass in mask",
     "fidelity_continuous": "F",
     "scope": "on",
+    "gt_relevance_mass": "on marker",
+    "gt_pointing_hit": "top on marker",
 }

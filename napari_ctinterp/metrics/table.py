@@ -20,7 +20,7 @@ import numpy as np
 
 from .fidelity import Fidelity, fidelity
 from .localisation import Localisation, MapRanking, localisation, rank_map
-from .schema import ROW, SCORES
+from .schema import MARKER_SCORES, ROW, SCORES
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ class MapScore:
         ``slice`` (the current slice) or ``volume`` (every explained slice at once).
     sign : str
         ``absolute``: the panel scores absolute maps (the study also scores signed ones).
+    gt_relevance_mass, gt_pointing_hit : float
+        Against a known shortcut (``metrics.MarkerCheck``): the share of |map| on it, and 1 / 0 when
+        the map's top pixel does / does not point at it; NaN when no shortcut was given.
     """
 
     method: str
@@ -60,6 +63,8 @@ class MapScore:
     fidelity_curves: Fidelity | None = None
     scope: str = "slice"
     sign: str = "absolute"
+    gt_relevance_mass: float = float("nan")
+    gt_pointing_hit: float = float("nan")
 
     @property
     def fidelity(self) -> float:
@@ -76,8 +81,9 @@ MapItem = tuple[str, str, str, np.ndarray, "np.ndarray | None"]
 
 #: Columns of the Metrics panel's CSV export: the schema's row and ``scope``, with ``kind``, an alias
 #: of ``map_type`` (same values) kept third, where exports made before the one schema had it, so that
-#: files and scripts reading the first columns (``method,variant,kind,auc,auc_grid,max_dice``) keep working.
-EXPORT_COLUMNS: tuple[str, ...] = ("method", "variant", "kind", *SCORES, "map_type", "sign", "scope")
+#: files and scripts reading the first columns (``method,variant,kind,auc,auc_grid,max_dice``) keep working;
+#: the known shortcut's columns last (empty without one).
+EXPORT_COLUMNS: tuple[str, ...] = ("method", "variant", "kind", *SCORES, "map_type", "sign", "scope", *MARKER_SCORES)
 
 
 def write_scores_csv(scores: Sequence[MapScore], path: str | Path) -> Path:
@@ -87,7 +93,7 @@ def write_scores_csv(scores: Sequence[MapScore], path: str | Path) -> Path:
         w = csv.DictWriter(f, fieldnames=list(EXPORT_COLUMNS))
         w.writeheader()
         for s in scores:
-            w.writerow({**s.row(), "kind": s.map_type})
+            w.writerow({**s.row(), "kind": s.map_type, **{c: getattr(s, c) for c in MARKER_SCORES}})
     return path
 
 

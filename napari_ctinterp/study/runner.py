@@ -30,8 +30,8 @@ from .store import _finished, _ref_record, _safe, write_atomic
 #: ``StudyConfig.data`` of the demo set with a planted marker on every other pair of slices (the
 #: shortcut benchmark; ``study.data.demo_slices(marker=True)``).
 DEMO_MARKER = "demo-marker"
-#: The same slices, only those that carry a marker (the benchmark's blind model: only its
-#: ground-truth scores of marked slices enter the truth scores; half the slices, half the time).
+#: The marked slices of that set only (the shortcut benchmark: ground truth exists only there);
+#: ``slices`` counts marked slices (the first n of the set's marked ones: prefix-stable too).
 DEMO_MARKED = "demo-marked"
 
 
@@ -54,9 +54,11 @@ def _phantom_task(model: str) -> str:
 
 def study_slices(cfg: StudyConfig, labels_csv: str | None = None) -> list[SliceRef]:
     """The slices of the study (demo phantom set, or the user's folder)."""
-    if cfg.data in ("demo", DEMO_MARKER, DEMO_MARKED):
-        refs = demo_slices(cfg.slices, cfg.explain.seed, task=_phantom_task(cfg.model), marker=cfg.data != "demo")
-        return [r for r in refs if r.marker] if cfg.data == DEMO_MARKED else refs
+    if cfg.data == DEMO_MARKED:  # every other pair is marked: 2n + 2 slices hold n marked ones
+        refs = demo_slices(2 * cfg.slices + 2, cfg.explain.seed, task=_phantom_task(cfg.model), marker=True)
+        return [r for r in refs if r.marker][: cfg.slices]
+    if cfg.data in ("demo", DEMO_MARKER):
+        return demo_slices(cfg.slices, cfg.explain.seed, task=_phantom_task(cfg.model), marker=cfg.data == DEMO_MARKER)
     refs = folder_slices(cfg.data, labels_csv)
     return refs[: cfg.slices] if cfg.slices else refs
 

@@ -88,7 +88,7 @@ def write_shortcut_report(out: Path, table: pd.DataFrame, corr: dict, accuracy: 
         (out / f"{name}.png").write_bytes(data)
         parts.append(f'<p><img alt="{name}" src="data:image/png;base64,{b64}" style="max-width:100%"></p>')
     n = int(table["n"].max()) if len(table) else 0
-    task = {"demo-shortcut": "the marker, on every slice", "demo": "the contrast, on the marked slices"}
+    task = {"demo-shortcut": "the marker", "demo": "the contrast"}
     acc = ", ".join(f"{m}: accuracy {a.get('accuracy')} against {task.get(m, 'its labels')}"
                     for m, a in accuracy.items())
     best = table.sort_values("truth_relevance_mass", ascending=False).head(3) if len(table) else table

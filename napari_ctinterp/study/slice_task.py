@@ -13,13 +13,12 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from ..explain.options import ExplainOptions
+from ..metrics.ground_truth import POINTING_TOLERANCE_MM
 from ..progress import Cancelled
 from .config import SIGNS, StudyConfig
 from .data import SliceRef, eg_references, load_context, load_slice, marker_of
 
 MAP_TYPES = ("pixel", "region")
-#: The pointing game's tolerance against a planted marker: a maximum within 2 mm of it is a hit.
-POINTING_TOLERANCE_MM = 2.0
 
 
 def fidelity_record(rows: list[dict], curves: Mapping) -> dict:

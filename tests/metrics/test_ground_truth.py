@@ -96,3 +96,28 @@ def test_an_all_zero_map_points_nowhere_and_ties_share_their_places():
     assert top == ground_truth_scores(region, m_low).relevance_rank == pytest.approx(2 / 50)  # not where it lies
     nan_map = np.where(m, 1.0, np.nan)
     assert ground_truth_scores(nan_map, m).pointing_hit == 1.0  # NaN pixels are no maximum
+
+
+def test_the_viewers_marker_check_equals_mass_and_pointing(marked):
+    """``MarkerCheck`` (one distance map for every map of a slice) gives the same mass and pointing
+    game as ``ground_truth_scores`` for a random map, one peaked on the marker, one whose only
+    pixel lies two rows off it, and a zero map."""
+    from napari_ctinterp.metrics import POINTING_TOLERANCE_MM, MarkerCheck
+
+    s = marked
+    rng = np.random.default_rng(3)
+    check = MarkerCheck(s.marker_mask, spacing_mm=s.spacing_mm)
+    near = np.zeros(s.marker_mask.shape)
+    ys, xs = np.nonzero(s.marker_mask)
+    near[ys[0] - 2, xs[0]] = 1.0  # two rows above the marker's top row: outside it, a distance > 0
+    for values in (rng.random(s.marker_mask.shape), s.marker_mask * 5.0 + rng.random(s.marker_mask.shape), near):
+        ref = ground_truth_scores(values, s.marker_mask, spacing_mm=s.spacing_mm, tolerance_mm=POINTING_TOLERANCE_MM)
+        got = check(values)
+        assert got.mass == pytest.approx(ref.relevance_mass, rel=1e-12)
+        assert (got.hit, got.distance_mm) == (ref.pointing_hit, pytest.approx(ref.pointing_distance_mm))
+    assert check(near).distance_mm == pytest.approx(2 * s.spacing_mm[0])
+    assert check(s.marker_mask * 5.0).hit == 1.0 and check(s.marker_mask * 5.0).mass == 1.0
+    zero = check(np.zeros(s.marker_mask.shape))
+    assert np.isnan(zero.mass) and np.isnan(zero.hit)
+    with pytest.raises(ValueError, match="empty"):
+        MarkerCheck(np.zeros((4, 4), bool))

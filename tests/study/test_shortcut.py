@@ -97,13 +97,13 @@ def test_the_report_draws_the_truth_scores_and_the_examples(tmp_path):
 
 
 def test_the_benchmark_from_the_cli_compares_both_models(tmp_path):
-    """CI-sized: 4 slices (2 with a letter), BP and Grad-CAM plain, XRAI fast, coarse fidelity."""
+    """CI-sized: 2 marked slices (letters), BP and Grad-CAM plain, XRAI fast, coarse fidelity."""
     import json
 
     from napari_ctinterp.cli import main
 
     out = tmp_path / "bench"
-    assert main(["study", "--benchmark", "shortcut", "--slices", "4", "--methods", "BP", "GC", "--variants", "plain",
+    assert main(["study", "--benchmark", "shortcut", "--slices", "2", "--methods", "BP", "GC", "--variants", "plain",
                  "--xrai", "fast", "--fidelity-step", "50", "--device", "cpu", "--out", str(out)]) == 0
     table = pd.read_csv(out / "shortcut" / "shortcut.csv")
     assert set(table["method"]) == {"BP", "GC", "random"} and set(table["map_type"]) == {"pixel", "region"}
@@ -114,11 +114,24 @@ def test_the_benchmark_from_the_cli_compares_both_models(tmp_path):
     report = (out / "shortcut" / "report.html").read_text()
     assert "Shortcut benchmark" in report and report.count("<img") >= 2
     acc = json.loads((out / "shortcut" / "correlations.json").read_text())["accuracy"]
-    # demo-shortcut studies all 4 (its F and accuracy need both classes); demo only the 2 marked ones
-    assert acc["demo-shortcut"]["n"] == 4 and acc["demo"]["n"] == 2
+    # --slices counts marked slices: both models study the same 2 (the table reads nothing else)
+    assert acc["demo-shortcut"]["n"] == acc["demo"]["n"] == 2
     studies = json.loads((out / "shortcut" / "correlations.json").read_text())["studies"]
-    for model, n in (("demo-shortcut", 4), ("demo", 2)):
+    for model, n in (("demo-shortcut", 2), ("demo", 2)):
         rows = pd.read_csv(Path(studies[model]) / "table.csv")
         assert rows["slice_id"].nunique() == n and set(rows["sign"]) == {"absolute"}  # the table reads no signed map
     with pytest.raises(SystemExit, match="leave out"):
         main(["study", "--benchmark", "shortcut", "--model", "demo", "--out", str(out)])
+
+
+def test_the_marked_set_counts_marked_slices_and_keeps_its_prefix():
+    from napari_ctinterp.study.runner import DEMO_MARKED, study_slices
+
+    for n in (1, 3, 40):
+        refs = study_slices(StudyConfig(data=DEMO_MARKED, model="demo-shortcut", slices=n))
+        assert len(refs) == n and all(r.marker for r in refs) and all(r.label == 1 for r in refs)
+    blind = study_slices(StudyConfig(data=DEMO_MARKED, model="demo", slices=40))
+    assert [r.slice_id for r in blind] == [r.slice_id for r in refs]  # the same slices for both models
+    assert [r.slice_id for r in blind[:3]] == [r.slice_id for r in study_slices(
+        StudyConfig(data=DEMO_MARKED, model="demo", slices=3))]
+    assert {r.label for r in blind} == {0, 1} and len({r.marker for r in blind}) == 3  # both classes, every kind
