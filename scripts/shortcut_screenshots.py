@@ -37,9 +37,12 @@ def main(out: Path) -> None:
         pump()
         return widget, widget_dock
 
+    shots: list[str] = []
+
     def shot(name: str) -> None:
         pump(0.8)
-        viewer.screenshot(str(out / f"{len(list(out.glob('*.png'))):02d}_{name}.png"), canvas_only=False)
+        shots.append(name)
+        viewer.screenshot(str(out / f"{len(shots):02d}_{name}.png"), canvas_only=False)
 
     viewer.open_sample(PLUGIN, "phantom_pair_marker")
     explain, explain_dock = dock("Explain")
@@ -71,7 +74,7 @@ def main(out: Path) -> None:
         metrics.table.selectRow(0)  # the map most on the marker
         print(f"{model}: metrics: {metrics.status.value}")
         shot(f"metrics_{model}")
-        metrics.export(out / f"scores_{model}.csv")
+        metrics.export(out / f"scores_{model}.csv")  # the table (CSV) and its plots (PNG, SVG)
     viewer.close()
 
 

@@ -225,8 +225,8 @@ class GalleryWidget(Container):
         if not layers:
             state.message = f"No maps of “{image.name}” yet: run Explain on it and its maps appear here."
             return state
-        # one row per method and explained class (a class other than the predicted one: its own rows, after),
-        # and per model when an earlier model's maps are kept beside the last run's
+        # one row per method and explained class (a class other than the predicted one: its own row, under the
+        # method's), and per model when an earlier model's maps are kept beside the last run's
         infos = [map_info(ly) for ly in layers]
         rows = model_rows(infos)
         keys = [(r, i.variant, i.kind) for r, i in zip(rows, infos)]

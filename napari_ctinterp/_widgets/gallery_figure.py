@@ -105,7 +105,11 @@ def marker_text(hit: MarkerHit, *, short: bool = False) -> str:
 
 def grid(keys: list[tuple[str, str, str]]) -> tuple[list[str], list[tuple[str, str]]]:
     """Rows (methods) and columns ((variant, kind)) present, in the canonical order."""
-    methods = [m for m in ALL_METHODS if any(k[0] == m for k in keys)] + sorted({k[0] for k in keys} - set(ALL_METHODS))
+    def order(row: str) -> tuple[int, int, str]:  # the method's canonical place; its own rows (a class, a model) after
+        base = row.split(" · ")[0]
+        return (ALL_METHODS.index(base) if base in ALL_METHODS else len(ALL_METHODS), row != base, row)
+
+    methods = sorted({k[0] for k in keys}, key=order)
     variants = [v for v in VARIANTS if any(k[1] == v for k in keys)] + sorted({k[1] for k in keys} - set(VARIANTS))
     return methods, [(v, kind) for v in variants for kind in ("pixel", "region") if any(k[1:] == (v, kind)
                                                                                        for k in keys)]
