@@ -22,7 +22,7 @@ from .layer_choice import current_slice_index
 TOOLTIP = ("a Labels layer of a feature the model is known to use (a planted marker: the sample \"Phantom pair "
            "with a marker\" brings its mask). Each map then says how much of |map| lies on it and whether its top "
            f"pixel points at it (within {POINTING_TOLERANCE_MM:g} mm)")
-#: How the widgets explain the marker columns and tile titles.
+#: How the Gallery explains its tiles' marker scores (the Metrics panel's column says it in its tooltip).
 LEGEND = (f"marker: the share of |map| on the known shortcut; ✓: the map's top pixel is on it (within "
           f"{POINTING_TOLERANCE_MM:g} mm), ✗: elsewhere")
 

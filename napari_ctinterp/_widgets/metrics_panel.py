@@ -31,7 +31,7 @@ from ..metrics.table import MapScore, MapScorer, fingerprint
 from ..progress import Step
 from .along_z import AlongZ
 from .dock_layout import hidden_tab, limit_width, make_scrollable, on_shown, wrapping_label
-from .known_shortcut import LEGEND, follow_new_marker, marker_check, shortcut_combo
+from .known_shortcut import follow_new_marker, marker_check, shortcut_combo
 from .layer_choice import ct_layers, current_slice_index, default_ct
 from .layer_info import ScoreNote, slice_of
 from .map_voxels import is_3d_model_map, outside_voxels
@@ -43,6 +43,8 @@ from .workers import JobProgress, start_worker
 
 #: What the table scores: the current slice, every explained slice as one volume, or both.
 SCOPES = ("this slice", "volume", "slice and volume")
+#: Maps named in the status line as pointing (or not) at the known shortcut; more: the table says.
+MAX_NAMED = 6
 #: Debounce of re-scoring after a brush stroke (ms).
 PAINT_DEBOUNCE_MS = 150
 
@@ -341,8 +343,8 @@ class MetricsPanel(Container):
             fewer, word = (hits, "") if len(hits) <= len(misses) else (misses, "all but ")
             names = ", ".join(f"{s.method} · {s.variant}{' · XRAI' if s.map_type == 'region' else ''}"
                               for s in fewer)
-            text += (f". {len(hits)} of {len(marked)} maps point at the known shortcut “{self._shortcut_name}”"
-                     f"{f' ({word}{names})' if fewer else ''}; {LEGEND}")
+            named = f" ({word}{names})" if 0 < len(fewer) <= MAX_NAMED else " (the marker column)" if fewer else ""
+            text += f". {len(hits)} of {len(marked)} maps point at the known shortcut “{self._shortcut_name}”{named}"
         elif self._shortcut_note:
             text += "." + self._shortcut_note.rstrip(".")
         if self._mask_note:

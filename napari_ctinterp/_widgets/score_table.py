@@ -76,8 +76,9 @@ class ScoreTable(QTableWidget):
             row["scope"] = "volume" if s.scope == "volume" else (f"z {idx}" if idx is not None else "slice")
             row.update({k: getattr(s, k) for k in MARKER_SCORES})
             if marker:
-                tip += (f" · on the known shortcut {s.gt_relevance_mass:.3f} of |map|, its top pixel "
-                        + ("on it" if s.gt_pointing_hit == 1 else "elsewhere" if s.gt_pointing_hit == 0 else "—"))
+                tip += (f" · marker: {s.gt_relevance_mass:.3f} of |map| on the known shortcut; its top pixel "
+                        + ("on it (✓)" if s.gt_pointing_hit == 1 else "elsewhere (✗)" if s.gt_pointing_hit == 0
+                           else "— (an all-zero map)"))
             for c, (_h, key) in enumerate(self.columns):
                 v = row[key]
                 if key == "gt_relevance_mass":
