@@ -3,6 +3,7 @@
 from ..io.evidence import evidence_mask, mask_note
 from .agreement import rank_correlation
 from .baseline import random_map
+from .complexity import complexity, sparseness
 from .fidelity import (
     Fidelity,
     balanced_accuracy,
@@ -22,6 +23,7 @@ from .ground_truth import (
     truth_score,
 )
 from .localisation import Localisation, MapRanking, exact_auc, localisation, percent_grid, rank_map
+from .mask_overlap import auprc, iou_otsu, topk_intersection
 from .occlusion_probe import OcclusionProbe, Prober, probe_occlusion
 from .sanity import SanityCurves, cascading_randomisation
 from .table import MapScore, MapScorer
@@ -34,4 +36,4 @@ __all__ = ["Fidelity", "Localisation", "MapRanking", "rank_map", "balanced_accur
            "OcclusionProbe", "Prober", "probe_occlusion", "VolumeLocalisation", "localisation_volume",
            "evidence_mask", "mask_note", "random_map", "GroundTruthScores", "TruthScore", "ground_truth_scores",
            "MarkerCheck", "MarkerHit", "POINTING_TOLERANCE_MM",
-           "truth_score"]
+           "truth_score", "auprc", "iou_otsu", "topk_intersection", "sparseness", "complexity"]
