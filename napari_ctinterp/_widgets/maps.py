@@ -38,8 +38,13 @@ def model_rows(infos: list[MapLayerInfo]) -> list[str]:
     """Each map's row name in the Gallery and the Metrics panel: ``row_method``, and the model's name
     (``IGB · demo-shortcut``) when the maps come from more than one model (Explain keeps an earlier
     model's maps, hidden): two models' maps of one method never share a row."""
-    several = len({i.model for i in infos}) > 1
-    return [i.row_method + (f" · {Path(str(i.model)).stem}" if several else "") for i in infos]
+    models = {str(i.model) for i in infos}
+    if len(models) < 2:
+        return [i.row_method for i in infos]
+    stems = {m: Path(m).stem for m in models}
+    if len(set(stems.values())) < len(models):  # two files of one name (a/model.pt, b/model.pt): the paths
+        stems = {m: m for m in models}
+    return [f"{i.row_method} · {stems[str(i.model)]}" for i in infos]
 
 
 def map_layer_name(image_name: str, method: str, variant: str, kind: str = "pixel", target: str = "") -> str:

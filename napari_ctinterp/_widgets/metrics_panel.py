@@ -105,8 +105,8 @@ class MetricsPanel(Container):
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self.image.reset_choices)
             ev.connect(self.mask.reset_choices)
-        self.viewer.layers.events.inserted.connect(lambda e: follow_new_marker(self.shortcut, e.value))
-        self.viewer.layers.events.removed.connect(lambda *_: self.shortcut.reset_choices())
+        self.viewer.layers.events.inserted.connect(self._new_marker)
+        self.viewer.layers.events.removed.connect(self.shortcut.reset_choices)
         self.viewer.layers.events.inserted.connect(self._follow_new_layer)
         self.viewer.layers.selection.events.active.connect(self._follow_active)
         self._timer = QTimer()
@@ -114,6 +114,8 @@ class MetricsPanel(Container):
         self._timer.setInterval(PAINT_DEBOUNCE_MS)
         self._timer.timeout.connect(self._auto_compute)
         self._watched: napari.layers.Labels | None = None
+        self._watched_shortcut: napari.layers.Labels | None = None
+        self._shortcut_edit = False  # the known shortcut was chosen or painted: the timer re-scores
         self.mask.changed.connect(self._watch)
         self._watch()
         self.scorer = MapScorer()
@@ -127,6 +129,7 @@ class MetricsPanel(Container):
         self._layers: list[napari.layers.Image] = []
         self._highlight: tuple | None = None
         self.worker = None
+        self._shortcut_changed()  # watch the painting of the shortcut chosen at the start (nothing to re-score yet)
         # Docked after Explain ran: start on the image of the active (else the newest) map.
         existing = map_layers(self.viewer)
         active = self.viewer.layers.selection.active
@@ -158,11 +161,26 @@ class MetricsPanel(Container):
             if is_3d_model_map(info) and self.scope.value == SCOPES[0]:
                 self.scope.value = SCOPES[2]  # a 3D model's map is one map of the volume: its volume row too
 
+    def _new_marker(self, event: Any) -> None:
+        follow_new_marker(self.shortcut, event.value)
+
     def _shortcut_changed(self, *_: Any) -> None:
-        """A known shortcut chosen (or cleared) after a Compute: re-score, while the maps are there."""
+        """A known shortcut chosen (or cleared) after a Compute: re-score (debounced, after a run that
+        is going on), while the maps are there; painting it re-scores too."""
+        for name in (("paint", "set_data") if self._watched_shortcut is not None else ()):
+            getattr(self._watched_shortcut.events, name).disconnect(self._on_shortcut_paint)
+        self._watched_shortcut = self.shortcut.value
+        for name in (("paint", "set_data") if self._watched_shortcut is not None else ()):
+            getattr(self._watched_shortcut.events, name).connect(self._on_shortcut_paint)
         image = self.image.value
         if self._computed and image is not None and image in self.viewer.layers and self.map_layers(image):
-            self.compute()
+            self._shortcut_edit = True
+            self._timer.start()
+
+    def _on_shortcut_paint(self, *_: Any) -> None:
+        if self.auto.value and self._computed:
+            self._shortcut_edit = True
+            self._timer.start()
 
     def _follow_new_layer(self, event: Any) -> None:
         self._follow(event.value)
@@ -187,7 +205,9 @@ class MetricsPanel(Container):
         if self.worker is not None and not self.compute_button.enabled:
             self._timer.start()  # a run is going on: try again after it
             return
-        if self._watched is None or fingerprint(np.asarray(self._watched.data)) == self._mask_fp:
+        shortcut_edit, self._shortcut_edit = self._shortcut_edit, False
+        if not shortcut_edit and (self._watched is None
+                                  or fingerprint(np.asarray(self._watched.data)) == self._mask_fp):
             return  # a refresh (scrolling, undo of nothing) without an edit
         self.compute()
 
@@ -254,8 +274,8 @@ class MetricsPanel(Container):
             return
         # The fill of the fidelity curves follows the class each map explains (its target).
         labels = [map_info(ly).target_of(idx) for ly in layers]
+        models = [map_info(ly).model for ly in layers]  # each map's fidelity runs the model that made it
         layers = layers + [row.layer for row in volume_rows]  # the volume rows follow the slice rows
-        model = map_info(maps[0]).model
         # A 3D model answers for the whole volume: a slice's fidelity (occluding one slice's pixels) is not its
         # question; the study measures a 3D model's fidelity over the volume.
         no_fid_3d = any(is_3d_model_map(map_info(ly)) for ly in maps)
@@ -267,9 +287,9 @@ class MetricsPanel(Container):
         def job() -> Generator[Step, None, list]:
             from ..model import load
 
-            clf = load(model) if use_fid else None
             scores: list = []
-            for item, label, item_mask, marker in zip(items, labels, item_masks, item_checks):
+            for item, label, model, item_mask, marker in zip(items, labels, models, item_masks, item_checks):
+                clf = load(model) if use_fid else None  # cached by ``load``: one load per model
                 try:
                     score = scorer.score(item, item_mask, clf=clf, hu=hu if use_fid else None,
                                          label=label if use_fid else None, hu_fp=hu_fp)

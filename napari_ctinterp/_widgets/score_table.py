@@ -75,7 +75,9 @@ class ScoreTable(QTableWidget):
                    f"{s.k_star:g} % · mass in mask {s.relevance_mass:.3f} · F {s.fidelity_continuous:.4f}")
             row["scope"] = "volume" if s.scope == "volume" else (f"z {idx}" if idx is not None else "slice")
             row.update({k: getattr(s, k) for k in MARKER_SCORES})
-            if marker:
+            if marker and s.scope == "volume":
+                tip += " · marker: not checked on the volume rows (the slice rows have it)"
+            elif marker:
                 tip += (f" · marker: {s.gt_relevance_mass:.3f} of |map| on the known shortcut; its top pixel "
                         + ("on it (✓)" if s.gt_pointing_hit == 1 else "elsewhere (✗)" if s.gt_pointing_hit == 0
                            else "— (an all-zero map)"))
@@ -93,6 +95,8 @@ class ScoreTable(QTableWidget):
         self.setSortingEnabled(True)
         # best AUC first; with a known shortcut: the maps most on it first
         self.sortItems(len(TABLE) if marker else AUC_COLUMN, Qt.SortOrder.DescendingOrder)
+        header = self.horizontalHeader()  # the labels were reset: say the order again (Qt is silent when unchanged)
+        self._label_sort(header.sortIndicatorSection(), header.sortIndicatorOrder())
 
     def selected_score(self) -> int | None:
         """The index (in the scores filled) of the selected row's score; None when none is selected."""

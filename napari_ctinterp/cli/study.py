@@ -59,6 +59,9 @@ def _shortcut(args: argparse.Namespace) -> int:
     from ..study.shortcut import run_shortcut_benchmark
     from .progress import tqdm_progress
 
+    if _given(args, "--signs"):
+        raise SystemExit("ctinterp study --benchmark shortcut scores the absolute maps (the truth scores read "
+                         "those): leave out --signs")
     if args.data or args.demo or _given(args, "--model"):
         raise SystemExit("ctinterp study --benchmark shortcut runs demo-shortcut and demo on its own phantom slices "
                          "with markers: leave out --data, --demo and --model")

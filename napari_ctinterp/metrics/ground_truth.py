@@ -230,8 +230,8 @@ class MarkerCheck:
     def __call__(self, values: np.ndarray) -> MarkerHit:
         """The :class:`MarkerHit` of one map (same shape as the marker; scored as ``|values|``)."""
         a, m = _prepared(values, self.marker)
-        top = np.nanmax(a) if np.isfinite(a).any() else np.nan
-        if not top > 0:  # an all-zero map points nowhere and puts no mass anywhere
+        top = np.max(a) if np.isfinite(a).all() else np.nan
+        if not top > 0:  # an all-zero map (or one with NaN: no share is defined) points nowhere
             return MarkerHit(float("nan"), float("nan"), float("nan"))
         d = float(self._dist[a == top].min())
         return MarkerHit(mass=float(a[m].sum() / a.sum()), hit=float(d <= self.tolerance_mm), distance_mm=d)

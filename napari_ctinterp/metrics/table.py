@@ -82,7 +82,7 @@ MapItem = tuple[str, str, str, np.ndarray, "np.ndarray | None"]
 #: Columns of the Metrics panel's CSV export: the schema's row and ``scope``, with ``kind``, an alias
 #: of ``map_type`` (same values) kept third, where exports made before the one schema had it, so that
 #: files and scripts reading the first columns (``method,variant,kind,auc,auc_grid,max_dice``) keep working;
-#: the known shortcut's columns last (empty without one).
+#: the known shortcut's columns last (nan without one).
 EXPORT_COLUMNS: tuple[str, ...] = ("method", "variant", "kind", *SCORES, "map_type", "sign", "scope", *MARKER_SCORES)
 
 

@@ -1,7 +1,7 @@
 """The shortcut benchmark: which methods reveal what the model is *known* to use?
 
 ``ctinterp study --benchmark shortcut`` runs two studies on the same phantom slices, each with a
-planted marker (``StudyConfig(data="demo-marker")``): one of ``demo-shortcut`` (it reads the
+planted marker (``StudyConfig(data="demo-marked")``): one of ``demo-shortcut`` (it reads the
 marker) and one of ``demo`` (it ignores it). Every map of the first is scored against the marker's
 mask (``metrics.ground_truth``: relevance mass, relevance rank, marker AUC, pointing game), and so
 is every map of the second. A method's **truth score** is the paired difference, per slice, of the

@@ -29,7 +29,7 @@ def _expected(layer, marker_layer) -> tuple[float, float]:
     return gt.relevance_mass, gt.pointing_hit
 
 
-def test_gallery_and_metrics_say_which_maps_point_at_the_marker(qtbot, make_napari_viewer, tmp_path):
+def test_gallery_and_metrics_say_which_maps_point_at_the_marker(qtbot, make_napari_viewer, tmp_path, monkeypatch):
     viewer = make_napari_viewer()
     gallery = GalleryWidget(viewer)  # docked before the sample: it picks the marker's mask up when it comes
     viewer.window.add_dock_widget(gallery, name="Gallery")
@@ -70,6 +70,11 @@ def test_gallery_and_metrics_say_which_maps_point_at_the_marker(qtbot, make_napa
     best = max(metrics.scores, key=lambda s: s.gt_relevance_mass)
     assert top.text() == f"{100 * best.gt_relevance_mass:.0f} % {'✓' if best.gt_pointing_hit == 1 else '✗'}"
     assert "point at the known shortcut" in metrics.status.value
+    assert "▼" in metrics.table.horizontalHeaderItem(len(metrics.table.columns) - 1).text()  # the order said
+    before = metrics.scores
+    marker.paint((10, 10), new_label=1)  # painting the known shortcut re-scores, as painting the mask does
+    qtbot.waitUntil(lambda: metrics.scores is not before and metrics.compute_button.enabled, timeout=60_000)
+    assert "▼" in metrics.table.horizontalHeaderItem(len(metrics.table.columns) - 1).text()  # said again
     metrics.export(tmp_path / "scores.csv")
     with open(tmp_path / "scores.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -91,10 +96,17 @@ def test_gallery_and_metrics_say_which_maps_point_at_the_marker(qtbot, make_napa
     assert len({(t.row, t.col) for t in gallery.tiles}) == 4
     assert {t.name for t in gallery.tiles} == {f"{m} · plain · {model}" for m in ("BP", "IGB")
                                                for model in ("demo", "demo-shortcut")}
+    import napari_ctinterp.model as model_pkg
+
+    loaded, real_load = [], model_pkg.load
+    monkeypatch.setattr(model_pkg, "load", lambda source, *a, **k: loaded.append(source) or real_load(source, *a, **k))
+    metrics.with_fidelity.value = True
     metrics.compute()
-    qtbot.waitUntil(lambda: metrics.compute_button.enabled, timeout=60_000)
+    qtbot.waitUntil(lambda: metrics.compute_button.enabled, timeout=120_000)
     assert sorted(s.method for s in metrics.scores) == ["BP · demo", "BP · demo-shortcut", "IGB · demo",
                                                         "IGB · demo-shortcut"]
+    assert set(loaded) == {"demo", "demo-shortcut"}  # each map's fidelity runs the model that made it
+    assert all(np.isfinite(s.fidelity_continuous) for s in metrics.scores)
 
 
 def test_gallery_rows_keep_the_methods_order_with_a_models_or_a_class_rows():
@@ -104,3 +116,16 @@ def test_gallery_rows_keep_the_methods_order_with_a_models_or_a_class_rows():
                                             "EG · demo")]
     rows, _ = grid(keys)
     assert rows == ["BP · demo", "BP · demo-shortcut", "IGB", "IGB · →venous", "EG · demo", "D · demo"]
+
+
+def test_two_models_of_one_file_name_keep_their_rows_apart():
+    from napari_ctinterp._widgets.layer_info import MapLayerInfo
+    from napari_ctinterp._widgets.maps import model_rows
+
+    def info(model):
+        return MapLayerInfo.from_metadata({"image": "ct", "method": "BP", "variant": "plain", "kind": "pixel",
+                                           "model": model})
+
+    assert model_rows([info("demo"), info("demo")]) == ["BP", "BP"]  # one model: the rows as before
+    assert model_rows([info("/a/net.pt"), info("demo")]) == ["BP · net", "BP · demo"]
+    assert model_rows([info("/a/net.pt"), info("/b/net.pt")]) == ["BP · /a/net.pt", "BP · /b/net.pt"]

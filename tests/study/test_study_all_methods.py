@@ -91,7 +91,7 @@ def test_studies_made_before_the_new_methods_keep_their_key():
     absolute_only = StudyConfig(signs=["absolute"])
     assert StudyConfig(signs=("signed", "absolute")).key() == StudyConfig().key() != absolute_only.key()
     assert StudyConfig(**StudyConfig(signs=["absolute"]).to_dict()).signs == ("absolute",)
-    for bad in ((), ("abs",), ("absolute", "absolute")):
+    for bad in ((), ("abs",), ("absolute", "absolute"), ("signed",)):
         with pytest.raises(ValueError, match="signs must name"):
             StudyConfig(signs=bad)
     # occlusion options are checked only when OCC is asked for
