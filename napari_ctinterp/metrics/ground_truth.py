@@ -37,6 +37,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .localisation import exact_auc
+from .mask_overlap import abs_and_mask, topk_intersection
 
 #: The pointing game's tolerance in the study and the viewer: a maximum within 2 mm of the marker
 #: is a hit (a letter's stroke is 2–3 mm wide; a map's maximum on its edge counts).
@@ -68,18 +69,9 @@ class GroundTruthScores:
         return asdict(self)
 
 
-def _prepared(values: np.ndarray, marker: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a = np.abs(np.asarray(values, np.float64))
-    m = np.asarray(marker).astype(bool)
-    if a.shape != m.shape:
-        raise ValueError(f"the map {a.shape} and the marker mask {m.shape} differ in shape: score a map against "
-                         f"the mask of the same slice or volume")
-    return a, m
-
-
 def relevance_mass(values: np.ndarray, marker: np.ndarray) -> float:
     """Fraction of ``|values|`` inside ``marker`` (higher is better; NaN: empty mask or zero map)."""
-    a, m = _prepared(values, marker)
+    a, m = abs_and_mask(values, marker)
     total = a.sum()
     if not m.any() or total == 0:
         return float("nan")
@@ -91,22 +83,17 @@ def relevance_rank(values: np.ndarray, marker: np.ndarray) -> float:
     better). Ties at the k-th value (an XRAI region map is constant over each region) share the
     places left among them in proportion: the expected fraction over every order of the tied
     pixels, so the score does not depend on where in the image the marker lies."""
-    a, m = _prepared(values, marker)
-    k = int(m.sum())
-    if k == 0 or not np.isfinite(a).any() or not np.nanmax(a) > 0:
+    a, m = abs_and_mask(values, marker)
+    if not m.any() or not np.isfinite(a).any() or not np.nanmax(a) > 0:
         return float("nan")
-    flat, mk = np.nan_to_num(a.ravel(), nan=-np.inf), m.ravel()
-    kth = np.partition(flat, len(flat) - k)[len(flat) - k]  # the k-th largest value
-    above, tied = flat > kth, flat == kth
-    hits = float(mk[above].sum()) + (k - int(above.sum())) * float(mk[tied].mean())
-    return hits / k
+    return topk_intersection(a, m, k=int(m.sum()))  # the top k = the marker's size
 
 
 def pointing(values: np.ndarray, marker: np.ndarray, *, spacing_mm: Sequence[float] | None = None,
              tolerance_mm: float = 0.0) -> tuple[float, float]:
     """(hit, distance in mm) of the pointing game: whether a maximum of ``|values|`` lies in the
     marker dilated by ``tolerance_mm``, and the smallest distance of a maximum to the marker."""
-    a, m = _prepared(values, marker)
+    a, m = abs_and_mask(values, marker)
     if not m.any():
         return float("nan"), float("nan")
     spacing = tuple(float(s) for s in (spacing_mm if spacing_mm is not None else (1.0,) * a.ndim))
@@ -135,7 +122,7 @@ def ground_truth_scores(values: np.ndarray, marker: np.ndarray, *, spacing_mm: S
     tolerance_mm : float
         A maximum within this distance of the marker counts as a hit.
     """
-    a, m = _prepared(values, marker)
+    a, m = abs_and_mask(values, marker)
     auc = float("nan") if not m.any() or m.all() else float(exact_auc(a, m))
     hit, dist = pointing(a, m, spacing_mm=spacing_mm, tolerance_mm=tolerance_mm)
     return GroundTruthScores(relevance_mass=relevance_mass(a, m), relevance_rank=relevance_rank(a, m),
@@ -229,7 +216,7 @@ class MarkerCheck:
 
     def __call__(self, values: np.ndarray) -> MarkerHit:
         """The :class:`MarkerHit` of one map (same shape as the marker; scored as ``|values|``)."""
-        a, m = _prepared(values, self.marker)
+        a, m = abs_and_mask(values, self.marker)
         top = np.max(a) if np.isfinite(a).all() else np.nan
         if not top > 0:  # an all-zero map (or one with NaN: no share is defined) points nowhere
             return MarkerHit(float("nan"), float("nan"), float("nan"))

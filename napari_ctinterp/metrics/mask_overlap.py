@@ -25,7 +25,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def _prepared(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def abs_and_mask(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``|values|`` as float64 and ``mask`` as bool, refused (ValueError) when their shapes differ;
+    the first step of every score of a map against a mask (here and ``ground_truth``)."""
     a = np.abs(np.asarray(values, np.float64))
     m = np.asarray(mask).astype(bool)
     if a.shape != m.shape:
@@ -37,7 +39,7 @@ def _prepared(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndar
 def auprc(values: np.ndarray, mask: np.ndarray) -> float:
     """Average precision of ``|values|`` against ``mask`` (higher is better; NaN for an empty or a
     full mask, where precision–recall says nothing)."""
-    a, m = _prepared(values, mask)
+    a, m = abs_and_mask(values, mask)
     pos = int(m.sum())
     if pos == 0 or pos == m.size:
         return float("nan")
@@ -55,7 +57,7 @@ def iou_otsu(values: np.ndarray, mask: np.ndarray) -> float:
     map, which Otsu cannot split, or an empty mask)."""
     from skimage.filters import threshold_otsu
 
-    a, m = _prepared(values, mask)
+    a, m = abs_and_mask(values, mask)
     if not m.any() or not np.isfinite(a).all() or a.min() == a.max():
         return float("nan")
     kept = a > threshold_otsu(a)
@@ -66,10 +68,10 @@ def iou_otsu(values: np.ndarray, mask: np.ndarray) -> float:
 def topk_intersection(values: np.ndarray, mask: np.ndarray, k: int = 1000) -> float:
     """Of the ``k`` highest ``|values|``, the fraction inside ``mask`` (higher is better; NaN for
     an empty mask). Ties at the k-th value count their expected share."""
-    a, m = _prepared(values, mask)
+    a, m = abs_and_mask(values, mask)
     if not m.any():
         return float("nan")
-    flat, mk = a.ravel(), m.ravel()
+    flat, mk = np.nan_to_num(a.ravel(), nan=-np.inf), m.ravel()  # a NaN pixel ranks last
     k = int(min(max(k, 1), flat.size))
     kth = np.partition(flat, flat.size - k)[flat.size - k]
     above, tied = flat > kth, flat == kth
