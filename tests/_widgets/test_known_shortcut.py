@@ -101,6 +101,7 @@ def test_gallery_and_metrics_say_which_maps_point_at_the_marker(qtbot, make_napa
     loaded, real_load = [], model_pkg.load
     monkeypatch.setattr(model_pkg, "load", lambda source, *a, **k: loaded.append(source) or real_load(source, *a, **k))
     metrics.with_fidelity.value = True
+    metrics.scorer.step = 25.0  # coarse fidelity curves: which model ran is the question here
     metrics.compute()
     qtbot.waitUntil(lambda: metrics.compute_button.enabled, timeout=120_000)
     assert sorted(s.method for s in metrics.scores) == ["BP · demo", "BP · demo-shortcut", "IGB · demo",
