@@ -29,7 +29,7 @@ from ..progress import Step
 from .dock_layout import hidden_tab, on_destroyed, on_shown, wrapping_label
 from .gallery_figure import GalleryState, Tile, draw_gallery, grid, score_tile
 from .known_shortcut import LEGEND, follow_new_marker, marker_check, shortcut_combo
-from .layer_choice import ct_layers, current_slice_index, default_ct
+from .layer_choice import ct_layers, current_slice_index, default_ct, rewatch
 from .layer_info import ScoreNote, slice_of
 from .map_voxels import axial_mip, is_volume_map
 from .maps import map_info, map_layers, map_title, model_rows, robust_limits, show_map
@@ -185,22 +185,14 @@ class GalleryWidget(Container):
         self.schedule()
 
     def _watch_mask(self, layer: Any = ...) -> None:
-        events = ("paint", "data", "set_data")  # set_data: undo / redo
-        for name in (events if self._watched else ()):
-            getattr(self._watched.events, name).disconnect(self._on_mask_edit)
-        self._watched = self.mask.value if layer is ... else layer
-        for name in (events if self._watched else ()):
-            getattr(self._watched.events, name).connect(self._on_mask_edit)
+        # set_data: undo / redo
+        self._watched = rewatch(self._watched, self.mask.value if layer is ... else layer, self._on_mask_edit)
         self._on_mask_edit()
 
     def _watch_shortcut(self, layer: Any = ...) -> None:
         """Redraw when the known shortcut is chosen or repainted (its tiles' marker scores change)."""
-        events = ("paint", "data", "set_data")
-        for name in (events if self._watched_shortcut else ()):
-            getattr(self._watched_shortcut.events, name).disconnect(self.schedule)
-        self._watched_shortcut = self.shortcut.value if layer is ... else layer
-        for name in (events if self._watched_shortcut else ()):
-            getattr(self._watched_shortcut.events, name).connect(self.schedule)
+        self._watched_shortcut = rewatch(self._watched_shortcut, self.shortcut.value if layer is ... else layer,
+                                         self.schedule)
         self.schedule()
 
     def _on_mask_edit(self, *_: Any) -> None:

@@ -128,3 +128,13 @@ def explainable(layer: napari.layers.Layer, indices: list[int | None]) -> tuple[
 
 __all__ = ["OPEN_WITH_PLUGIN", "ct_combo", "ct_layers", "current_slice_index", "default_ct", "explainable",
            "image_layers", "not_hu_reason", "unreadable_slices"]
+
+
+def rewatch(old: Any, new: Any, callback: Any, events: tuple[str, ...] = ("paint", "data", "set_data")) -> Any:
+    """Move ``callback`` from ``old``'s edit ``events`` to ``new``'s (either may be None); returns
+    ``new``. The widgets follow the Labels layer chosen in a field (a mask, a known shortcut) this way."""
+    for name in (events if old is not None else ()):
+        getattr(old.events, name).disconnect(callback)
+    for name in (events if new is not None else ()):
+        getattr(new.events, name).connect(callback)
+    return new

@@ -32,7 +32,7 @@ from ..progress import Step
 from .along_z import AlongZ
 from .dock_layout import hidden_tab, limit_width, make_scrollable, on_shown, wrapping_label
 from .known_shortcut import follow_new_marker, marker_check, shortcut_combo
-from .layer_choice import ct_layers, current_slice_index, default_ct
+from .layer_choice import ct_layers, current_slice_index, default_ct, rewatch
 from .layer_info import ScoreNote, slice_of
 from .map_voxels import is_3d_model_map, outside_voxels
 from .maps import map_info, map_layers, model_rows, show_map
@@ -167,11 +167,8 @@ class MetricsPanel(Container):
     def _shortcut_changed(self, *_: Any) -> None:
         """A known shortcut chosen (or cleared) after a Compute: re-score (debounced, after a run that
         is going on), while the maps are there; painting it re-scores too."""
-        for name in (("paint", "set_data") if self._watched_shortcut is not None else ()):
-            getattr(self._watched_shortcut.events, name).disconnect(self._on_shortcut_paint)
-        self._watched_shortcut = self.shortcut.value
-        for name in (("paint", "set_data") if self._watched_shortcut is not None else ()):
-            getattr(self._watched_shortcut.events, name).connect(self._on_shortcut_paint)
+        self._watched_shortcut = rewatch(self._watched_shortcut, self.shortcut.value, self._on_shortcut_paint,
+                                         ("paint", "set_data"))
         image = self.image.value
         if self._computed and image is not None and image in self.viewer.layers and self.map_layers(image):
             self._shortcut_edit = True
@@ -190,11 +187,7 @@ class MetricsPanel(Container):
 
     def _watch(self, *_: Any) -> None:
         """Re-score (debounced) when the reference mask is repainted, undo / redo included."""
-        for name in (("paint", "set_data") if self._watched is not None else ()):
-            getattr(self._watched.events, name).disconnect(self._on_paint)
-        self._watched = self.mask.value
-        for name in (("paint", "set_data") if self._watched is not None else ()):
-            getattr(self._watched.events, name).connect(self._on_paint)
+        self._watched = rewatch(self._watched, self.mask.value, self._on_paint, ("paint", "set_data"))
 
     def _on_paint(self, *_: Any) -> None:
         # napari may emit ``paint`` before the new labels are written: compare when the timer fires.
