@@ -32,9 +32,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
   .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
   case ",$EXTRAS," in *,testing,*)
-    # Quantus (a reference the metrics are tested against) without its opencv-python, whose Qt
-    # plugins would shadow PyQt6's: the headless opencv comes with the testing extra instead.
-    .venv/bin/python -m pip install -q --no-deps "quantus==0.6.0" ;;
+    # Quantus and pytorch-grad-cam (references the metrics and Grad-CAM++ are tested against)
+    # without their opencv-python, whose Qt plugins would shadow PyQt6's: the headless opencv
+    # comes with the testing extra instead.
+    .venv/bin/python -m pip install -q --no-deps "quantus==0.6.0" "grad-cam==1.5.7" ;;
   esac
   echo "$want" > "$stamp"
 fi

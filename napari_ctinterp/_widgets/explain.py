@@ -46,6 +46,7 @@ from napari.utils.notifications import show_error
 from ..explain import (
     ALL_METHODS,
     EXTRA_METHODS,
+    GRADCAM_METHODS,
     METHOD_TITLES,
     METHODS,
     MIN_VOLUME_REFERENCES,
@@ -382,7 +383,7 @@ class ExplainWidget(Explain3D, Container):
         volume = isinstance(result, ExplainedVolume)
         trust = trust_text(result.domain, layer)
         show_trust(self.domain, trust.replace("— this slice:", "— this volume:") if volume and trust else trust)
-        if first_params.get("gc_layer") and any(k[0] in ("GC", "GGC") for k in keys):
+        if first_params.get("gc_layer") and any(k[0] in GRADCAM_METHODS for k in keys):
             note += f"Grad-CAM at {first_params['gc_layer']}. "
         skipped = first_params.get("not_computed") or []
         if skipped:

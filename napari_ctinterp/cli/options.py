@@ -15,8 +15,8 @@ from ..explain.options import ALL_METHODS, IG_METHODS, OCC_FILLS, VARIANTS, Expl
 
 #: flag help per option (the type, choices and default come from ExplainOptions)
 HELP = {
-    "methods": "default: the paper's five (BP IGB IGBW EG D); beyond them GC (Grad-CAM), GBP (Guided Backprop), "
-               "GGC (Guided Grad-CAM), OCC (Occlusion, plain only)",
+    "methods": "default: the paper's five (BP IGB IGBW EG D); beyond them GC (Grad-CAM), GCPP (Grad-CAM++), "
+               "GBP (Guided Backprop), GGC (Guided Grad-CAM), OCC (Occlusion, plain only)",
     "variants": "default all three: plain, SmoothGrad, SmoothGrad² (OCC: plain only)",
     "steps": "Integrated Gradients path points (default %(default)s)",
     "samples": "Expected Gradients samples per input (default %(default)s)",

@@ -15,7 +15,7 @@ import torch
 
 from ..model.classifier import Classifier
 from ..progress import Progress, Step, drive, map_partial
-from .engine import ExplainCancelled, iter_run
+from .engine import ExplainCancelled, iter_run, iter_run_slices
 from .gradients import Predicted
 from .options import ExplainOptions, from_call
 from .reduce import GC_SIGNED, resize_map
@@ -191,7 +191,7 @@ def iter_explain_targets(clf: Classifier, hu: np.ndarray, targets: Sequence[int 
     return {clf.card.class_names[int(m.params["target"])]: m for m in runs}
 
 
-def _eg_references(clf: Classifier, references: np.ndarray | None,
+def reference_inputs(clf: Classifier, references: np.ndarray | None,
                    spacing_mm: tuple[float, float, float] | None = None) -> tuple[torch.Tensor, str]:
     """EG's preprocessed reference inputs and their description (the model's default set when
     none is given). A 3D model's references are volumes (K, Z, H, W), or a list of volumes of any
@@ -223,6 +223,18 @@ def _eg_references(clf: Classifier, references: np.ndarray | None,
     return clf.preprocess(references), source or f"{len(references)} given slices"
 
 
+def iter_explain_inputs(clf: Classifier, xs: torch.Tensor, targets: Sequence[int], options: ExplainOptions,
+                        references: torch.Tensor | None = None, *, batch_size: int | None = None
+                        ) -> Generator[Step, None, list[dict[tuple[str, str], torch.Tensor]]]:
+    """Maps of several inputs already in the model's space, ``xs`` (n, C, *spatial), from one
+    gradient plan (their evaluations share batches): per input, ``{(method, variant): map}`` on the
+    model's grid, Grad-CAM's signed map under ``(GC_SIGNED, variant)``. Each input's maps equal
+    ``explain``'s of that input alone with the same options (the same noisy copies and draws).
+    ``references``: EG's preprocessed references (``reference_inputs``), shared by the inputs."""
+    refs = None if references is None else [references] * len(xs)
+    return (yield from iter_run_slices(clf, xs, [int(t) for t in targets], options, refs, batch_size=batch_size))
+
+
 def _iter_maps(clf: Classifier, hu: np.ndarray, opts: ExplainOptions, idx: list[int] | None,
                references: np.ndarray | None, channels: bool, index: int | None, batch_size: int | None,
                many: bool = False, spacing_mm: tuple[float, float, float] | None = None
@@ -245,7 +257,7 @@ def _iter_maps(clf: Classifier, hu: np.ndarray, opts: ExplainOptions, idx: list[
                          f"{arr.shape}. Loop over a stack's slices, or use explain_volume.")
     else:
         x, shape = clf.preprocess(arr), arr.shape
-    refs, ref_source = _eg_references(clf, references, spacing_mm) if "EG" in opts.methods else (None, None)
+    refs, ref_source = reference_inputs(clf, references, spacing_mm) if "EG" in opts.methods else (None, None)
     predicted = Predicted()  # read from the engine's first forward, not a forward of its own
     idx = idx if idx is not None else [predicted]
     if opts.uses_gradcam:  # the layer found once (by shape: a forward); the engine takes its name

@@ -181,6 +181,7 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor,
     layer = target_layer(net, clf.card.architecture, bases[:1], opts.gc_layer) if (plan.rule == LAYER).any() \
         else None
     with_bp = "BP" in opts.methods  # Backprop's gradient comes with Grad-CAM's rows (see plan.py)
+    with_pp = "GCPP" in plan.kinds  # so does Grad-CAM++
 
     functional = functional_relus(net) > 0
 
@@ -195,11 +196,13 @@ def run_plan(clf: Classifier, plan: Plan, bases: torch.Tensor,
         rows_t = target[torch.as_tensor(base)] if per_base else targets  # type: ignore[index]
         pts = _points(kind, base, index, bases, alphas, refs, eg_idx, eg_alpha, black, white)
         if rule == LAYER:
-            bp, gc, gcs = layer_gradients(clf, pts, rows_t, layer, hooked["capture"], net=net,  # type: ignore[arg-type]
-                                          with_input=with_bp, seen=seen)
+            bp, gc, gcs, pp = layer_gradients(clf, pts, rows_t, layer, hooked["capture"], net=net,  # type: ignore[arg-type]
+                                              with_input=with_bp, seen=seen, plus_plus=with_pp)
             every = (-1,) * len(sp)
             parts = [(slots("GC", base), gc.unsqueeze(2).expand(-1, -1, c, *every)),
                      (slots("GCS", base), gcs.unsqueeze(2).expand(-1, -1, c, *every))]
+            if pp is not None:
+                parts.append((slots("GCPP", base), pp.unsqueeze(2).expand(-1, -1, c, *every)))
             if bp is not None:
                 parts.append((slots("BP", base), bp))
             return len(sel), np.concatenate([p[0] for p in parts]), torch.cat([p[1] for p in parts], 1)
@@ -260,7 +263,7 @@ def complete_methods(plan: Plan, ran: np.ndarray, pending: np.ndarray, opts: Exp
     """The methods of ``opts`` whose clean-input rows have all run (``ran``; ``pending``: those not)."""
     done = {KINDS[k] for k in np.unique(plan.kind[ran])} - {KINDS[k] for k in np.unique(plan.kind[pending])}
     if "GC" in done:
-        done |= {"GCS", "BP"} if with_bp else {"GCS"}  # Grad-CAM's rows fill GCS (and BP) too
+        done |= {"GCS", "GCPP", "BP"} if with_bp else {"GCS", "GCPP"}  # Grad-CAM's rows fill GCS, GCPP (and BP)
     return tuple(m for m in opts.methods if m != "OCC" and set(needed_kinds((m,)) or ("-",)) <= done)
 
 

@@ -15,6 +15,17 @@ whose tokens (class token dropped) are reshaped to the patch grid; Swin's (B, H,
 permuted to (B, C, H, W). Any other network: the last module in forward order whose output is a
 (B, C, h, w) map with h, w > 1 (its outermost module). ``gc_layer="layer3"`` chooses any module
 by its name in ``named_modules`` (a ViT or Swin block gets the same reshape).
+
+Grad-CAM++ (Chattopadhay et al. 2018, eq. 19; ``GCPP``) reads the same activations and gradient
+in the same pass: weights w_k = Σ_ij relu(g_kij)·α_kij with α = g² / (2g² + (Σ_ab A_kab)·g³)
+(0 where g = 0), then ReLU(Σ_k w_k A_k), upsampled as Grad-CAM. This is the paper's formula and
+pytorch-grad-cam's ``GradCAMPlusPlus``. MONAI's ``GradCAMpp`` differs in two places: its
+denominator sums A·g³ over space (Σ_ab A_kab·g³_kab instead of (Σ_ab A_kab)·g³_kij — the two agree
+where the gradient is constant over the layer's grid, as after global pooling), and it multiplies
+the gradient by exp(score), a positive factor per input that its min-max normalisation removes.
+Both add a small constant to α's denominator (1e-6, 1e-7), which the paper does not: with a
+layer gradient of ~1e-3 it is not small beside g², so we leave it out. We follow the paper
+(tests: ``tests/explain/test_gradcam_plusplus.py``).
 """
 
 from __future__ import annotations
@@ -188,3 +199,24 @@ def gradcam_maps(act: torch.Tensor, grad: torch.Tensor, size: tuple[int, ...],
         return F.interpolate(t, size=tuple(size), mode="trilinear" if len(size) == 3 else "bilinear")[:, 0]
 
     return up(F.relu(cam)), up(cam)
+
+
+def gradcam_pp_map(act: torch.Tensor, grad: torch.Tensor, size: tuple[int, ...],
+                   transform: Transform | None = None, eps: float = 0.0) -> torch.Tensor:
+    """Grad-CAM++ (paper eq. 19, pytorch-grad-cam's ``GradCAMPlusPlus``) from the layer's activations
+    and their gradient: (B, h, w) — (B, D, h, w) in 3D — after its ReLU, upsampled as ``gradcam_maps``.
+
+    α = 0 where g = 0 or its denominator is 0. ``eps`` is added to α's denominator: 0, the paper's
+    formula (the default); pytorch-grad-cam adds 1e-6 and MONAI 1e-7, which are not small beside
+    g² when the layer's gradient is ~1e-3 (a trained net's often is) and change the map by several
+    per cent — with ``eps=1e-6`` this equals pytorch-grad-cam's map exactly (test)."""
+    if transform is not None:
+        act, grad = transform(act), transform(grad)
+    act, grad = act.float(), grad.float()
+    space = tuple(range(2, act.dim()))
+    g2 = grad * grad
+    denom = 2 * g2 + act.sum(dim=space, keepdim=True) * g2 * grad + eps
+    alpha = torch.where((grad != 0) & (denom != 0), g2 / torch.where(denom != 0, denom, 1.0), 0.0)
+    weights = (F.relu(grad) * alpha).sum(dim=space, keepdim=True)
+    cam = F.relu((weights * act).sum(1, keepdim=True))
+    return F.interpolate(cam, size=tuple(size), mode="trilinear" if len(size) == 3 else "bilinear")[:, 0]

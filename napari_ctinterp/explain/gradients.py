@@ -2,8 +2,8 @@
 
 ``input_gradients``: d(target score)/d(input) for a batch, one forward and one backward per
 target class (the graph kept between them). ``layer_gradients``: the same pass with Grad-CAM's
-layer captured, giving Backprop's input gradient and Grad-CAM (after and before its ReLU) at
-once. Both run inside ``exact_kernels`` (deterministic full-fp32 cuDNN on CUDA). ``accumulate``
+layer captured, giving Backprop's input gradient, Grad-CAM (after and before its ReLU) and, when
+asked, Grad-CAM++ at once. Both run inside ``exact_kernels`` (deterministic full-fp32 cuDNN on CUDA). ``accumulate``
 adds a batch's rows to their slots in plan order, deterministically on every device.
 """
 
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..model.classifier import Classifier
-from .gradcam import LayerCapture, TargetLayer, gradcam_maps
+from .gradcam import LayerCapture, TargetLayer, gradcam_maps, gradcam_pp_map
 
 
 def exact_kernels(device: torch.device) -> contextlib.AbstractContextManager:
@@ -75,11 +75,13 @@ def layout(x: torch.Tensor) -> torch.memory_format:
 
 def layer_gradients(clf: Classifier, x: torch.Tensor, target: Sequence[int | Predicted] | torch.Tensor,
                     layer: TargetLayer, capture: LayerCapture, *, net: nn.Module, with_input: bool = True,
-                    seen: Predicted | None = None) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-    """Backprop's input gradient (``with_input``, else None) and Grad-CAM (after and before its
-    ReLU) from one forward and one backward per target: (T, B, C, h, w), (T, B, h, w),
-    (T, B, h, w) — T = 1 for a tensor of one class per row. ``capture`` is hooked on ``layer``;
-    ``seen`` reads the predicted class from this forward (see ``Predicted``)."""
+                    seen: Predicted | None = None, plus_plus: bool = False
+                    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Backprop's input gradient (``with_input``, else None), Grad-CAM (after and before its
+    ReLU) and Grad-CAM++ (``plus_plus``, else None) from one forward and one backward per target:
+    (T, B, C, h, w), (T, B, h, w), (T, B, h, w), (T, B, h, w) — T = 1 for a tensor of one class
+    per row. ``capture`` is hooked on ``layer``; ``seen`` reads the predicted class from this
+    forward (see ``Predicted``)."""
     targets: list = [target] if isinstance(target, torch.Tensor) else list(target)
     size = tuple(x.shape[2:])
     with torch.enable_grad(), exact_kernels(x.device):
@@ -88,7 +90,7 @@ def layer_gradients(clf: Classifier, x: torch.Tensor, target: Sequence[int | Pre
         if seen is not None:
             seen.see(clf, logits)
         act = capture.take()
-        bp, gc, gcs = [], [], []
+        bp, gc, gcs, pp = [], [], [], []
         for i, t in enumerate(targets):
             score = clf.target_score(logits, _rows(t, logits, clf))
             wrt = (act, xg) if with_input else (act,)
@@ -98,7 +100,10 @@ def layer_gradients(clf: Classifier, x: torch.Tensor, target: Sequence[int | Pre
                 bp.append(grads[1].float())
             gc.append(pos)
             gcs.append(signed)
-    return (torch.stack(bp) if with_input else None), torch.stack(gc), torch.stack(gcs)
+            if plus_plus:
+                pp.append(gradcam_pp_map(act.detach(), grads[0], size, layer.transform))
+    return (torch.stack(bp) if with_input else None), torch.stack(gc), torch.stack(gcs), \
+        (torch.stack(pp) if plus_plus else None)
 
 
 def accumulate(acc: torch.Tensor, slots: np.ndarray, contribution: torch.Tensor) -> None:

@@ -13,23 +13,24 @@ from typing import Any
 
 #: The paper's five methods (the default everywhere).
 METHODS: tuple[str, ...] = ("BP", "IGB", "IGBW", "EG", "D")
-#: Methods beyond the paper: Grad-CAM, Guided Backprop, Guided Grad-CAM, Occlusion.
-EXTRA_METHODS: tuple[str, ...] = ("GC", "GBP", "GGC", "OCC")
+#: Methods beyond the paper: Grad-CAM, Grad-CAM++, Guided Backprop, Guided Grad-CAM, Occlusion.
+EXTRA_METHODS: tuple[str, ...] = ("GC", "GCPP", "GBP", "GGC", "OCC")
 #: Every method name ``explain`` accepts, the paper's first.
 ALL_METHODS: tuple[str, ...] = METHODS + EXTRA_METHODS
 #: One colour per method in every figure (report, Metrics panel); the paper's five keep
 #: matplotlib's first five, the random baseline is grey.
 METHOD_COLOURS: dict[str, str] = {"BP": "tab:blue", "IGB": "tab:orange", "IGBW": "tab:green", "EG": "tab:red",
                                   "D": "tab:purple", "GC": "tab:brown", "GBP": "tab:pink", "GGC": "tab:olive",
-                                  "OCC": "tab:cyan", "random": "grey"}
+                                  "OCC": "tab:cyan", "GCPP": "sienna", "random": "grey"}
 #: What each method is called in full (the Explain widget's tick boxes, reports).
 METHOD_TITLES: dict[str, str] = {"BP": "Backprop", "IGB": "IG black", "IGBW": "IG black+white",
                                  "EG": "Expected Gradients", "D": "Deconvolution", "GC": "Grad-CAM",
-                                 "GBP": "Guided Backprop", "GGC": "Guided Grad-CAM", "OCC": "Occlusion (plain only)"}
+                                 "GCPP": "Grad-CAM++", "GBP": "Guided Backprop", "GGC": "Guided Grad-CAM",
+                                 "OCC": "Occlusion (plain only)"}
 #: Methods with no SmoothGrad variants: only their plain map is computed.
 PLAIN_ONLY: tuple[str, ...] = ("OCC",)
 #: Methods that need Grad-CAM's target layer.
-GRADCAM_METHODS: tuple[str, ...] = ("GC", "GGC")
+GRADCAM_METHODS: tuple[str, ...] = ("GC", "GCPP", "GGC")
 #: Occlusion fills: the black of the model's window, or the fidelity protocol's label fill.
 OCC_FILLS: tuple[str, ...] = ("black", "label")
 VARIANTS: tuple[str, ...] = ("plain", "SG", "SG2")
@@ -43,10 +44,11 @@ class ExplainOptions:
 
     Parameters
     ----------
-    methods : tuple of {"BP", "IGB", "IGBW", "EG", "D", "GC", "GBP", "GGC", "OCC"}
+    methods : tuple of {"BP", "IGB", "IGBW", "EG", "D", "GC", "GCPP", "GBP", "GGC", "OCC"}
         The paper's five (the default): Backprop; Integrated Gradients, black baseline (0); mean
         of IG with black and white (1) baselines; Expected Gradients; Deconvolution. Beyond them:
-        Grad-CAM (at ``gc_layer``, upsampled bilinearly); Guided Backprop; Guided Grad-CAM
+        Grad-CAM (at ``gc_layer``, upsampled bilinearly); Grad-CAM++ (same layer, the paper's
+        eq. 19 as pytorch-grad-cam; see ``gradcam.py``); Guided Backprop; Guided Grad-CAM
         (GBP × GC); Occlusion (plain only).
     variants : tuple of {"plain", "SG", "SG2"}
         Plain; SmoothGrad (mean over noisy copies); SmoothGrad² (mean of squares) — SG and SG2
@@ -148,7 +150,7 @@ class ExplainOptions:
         return [f"{m} {v}" for m in self.methods for v in self.variants if (m, v) not in made]
 
     def record(self) -> dict[str, Any]:
-        """The settings a map records in its ``params`` (Grad-CAM's layer only with GC / GGC, the
+        """The settings a map records in its ``params`` (Grad-CAM's layer only with GC / GCPP / GGC, the
         occlusion settings only with OCC)."""
         out: dict[str, Any] = {"methods": list(self.methods), "variants": list(self.variants), "steps": self.steps,
                                "samples": self.samples, "sg_samples": self.sg_samples, "sg_level": self.sg_level,

@@ -9,7 +9,8 @@ Beyond the paper's five: Grad-CAM (``GC``) takes one evaluation per base input t
 model with its target layer captured (rule ``LAYER``); that evaluation's input gradient *is*
 Backprop's at the same input, so when both are asked BP has no rows of its own (one forward and
 one backward serve both). Guided Backprop (``GBP``) has its own rows under the guided ReLU rule;
-Guided Grad-CAM (``GGC``) is GBP × GC and adds no rows. Occlusion (``OCC``) is forward-only and
+Guided Grad-CAM (``GGC``) is GBP × GC and adds no rows; Grad-CAM++ (``GCPP``) reads the same layer
+in Grad-CAM's rows (kind ``GCPP`` has no rows of its own, only an accumulator). Occlusion (``OCC``) is forward-only and
 is not in the gradient plan (``occlusion.py``).
 """
 
@@ -50,8 +51,9 @@ def draw_expected_gradients(seed: int, n_base: int, samples: int, n_refs: int) -
 
 
 #: Accumulator kinds: what a slot sums before the final per-method formula. ``GC`` holds the
-#: Grad-CAM map (after its ReLU) and ``GCS`` the signed map before it, each copied into every channel.
-KINDS = ("BP", "IGB", "IGW", "EG", "D", "GBP", "GC", "GCS")
+#: Grad-CAM map (after its ReLU), ``GCS`` the signed map before it and ``GCPP`` Grad-CAM++, each
+#: copied into every channel.
+KINDS = ("BP", "IGB", "IGW", "EG", "D", "GBP", "GC", "GCS", "GCPP")
 #: Plan rules: how a row's gradient is taken.
 ORDINARY, DECONV, GUIDED, LAYER = 0, 1, 2, 3
 RULE_OF_KIND = {"BP": ORDINARY, "IGB": ORDINARY, "IGW": ORDINARY, "EG": ORDINARY, "D": DECONV, "GBP": GUIDED,
@@ -77,19 +79,21 @@ class Plan:
     @property
     def n_accumulators(self) -> int:
         """Accumulator kinds the engine allocates: the leading ``KINDS`` up to the last one these
-        rows fill (Grad-CAM's rows fill GC and GCS, and BP); 5 for the paper's methods, as before
-        the methods beyond them."""
+        rows fill (Grad-CAM's rows fill GC and GCS, and BP, and GCPP when asked); 5 for the paper's
+        methods, as before the methods beyond them."""
         filled = set(self.kinds) | ({"GC", "GCS"} if "GC" in self.kinds else set())
         return 1 + max((KINDS.index(k) for k in filled), default=0)
 
 
 def needed_kinds(methods: tuple[str, ...]) -> tuple[str, ...]:
     """Kinds of plan rows the methods need (IGB is shared by IGB and IGBW; GGC is GBP × GC; OCC
-    needs none; BP rides on GC's rows when both are asked)."""
+    needs none; BP rides on GC's rows when both are asked; GCPP rides on GC's rows, and its kind
+    in the result has no rows of its own)."""
     need: set[str] = set()
     for m in methods:
         need |= {"BP": {"BP"}, "IGB": {"IGB"}, "IGBW": {"IGB", "IGW"}, "EG": {"EG"}, "D": {"D"},
-                 "GC": {"GC"}, "GBP": {"GBP"}, "GGC": {"GBP", "GC"}, "OCC": set()}[m]
+                 "GC": {"GC"}, "GBP": {"GBP"}, "GGC": {"GBP", "GC"}, "OCC": set(),
+                 "GCPP": {"GC", "GCPP"}}[m]
     if "GC" in need:
         need.discard("BP")
     return tuple(k for k in KINDS if k in need)
@@ -107,7 +111,8 @@ def make_plan(opts: ExplainOptions) -> Plan:
     clean, noisy = base_inputs(opts)
     n_base = int(clean) + noisy
     kinds = needed_kinds(opts.methods)
-    per_kind = {"BP": 1, "IGB": opts.steps, "IGW": opts.steps, "EG": opts.samples, "D": 1, "GBP": 1, "GC": 1}
+    per_kind = {"BP": 1, "IGB": opts.steps, "IGW": opts.steps, "EG": opts.samples, "D": 1, "GBP": 1, "GC": 1,
+                "GCPP": 0}
     rows = []
     for k in kinds:
         for b in range(n_base):

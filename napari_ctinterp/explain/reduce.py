@@ -1,8 +1,8 @@
 """The engine's last step: accumulated gradient rows → one map per method and variant.
 
 ``reduce_maps`` applies each method's final formula to the accumulators of ``engine.run_plan``
-(IG × (input − baseline), IGBW's mean of both baselines, Grad-CAM's one map per input, Guided
-Grad-CAM's product) and reduces the base inputs to plain / SmoothGrad / SmoothGrad²;
+(IG × (input − baseline), IGBW's mean of both baselines, Grad-CAM's and Grad-CAM++'s one map per
+input, Guided Grad-CAM's product) and reduces the base inputs to plain / SmoothGrad / SmoothGrad²;
 ``resize_map`` takes a model-space map back to the slice's geometry.
 """
 
@@ -48,13 +48,15 @@ def reduce_maps(acc: torch.Tensor, bases: torch.Tensor, opts: ExplainOptions, *,
     if "GC" in opts.methods:
         per_base["GC"] = a["GC"][:, :1]
         per_base[GC_SIGNED] = a["GCS"][:, :1]
+    if "GCPP" in opts.methods:
+        per_base["GCPP"] = a["GCPP"][:, :1]
     if "GGC" in opts.methods:
         per_base["GGC"] = a["GBP"] * a["GC"][:, :1]
     clean, _ = base_inputs(opts)
     out: dict[tuple[str, str], torch.Tensor] = {}
     for m in [m for m in opts.methods if m in per_base] + ([GC_SIGNED] if "GC" in opts.methods else []):
         maps = per_base[m]
-        if channels and m in ("GC", GC_SIGNED):
+        if channels and m in ("GC", GC_SIGNED, "GCPP"):
             continue  # one map of the layer, not per input channel
         if maps.shape[1] > 1 and not channels:
             maps = maps[:, centre:centre + 1] if centre is not None else maps.sum(1, keepdim=True)

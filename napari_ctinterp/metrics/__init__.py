@@ -4,6 +4,7 @@ from ..io.evidence import evidence_mask, mask_note
 from .agreement import rank_correlation
 from .baseline import random_map
 from .complexity import complexity, sparseness
+from .faithfulness import faithfulness_correlation, faithfulness_inputs
 from .fidelity import (
     Fidelity,
     balanced_accuracy,
@@ -23,8 +24,10 @@ from .ground_truth import (
     truth_score,
 )
 from .localisation import Localisation, MapRanking, exact_auc, localisation, percent_grid, rank_map
+from .map_scores import map_scores
 from .mask_overlap import auprc, iou_otsu, topk_intersection
 from .occlusion_probe import OcclusionProbe, Prober, probe_occlusion
+from .robustness import iter_max_sensitivity, max_sensitivity
 from .sanity import SanityCurves, cascading_randomisation
 from .table import MapScore, MapScorer
 from .volume import VolumeLocalisation, localisation_volume
@@ -36,4 +39,5 @@ __all__ = ["Fidelity", "Localisation", "MapRanking", "rank_map", "balanced_accur
            "OcclusionProbe", "Prober", "probe_occlusion", "VolumeLocalisation", "localisation_volume",
            "evidence_mask", "mask_note", "random_map", "GroundTruthScores", "TruthScore", "ground_truth_scores",
            "MarkerCheck", "MarkerHit", "POINTING_TOLERANCE_MM",
-           "truth_score", "auprc", "iou_otsu", "topk_intersection", "sparseness", "complexity"]
+           "truth_score", "auprc", "iou_otsu", "topk_intersection", "sparseness", "complexity",
+           "faithfulness_correlation", "faithfulness_inputs", "max_sensitivity", "iter_max_sensitivity", "map_scores"]

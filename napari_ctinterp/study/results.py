@@ -5,7 +5,7 @@ error text; the score columns are ``metrics.schema``'s, as in the Metrics panel)
 per group, n, mean ± SD and a 95 % CI (normal approximation) of exact AUC, grid AUC, max Dice
 and continuous fidelity. ``fidelity.csv``: per group, the paper's F from balanced-accuracy
 MiF/LiF curves pooled over slices, and the curves themselves. Both summaries carry ``origin``:
-``paper`` (the five methods of the reference study), ``beyond`` (GC, GBP, GGC, OCC) or
+``paper`` (the five methods of the reference study), ``beyond`` (GC, GCPP, GBP, GGC, OCC) or
 ``baseline`` (the random map). A 3D model's study has one row group per series (``slice_id`` is
 the series) and ``table_by_slice.csv``: its maps' localisation per slice along z.
 """

@@ -79,7 +79,7 @@ def test_cli_offers_every_method_and_refuses_occlusion_without_plain(capsys):
 
 
 def test_config_refuses_unknown_methods():
-    with pytest.raises(ValueError, match="unknown method.*GradCAM.*choose from BP IGB IGBW EG D GC GBP GGC OCC"):
+    with pytest.raises(ValueError, match="unknown method.*GradCAM.*choose from BP IGB IGBW EG D GC GCPP GBP GGC OCC"):
         StudyConfig(methods=("GradCAM",))
 
 
