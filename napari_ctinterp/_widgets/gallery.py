@@ -27,7 +27,7 @@ from ..io.evidence import evidence_mask
 from ..metrics.table import MapScorer, fingerprint
 from ..progress import Step
 from .dock_layout import hidden_tab, on_destroyed, on_shown, wrapping_label
-from .gallery_figure import GalleryState, Tile, draw_gallery, grid, score_tile
+from .gallery_figure import TITLE_SCORES, GalleryState, Tile, draw_gallery, grid, score_tile, take_scores, tile_key
 from .known_shortcut import LEGEND, follow_new_marker, marker_check, shortcut_combo
 from .layer_choice import ct_layers, current_slice_index, default_ct, rewatch
 from .layer_info import ScoreNote, slice_of
@@ -62,12 +62,20 @@ class GalleryWidget(Container):
         self.tiles_show = ComboBox(label="tiles show", choices=list(TILES_SHOW), value=TILES_SHOW[0],
                                    tooltip="a volume's maps: the current slice, or the axial maximum-intensity "
                                            "projection of |map| over the explained slices (titles: the slice's scores)")
+        tip = "the scores in each tile's title (against the reference mask; F comes from the Metrics panel)"
+        self.first_score = ComboBox(choices=[(v, k) for k, v in TITLE_SCORES.items()], value="auc", tooltip=tip)
+        self.second_score = ComboBox(choices=[(v, k) for k, v in TITLE_SCORES.items()], value="max_dice",
+                                     tooltip=tip)
+        self.title_row = Container(layout="horizontal", widgets=[self.first_score, self.second_score],
+                                   label="tile titles", labels=False)
+        self.title_row.margins = (0, 0, 0, 0)
         self.view_3d = View3DPanel(napari_viewer, self._first_tile_layer)
         self.status = wrapping_label()
         self.save_path = FileEdit(label="save figure", mode="w", filter="*.png *.svg",
                                   value=Path.home() / "ctinterp_gallery.png")
         self.save_button = PushButton(text="Save figure (PNG or SVG)")
-        self.extend([self.image, self.mask, self.shortcut, self.tiles_show, *self.view_3d.widgets, self.status,
+        self.extend([self.image, self.mask, self.shortcut, self.tiles_show, self.title_row, *self.view_3d.widgets,
+                     self.status,
                      self.save_path, self.save_button])
         self.figure = Figure(figsize=(MAX_DOCK_WIDTH / 100, 1.2))
         self.canvas = FigureCanvasQTAgg(self.figure)
@@ -96,6 +104,8 @@ class GalleryWidget(Container):
         self.save_button.changed.connect(lambda: self.save(Path(str(self.save_path.value))))
         self.image.changed.connect(self.schedule)
         self.tiles_show.changed.connect(self.schedule)
+        self.first_score.changed.connect(self.schedule)
+        self.second_score.changed.connect(self.schedule)
         self.mask.changed.connect(self._watch_mask)
         self.shortcut.changed.connect(self._watch_shortcut)
         self._connect(True)
@@ -234,7 +244,8 @@ class GalleryWidget(Container):
             model = row[len(info.row_method):]  # `` · <model>`` when several models' maps are shown
             tile = Tile(ly, map_title(info) + model, methods.index(method),
                         state.columns.index((variant, kind)), values,
-                        None if ranks is None else slice_of(ranks, info, idx), source=ly.data)
+                        None if ranks is None else slice_of(ranks, info, idx), source=ly.data,
+                        title_keys=self.title_keys)
             if state.projection and is_volume_map(ly, info):
                 tile.picture = axial_mip(ly, info)  # drawn; the title keeps the slice's scores
                 tile.limits = robust_limits(tile.picture[::4, ::4])
@@ -288,16 +299,20 @@ class GalleryWidget(Container):
         projected = evidence_mask(data).any(axis=0) if data is not None and data.ndim == 3 else None
         return projected if projected is not None and projected.any() else None
 
+    @property
+    def title_keys(self) -> tuple[str, ...]:
+        """The two scores the tile titles show (one, when both choices name the same)."""
+        return tuple(dict.fromkeys((self.first_score.value, self.second_score.value)))
+
     def _first_tile_layer(self) -> napari.layers.Image | None:
         """The map of the first tile (what "Show in 3D" shows when no map is shown)."""
         return self.state.tiles[0].layer if self.state.tiles else None
 
     def _lookup(self, tile: Tile, key: tuple) -> None:
         """The tile's scores when they are known (scored on its data, slice and mask before)."""
-        known, score = self._scorer.scored(tile.source, (*key, tile.kind))
+        known, score = self._scorer.scored(tile.source, tile_key(tile, key))
         if known:
-            tile.scored = True
-            tile.auc, tile.dice = (float(score.auc), float(score.max_dice)) if score is not None else (None, None)
+            take_scores(tile, score)
 
     def _missing(self) -> list[Tile]:
         m = self.state.mask

@@ -18,7 +18,7 @@ from matplotlib.patches import Rectangle
 
 from ..explain import ALL_METHODS, VARIANTS
 from ..metrics import MarkerHit
-from ..metrics.table import MapScorer
+from ..metrics.table import MapScore, MapScorer
 
 if TYPE_CHECKING:
     import napari
@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 CMAP, CONTOUR_COLOUR, HIGHLIGHT_COLOUR = "inferno", "#00e5ff", "#1f8fff"
 #: The known shortcut's outline, and the title of a map whose top pixel points at it.
 MARKER_COLOUR = "#ff2bd6"
+
+
+#: The scores a tile's title can show (two of them, chosen in the Gallery), and their short names.
+TITLE_SCORES: dict[str, str] = {"auc": "AUC", "max_dice": "Dice", "auprc": "AUPRC", "iou_otsu": "IoU",
+                                "topk_intersection": "top-k", "relevance_mass": "mass", "sparseness": "sparse",
+                                "complexity": "entropy"}
 
 
 @dataclass
@@ -50,6 +56,8 @@ class Tile:
     source: Any = field(default=None, repr=False)  # the layer's data ``values`` were read from
     picture: np.ndarray | None = field(default=None, repr=False)  # drawn instead of ``values`` (a MIP)
     marker: MarkerHit | None = None  # against the known shortcut (``known_shortcut``), when one is chosen
+    title_keys: tuple[str, ...] = ("auc", "max_dice")  # the two scores of the title (``TITLE_SCORES``)
+    extra: dict = field(default_factory=dict)  # the title's scores other than AUC and max Dice
 
     @property
     def shown(self) -> np.ndarray | None:
@@ -62,8 +70,11 @@ class Tile:
         return "region" if self.ranks is not None else "pixel"
 
     def scores(self) -> list[str]:
-        """``AUC 0.91``, ``Dice 0.62``, ``F 0.31``: the scores known for this slice."""
-        out = [f"AUC {self.auc:.2f}", f"Dice {self.dice:.2f}"] if self.auc is not None else []
+        """``AUC 0.91``, ``Dice 0.62`` (the chosen two, ``title_keys``), ``F 0.31``: the scores known
+        for this slice."""
+        known = {"auc": self.auc, "max_dice": self.dice, **self.extra} if self.auc is not None else {}
+        out = [f"{TITLE_SCORES[k]} {known[k]:.2f}" for k in self.title_keys
+               if known.get(k) is not None and np.isfinite(known[k])]
         out += [f"F {self.fidelity:.2f}"] if self.fidelity is not None else []
         return out + ([marker_text(self.marker)] if self.marker is not None else [])
 
@@ -217,12 +228,29 @@ def _outline(mask: np.ndarray | None) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty((0, 2))
 
 
-def score_tile(tile: Tile, mask: np.ndarray, scorer: MapScorer, key: tuple) -> tuple[float, float] | None:
-    """(exact AUC, max Dice) of a tile, or None where they are undefined (e.g. a full mask).
+def score_tile(tile: Tile, mask: np.ndarray, scorer: MapScorer, key: tuple) -> MapScore | None:
+    """The scores of a tile (its title's two among them), or None where they are undefined (e.g. a
+    full mask).
 
     The scorer keeps each map's ranking (re-scoring after the mask is painted costs milliseconds
     per map) and remembers the result for the tile's ``source`` (its layer's data) and ``key``
-    (the slice and the mask on it: ``MapScorer.score_of``).
+    (the slice and the mask on it: ``MapScorer.score_of``) with the title's scores.
     """
-    s = scorer.score_of(tile.source, (*key, tile.kind), ("", "", tile.kind, tile.values, tile.ranks), mask)
-    return None if s is None else (float(s.auc), float(s.max_dice))
+    return scorer.score_of(tile.source, tile_key(tile, key), ("", "", tile.kind, tile.values, tile.ranks), mask,
+                           more=tile.title_keys)
+
+
+def tile_key(tile: Tile, key: tuple) -> tuple:
+    """What a tile's remembered scores depend on: the slice and mask (``key``), its map type and
+    the scores its title shows."""
+    return (*key, tile.kind, tile.title_keys)
+
+
+def take_scores(tile: Tile, score: MapScore | None) -> None:
+    """Set the tile's AUC, max Dice and its title's other scores from ``score`` (None: undefined)."""
+    tile.scored = True
+    if score is None:
+        tile.auc, tile.dice, tile.extra = None, None, {}
+        return
+    tile.auc, tile.dice = float(score.auc), float(score.max_dice)
+    tile.extra = {k: float(getattr(score, k)) for k in tile.title_keys if k not in ("auc", "max_dice")}

@@ -9,6 +9,10 @@ model again (fidelity does not depend on the mask). The panel follows the image 
 canvas and highlights its curves. Exports CSV, PNG and SVG; each map layer also gets its scores
 in ``metadata["ctinterp_scores"]`` (``layer_info.ScoreNote``; the Gallery shows them). Below: the "along z" view
 (``along_z.py``) of the shown map over every masked slice.
+
+"more scores" chooses the columns beyond the paper's (``metrics.schema.MORE_SCORES`` but
+max-sensitivity, which explains the slice ten more times: the study's); "what the scores mean"
+shows every column's definition, direction and source, and each header's tooltip says it too.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton, Select
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
 
 from ..metrics import rank_correlation
+from ..metrics.schema import LABELS, MORE_SCORES, PANEL_METRICS, SCORE_INFO
 from ..metrics.table import MapScore, MapScorer, fingerprint
 from ..progress import Step
 from .along_z import AlongZ
@@ -47,6 +52,17 @@ SCOPES = ("this slice", "volume", "slice and volume")
 MAX_NAMED = 6
 #: Debounce of re-scoring after a brush stroke (ms).
 PAINT_DEBOUNCE_MS = 150
+#: The scores beyond the paper's the panel offers (max-sensitivity re-runs the explanation: the study has it).
+PANEL_CHOICES = tuple(m for m in MORE_SCORES if m != "max_sensitivity")
+#: The columns the definitions list, in the table's order.
+DEFINED = ("auc", "max_dice", "fidelity_continuous", *MORE_SCORES)
+
+
+def definitions_text() -> str:
+    """Every score's line: header, ↑ / ↓ (higher / lower is better), definition and source."""
+    lines = [SCORE_INFO[k].text() for k in DEFINED]
+    return ("\n".join(lines) + "\nmax sens. is the study's (ctinterp study --metrics max_sensitivity): it explains "
+            "the slice ten more times.")
 
 
 def _seen_pixels(layer: napari.layers.Image, info: Any, idx: int | None) -> np.ndarray | None:
@@ -76,6 +92,15 @@ class MetricsPanel(Container):
                               tooltip="volume: each map scored over all its explained slices at once (3D ROC AUC "
                                       "and max Dice; fidelity is per slice)")
         self.with_fidelity = CheckBox(text="fidelity (model forward passes, once per map)", value=True)
+        self.more = Select(label="more scores", choices=[(LABELS[m], m) for m in PANEL_CHOICES],
+                           value=list(PANEL_METRICS),
+                           tooltip="columns beyond the paper's (ctrl-click: several); faith. r runs the model "
+                                   "(with fidelity ticked)")
+        self.more.native.setMaximumHeight(4 + 18 * len(PANEL_CHOICES))
+        self.explain_scores = PushButton(text="What the scores mean ▸")
+        self.definitions = wrapping_label()
+        self.definitions.value = definitions_text()
+        self.definitions.visible = False
         self.auto = CheckBox(text="re-score after painting", value=True)
         self.compute_button = PushButton(text="Compute")
         self.progress = JobProgress()
@@ -86,8 +111,9 @@ class MetricsPanel(Container):
         self.figure = Figure(figsize=(4.4, 5.6))  # fixed margins: see metric_plots._legend
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(470)
-        self.extend([self.image, self.mask, self.shortcut, self.scope, self.curves_of, self.with_fidelity, self.auto,
-                     self.compute_button, *self.progress.widgets, self.status])
+        self.extend([self.image, self.mask, self.shortcut, self.scope, self.curves_of, self.with_fidelity, self.more,
+                     self.auto, self.compute_button, *self.progress.widgets, self.status, self.explain_scores,
+                     self.definitions])
         self.native.layout().addWidget(self.table)
         self.native.layout().addWidget(self.canvas)
         self.extend([self.export_path, self.export_button])
@@ -101,6 +127,8 @@ class MetricsPanel(Container):
         self.scope.changed.connect(lambda *_: self.compute() if self._computed else None)
         self.shortcut.changed.connect(self._shortcut_changed)
         self.with_fidelity.changed.connect(lambda *_: self._plot())
+        self.more.changed.connect(lambda *_: self.compute() if self._computed else None)
+        self.explain_scores.changed.connect(self._toggle_definitions)
         self.table.itemSelectionChanged.connect(self._row_selected)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self.image.reset_choices)
@@ -204,6 +232,11 @@ class MetricsPanel(Container):
             return  # a refresh (scrolling, undo of nothing) without an edit
         self.compute()
 
+    def _toggle_definitions(self, *_: Any) -> None:
+        shown = not self.definitions.visible
+        self.definitions.visible = shown
+        self.explain_scores.text = "What the scores mean ▾" if shown else "What the scores mean ▸"
+
     # -- compute -------------------------------------------------------------------------------
     def compute(self) -> None:
         """Score every map of the chosen image on the current slice, in a background worker."""
@@ -274,28 +307,40 @@ class MetricsPanel(Container):
         no_fid_3d = any(is_3d_model_map(map_info(ly)) for ly in maps)
         use_fid = self.with_fidelity.value and not no_fid_3d
         scorer, hu_fp, data0 = self.scorer, fingerprint(hu), [ly.data for ly in layers]
+        more = tuple(m for m in MORE_SCORES if m in self.more.value)
+        faithful = "faithfulness_correlation" in more and use_fid
+        # the faithfulness correlation of a slice's maps shares its forward passes: one run per (model, class)
+        groups: dict[tuple, list] = {}
+        for item, label, model in zip(items, labels, models) if faithful else ():
+            groups.setdefault((model, label), []).append(item)
 
-        total = len(items) + len(volume_rows)
+        total = len(items) + len(volume_rows) + len(groups)
 
         def job() -> Generator[Step, None, list]:
             from ..model import load
 
+            for n, ((model, label), group) in enumerate(groups.items()):
+                try:
+                    scorer.faithfulness(group, clf=load(model), hu=hu, label=label, hu_fp=hu_fp)
+                except ValueError:  # e.g. a 2.5D model's maps of one slice: the rows say "—"
+                    pass
+                yield Step(n + 1, total, "faithfulness")
             scores: list = []
             for item, label, model, item_mask, marker in zip(items, labels, models, item_masks, item_checks):
                 clf = load(model) if use_fid else None  # cached by ``load``: one load per model
                 try:
                     score = scorer.score(item, item_mask, clf=clf, hu=hu if use_fid else None,
-                                         label=label if use_fid else None, hu_fp=hu_fp)
+                                         label=label if use_fid else None, hu_fp=hu_fp, more=more)
                     if marker is not None:  # against the known shortcut: mass on it, and the pointing game
                         hit = marker[0](marker[1])
                         score = replace(score, gt_relevance_mass=hit.mass, gt_pointing_hit=hit.hit)
                     scores.append(score)
                 except ValueError as e:  # this map cannot be scored (e.g. constant); the others can
                     scores.append(f"{item[0]} · {item[1]}: {e}")
-                yield Step(len(scores), total)
+                yield Step(len(groups) + len(scores), total)
             for row in volume_rows:
                 scores.append(volume_score(row, mask3d))
-                yield Step(len(scores), total)
+                yield Step(len(groups) + len(scores), total)
             return scores
 
         self.compute_button.enabled = False
@@ -303,7 +348,7 @@ class MetricsPanel(Container):
         self.status.value = f"scoring {total} map(s)…"
         self.worker = start_worker(job, total=total, description="Metrics",
                                    on_done=lambda sc: self._show(sc, layers, data0, idx, mask_layer.name,
-                                                                 runs_before, no_fid_3d),
+                                                                 runs_before, no_fid_3d, more),
                                    on_error=lambda e: self._fail(str(e), notify=False), progress=self.progress,
                                    unit="maps")
 
@@ -319,7 +364,7 @@ class MetricsPanel(Container):
         self.status.value = f"error: {text}"
 
     def _show(self, results: list, layers: list, data0: list, idx: int | None, mask_name: str,
-              runs_before: int, no_fid_3d: bool = False) -> None:
+              runs_before: int, no_fid_3d: bool = False, more: tuple[str, ...] = ()) -> None:
         skipped = [r for r in results if isinstance(r, str)]
         kept = [(r, ly, d) for r, ly, d in zip(results, layers, data0) if not isinstance(r, str)]
         if not kept:
@@ -334,7 +379,7 @@ class MetricsPanel(Container):
             # Assigned whole so napari emits the metadata event the Gallery listens to.
             ScoreNote(slice=idx, mask=mask_name, auc=s.auc, max_dice=s.max_dice, F=s.fidelity_continuous,
                       mask_note=self._mask_note).write(ly)
-        self.table.fill(scores, idx)
+        self.table.fill(scores, idx, more)
         self._plot()
         self.compute_button.enabled = True
         best = max(scores, key=lambda s: s.auc if np.isfinite(s.auc) else -np.inf)
@@ -347,6 +392,8 @@ class MetricsPanel(Container):
             text += f"; fidelity: {new_fid} computed, {n_fid - new_fid} from cache"
         if np.isfinite(rho):
             text += f"; AUC vs F rank correlation ρ = {rho:+.2f} over all {n_rho} maps (the plot: those it shows)"
+        if "faithfulness_correlation" in more and not (self.with_fidelity.value and not no_fid_3d):
+            text += "; faith. r needs the model: tick fidelity (a 3D model's: see the study)"
         if no_fid_3d and self.with_fidelity.value:
             text += "; no fidelity per slice for a 3D model's maps (it answers for the volume: see the study)"
         marked = [s for s in scores if np.isfinite(s.gt_relevance_mass)]

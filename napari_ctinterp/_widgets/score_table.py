@@ -15,7 +15,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from ..metrics.ground_truth import MarkerHit
-from ..metrics.schema import LABELS, MARKER_SCORES
+from ..metrics.schema import LABELS, MARKER_SCORES, MORE_SCORES, SCORE_INFO
 from ..metrics.table import MapScore, write_scores_csv
 from .gallery_figure import marker_text
 from .metric_plots import draw_curves
@@ -59,22 +59,29 @@ class ScoreTable(QTableWidget):
         self.horizontalHeader().sortIndicatorChanged.connect(self._label_sort)
         self.setMinimumHeight(180)
 
-    def fill(self, scores: list[MapScore], idx: int | None = None) -> None:
+    def fill(self, scores: list[MapScore], idx: int | None = None, more: tuple[str, ...] = ()) -> None:
         """One row per score (``idx``: the slice scored, shown in the "on" column), best AUC first;
-        with a known shortcut (scores with ``gt_relevance_mass``) its columns too, most on the marker first."""
+        ``more``: the scores beyond the paper's shown after F; with a known shortcut (scores with
+        ``gt_relevance_mass``) its columns too, most on the marker first."""
         self.setSortingEnabled(False)
         self.clearContents()
         marker = any(np.isfinite(s.gt_relevance_mass) for s in scores)
-        self.columns = TABLE + MARKER_TABLE if marker else TABLE
+        extra = tuple((LABELS[k], k) for k in MORE_SCORES if k in more)
+        at = [k for _h, k in TABLE].index("fidelity_continuous") + 1
+        self.columns = TABLE[:at] + extra + TABLE[at:] + (MARKER_TABLE if marker else ())
         self.setColumnCount(len(self.columns))
         self.setHorizontalHeaderLabels([_header(h) for h, _ in self.columns])
+        for c, (_h, key) in enumerate(self.columns):  # hovering a header says what the score is
+            if key in SCORE_INFO:
+                self.horizontalHeaderItem(c).setToolTip(SCORE_INFO[key].text())
         self.setRowCount(len(scores))
         for r, s in enumerate(scores):
             row = s.row()
             tip = (f"exact AUC {s.auc:.4f} · grid AUC {s.auc_grid:.4f} · max Dice {s.max_dice:.4f} at k* = "
                    f"{s.k_star:g} % · mass in mask {s.relevance_mass:.3f} · F {s.fidelity_continuous:.4f}")
             row["scope"] = "volume" if s.scope == "volume" else (f"z {idx}" if idx is not None else "slice")
-            row.update({k: getattr(s, k) for k in MARKER_SCORES})
+            row.update({k: getattr(s, k) for k in (*MARKER_SCORES, *MORE_SCORES)})
+            tip += "".join(f" · {LABELS[k]} {getattr(s, k):.4f}" for k in MORE_SCORES if k in more)
             if marker and s.scope == "volume":
                 tip += " · marker: not checked on the volume rows (the slice rows have it)"
             elif marker:
@@ -94,7 +101,7 @@ class ScoreTable(QTableWidget):
                 self.setItem(r, c, item)
         self.setSortingEnabled(True)
         # best AUC first; with a known shortcut: the maps most on it first
-        self.sortItems(len(TABLE) if marker else AUC_COLUMN, Qt.SortOrder.DescendingOrder)
+        self.sortItems(len(TABLE) + len(extra) if marker else AUC_COLUMN, Qt.SortOrder.DescendingOrder)
         header = self.horizontalHeader()  # the labels were reset: say the order again (Qt is silent when unchanged)
         self._label_sort(header.sortIndicatorSection(), header.sortIndicatorOrder())
 
@@ -105,8 +112,13 @@ class ScoreTable(QTableWidget):
 
     def _label_sort(self, column: int, order: Qt.SortOrder) -> None:
         arrow = " ▼" if order == Qt.SortOrder.DescendingOrder else " ▲"
-        self.setHorizontalHeaderLabels([_header(h) + (arrow if c == column else "")
-                                        for c, (h, _k) in enumerate(self.columns)])
+        for c, (h, key) in enumerate(self.columns):  # the header items keep their tooltips
+            item = self.horizontalHeaderItem(c)
+            text = _header(h) + (arrow if c == column else "")
+            if item is None:
+                self.setHorizontalHeaderItem(c, QTableWidgetItem(text))
+            else:
+                item.setText(text)
 
 
 def export_scores(path: Path, scores: list[MapScore], plotted: list[MapScore],

@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--signs", nargs="+", choices=["absolute", "signed"], default=["absolute", "signed"],
                     help="which forms of each map are scored (default both; absolute alone halves fidelity's "
                          "cost; the shortcut benchmark scores absolute maps only)")
+    st.add_argument("--metrics", nargs="+", default=None, metavar="NAME",
+                    help="scores beyond the paper's, by name, or 'all' or 'none' (default: AUPRC, IoU at Otsu's "
+                         "level, sparseness, complexity and faithfulness correlation; 'all' adds top-k and "
+                         "max-sensitivity, which explains every slice 10 more times). '--metrics list' names "
+                         "them and says what each is")
     st.add_argument("--sanity", action="store_true",
                     help="add the model randomisation test of the example slice to the report")
     st.add_argument("--device", default="auto")

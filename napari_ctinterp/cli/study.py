@@ -19,7 +19,30 @@ def _study_config(args: argparse.Namespace, three_d: bool = False):
     xrai = args.xrai if not three_d or _given(args, "--xrai") else "off"
     return StudyConfig(data="demo" if args.demo else args.data, model=args.model, slices=slices,
                        explain=explain_options(args), xrai=xrai,
-                       fidelity_step=args.fidelity_step, sanity=args.sanity, signs=args.signs)
+                       fidelity_step=args.fidelity_step, sanity=args.sanity, signs=args.signs,
+                       metrics=chosen_metrics(args.metrics))
+
+
+def chosen_metrics(words: list[str] | None) -> tuple[str, ...]:
+    """``--metrics``' words as ``StudyConfig.metrics`` (None: the default set): ``all`` every score
+    beyond the paper's, ``none`` none of them (ValueError beside other names; ``StudyConfig``
+    refuses an unknown name, listing the choices)."""
+    from ..metrics.schema import MORE_SCORES, STUDY_METRICS
+
+    if words is None:
+        return STUDY_METRICS
+    if ("all" in words or "none" in words) and len(words) > 1:
+        raise ValueError("--metrics all and --metrics none stand alone: name the scores, or one of those")
+    return MORE_SCORES if words == ["all"] else () if words == ["none"] else tuple(words)
+
+
+def metrics_list() -> str:
+    """``ctinterp study --metrics list``: each score beyond the paper's, what it is, whether a study
+    computes it by default."""
+    from ..metrics.schema import MORE_SCORES, SCORE_INFO, STUDY_METRICS
+
+    return "\n".join(f"{m:26s}{'default' if m in STUDY_METRICS else 'asked':9s}{SCORE_INFO[m].text()}"
+                     for m in MORE_SCORES)
 
 
 def _given(args: argparse.Namespace, flag: str) -> bool:
@@ -96,6 +119,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     from ..progress import Cancelled
     from ..study import run_study
 
+    if getattr(args, "metrics", None) == ["list"]:
+        print(metrics_list())
+        return 0
     if getattr(args, "benchmark", None) == "shortcut":
         return _shortcut(args)
     if not args.demo and not args.data:

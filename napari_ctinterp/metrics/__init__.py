@@ -1,4 +1,5 @@
-"""Scoring attribution maps: localisation against a reference mask, fidelity against the model."""
+"""Scoring attribution maps: localisation against a reference mask, fidelity against the model, and
+the scores beyond the paper's (``schema.MORE_SCORES``)."""
 
 from ..io.evidence import evidence_mask, mask_note
 from .agreement import rank_correlation

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .faithfulness import faithfulness_correlation
 from .fidelity import Fidelity, fidelity
 from .localisation import Localisation, MapRanking, localisation, rank_map
-from .schema import MARKER_SCORES, ROW, SCORES
+from .map_scores import MAP_SCORES, map_scores
+from .schema import MARKER_SCORES, MORE_SCORES, ROW, SCORES
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class MapScore:
     gt_relevance_mass, gt_pointing_hit : float
         Against a known shortcut (``metrics.MarkerCheck``): the share of |map| on it, and 1 / 0 when
         the map's top pixel does / does not point at it; NaN when no shortcut was given.
+    auprc, iou_otsu, topk_intersection, sparseness, complexity, faithfulness_correlation, max_sensitivity : float
+        The scores beyond the paper's (``schema.MORE_SCORES``, ``schema.SCORE_INFO``); NaN where not
+        asked for (``MapScorer.score(more=...)``) or not computed (max-sensitivity: the study's).
     """
 
     method: str
@@ -65,6 +70,13 @@ class MapScore:
     sign: str = "absolute"
     gt_relevance_mass: float = float("nan")
     gt_pointing_hit: float = float("nan")
+    auprc: float = float("nan")
+    iou_otsu: float = float("nan")
+    topk_intersection: float = float("nan")
+    sparseness: float = float("nan")
+    complexity: float = float("nan")
+    faithfulness_correlation: float = float("nan")
+    max_sensitivity: float = float("nan")
 
     @property
     def fidelity(self) -> float:
@@ -82,8 +94,9 @@ MapItem = tuple[str, str, str, np.ndarray, "np.ndarray | None"]
 #: Columns of the Metrics panel's CSV export: the schema's row and ``scope``, with ``kind``, an alias
 #: of ``map_type`` (same values) kept third, where exports made before the one schema had it, so that
 #: files and scripts reading the first columns (``method,variant,kind,auc,auc_grid,max_dice``) keep working;
-#: the known shortcut's columns last (nan without one).
-EXPORT_COLUMNS: tuple[str, ...] = ("method", "variant", "kind", *SCORES, "map_type", "sign", "scope", *MARKER_SCORES)
+#: the known shortcut's columns (nan without one), then the scores beyond the paper's (nan where not computed).
+EXPORT_COLUMNS: tuple[str, ...] = ("method", "variant", "kind", *SCORES, "map_type", "sign", "scope", *MARKER_SCORES,
+                                   *MORE_SCORES)
 
 
 def write_scores_csv(scores: Sequence[MapScore], path: str | Path) -> Path:
@@ -93,7 +106,7 @@ def write_scores_csv(scores: Sequence[MapScore], path: str | Path) -> Path:
         w = csv.DictWriter(f, fieldnames=list(EXPORT_COLUMNS))
         w.writeheader()
         for s in scores:
-            w.writerow({**s.row(), "kind": s.map_type, **{c: getattr(s, c) for c in MARKER_SCORES}})
+            w.writerow({**s.row(), "kind": s.map_type, **{c: getattr(s, c) for c in (*MARKER_SCORES, *MORE_SCORES)}})
     return path
 
 
@@ -146,19 +159,22 @@ class MapScorer:
     fidelity_runs: int = 0
     _rankings: dict[str, MapRanking] = field(default_factory=dict, repr=False)
     _fidelity: dict[tuple, Fidelity] = field(default_factory=dict, repr=False)
+    _faithfulness: dict[tuple, float] = field(default_factory=dict, repr=False)
     # id(source) -> (weak reference to the source, {key: score}); an entry is served only while its
     # reference still points at the source asked about, and leaves when the source is collected
     _scored: dict[int, tuple[weakref.ref, dict]] = field(default_factory=dict, repr=False)
     _modules: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary, repr=False)
 
     def score(self, item: MapItem, mask: np.ndarray, *, clf=None, hu: np.ndarray | None = None,
-              label: int | None = None, hu_fp: str | None = None) -> MapScore:
+              label: int | None = None, hu_fp: str | None = None, more: tuple[str, ...] = ()) -> MapScore:
         """Score one ``(method, variant, map_type, values, region_ranks)`` map against ``mask``.
 
         With ``clf``, ``hu`` and ``label`` the continuous fidelity (probability of the class
         ``label``, MiF vs LiF area) of the absolute map on this slice is added (computed once per
         map, slice, model and label); else it is NaN. ``hu_fp``: ``fingerprint(hu)`` when the
-        caller scores many maps of one slice (hashed once).
+        caller scores many maps of one slice (hashed once). ``more``: the scores beyond the paper's
+        to fill (``schema.MORE_SCORES``; the map's own, and ``faithfulness_correlation`` when
+        ``faithfulness`` has computed it for this map, slice, model and class).
         """
         method, variant, map_type, values, ranks = item
         absolute = np.abs(values)
@@ -171,8 +187,8 @@ class MapScorer:
         loc = localisation(absolute, mask, ranking=ranking)
         fid = None
         if clf is not None and hu is not None and label is not None:
-            model_key = f"{clf.source}:{clf.card.short_hash}:{self._module_token(clf.module)}"
-            fkey = (map_fp, hu_fp if hu_fp is not None else fingerprint(hu), model_key, int(label), self.step)
+            fkey = (map_fp, hu_fp if hu_fp is not None else fingerprint(hu), self._model_key(clf), int(label),
+                    self.step)
             fid = self._fidelity.get(fkey)
             if fid is None:
                 fid = fidelity(clf, hu[None], absolute[None], np.array([label]), seed=self.seed, bootstrap=1,
@@ -181,11 +197,39 @@ class MapScorer:
                 _trim(self._fidelity, MAX_FIDELITIES)
                 self.fidelity_runs += 1
         f_val = fid.F_continuous if fid is not None else float("nan")
+        extra = map_scores(absolute, mask, [m for m in more if m in MAP_SCORES])
+        if "faithfulness_correlation" in more and clf is not None and hu is not None and label is not None:
+            fkey = (map_fp, hu_fp if hu_fp is not None else fingerprint(hu), self._model_key(clf), int(label))
+            extra["faithfulness_correlation"] = self._faithfulness.get(fkey, float("nan"))
         return MapScore(method, variant, map_type, loc.auc, loc.auc_grid, loc.max_dice, loc.k_star,
-                        loc.relevance_mass, f_val, loc, fid)
+                        loc.relevance_mass, f_val, loc, fid, **extra)
 
-    def score_of(self, source: object, key: Hashable, item: MapItem, mask: np.ndarray) -> MapScore | None:
-        """``score(item, mask)`` (no fidelity), remembered for ``source`` and ``key``; None where the
+    def faithfulness(self, items: Sequence[MapItem], *, clf, hu: np.ndarray, label: int,
+                     hu_fp: str | None = None) -> int:
+        """The faithfulness correlation of the absolute maps of ``items`` on slice ``hu`` for class
+        ``label``, from one set of forward passes for all those not known yet (``score`` then reads
+        them); returns how many maps were computed."""
+        hu_fp = hu_fp if hu_fp is not None else fingerprint(hu)
+        todo: dict[tuple, np.ndarray] = {}
+        for item in items:
+            absolute = np.abs(item[3])
+            fkey = (fingerprint(absolute), hu_fp, self._model_key(clf), int(label))
+            if fkey not in self._faithfulness:
+                todo[fkey] = absolute[None]
+        if todo:
+            corr = faithfulness_correlation(clf, hu[None], todo, np.array([label]), seed=self.seed)
+            for fkey, value in corr.items():
+                self._faithfulness[fkey] = float(value[0])
+            _trim(self._faithfulness, MAX_FIDELITIES)
+        return len(todo)
+
+    def _model_key(self, clf) -> str:
+        return f"{clf.source}:{clf.card.short_hash}:{self._module_token(clf.module)}"
+
+    def score_of(self, source: object, key: Hashable, item: MapItem, mask: np.ndarray,
+                 more: tuple[str, ...] = ()) -> MapScore | None:
+        """``score(item, mask, more=more)`` (no fidelity), remembered for ``source`` and ``key`` (which
+        should name ``more`` when it varies); None where the
         map cannot be scored (``score`` raises ``ValueError``, e.g. a mask covering everything).
 
         ``source`` is the object the map was read from (e.g. a napari layer's data array), held
@@ -197,7 +241,7 @@ class MapScorer:
         if known:
             return score
         try:
-            score = self.score(item, mask)
+            score = self.score(item, mask, more=more)
         except ValueError:
             score = None
         per = self._per_source(source)
@@ -242,4 +286,5 @@ class MapScorer:
         """Forget every cached ranking, fidelity and remembered score."""
         self._rankings.clear()
         self._fidelity.clear()
+        self._faithfulness.clear()
         self._scored.clear()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..explain.options import ExplainOptions
+from ..metrics.schema import MORE_SCORES, STUDY_METRICS
 
 #: The forms of a map a study scores: its absolute value and its signed map.
 SIGNS = ("absolute", "signed")
@@ -39,6 +40,9 @@ class StudyConfig:
         Which forms of each map are scored: ``absolute`` always (the tables and the report read it),
         ``signed`` too by default; the shortcut benchmark, which reads the absolute maps only, asks
         for ``("absolute",)`` and halves its fidelity cost.
+    metrics : tuple of str
+        The scores beyond the paper's computed for every map (``metrics.schema.MORE_SCORES``):
+        ``STUDY_METRICS`` by default; ``max_sensitivity`` explains each slice 10 more times.
     model_sha256 : str
         Filled from the loaded model's card.
     extra : dict
@@ -53,13 +57,15 @@ class StudyConfig:
     fidelity_step: float = 2.5
     sanity: bool = False
     signs: tuple[str, ...] = SIGNS
+    metrics: tuple[str, ...] = STUDY_METRICS
     model_sha256: str = ""
     extra: dict = field(default_factory=dict)
 
     def __init__(self, data: str = "demo", model: str = "demo", slices: int = 8,
                  explain: ExplainOptions | None = None, xrai: str = "full", fidelity_step: float = 2.5,
                  sanity: bool = False, model_sha256: str = "", extra: dict | None = None,
-                 signs: tuple[str, ...] | list[str] = SIGNS, **explain_options: Any) -> None:
+                 signs: tuple[str, ...] | list[str] = SIGNS,
+                 metrics: tuple[str, ...] | list[str] = STUDY_METRICS, **explain_options: Any) -> None:
         # ``ExplainOptions.updated`` refuses a name that is no explain option (TypeError) and checks
         # the values (names, OCC plain only, window and stride) before any slice runs
         opts = (explain or ExplainOptions()).updated(**explain_options)
@@ -68,9 +74,14 @@ class StudyConfig:
             raise ValueError(f"signs must name absolute (the tables and the report read the absolute maps), and "
                              f"signed too if you like, once each; got {list(signs)}")
         signs = tuple(x for x in SIGNS if x in signs)  # one order: the key does not hang on how they were listed
+        unknown = [m for m in metrics if m not in MORE_SCORES]
+        if unknown:
+            raise ValueError(f"unknown metric {', '.join(map(str, unknown))}; choose from {' '.join(MORE_SCORES)}")
+        metrics = tuple(m for m in MORE_SCORES if m in metrics)
         for name, value in (("data", data), ("model", model), ("slices", slices), ("explain", opts),
                             ("xrai", xrai), ("fidelity_step", fidelity_step), ("sanity", sanity),
-                            ("signs", signs), ("model_sha256", model_sha256), ("extra", dict(extra or {}))):
+                            ("signs", signs), ("metrics", metrics), ("model_sha256", model_sha256),
+                            ("extra", dict(extra or {}))):
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
@@ -97,7 +108,8 @@ class StudyConfig:
         d = self.to_dict()
         if not with_slices:
             del d["slices"]
-        defaults = {f.name: f.default for f in fields(ExplainOptions)} | {"sanity": False, "signs": list(SIGNS)}
+        defaults = {f.name: f.default for f in fields(ExplainOptions)} | {"sanity": False, "signs": list(SIGNS),
+                                                                    "metrics": list(STUDY_METRICS)}
         for name in _LATER:
             if d[name] == defaults[name]:
                 del d[name]
@@ -110,9 +122,10 @@ class StudyConfig:
         opts = {f.name: getattr(self.explain, f.name) for f in fields(ExplainOptions)}
         opts["methods"], opts["variants"] = list(self.explain.methods), list(self.explain.variants)
         own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "explain"}
-        own["signs"] = list(self.signs)
+        own["signs"], own["metrics"] = list(self.signs), list(self.metrics)
         return {**own, **opts, "extra": dict(self.extra)}
 
 
-#: options added after the first studies (GC / OCC / sanity / IG rule / signs), left out of ``key`` at their defaults
-_LATER = ("gc_layer", "occ_window", "occ_stride", "occ_fill", "sanity", "ig_method", "signs")
+#: options added after the first studies (GC / OCC / sanity / IG rule / signs / metrics), left out of ``key`` at
+#: their defaults (a study resumed from results made before its metrics existed has them for its new slices only)
+_LATER = ("gc_layer", "occ_window", "occ_stride", "occ_fill", "sanity", "ig_method", "signs", "metrics")

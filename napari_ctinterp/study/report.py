@@ -209,6 +209,17 @@ def domain_sentence(counts: dict[str, int], unit: str = "slice") -> str:
     return text + "."
 
 
+def more_section(summary: pd.DataFrame, more: list[str]) -> list[str]:
+    """The report's section on the scores beyond the paper's (``StudyConfig.metrics``): what each
+    is (↑ higher is better, ↓ lower), then mean, SD and n per group."""
+    if not more:
+        return []
+    legend = "".join(f"<li><b>{html.escape(m)}</b>: {html.escape(schema.SCORE_INFO[m].text())}</li>" for m in more)
+    cols = [*schema.KEY, *(f"{m}_{x}" for m in more for x in ("mean", "sd", "n"))]
+    return ["<h2>Scores beyond the paper (mean, SD, n per group)</h2>", f"<ul class='more'>{legend}</ul>",
+            summary[[c for c in cols if c in summary.columns]].round(4).to_html(index=False)]
+
+
 def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid: pd.DataFrame, acc: dict,
                  cfg: dict, results: list[dict]) -> Path:
     """Write figures (PNG) and ``report.html`` (figures embedded) into ``run_dir``."""
@@ -251,8 +262,9 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
         images.append((name, b64))
     failed = table[table["error"].notna()][["slice_id", "error"]]
     f_piv = fid.drop(columns=["mif_curve", "lif_curve"], errors="ignore")
-    summ_cols = [c for c in summary.columns if c.endswith(("_mean", "_sd", "_n")) or c in
-                 (*schema.KEY, "origin")]
+    more = [m for m in schema.MORE_SCORES if f"{m}_mean" in summary.columns]
+    summ_cols = [c for c in summary.columns if (c.endswith(("_mean", "_sd", "_n")) and
+                                                not c.startswith(tuple(more))) or c in (*schema.KEY, "origin")]
     accuracy = "n/a" if acc["accuracy"] is None else f"{acc['accuracy']:.3f}"
     domain = domain_counts(results)
     parts = [
@@ -265,6 +277,7 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
         f"<p class='domain'>{html.escape(domain_sentence(domain, unit), quote=False)}</p>",
         f"<p class='methods'>{html.escape(methods_sentence(cfg['config']['methods'], cfg['config']['variants']))}</p>",
         "<h2>Localisation (mean, SD, n per group)</h2>", summary[summ_cols].round(4).to_html(index=False),
+        *more_section(summary, more),
         "<h2>Fidelity F per group</h2>", f_piv.round(4).to_html(index=False),
         "<h2>Human vs model</h2>",
         f"<p>Rank correlation (Spearman) between agreement with the expert mask (mean exact AUC) and "

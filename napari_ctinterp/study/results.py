@@ -1,10 +1,11 @@
 """Assembling a study's per-slice (per-series) results into tidy tables and group summaries.
 
 ``table.csv``: one row per slice × method × variant × map type × sign (errors as rows with the
-error text; the score columns are ``metrics.schema``'s, as in the Metrics panel). ``summary.csv``:
-per group, n, mean ± SD and a 95 % CI (normal approximation) of exact AUC, grid AUC, max Dice
-and continuous fidelity. ``fidelity.csv``: per group, the paper's F from balanced-accuracy
-MiF/LiF curves pooled over slices, and the curves themselves. Both summaries carry ``origin``:
+error text; the score columns are ``metrics.schema``'s, as in the Metrics panel, then the scores
+beyond the paper's the study computed). ``summary.csv``: per group, n, mean ± SD and a 95 % CI
+(normal approximation) of exact AUC, grid AUC, max Dice, continuous fidelity and those scores.
+``fidelity.csv``: per group, the paper's F from balanced-accuracy MiF/LiF curves pooled over
+slices, and the curves themselves. Both summaries carry ``origin``:
 ``paper`` (the five methods of the reference study), ``beyond`` (GC, GCPP, GBP, GGC, OCC) or
 ``baseline`` (the random map). A 3D model's study has one row group per series (``slice_id`` is
 the series) and ``table_by_slice.csv``: its maps' localisation per slice along z.
@@ -60,7 +61,8 @@ def tidy_table(results: list[dict]) -> pd.DataFrame:
     for c in COLUMNS:
         if c not in df:
             df[c] = None
-    return df[COLUMNS + [c for c in df.columns if c.startswith("gt_")]]  # ground-truth scores of a marker study
+    # the scores beyond the paper's a study computed (``StudyConfig.metrics``), then a marker study's ground truth
+    return df[COLUMNS + [c for c in schema.MORE_SCORES if c in df] + [c for c in df.columns if c.startswith("gt_")]]
 
 
 #: ``table_by_slice.csv``'s columns: a 3D study's localisation along z (``metrics.localisation_volume``).
@@ -87,7 +89,7 @@ def summary_table(df: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     for key, g in ok.groupby(keys, sort=False):
         rec = dict(zip(keys, key))
         rec["origin"] = origin(rec["method"])
-        for s in SCORES:
+        for s in [*SCORES, *(c for c in schema.MORE_SCORES if c in df)]:
             v = pd.to_numeric(g[s], errors="coerce").dropna().to_numpy(float)
             n = len(v)
             mean = float(v.mean()) if n else np.nan

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..progress import Cancelled
 from .config import StudyConfig
+from .more_scores import add_map_scores, add_model_scores, sensitivity_of
 from .series_data import SeriesRef, eg_reference_volumes, load_series
 from .slice_task import fidelity_record, study_maps
 
@@ -71,7 +72,7 @@ def _scores(values: np.ndarray, mask: np.ndarray | None, outside: np.ndarray, se
 def _run(ref: SeriesRef, cfg: StudyConfig, device: str, batch_size: int | None, keep_maps: bool,
          phase: Callable[[str], object], others: tuple[str, ...]) -> dict:
     from ..explain import explain
-    from ..metrics import evidence_mask, fidelity_many, mask_note, random_map
+    from ..metrics import evidence_mask, faithfulness_correlation, fidelity_many, mask_note, random_map
     from ..model import load
     from ..model.demos import default_references
 
@@ -106,12 +107,19 @@ def _run(ref: SeriesRef, cfg: StudyConfig, device: str, batch_size: int | None, 
             full_key = (*key[:2], map_type, key[3])
             name = "|".join(full_key)
             scores, per_slice[name] = _scores(vals, mask, geometry.outside, cfg.seed, ranks)
-            rows.append({**dict(zip(("method", "variant", "map_type", "sign"), full_key)), **scores})
+            row = {**dict(zip(("method", "variant", "map_type", "sign"), full_key)), **scores}
+            seen = ~geometry.outside  # the voxels the model saw, as the localisation scores read them
+            add_map_scores(row, np.asarray(vals)[seen], None if mask is None else mask[seen], cfg.metrics)
+            rows.append(row)
             scored[name] = np.asarray(vals, np.float32)
     phase("fidelity")
     curves = fidelity_many(clf, hu, scored, np.array([label]), step=cfg.fidelity_step, seed=cfg.seed, bootstrap=1,
                            spacing_mm=spacing)
     fid = fidelity_record(rows, curves)
+    add_model_scores(rows, cfg.metrics, phase=phase, faithfulness=lambda: faithfulness_correlation(
+        clf, hu, scored, np.array([target]), seed=cfg.seed, batch_size=batch_size, spacing_mm=spacing),
+        sensitivity=sensitivity_of(clf, clf.preprocess(hu, spacing_mm=spacing), target, cfg.explain, references,
+                                   cfg.seed, batch_size, spacing))
     out = {"slice_id": ref.series_id, "label": label,
            "p_contrast": float(proba[clf.card.positive_index]) if clf.binary else None, "rows": rows,
            "fidelity": fid, "per_slice": per_slice, "z": None, "series": ref.series_id, "error": None,

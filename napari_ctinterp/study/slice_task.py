@@ -1,4 +1,5 @@
-"""One slice of a study: maps, region maps, localisation and per-slice fidelity (a Dask task).
+"""One slice of a study: maps, region maps, localisation, per-slice fidelity and the scores beyond the
+paper's (``more_scores``) — a Dask task.
 
 Runs on the driver or on a Dask worker; the model is loaded once per process (``model.load``
 cache). Returns plain data (JSON-ready) so results stream back cheaply; a failing slice returns
@@ -17,6 +18,7 @@ from ..metrics.ground_truth import POINTING_TOLERANCE_MM
 from ..progress import Cancelled
 from .config import SIGNS, StudyConfig
 from .data import SliceRef, eg_references, load_context, load_slice, marker_of
+from .more_scores import add_map_scores, add_model_scores, sensitivity_of
 
 MAP_TYPES = ("pixel", "region")
 
@@ -91,7 +93,15 @@ def sanity_record(clf, ctx: np.ndarray, options: ExplainOptions, target: int, kw
 def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, keep_maps: bool,
          phase: Callable[[str], object]) -> dict:
     from ..explain import explain
-    from ..metrics import evidence_mask, fidelity_many, ground_truth_scores, localisation, mask_note, random_map
+    from ..metrics import (
+        evidence_mask,
+        faithfulness_correlation,
+        fidelity_many,
+        ground_truth_scores,
+        localisation,
+        mask_note,
+        random_map,
+    )
     from ..model import load
     from ..model.demos import default_references
     from ..xrai import segment
@@ -134,6 +144,7 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
                        relevance_mass=loc.relevance_mass)
         else:
             row.update(auc=None, auc_grid=None, max_dice=None, k_star=None, relevance_mass=None)
+        add_map_scores(row, values, mask, cfg.metrics)
         if marker is not None:  # a planted marker: the ground truth of what a shortcut model reads
             row.update({f"gt_{k}": v for k, v in ground_truth_scores(values, marker[0], spacing_mm=marker[1],
                                                                      tolerance_mm=POINTING_TOLERANCE_MM
@@ -146,6 +157,12 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
                            step=cfg.fidelity_step, seed=cfg.seed, bootstrap=1,
                            index=None if k is None else [k])  # its own batch: the device's best forward
     fid = fidelity_record(rows, curves)
+    target = int(maps.params["target"])
+    images = ctx if k is not None else hu[None]
+    add_model_scores(rows, cfg.metrics, phase=phase, faithfulness=lambda: faithfulness_correlation(
+        clf, images, scored, np.array([target]), seed=cfg.seed, batch_size=batch_size,
+        index=None if k is None else [k]), sensitivity=sensitivity_of(
+        clf, clf.preprocess(ctx, index=k), target, cfg.explain, references, cfg.seed, batch_size))
     out = {"slice_id": ref.slice_id, "label": label, "p_contrast": p_contrast, "rows": rows, "fidelity": fid,
            "z": ref.index if ref.source != "phantom" else None, "series": ref.series,
            "error": None, "has_mask": mask is not None, "prediction": prediction, "proba": proba.tolist(),

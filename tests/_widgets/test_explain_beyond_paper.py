@@ -10,7 +10,7 @@ from napari_ctinterp._widgets.explain import ExplainWidget
 from napari_ctinterp._widgets.metrics_panel import MetricsPanel
 from napari_ctinterp.phantom import make_slice
 
-EXTRA = ("GC", "GBP", "GGC", "OCC")
+EXTRA = ("GC", "GCPP", "GBP", "GGC", "OCC")
 
 
 @pytest.fixture()
@@ -50,9 +50,9 @@ def test_gc_gbp_ggc_occ_layers_are_made_and_scored(qtbot, viewer_and_widget):
     assert names == [f"{m} · {v} — phantom · arterial" for m in EXTRA for v in ("plain", "SG")
                      if (m, v) != ("OCC", "SG")], widget.status.value
     assert widget.status.value.startswith("Grad-CAM at layer4. OCC SG not computed (OCC is plain only). "
-                                          "7 map layer(s)"), widget.status.value
+                                          "9 map layer(s)"), widget.status.value
     # the bar counted the gradient evaluations and the occluded images: (clean + 2 noisy inputs) ×
-    # (GC's rows, GBP's rows; GGC has none) + 15 × 15 windows of 32 px every 16 px at 256²
+    # (GC's rows, GBP's rows; GGC and GCPP have none) + 15 × 15 windows of 32 px every 16 px at 256²
     assert widget.progress._unit == "gradients + occluded images"
     assert widget.progress._total == 3 * 2 + 15 * 15
     ct = viewer.layers["phantom · arterial"]
@@ -70,9 +70,12 @@ def test_gc_gbp_ggc_occ_layers_are_made_and_scored(qtbot, viewer_and_widget):
     panel.mask.value = viewer.layers["phantom · reference mask"]
     panel.compute()
     qtbot.waitUntil(lambda: panel.compute_button.enabled, timeout=300_000)
-    assert panel.table.rowCount() == 7, panel.status.value
-    assert {panel.table.item(r, 0).text() for r in range(7)} == set(EXTRA)
-    assert all(0.0 <= panel.table.item(r, 3).value <= 1.0 for r in range(7))
+    assert panel.table.rowCount() == 9, panel.status.value
+    assert {panel.table.item(r, 0).text() for r in range(9)} == set(EXTRA)
+    assert all(0.0 <= panel.table.item(r, 3).value <= 1.0 for r in range(9))
+    # Grad-CAM++ is its own map, not Grad-CAM's
+    gcpp = viewer.layers["GCPP · plain — phantom · arterial"]
+    assert gcpp.data.max() > 0 and not np.allclose(gcpp.data / gcpp.data.max(), gc.data / gc.data.max())
 
 
 def test_occlusion_with_smoothgrad_only_or_several_slices_is_refused(viewer_and_widget):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 from matplotlib.backend_bases import MouseEvent
 
 from napari_ctinterp._widgets.explain import ExplainWidget
@@ -84,6 +85,17 @@ def test_volume_follows_slice_paint_and_marks_uncovered_tiles(qtbot, make_napari
     labels.paint((0, 2, 2), 1)  # a painted pixel outside the map's hot square lowers the AUC
     qtbot.waitUntil(lambda: gallery.worker is None and gallery.tiles[1].auc is not None
                     and gallery.tiles[1].auc < 1.0, timeout=20_000)
+    # the titles' two scores are a choice: AUPRC and IoU at Otsu's level instead of AUC and Dice
+    from napari_ctinterp.metrics import auprc, iou_otsu
+
+    gallery.first_score.value, gallery.second_score.value = "auprc", "iou_otsu"
+    qtbot.waitUntil(lambda: gallery.worker is None and "AUPRC" in gallery.tiles[1].text.get_text(), timeout=20_000)
+    whole = gallery.tiles[1]
+    text = whole.text.get_text()
+    assert "IoU" in text and "AUC" not in text and "Dice" not in text
+    assert whole.extra["auprc"] == pytest.approx(auprc(whole.values, gallery.state.mask))
+    assert whole.extra["iou_otsu"] == pytest.approx(iou_otsu(whole.values, gallery.state.mask))
+    assert f"AUPRC {whole.extra['auprc']:.2f}" in text
 
 
 def test_a_3d_maps_tiles_show_the_slice_or_its_axial_mip(qtbot, make_napari_viewer):

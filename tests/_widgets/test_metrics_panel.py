@@ -75,6 +75,41 @@ def test_panel_fills_the_table_draws_four_plots_and_exports(qtbot, viewer_with_m
     files = panel.export(tmp_path / "scores.csv")
     assert [f.suffix for f in files] == [".csv", ".png", ".svg"] and all(f.stat().st_size > 0 for f in files)
     assert files[0].read_text().splitlines()[0].startswith("method,variant,kind,auc,auc_grid,max_dice")
+    # the scores beyond the paper's: AUPRC and IoU shown by default after F, each header saying what it is
+    headers = [panel.table.horizontalHeaderItem(c).text().replace("\n", " ") for c in range(panel.table.columnCount())]
+    assert headers[6:8] == ["AUPRC", "IoU"], headers
+    assert "precision–recall" in panel.table.horizontalHeaderItem(6).toolTip()
+    from napari_ctinterp.metrics import auprc
+
+    assert all(0.0 <= panel.table.item(r, 6).value <= 1.0 for r in range(30))
+    import csv
+
+    with open(files[0], newline="") as f:
+        exported = list(csv.DictReader(f))
+    assert all(0.0 <= float(r["auprc"]) <= 1.0 for r in exported) and exported[0]["max_sensitivity"] == "nan"
+    # its definitions one click away
+    assert not panel.definitions.visible
+    panel.explain_scores.changed.emit(True)
+    assert panel.definitions.visible and "AUPRC ↑" in panel.definitions.value and "entropy ↓" in panel.definitions.value
+    # faithfulness correlation: one set of forward passes for the slice's 30 maps, then each row has it
+    calls = []
+    original = Classifier.logits
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(Classifier, "logits", lambda self, x, *a, **k: calls.append(len(x)) or original(self, x, *a, **k))
+    try:
+        panel.more.value = ["auprc", "faithfulness_correlation"]  # a change of columns re-scores
+        qtbot.waitUntil(lambda: panel.compute_button.enabled and "faithfulness_correlation" in
+                        [k for _h, k in panel.table.columns], timeout=120_000)
+    finally:
+        monkey.undo()
+    assert sum(calls) == 101  # the slice and its 100 subsets, shared by every map (fidelity: from cache)
+    assert all(-1.0 <= s.faithfulness_correlation <= 1.0 for s in panel.scores)
+    pixel = next(s for s in panel.scores if s.map_type == "pixel")
+    layer = panel._layers[panel.scores.index(pixel)]
+    assert pixel.auprc == pytest.approx(auprc(np.abs(np.asarray(layer.data)), panel.mask.value.data > 0))
+    panel.more.value = ["auprc", "iou_otsu"]
+    qtbot.waitUntil(lambda: panel.compute_button.enabled and "iou_otsu" in [k for _h, k in panel.table.columns],
+                    timeout=60_000)
     # Repainting the mask re-scores without running the model again (fidelity does not use the mask).
     calls = []
     original = Classifier.logits

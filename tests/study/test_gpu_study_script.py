@@ -20,6 +20,6 @@ def test_gpu_study_script_runs_on_cpu(tmp_path):
     report = json.loads((tmp_path / "gpu_study.json").read_text())
     entry = report["models"]["resnet50"]
     assert entry["slices"] == 1 and entry["bit_identical_rerun"] is True
-    assert set(entry["phases_per_slice_s"]) == {"gradients", "XRAI", "fidelity"}
+    assert set(entry["phases_per_slice_s"]) == {"gradients", "XRAI", "fidelity", "faithfulness"}
     assert entry["projected_290_slices_min"] > 0 and "smoke test" in report["device"]
     assert "resnet50: 1 slices" in done.stdout

@@ -51,6 +51,14 @@ def test_demo_study_has_every_row_and_column(in_process):
             "max_dice", "k_star", "fidelity_continuous", "error"} <= set(table.columns)
     assert table["error"].isna().all() and table["auc"].between(0, 1).all()
     assert set(table["label"]) == {0, 1}
+    # the scores beyond the paper's the study computes by default, each in its range, for every map
+    for column, (lo, hi) in {"auprc": (0, 1), "iou_otsu": (0, 1), "sparseness": (0, 1),
+                             "complexity": (0, np.log(512 * 512)), "faithfulness_correlation": (-1, 1)}.items():
+        assert table[column].between(lo, hi).all(), column
+    assert "topk_intersection" not in table and "max_sensitivity" not in table  # asked for only
+    # a random map's AUPRC is about the mask's share of the slice, far below a gradient map's
+    random_rows = table[(table["method"] == "random") & (table["map_type"] == "pixel")]
+    assert (random_rows["auprc"] < 0.5 * table[table["method"] == "IGB"]["auprc"].mean()).all()
     # the out-of-domain check of each slice, from the slice's own forward pass
     from napari_ctinterp.model import load
 
@@ -71,7 +79,37 @@ def test_demo_study_has_every_row_and_column(in_process):
     assert (in_process / "figures" / "example_maps.png").exists()
     # Human vs model: every absolute non-random map type with its AUC, F and their rank correlation.
     assert "<h2>Human vs model</h2>" in report and "Spearman" in report
+    assert "<h2>Scores beyond the paper (mean, SD, n per group)</h2>" in report and "AUPRC ↑" in report
+    assert (summary["faithfulness_correlation_n"] == 4).all()
     assert (in_process / "figures" / "human_vs_model.png").exists()
+
+
+def test_every_metric_on_a_slice_and_max_sensitivity_of_pixel_maps_only(tmp_path):
+    """``metrics=MORE_SCORES`` (``--metrics all``): top-k and max-sensitivity too; max-sensitivity is
+    the pixel maps' (a region map would need XRAI per perturbed map; the random map has none) and
+    equals ``metrics.max_sensitivity`` of the slice's input."""
+    from napari_ctinterp.cli.study import chosen_metrics
+    from napari_ctinterp.metrics import max_sensitivity
+    from napari_ctinterp.metrics.schema import MORE_SCORES
+    from napari_ctinterp.model import load
+    from napari_ctinterp.study.data import demo_slices, load_slice
+
+    cfg = StudyConfig(**{**SMALL, "slices": 1, "methods": ("BP",), "metrics": chosen_metrics(["all"])})
+    assert cfg.metrics == MORE_SCORES and StudyConfig(**SMALL).metrics != MORE_SCORES
+    assert cfg.key() != StudyConfig(**{**SMALL, "slices": 1, "methods": ("BP",)}).key()
+    table = pd.read_csv(run_study(cfg, tmp_path, device="cpu") / "table.csv")
+    pixel = table[(table["map_type"] == "pixel") & (table["method"] == "BP")]
+    assert len(pixel) == 2 and pixel["max_sensitivity"].gt(0).all() and pixel["topk_intersection"].between(0, 1).all()
+    assert table[(table["map_type"] == "region") | (table["method"] == "random")]["max_sensitivity"].isna().all()
+    clf = load("demo", device="cpu")
+    (ref,) = demo_slices(1, cfg.explain.seed)
+    assert set(table["slice_id"]) == {ref.slice_id}
+    hu, _mask = load_slice(ref)
+    want = max_sensitivity(clf, clf.preprocess(hu), int(table["target"].iloc[0]), cfg.explain, seed=cfg.seed)
+    for _, row in pixel.iterrows():
+        assert row["max_sensitivity"] == pytest.approx(want["BP", "SG2", row["sign"]], rel=1e-6)
+    with pytest.raises(ValueError, match="unknown metric roc; choose from auprc"):
+        StudyConfig(metrics=("roc",))
 
 
 def test_killed_run_resumes_to_the_same_table(in_process, tmp_path):

@@ -105,6 +105,9 @@ def test_a_3d_study_from_the_cli_resumes_and_reports_the_planes(setup, monkeypat
     assert set(table["map_type"]) == {"pixel"}
     assert table.groupby("slice_id")["label"].first().tolist() == [1, 0, 1, 0]
     assert table["auc"].between(0, 1).all() and table["max_dice"].between(0, 1).all()
+    # the scores beyond the paper's, over the voxels the model saw (a volume's faithfulness from its own forwards)
+    assert table["auprc"].between(0, 1).all() and table["sparseness"].between(0, 1).all()
+    assert table["faithfulness_correlation"].between(-1, 1).all() and "max_sensitivity" not in table
 
     # the volume AUC / max Dice are localisation_volume's on the same maps (the crop left out)
     from napari_ctinterp.io import load_mask, read_ct
