@@ -62,7 +62,7 @@ def _score(metrics, metrics_dock, mask) -> None:
     pump()
     metrics.compute()
     wait(lambda: metrics.compute_button.enabled)
-    if not metrics.definitions.visible:
+    if not metrics.definitions_shown:
         metrics.explain_scores.changed.emit(True)
     metrics.table.selectRow(0)
     print(f"metrics: {metrics.status.value}")

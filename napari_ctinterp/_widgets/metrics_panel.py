@@ -232,8 +232,13 @@ class MetricsPanel(Container):
             return  # a refresh (scrolling, undo of nothing) without an edit
         self.compute()
 
+    @property
+    def definitions_shown(self) -> bool:
+        """Whether the definitions are open (hidden by the user or not; the dock itself may be hidden)."""
+        return not self.definitions.native.isHidden()
+
     def _toggle_definitions(self, *_: Any) -> None:
-        shown = not self.definitions.visible
+        shown = not self.definitions_shown
         self.definitions.visible = shown
         self.explain_scores.text = "What the scores mean ▾" if shown else "What the scores mean ▸"
 
@@ -316,21 +321,35 @@ class MetricsPanel(Container):
 
         total = len(items) + len(volume_rows) + len(groups)
 
+        volume = np.asarray(image.data) if np.ndim(image.data) == 3 and idx is not None else None
+        volume_fp: dict = {}
+
+        def inputs(clf) -> tuple[tuple[np.ndarray, int] | None, str]:
+            """A 2.5D model sees the slice with its neighbours: (volume, index) and the volume's fingerprint."""
+            if not clf.card.is_2_5d or volume is None:
+                return None, hu_fp
+            if "fp" not in volume_fp:
+                volume_fp["fp"] = f"{fingerprint(volume)}:{idx}"
+            return (volume, idx), volume_fp["fp"]
+
         def job() -> Generator[Step, None, list]:
             from ..model import load
 
             for n, ((model, label), group) in enumerate(groups.items()):
+                clf = load(model)
+                context, fp = inputs(clf)
                 try:
-                    scorer.faithfulness(group, clf=load(model), hu=hu, label=label, hu_fp=hu_fp)
-                except ValueError:  # e.g. a 2.5D model's maps of one slice: the rows say "—"
+                    scorer.faithfulness(group, clf=clf, hu=hu, label=label, hu_fp=fp, context=context)
+                except ValueError:  # a map this model cannot be scored with: its rows say "—"
                     pass
                 yield Step(n + 1, total, "faithfulness")
             scores: list = []
             for item, label, model, item_mask, marker in zip(items, labels, models, item_masks, item_checks):
                 clf = load(model) if use_fid else None  # cached by ``load``: one load per model
+                context, fp = inputs(clf) if clf is not None else (None, hu_fp)
                 try:
                     score = scorer.score(item, item_mask, clf=clf, hu=hu if use_fid else None,
-                                         label=label if use_fid else None, hu_fp=hu_fp, more=more)
+                                         label=label if use_fid else None, hu_fp=fp, more=more, context=context)
                     if marker is not None:  # against the known shortcut: mass on it, and the pointing game
                         hit = marker[0](marker[1])
                         score = replace(score, gt_relevance_mass=hit.mass, gt_pointing_hit=hit.hit)

@@ -31,14 +31,18 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..explain import GC_SIGNED, ExplainOptions, iter_explain_inputs
+from ..explain import GC_SIGNED, ExplainOptions, iter_explain_inputs, job_size
 from ..model.classifier import Classifier
-from ..progress import Progress, Step, drive
+from ..progress import Progress, Step, drive, offset
 
 #: Draws per map (Quantus' default is 200: each costs one explanation of the slice).
 N_SAMPLES = 10
 #: Half-width of the uniform noise, as a fraction of the input's range.
 RADIUS = 0.05
+#: Gradient evaluations a plan should hold at least: inputs are explained together in chunks that
+#: fill batches (a plain-only Backprop is one evaluation per input) but no more, so that the
+#: accumulators of a 3D model's n + 1 inputs are not all held at once.
+CHUNK_ROWS = 64
 
 
 def perturbed_inputs(x: torch.Tensor, n_samples: int, radius: float, seed: int) -> torch.Tensor:
@@ -66,7 +70,14 @@ def iter_max_sensitivity(clf: Classifier, x: torch.Tensor, target: int, options:
     if not opts.methods:
         return {}
     xs = torch.cat([x, perturbed_inputs(x, n_samples, radius, seed)])
-    runs = yield from iter_explain_inputs(clf, xs, [int(target)] * len(xs), opts, references, batch_size=batch_size)
+    per_input = max(1, job_size(opts, tuple(x.shape[2:])))
+    chunk = max(1, -(-CHUNK_ROWS // per_input))
+    runs: list = []
+    for start in range(0, len(xs), chunk):
+        part = xs[start:start + chunk]
+        runs += yield from offset(iter_explain_inputs(clf, part, [int(target)] * len(part), opts, references,
+                                                      batch_size=batch_size), start * per_input,
+                                  len(xs) * per_input)
     out = {}
     for (method, variant), base in runs[0].items():
         if method == GC_SIGNED:

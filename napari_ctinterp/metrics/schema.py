@@ -114,13 +114,14 @@ SCORE_INFO: dict[str, ScoreInfo] = {
                             "Chalasani et al., ICML 2020; Quantus Sparseness"),
     "complexity": ScoreInfo("entropy", False, "map", "entropy (nats) of |map| / Σ|map|: low = concentrated",
                             "Bhatt et al., IJCAI 2020; Quantus Complexity"),
-    "faithfulness_correlation": ScoreInfo("faith. r", True, "model", "Pearson r, over 100 random 224-pixel subsets "
-                                          "set to black, between the map's sum on the subset and the drop of the "
-                                          "explained score", "Bhatt et al., IJCAI 2020; Quantus "
-                                          "FaithfulnessCorrelation"),
-    "max_sensitivity": ScoreInfo("max sens.", False, "explanations", "largest relative change ‖a(x+u) − a(x)‖ / "
-                                 "‖a(x)‖ of the map over 10 inputs with uniform noise of ±5 % of the input's range",
-                                 "Yeh et al., NeurIPS 2019; Quantus MaxSensitivity"),
+    "faithfulness_correlation": ScoreInfo(
+        "faith. r", True, "model", "Pearson r, over 100 random 224-pixel subsets set to black (a 3D model: voxels "
+        "of the CT; 2.5D: of the slice itself), between the map's sum on the subset and the drop of the explained "
+        "score", "Bhatt et al., IJCAI 2020; Quantus FaithfulnessCorrelation"),
+    "max_sensitivity": ScoreInfo(
+        "max sens.", False, "explanations", "largest relative change ‖a(x+u) − a(x)‖ / ‖a(x)‖ of the map over 10 "
+        "inputs with uniform noise of ±5 % of the input's range (gradient methods' pixel maps)",
+        "Yeh et al., NeurIPS 2019; Quantus MaxSensitivity"),
 }
 
 #: Readable column headers (the Metrics panel's table).

@@ -166,7 +166,8 @@ class MapScorer:
     _modules: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary, repr=False)
 
     def score(self, item: MapItem, mask: np.ndarray, *, clf=None, hu: np.ndarray | None = None,
-              label: int | None = None, hu_fp: str | None = None, more: tuple[str, ...] = ()) -> MapScore:
+              label: int | None = None, hu_fp: str | None = None, more: tuple[str, ...] = (),
+              context: tuple[np.ndarray, int] | None = None) -> MapScore:
         """Score one ``(method, variant, map_type, values, region_ranks)`` map against ``mask``.
 
         With ``clf``, ``hu`` and ``label`` the continuous fidelity (probability of the class
@@ -174,7 +175,9 @@ class MapScorer:
         map, slice, model and label); else it is NaN. ``hu_fp``: ``fingerprint(hu)`` when the
         caller scores many maps of one slice (hashed once). ``more``: the scores beyond the paper's
         to fill (``schema.MORE_SCORES``; the map's own, and ``faithfulness_correlation`` when
-        ``faithfulness`` has computed it for this map, slice, model and class).
+        ``faithfulness`` has computed it for this map, slice, model and class). ``context``: a
+        2.5D model's input, ``(volume, index of hu)`` (its neighbours are part of the input; then
+        ``hu_fp`` should fingerprint the volume and index).
         """
         method, variant, map_type, values, ranks = item
         absolute = np.abs(values)
@@ -191,8 +194,9 @@ class MapScorer:
                     self.step)
             fid = self._fidelity.get(fkey)
             if fid is None:
-                fid = fidelity(clf, hu[None], absolute[None], np.array([label]), seed=self.seed, bootstrap=1,
-                               step=self.step)
+                images, index = (hu[None], None) if context is None else (context[0], [context[1]])
+                fid = fidelity(clf, images, absolute[None], np.array([label]), seed=self.seed, bootstrap=1,
+                               step=self.step, index=index)
                 self._fidelity[fkey] = fid
                 _trim(self._fidelity, MAX_FIDELITIES)
                 self.fidelity_runs += 1
@@ -205,10 +209,10 @@ class MapScorer:
                         loc.relevance_mass, f_val, loc, fid, **extra)
 
     def faithfulness(self, items: Sequence[MapItem], *, clf, hu: np.ndarray, label: int,
-                     hu_fp: str | None = None) -> int:
+                     hu_fp: str | None = None, context: tuple[np.ndarray, int] | None = None) -> int:
         """The faithfulness correlation of the absolute maps of ``items`` on slice ``hu`` for class
         ``label``, from one set of forward passes for all those not known yet (``score`` then reads
-        them); returns how many maps were computed."""
+        them); returns how many maps were computed. ``context``, ``hu_fp``: as ``score``."""
         hu_fp = hu_fp if hu_fp is not None else fingerprint(hu)
         todo: dict[tuple, np.ndarray] = {}
         for item in items:
@@ -217,7 +221,8 @@ class MapScorer:
             if fkey not in self._faithfulness:
                 todo[fkey] = absolute[None]
         if todo:
-            corr = faithfulness_correlation(clf, hu[None], todo, np.array([label]), seed=self.seed)
+            images, index = (hu[None], None) if context is None else (context[0], [context[1]])
+            corr = faithfulness_correlation(clf, images, todo, np.array([label]), seed=self.seed, index=index)
             for fkey, value in corr.items():
                 self._faithfulness[fkey] = float(value[0])
             _trim(self._faithfulness, MAX_FIDELITIES)

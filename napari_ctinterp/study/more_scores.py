@@ -27,21 +27,33 @@ def add_map_scores(row: dict, values: np.ndarray, mask: np.ndarray | None, metri
 
 
 def add_model_scores(rows: list[dict], metrics: tuple[str, ...], *, faithfulness: Callable[[], Mapping] | None,
-                     sensitivity: Callable[[], Mapping] | None, phase: Callable[[str], object]) -> None:
+                     sensitivity: Callable[[], Mapping] | None, phase: Callable[[str], object]) -> str:
     """The model's scores of ``metrics`` into ``rows`` (set in place): ``faithfulness()`` returns
     row name (``method|variant|map_type|sign``) → (1,) correlations; ``sensitivity()`` returns
-    (method, variant, sign) → value for the pixel maps."""
+    (method, variant, sign) → value for the pixel maps. A score that fails (e.g. a subset larger
+    than a small input) leaves its column empty and says why in the returned note; the slice's
+    other scores stand."""
+    notes = []
     if "faithfulness_correlation" in metrics and faithfulness is not None:
         phase("faithfulness")
-        corr = faithfulness()
+        try:
+            corr = faithfulness()
+        except (ValueError, RuntimeError) as e:
+            corr = None
+            notes.append(f"faithfulness correlation not computed: {e}")
         for row in rows:
-            row["faithfulness_correlation"] = _none(corr[_name(row)][0])
+            row["faithfulness_correlation"] = None if corr is None else _none(corr[_name(row)][0])
     if "max_sensitivity" in metrics and sensitivity is not None:
         phase("sensitivity")
-        sens = sensitivity()
+        try:
+            sens = sensitivity()
+        except (ValueError, RuntimeError) as e:
+            sens = {}
+            notes.append(f"max-sensitivity not computed: {e}")
         for row in rows:
             value = sens.get((row["method"], row["variant"], row["sign"])) if row["map_type"] == "pixel" else None
             row["max_sensitivity"] = None if value is None else _none(value)
+    return "; ".join(notes)
 
 
 def _name(row: dict) -> str:

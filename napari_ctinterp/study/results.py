@@ -28,7 +28,7 @@ from .store import load_results
 GROUP = list(schema.KEY)
 SCORES = list(schema.SUMMARY_SCORES)
 COLUMNS = ["slice_id", "series", "z", "label", "p_contrast", "prediction", "target", "class", "in_domain",
-           "domain_score", *schema.ROW, "mask_note", "error"]
+           "domain_score", *schema.ROW, "mask_note", "score_note", "error"]
 
 
 def origin(method: str) -> str:
@@ -52,7 +52,8 @@ def tidy_table(results: list[dict]) -> pd.DataFrame:
                 "p_contrast": r["p_contrast"],
                 "prediction": _prediction(r), "target": r.get("target"), "class": r.get("class"),
                 "in_domain": r.get("in_domain"), "domain_score": r.get("domain_score"),
-                "mask_note": r.get("mask_note") or None, "error": r["error"]}
+                "mask_note": r.get("mask_note") or None, "score_note": r.get("score_note") or None,
+                "error": r["error"]}
         if r["error"]:
             rows.append(base)
             continue

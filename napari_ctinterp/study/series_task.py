@@ -116,7 +116,7 @@ def _run(ref: SeriesRef, cfg: StudyConfig, device: str, batch_size: int | None, 
     curves = fidelity_many(clf, hu, scored, np.array([label]), step=cfg.fidelity_step, seed=cfg.seed, bootstrap=1,
                            spacing_mm=spacing)
     fid = fidelity_record(rows, curves)
-    add_model_scores(rows, cfg.metrics, phase=phase, faithfulness=lambda: faithfulness_correlation(
+    score_note = add_model_scores(rows, cfg.metrics, phase=phase, faithfulness=lambda: faithfulness_correlation(
         clf, hu, scored, np.array([target]), seed=cfg.seed, batch_size=batch_size, spacing_mm=spacing),
         sensitivity=sensitivity_of(clf, clf.preprocess(hu, spacing_mm=spacing), target, cfg.explain, references,
                                    cfg.seed, batch_size, spacing))
@@ -126,6 +126,7 @@ def _run(ref: SeriesRef, cfg: StudyConfig, device: str, batch_size: int | None, 
            "has_mask": mask is not None, "prediction": prediction, "proba": proba.tolist(), "target": target,
            "class": clf.class_names[target], "in_domain": check.in_domain,
            "domain_score": check.score if np.isfinite(check.score) else None, "mask_note": note,
+           "score_note": score_note,
            "shape": list(hu.shape), "spacing_mm": list(spacing), "outside_voxels": int(geometry.outside.sum()),
            "eg_references": ref_source}
     if keep_maps and cfg.sanity:

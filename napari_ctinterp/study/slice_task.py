@@ -159,7 +159,7 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
     fid = fidelity_record(rows, curves)
     target = int(maps.params["target"])
     images = ctx if k is not None else hu[None]
-    add_model_scores(rows, cfg.metrics, phase=phase, faithfulness=lambda: faithfulness_correlation(
+    score_note = add_model_scores(rows, cfg.metrics, phase=phase, faithfulness=lambda: faithfulness_correlation(
         clf, images, scored, np.array([target]), seed=cfg.seed, batch_size=batch_size,
         index=None if k is None else [k]), sensitivity=sensitivity_of(
         clf, clf.preprocess(ctx, index=k), target, cfg.explain, references, cfg.seed, batch_size))
@@ -168,7 +168,7 @@ def _run(ref: SliceRef, cfg: StudyConfig, device: str, batch_size: int | None, k
            "error": None, "has_mask": mask is not None, "prediction": prediction, "proba": proba.tolist(),
            "target": int(maps.params["target"]), "class": clf.class_names[int(maps.params["target"])],
            "in_domain": check.in_domain, "domain_score": check.score if np.isfinite(check.score) else None,
-           "mask_note": note}
+           "mask_note": note, "score_note": score_note}
     if keep_maps and cfg.sanity:
         phase("sanity")
         try:  # its own failure is said in the report; the slice's scores stand

@@ -214,6 +214,26 @@ def test_a_2_5d_model_is_explained_from_the_volume(qtbot, viewer_and_widget, tmp
     got = viewer.layers["BP · plain — stack"].metadata["signed"][0]
     want = explain(load(path, device="cpu"), vol, index=3, methods=("BP",), variants=("plain",))["BP", "plain"]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-8)
+    # the Metrics panel scores it with the slice's neighbours (its fidelity and faithfulness: the volume's slice 3)
+    from napari_ctinterp._widgets.metrics_panel import MetricsPanel
+    from napari_ctinterp.metrics import faithfulness_correlation, fidelity
+
+    mask = np.zeros(vol.shape, np.uint8)
+    mask[:, 20:40, 20:40] = 1
+    viewer.add_labels(mask, name="roi")
+    panel = MetricsPanel(viewer)
+    panel.image.value, panel.mask.value = stack, viewer.layers["roi"]
+    panel.scorer.step = 25.0
+    panel.more.value = ["auprc", "faithfulness_correlation"]
+    panel.compute()
+    qtbot.waitUntil(lambda: panel.compute_button.enabled, timeout=120_000)
+    (score,) = panel.scores
+    clf = load(path, device="cpu")
+    target = viewer.layers["BP · plain — stack"].metadata["ctinterp_map"]["target"]
+    assert score.fidelity_continuous == pytest.approx(fidelity(clf, vol, np.abs(want)[None], np.array([target]),
+                                                               bootstrap=1, step=25.0, index=[3]).F_continuous)
+    assert score.faithfulness_correlation == pytest.approx(faithfulness_correlation(
+        clf, vol, {"m": np.abs(want)[None]}, np.array([target]), index=[3])["m"][0])
 
 
 def test_switching_the_model_hides_and_marks_the_previous_models_maps(qtbot, viewer_and_widget, tmp_path):

@@ -88,9 +88,10 @@ def test_panel_fills_the_table_draws_four_plots_and_exports(qtbot, viewer_with_m
         exported = list(csv.DictReader(f))
     assert all(0.0 <= float(r["auprc"]) <= 1.0 for r in exported) and exported[0]["max_sensitivity"] == "nan"
     # its definitions one click away
-    assert not panel.definitions.visible
+    assert not panel.definitions_shown
     panel.explain_scores.changed.emit(True)
-    assert panel.definitions.visible and "AUPRC ↑" in panel.definitions.value and "entropy ↓" in panel.definitions.value
+    assert panel.definitions_shown and "AUPRC ↑" in panel.definitions.value and "entropy ↓" in panel.definitions.value
+    assert panel.explain_scores.text == "What the scores mean ▾"
     # faithfulness correlation: one set of forward passes for the slice's 30 maps, then each row has it
     calls = []
     original = Classifier.logits

@@ -109,3 +109,52 @@ def test_slices_of_the_ct_grid_and_volumes():
     vol = np.random.default_rng(3).uniform(-1000, 1000, (1, 16, 16, 16)).astype(np.float32)
     r3 = faithfulness_correlation(c3, vol, {"m": np.abs(vol)}, np.array([1]), n_runs=10, subset_size=20)
     assert r3["m"].shape == (1,) and np.isfinite(r3["m"]).all()
+
+
+class _Recording(torch.nn.Module):
+    """Records every input it sees; a linear score of the sum of its channels."""
+
+    def __init__(self, shape) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(*shape, generator=torch.Generator().manual_seed(0)))
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        s = (x.sum(1, keepdim=True) * self.w).flatten(1).sum(1)
+        return torch.stack([-s, s], 1)
+
+
+def test_only_a_3d_inputs_ct_voxels_and_a_2_5d_inputs_own_channel_are_removed():
+    """``valid`` (a 3D input's CT, not its padding): subsets are drawn among those voxels only;
+    ``own`` (a 2.5D model's slice among its neighbours): only that channel is set to the fill."""
+    card3 = ModelCard(architecture="ctinterp.CompactCNN3d", spatial_dims=3, input_size=(8, 8, 8), output="softmax",
+                      class_names=("a", "b"))
+    net = _Recording((1, 8, 8, 8))
+    c3 = Classifier(net.eval(), card3, torch.device("cpu"), source="test")
+    x = torch.rand(1, 1, 8, 8, 8) + 1.0  # nothing equals the fill (0) before removal
+    valid = torch.zeros(1, 1, 8, 8, 8, dtype=torch.bool)
+    valid[:, :, 2:6] = True  # 4 of 8 slices are the CT's, the rest padding
+    m = np.random.default_rng(0).random((1, 8, 8, 8))
+    faithfulness_inputs(c3, x, {"m": m}, np.array([1]), valid=valid, n_runs=20, subset_size=50)
+    seen = torch.cat(net.seen)
+    seen = seen[(seen != 0).flatten(1).any(1)]  # not the runtime's probe of an all-zero input
+    removed = seen == 0
+    assert len(seen) == 21 and removed.sum() == 20 * 50
+    assert not removed[:, :, :2].any() and not removed[:, :, 6:].any()
+
+    w = [-1000, 1000]
+    card25 = ModelCard(architecture="resnet18", input_size=(16, 16), output="softmax", class_names=("a", "b"),
+                       channels=({"window": w, "slice_offset": -1}, {"window": w}, {"window": w, "slice_offset": 1}))
+    net2 = _Recording((1, 1, 16, 16))
+    c25 = Classifier(net2.eval(), card25, torch.device("cpu"), source="test")
+    vol = np.random.default_rng(1).uniform(-900, 900, (4, 16, 16)).astype(np.float32)
+    r = faithfulness_correlation(c25, vol, {"m": np.random.default_rng(2).random((1, 16, 16))}, np.array([1]),
+                                 index=[2], n_runs=15, subset_size=20)
+    seen = torch.cat(net2.seen)
+    seen = seen[(seen != 0).flatten(1).any(1)]  # not the runtime's probe of an all-zero input
+    x = c25.preprocess(vol, index=2)
+    changed = (seen != x).flatten(2).any(2)  # (images, channels): which channels a subset touched
+    assert len(seen) == 16 and changed[:, 1].sum() == 15  # the own slice (channel 1), in every subset's image
+    assert not changed[:, 0].any() and not changed[:, 2].any()
+    assert np.isfinite(r["m"]).all()
