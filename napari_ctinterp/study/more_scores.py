@@ -68,7 +68,7 @@ def sensitivity_of(clf, x: torch.Tensor, target: int, options, references, seed:
         from ..explain import reference_inputs
         from ..metrics.robustness import max_sensitivity
 
-        refs = reference_inputs(clf, references, spacing_mm) if "EG" in options.methods else None
+        refs = reference_inputs(clf, references, spacing_mm)[0] if "EG" in options.methods else None
         return max_sensitivity(clf, x, target, options, refs, seed=seed, batch_size=batch_size)
 
     return run

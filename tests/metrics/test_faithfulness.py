@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import quantus
 import torch
+from metric_helpers import linear_classifier
 
 from napari_ctinterp.metrics.faithfulness import faithfulness_correlation, faithfulness_inputs, subsets
 from napari_ctinterp.model import Classifier, ModelCard, build
@@ -66,17 +67,7 @@ def test_a_map_that_is_the_models_own_linear_weights_scores_one():
     """For a linear model score = Σ w·x, removing S to 0 drops the score by Σ_S w·x exactly: the map
     w·x (gradient × input) has correlation 1, its negative −1, and a map with no relation to w ≈ 0."""
 
-    class Linear(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.randn(1, 1, 32, 32, generator=torch.Generator().manual_seed(1)))
-
-        def forward(self, x):
-            s = (x * self.w).sum(dim=(1, 2, 3))
-            return torch.stack([-s, s], 1)
-
-    card = ModelCard(architecture="resnet18", input_size=(32, 32), output="softmax", class_names=("a", "b"))
-    lin = Classifier(Linear().eval(), card, torch.device("cpu"), source="test")
+    lin = linear_classifier(32)
     x = torch.rand(2, 1, 32, 32)
     gx = (lin.module.w * x).detach()[:, 0].numpy()
     other = np.random.default_rng(0).normal(size=gx.shape)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import quantus
 import torch
+from metric_helpers import linear_classifier
 
 from napari_ctinterp.explain import ExplainOptions
 from napari_ctinterp.explain.engine import iter_run
@@ -82,17 +83,7 @@ def test_a_linear_models_gradient_does_not_move_and_occlusion_is_left_out():
     """Backprop of a model linear in x is the same at every x: max-sensitivity 0; IG's map (w · x)
     moves with x by about the noise's size."""
 
-    class Linear(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(1)))
-
-        def forward(self, x):
-            s = (x * self.w).sum(dim=(1, 2, 3))
-            return torch.stack([-s, s], 1)
-
-    card = ModelCard(architecture="resnet18", input_size=(16, 16), output="softmax", class_names=("a", "b"))
-    lin = Classifier(Linear().eval(), card, torch.device("cpu"), source="test")
+    lin = linear_classifier(16)
     x = torch.rand(1, 1, 16, 16) * 0.5 + 0.5
     out = max_sensitivity(lin, x, 1, ExplainOptions(methods=("BP", "IGB", "OCC"), variants=("plain",), steps=3),
                           n_samples=4, radius=0.05)

@@ -87,27 +87,31 @@ def test_demo_study_has_every_row_and_column(in_process):
 def test_every_metric_on_a_slice_and_max_sensitivity_of_pixel_maps_only(tmp_path):
     """``metrics=MORE_SCORES`` (``--metrics all``): top-k and max-sensitivity too; max-sensitivity is
     the pixel maps' (a region map would need XRAI per perturbed map; the random map has none) and
-    equals ``metrics.max_sensitivity`` of the slice's input."""
+    equals ``metrics.max_sensitivity`` of the slice's input (EG with the model's references)."""
     from napari_ctinterp.cli.study import chosen_metrics
+    from napari_ctinterp.explain import reference_inputs
     from napari_ctinterp.metrics import max_sensitivity
     from napari_ctinterp.metrics.schema import MORE_SCORES
     from napari_ctinterp.model import load
     from napari_ctinterp.study.data import demo_slices, load_slice
 
-    cfg = StudyConfig(**{**SMALL, "slices": 1, "methods": ("BP",), "metrics": chosen_metrics(["all"])})
+    methods = ("BP", "EG")
+    cfg = StudyConfig(**{**SMALL, "slices": 1, "methods": methods, "metrics": chosen_metrics(["all"])})
     assert cfg.metrics == MORE_SCORES and StudyConfig(**SMALL).metrics != MORE_SCORES
-    assert cfg.key() != StudyConfig(**{**SMALL, "slices": 1, "methods": ("BP",)}).key()
+    assert cfg.key() != StudyConfig(**{**SMALL, "slices": 1, "methods": methods}).key()
     table = pd.read_csv(run_study(cfg, tmp_path, device="cpu") / "table.csv")
-    pixel = table[(table["map_type"] == "pixel") & (table["method"] == "BP")]
-    assert len(pixel) == 2 and pixel["max_sensitivity"].gt(0).all() and pixel["topk_intersection"].between(0, 1).all()
+    assert table["score_note"].isna().all() and table["error"].isna().all()
+    pixel = table[(table["map_type"] == "pixel") & table["method"].isin(methods)]
+    assert len(pixel) == 4 and pixel["max_sensitivity"].gt(0).all() and pixel["topk_intersection"].between(0, 1).all()
     assert table[(table["map_type"] == "region") | (table["method"] == "random")]["max_sensitivity"].isna().all()
     clf = load("demo", device="cpu")
     (ref,) = demo_slices(1, cfg.explain.seed)
     assert set(table["slice_id"]) == {ref.slice_id}
     hu, _mask = load_slice(ref)
-    want = max_sensitivity(clf, clf.preprocess(hu), int(table["target"].iloc[0]), cfg.explain, seed=cfg.seed)
+    refs, _ = reference_inputs(clf, None)
+    want = max_sensitivity(clf, clf.preprocess(hu), int(table["target"].iloc[0]), cfg.explain, refs, seed=cfg.seed)
     for _, row in pixel.iterrows():
-        assert row["max_sensitivity"] == pytest.approx(want["BP", "SG2", row["sign"]], rel=1e-6)
+        assert row["max_sensitivity"] == pytest.approx(want[row["method"], "SG2", row["sign"]], rel=1e-6)
     with pytest.raises(ValueError, match="unknown metric roc; choose from auprc"):
         StudyConfig(metrics=("roc",))
 
