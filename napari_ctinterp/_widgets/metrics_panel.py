@@ -24,11 +24,12 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton, Select
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QFrame, QScrollArea
 
 from ..metrics import rank_correlation
 from ..metrics.schema import LABELS, MORE_SCORES, PANEL_METRICS, SCORE_INFO
@@ -56,6 +57,35 @@ PAINT_DEBOUNCE_MS = 150
 PANEL_CHOICES = tuple(m for m in MORE_SCORES if m != "max_sensitivity")
 #: The columns the definitions list, in the table's order.
 DEFINED = ("auc", "max_dice", "fidelity_continuous", *MORE_SCORES)
+
+
+class ScoreChoice(Container):
+    """The panel's "more scores": one tick box per score (its definition in the tooltip), three to a
+    row; ``value`` lists the ticked ones, and setting it tells ``on_change`` once."""
+
+    def __init__(self, choices: tuple[str, ...], chosen: tuple[str, ...], on_change: Any, **kwargs: Any) -> None:
+        self.boxes = {m: CheckBox(text=LABELS[m], value=m in chosen, tooltip=SCORE_INFO[m].text()) for m in choices}
+        rows = [Container(layout="horizontal", labels=False, widgets=[self.boxes[m] for m in choices[i:i + 3]])
+                for i in range(0, len(choices), 3)]
+        for row in rows:
+            row.margins = (0, 0, 0, 0)
+        super().__init__(widgets=rows, labels=False, **kwargs)
+        self.margins = (0, 0, 0, 0)
+        self._on_change = on_change
+        for box in self.boxes.values():
+            box.changed.connect(lambda *_: self._on_change())
+
+    @property
+    def value(self) -> list[str]:
+        """The ticked scores, in the boxes' order."""
+        return [m for m, box in self.boxes.items() if box.value]
+
+    @value.setter
+    def value(self, names: list[str]) -> None:
+        for m, box in self.boxes.items():
+            with box.changed.blocked():
+                box.value = m in names
+        self._on_change()
 
 
 def definitions_text() -> str:
@@ -92,15 +122,19 @@ class MetricsPanel(Container):
                               tooltip="volume: each map scored over all its explained slices at once (3D ROC AUC "
                                       "and max Dice; fidelity is per slice)")
         self.with_fidelity = CheckBox(text="fidelity (model forward passes, once per map)", value=True)
-        self.more = Select(label="more scores", choices=[(LABELS[m], m) for m in PANEL_CHOICES],
-                           value=list(PANEL_METRICS),
-                           tooltip="columns beyond the paper's (ctrl-click: several); faith. r runs the model "
-                                   "(with fidelity ticked)")
-        self.more.native.setMaximumHeight(4 + 18 * len(PANEL_CHOICES))
+        self.more = ScoreChoice(PANEL_CHOICES, PANEL_METRICS, lambda: self.compute() if self._computed else None,
+                                label="more scores",
+                                tooltip="table columns beyond the paper's; faith. r runs the model (fidelity ticked)")
         self.explain_scores = PushButton(text="What the scores mean ▸")
         self.definitions = wrapping_label()
         self.definitions.value = definitions_text()
-        self.definitions.visible = False
+        # in a box of its own height: opened, the definitions do not push the table off the screen
+        self.definitions_box = QScrollArea()
+        self.definitions_box.setWidget(self.definitions.native)
+        self.definitions_box.setWidgetResizable(True)
+        self.definitions_box.setFrameShape(QFrame.Shape.NoFrame)
+        self.definitions_box.setMaximumHeight(170)
+        self.definitions_box.setVisible(False)
         self.auto = CheckBox(text="re-score after painting", value=True)
         self.compute_button = PushButton(text="Compute")
         self.progress = JobProgress()
@@ -112,8 +146,8 @@ class MetricsPanel(Container):
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(470)
         self.extend([self.image, self.mask, self.shortcut, self.scope, self.curves_of, self.with_fidelity, self.more,
-                     self.auto, self.compute_button, *self.progress.widgets, self.status, self.explain_scores,
-                     self.definitions])
+                     self.auto, self.compute_button, *self.progress.widgets, self.status, self.explain_scores])
+        self.native.layout().addWidget(self.definitions_box)
         self.native.layout().addWidget(self.table)
         self.native.layout().addWidget(self.canvas)
         self.extend([self.export_path, self.export_button])
@@ -127,7 +161,6 @@ class MetricsPanel(Container):
         self.scope.changed.connect(lambda *_: self.compute() if self._computed else None)
         self.shortcut.changed.connect(self._shortcut_changed)
         self.with_fidelity.changed.connect(lambda *_: self._plot())
-        self.more.changed.connect(lambda *_: self.compute() if self._computed else None)
         self.explain_scores.changed.connect(self._toggle_definitions)
         self.table.itemSelectionChanged.connect(self._row_selected)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
@@ -235,11 +268,11 @@ class MetricsPanel(Container):
     @property
     def definitions_shown(self) -> bool:
         """Whether the definitions are open (hidden by the user or not; the dock itself may be hidden)."""
-        return not self.definitions.native.isHidden()
+        return not self.definitions_box.isHidden()
 
     def _toggle_definitions(self, *_: Any) -> None:
         shown = not self.definitions_shown
-        self.definitions.visible = shown
+        self.definitions_box.setVisible(shown)
         self.explain_scores.text = "What the scores mean ▾" if shown else "What the scores mean ▸"
 
     # -- compute -------------------------------------------------------------------------------

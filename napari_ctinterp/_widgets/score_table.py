@@ -100,10 +100,37 @@ class ScoreTable(QTableWidget):
                 item.setToolTip(tip)
                 self.setItem(r, c, item)
         self.setSortingEnabled(True)
+        self._fit_columns()
         # best AUC first; with a known shortcut: the maps most on it first
         self.sortItems(len(TABLE) + len(extra) if marker else AUC_COLUMN, Qt.SortOrder.DescendingOrder)
         header = self.horizontalHeader()  # the labels were reset: say the order again (Qt is silent when unchanged)
         self._label_sort(header.sortIndicatorSection(), header.sortIndicatorOrder())
+
+    def _fit_columns(self) -> None:
+        """Columns fill the dock when their contents fit it; more of them (the scores beyond the
+        paper's) keep their contents' width and the table scrolls sideways, never "0.…" cells."""
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        needed = sum(header.sectionSize(c) for c in range(self.columnCount()))
+        fits = needed <= self.viewport().width() + (self.verticalHeader().width() if self.verticalHeader().isVisible()
+                                                    else 0)
+        if fits:
+            header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # scrolled sideways, each row keeps its map's name on the left (the row header does not scroll)
+        self.verticalHeader().setVisible(not fits and self.rowCount() > 0)
+
+    def _label_rows(self) -> None:
+        """Row headers ``EG · SG2`` (`` · XRAI`` for a region map), in the rows' current order."""
+        for r in range(self.rowCount()):
+            cells = [self.item(r, c) for c in range(3)]
+            if any(c is None for c in cells):
+                continue
+            name = f"{cells[0].text()} · {cells[1].text()}" + (" · XRAI" if cells[2].text() == "XRAI" else "")
+            self.setVerticalHeaderItem(r, QTableWidgetItem(name))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit_columns()
 
     def selected_score(self) -> int | None:
         """The index (in the scores filled) of the selected row's score; None when none is selected."""
@@ -111,6 +138,7 @@ class ScoreTable(QTableWidget):
         return None if not rows else self.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
 
     def _label_sort(self, column: int, order: Qt.SortOrder) -> None:
+        self._label_rows()  # the rows moved: their headers do not move with them
         arrow = " ▼" if order == Qt.SortOrder.DescendingOrder else " ▲"
         for c, (h, key) in enumerate(self.columns):  # the header items keep their tooltips
             item = self.horizontalHeaderItem(c)

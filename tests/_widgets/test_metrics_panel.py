@@ -79,6 +79,11 @@ def test_panel_fills_the_table_draws_four_plots_and_exports(qtbot, viewer_with_m
     headers = [panel.table.horizontalHeaderItem(c).text().replace("\n", " ") for c in range(panel.table.columnCount())]
     assert headers[6:8] == ["AUPRC", "IoU"], headers
     assert "precision–recall" in panel.table.horizontalHeaderItem(6).toolTip()
+    # each row's header names its map, in the sorted order (it stays on the left when the table scrolls sideways)
+    for r in (0, 7, 29):
+        cells = [panel.table.item(r, c).text() for c in range(3)]
+        assert panel.table.verticalHeaderItem(r).text() == f"{cells[0]} · {cells[1]}" + (
+            " · XRAI" if cells[2] == "XRAI" else "")
     from napari_ctinterp.metrics import auprc
 
     assert all(0.0 <= panel.table.item(r, 6).value <= 1.0 for r in range(30))
