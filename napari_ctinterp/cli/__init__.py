@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from .demo import cmd_demo
 from .options import add_explain_arguments
-from .study import cmd_study
+from .study import cmd_report, cmd_study
 from .train import cmd_evaluate, cmd_fit_domain, cmd_train
 
 __all__ = ["build_parser", "main"]
@@ -112,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://host:8786)")
     st.add_argument("--out", default="study-results")
     st.set_defaults(func=cmd_study)
+
+    rp = sub.add_parser("report", help="rebuild a study's tables and report from its stored slices (no maps "
+                                       "recomputed; a partly finished study too)")
+    rp.add_argument("results", metavar="RESULTS_DIR", help="a study's results folder (its --out, or one run in it)")
+    rp.set_defaults(func=cmd_report)
     return parser
 
 

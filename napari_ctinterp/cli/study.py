@@ -186,3 +186,26 @@ def cmd_study(args: argparse.Namespace) -> int:
         sel = sel.merge(f, on=["method", "variant", "map_type"], how="left")
     print(sel.round(3).to_string(index=False))
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``ctinterp report RESULTS_DIR``: the tables and report of every run in the folder, rebuilt
+    from the slices it has stored (nothing is recomputed)."""
+    from pathlib import Path
+
+    from ..study.results import assemble
+
+    folder = Path(args.results)
+    runs = [folder] if (folder / "config.json").is_file() else sorted(
+        p for p in folder.iterdir() if (p / "config.json").is_file()) if folder.is_dir() else []
+    if not runs:
+        raise SystemExit(f"ctinterp report: {folder} holds no study (no config.json in it or in a folder inside): give "
+                         "the --out folder of ctinterp study, or one run in it")
+    for run in runs:
+        stored = len(list((run / "slices").glob("*.json"))) if (run / "slices").is_dir() else 0
+        if stored == 0:
+            print(f"{run}: no slice stored yet, nothing to report", file=sys.stderr)
+            continue
+        assemble(run)
+        print(f"{run}: {stored} stored slice(s) → report {run / 'report.html'}")
+    return 0

@@ -256,10 +256,20 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
     san = figure_sanity(sanity, example["slice_id"] if example else "", unit)
     if san is not None:
         figures.append(("sanity", san))
-    for name, fig in figures:
+    from .report_stats import statistics_section
+
+    stats_parts, stats_figures = statistics_section(table, seed=int(cfg["config"].get("seed", 0)))
+    stats_images = {}
+    for name, fig in figures + stats_figures:
         data, b64 = _png(fig)
         (figs_dir / f"{name}.png").write_bytes(data)
-        images.append((name, b64))
+        if name.startswith("cd_"):
+            stats_images[name] = b64
+        else:
+            images.append((name, b64))
+    mark = "<!--figure:"  # where a CD diagram goes in the statistics section
+    stats_parts = [f"<img src='data:image/png;base64,{stats_images[p[len(mark):-3]]}'>" if p.startswith(mark) else p
+                   for p in stats_parts]
     failed = table[table["error"].notna()][["slice_id", "error"]]
     f_piv = fid.drop(columns=["mif_curve", "lif_curve"], errors="ignore")
     more = [m for m in schema.MORE_SCORES if f"{m}_mean" in summary.columns]
@@ -278,6 +288,7 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
         f"<p class='methods'>{html.escape(methods_sentence(cfg['config']['methods'], cfg['config']['variants']))}</p>",
         "<h2>Localisation (mean, SD, n per group)</h2>", summary[summ_cols].round(4).to_html(index=False),
         *more_section(summary, more),
+        *stats_parts,
         "<h2>Fidelity F per group</h2>", f_piv.round(4).to_html(index=False),
         "<h2>Human vs model</h2>",
         f"<p>Rank correlation (Spearman) between agreement with the expert mask (mean exact AUC) and "

@@ -30,7 +30,7 @@ def test_marker_slices_carry_every_kind_and_old_records_keep_their_key():
 
 def test_a_marker_study_scores_every_map_against_the_marker(tmp_path):
     cfg = StudyConfig(data="demo-marker", model="demo", slices=4, methods=("BP", "IGB"), variants=("plain",),
-                      steps=4, xrai="fast", fidelity_step=50.0)
+                      steps=4, xrai="fast", fidelity_step=50.0, metrics=())
     run_dir = run_study(cfg, tmp_path, device="cpu")
     table = pd.read_csv(run_dir / "table.csv")
     ok = table[table["error"].isna()]
@@ -104,7 +104,8 @@ def test_the_benchmark_from_the_cli_compares_both_models(tmp_path):
 
     out = tmp_path / "bench"
     assert main(["study", "--benchmark", "shortcut", "--slices", "2", "--methods", "BP", "GC", "--variants", "plain",
-                 "--xrai", "fast", "--fidelity-step", "50", "--device", "cpu", "--out", str(out)]) == 0
+                 "--xrai", "fast", "--fidelity-step", "50", "--metrics", "none", "--device", "cpu",
+                 "--out", str(out)]) == 0
     table = pd.read_csv(out / "shortcut" / "shortcut.csv")
     assert set(table["method"]) == {"BP", "GC", "random"} and set(table["map_type"]) == {"pixel", "region"}
     assert (table["n"] == 2).all()  # the two marked slices, paired across the models

@@ -14,7 +14,7 @@ from napari_ctinterp.study import StudyConfig, run_study
 
 REFERENCE = Path(__file__).parent / "data" / "slice_reference.json"
 SETTINGS = dict(slices=1, methods=("BP", "IGB", "IGBW", "EG", "D"), variants=("plain", "SG", "SG2"), steps=2,
-                samples=2, sg_samples=2, xrai="fast", fidelity_step=20.0)
+                samples=2, sg_samples=2, xrai="fast", fidelity_step=20.0, metrics=())
 
 
 def test_one_slice_study_equals_the_stored_table(tmp_path):

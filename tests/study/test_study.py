@@ -16,11 +16,15 @@ import pytest
 
 from napari_ctinterp.study import StudyConfig, run_study
 
-# one variant (SG², which exercises the shared noisy samples) keeps the study tests' time down
+# one variant (SG², which exercises the shared noisy samples) keeps the study tests' time down; the
+# map's own scores beyond the paper's (the model's — faithfulness, max-sensitivity — are tested on one
+# slice in test_every_metric…: 101 forwards a slice add up over CI's study tests)
+MAP_METRICS = ("auprc", "iou_otsu", "sparseness", "complexity")
 SMALL = dict(slices=4, methods=("BP", "IGB"), variants=("SG2",), steps=4, samples=4, sg_samples=2,
-             xrai="fast", fidelity_step=25.0)
+             xrai="fast", fidelity_step=25.0, metrics=MAP_METRICS)
 CLI_SMALL = ["--slices", "4", "--methods", "BP", "IGB", "--variants", "SG2", "--steps", "4",
-             "--samples", "4", "--sg-samples", "2", "--xrai", "fast", "--fidelity-step", "25"]
+             "--samples", "4", "--sg-samples", "2", "--xrai", "fast", "--fidelity-step", "25",
+             "--metrics", *MAP_METRICS]
 
 
 def _frame(run_dir: Path) -> pd.DataFrame:
@@ -51,11 +55,11 @@ def test_demo_study_has_every_row_and_column(in_process):
             "max_dice", "k_star", "fidelity_continuous", "error"} <= set(table.columns)
     assert table["error"].isna().all() and table["auc"].between(0, 1).all()
     assert set(table["label"]) == {0, 1}
-    # the scores beyond the paper's the study computes by default, each in its range, for every map
+    # the map's own scores beyond the paper's, each in its range, for every map
     for column, (lo, hi) in {"auprc": (0, 1), "iou_otsu": (0, 1), "sparseness": (0, 1),
-                             "complexity": (0, np.log(512 * 512)), "faithfulness_correlation": (-1, 1)}.items():
+                             "complexity": (0, np.log(512 * 512))}.items():
         assert table[column].between(lo, hi).all(), column
-    assert "topk_intersection" not in table and "max_sensitivity" not in table  # asked for only
+    assert "topk_intersection" not in table and "faithfulness_correlation" not in table  # not asked for
     # a random map's AUPRC is about the mask's share of the slice, far below a gradient map's
     random_rows = table[(table["method"] == "random") & (table["map_type"] == "pixel")]
     assert (random_rows["auprc"] < 0.5 * table[table["method"] == "IGB"]["auprc"].mean()).all()
@@ -80,7 +84,10 @@ def test_demo_study_has_every_row_and_column(in_process):
     # Human vs model: every absolute non-random map type with its AUC, F and their rank correlation.
     assert "<h2>Human vs model</h2>" in report and "Spearman" in report
     assert "<h2>Scores beyond the paper (mean, SD, n per group)</h2>" in report and "AUPRC ↑" in report
-    assert (summary["faithfulness_correlation_n"] == 4).all()
+    # the statistics section: 4 slices are too few for tests, and it says so instead of a p-value
+    assert "<h2>Which method wins (paired tests over the slices)</h2>" in report
+    assert "Too few slices for tests: 4 with every map kind scored (at least 6 needed)" in report
+    assert (summary["auprc_n"] == 4).all()
     assert (in_process / "figures" / "human_vs_model.png").exists()
 
 
@@ -91,18 +98,20 @@ def test_every_metric_on_a_slice_and_max_sensitivity_of_pixel_maps_only(tmp_path
     from napari_ctinterp.cli.study import chosen_metrics
     from napari_ctinterp.explain import reference_inputs
     from napari_ctinterp.metrics import max_sensitivity
-    from napari_ctinterp.metrics.schema import MORE_SCORES
+    from napari_ctinterp.metrics.schema import MORE_SCORES, STUDY_METRICS
     from napari_ctinterp.model import load
     from napari_ctinterp.study.data import demo_slices, load_slice
 
     methods = ("BP", "EG")
     cfg = StudyConfig(**{**SMALL, "slices": 1, "methods": methods, "metrics": chosen_metrics(["all"])})
-    assert cfg.metrics == MORE_SCORES and StudyConfig(**SMALL).metrics != MORE_SCORES
+    assert cfg.metrics == MORE_SCORES and StudyConfig().metrics == STUDY_METRICS != MORE_SCORES
     assert cfg.key() != StudyConfig(**{**SMALL, "slices": 1, "methods": methods}).key()
+    assert StudyConfig(metrics=STUDY_METRICS).key() == StudyConfig().key()  # the default set: the key of before
     table = pd.read_csv(run_study(cfg, tmp_path, device="cpu") / "table.csv")
     assert table["score_note"].isna().all() and table["error"].isna().all()
     pixel = table[(table["map_type"] == "pixel") & table["method"].isin(methods)]
     assert len(pixel) == 4 and pixel["max_sensitivity"].gt(0).all() and pixel["topk_intersection"].between(0, 1).all()
+    assert table["faithfulness_correlation"].between(-1, 1).all() and table["auprc"].between(0, 1).all()
     assert table[(table["map_type"] == "region") | (table["method"] == "random")]["max_sensitivity"].isna().all()
     clf = load("demo", device="cpu")
     (ref,) = demo_slices(1, cfg.explain.seed)
@@ -114,6 +123,30 @@ def test_every_metric_on_a_slice_and_max_sensitivity_of_pixel_maps_only(tmp_path
         assert row["max_sensitivity"] == pytest.approx(want[row["method"], "SG2", row["sign"]], rel=1e-6)
     with pytest.raises(ValueError, match="unknown metric roc; choose from auprc"):
         StudyConfig(metrics=("roc",))
+
+
+def test_ctinterp_report_rebuilds_the_report_from_the_stored_slices(in_process, tmp_path, monkeypatch):
+    """``ctinterp report RESULTS_DIR`` rebuilds tables and report without computing a map; with
+    enough slices (here the stored ones copied as 8) the statistics give p-values and a CD diagram."""
+    import shutil
+
+    from napari_ctinterp.cli import main
+    from napari_ctinterp.study import slice_task
+
+    monkeypatch.setattr(slice_task, "run_slice", lambda *a, **k: pytest.fail("a map was recomputed"))
+    run = tmp_path / in_process.name
+    shutil.copytree(in_process, run)
+    (run / "report.html").unlink()
+    for f in list((run / "slices").glob("*.json")):  # the same 4 slices twice, under new names: 8 blocks
+        data = json.loads(f.read_text())
+        data["slice_id"] = data["slice_id"] + "-copy"
+        (f.parent / f"{f.stem}-copy.json").write_text(json.dumps(data))
+    assert main(["report", str(tmp_path)]) == 0
+    report = (run / "report.html").read_text()
+    assert "Too few slices" not in report and "Friedman χ²" in report and (run / "figures" / "cd_auc.png").exists()
+    assert len(pd.read_csv(run / "table.csv")["slice_id"].unique()) == 8
+    with pytest.raises(SystemExit, match="holds no study"):
+        main(["report", str(tmp_path / "nothing")])
 
 
 def test_killed_run_resumes_to_the_same_table(in_process, tmp_path):
@@ -139,7 +172,7 @@ def test_killed_run_resumes_to_the_same_table(in_process, tmp_path):
 
 
 def test_changed_parameters_never_mix(in_process, tmp_path):
-    other = run_study(StudyConfig(**{**SMALL, "slices": 1, "steps": 5}), in_process.parent, device="cpu")
+    other = run_study(StudyConfig(**{**SMALL, "metrics": (), "slices": 1, "steps": 5}), in_process.parent, device="cpu")
     assert other.name != in_process.name
     assert len(pd.read_csv(in_process / "table.csv")["slice_id"].unique()) == 4
 
@@ -159,7 +192,8 @@ def test_corrupt_slice_is_reported_and_the_run_goes_on(tmp_path):
     (data / "broken").mkdir()
     (data / "broken" / "slice.dcm").write_bytes(b"DICM" * 50)
     (data / "labels.csv").write_text("file,label\ncase0,1\nbroken/slice.dcm,0\ncase1,0\n")
-    run_dir = run_study(StudyConfig(**{**SMALL, "data": str(data), "slices": 0}), tmp_path / "out", device="cpu")
+    run_dir = run_study(StudyConfig(**{**SMALL, "metrics": (), "data": str(data), "slices": 0}), tmp_path / "out",
+                        device="cpu")
     table = pd.read_csv(run_dir / "table.csv")
     bad = table[table["slice_id"] == "broken/slice.dcm"]
     assert len(bad) == 1 and isinstance(bad["error"].iloc[0], str) and "DICOM" in bad["error"].iloc[0]
@@ -189,7 +223,7 @@ def test_a_four_class_model_with_class_names_as_labels(tmp_path):
                            seed=i)
     write_dicom_series([make_slice(5, contrast=False, size=128)], data / "case2", seed=5)
     (data / "labels.csv").write_text("file,label\ncase0,venous\ncase1,no contrast\ncase2,portal\n")
-    config = {**SMALL, "data": str(data), "slices": 0, "xrai": "off", "model": str(weights)}
+    config = {**SMALL, "metrics": (), "data": str(data), "slices": 0, "xrai": "off", "model": str(weights)}
     run_dir = run_study(StudyConfig(**config), tmp_path / "out", device="cpu")
     table = pd.read_csv(run_dir / "table.csv")
     ok = table[table["error"].isna()]
@@ -203,7 +237,8 @@ def test_a_four_class_model_with_class_names_as_labels(tmp_path):
 
 
 def test_demo_data_with_the_phase_demo_is_labelled_by_phase(tmp_path):
-    config = {**SMALL, "slices": 4, "methods": ("BP",), "variants": ("plain",), "xrai": "off", "model": "demo-phase"}
+    config = {**SMALL, "metrics": (), "slices": 4, "methods": ("BP",), "variants": ("plain",), "xrai": "off",
+              "model": "demo-phase"}
     run_dir = run_study(StudyConfig(**config), tmp_path / "out", device="cpu")
     table = pd.read_csv(run_dir / "table.csv")
     assert table["error"].isna().all()
@@ -219,7 +254,7 @@ def test_demo_data_refuses_a_model_whose_classes_it_cannot_label(tmp_path):
     card = ModelCard(architecture="resnet18", input_size=(64, 64), output="softmax", class_names=("liver", "kidney"))
     weights, _ = save_checkpoint(build("resnet18", "softmax"), tmp_path / "organs.safetensors", card)
     with pytest.raises(ValueError, match="cannot label slices for this model.*labels.csv"):
-        run_study(StudyConfig(**{**SMALL, "model": str(weights)}), tmp_path / "out", device="cpu")
+        run_study(StudyConfig(**{**SMALL, "metrics": (), "model": str(weights)}), tmp_path / "out", device="cpu")
 
 
 def _two_series_with_seg_masks(root: Path) -> Path:
@@ -244,7 +279,8 @@ def _two_series_with_seg_masks(root: Path) -> Path:
 
 def test_a_folder_of_series_with_seg_masks_gives_a_row_group_per_masked_slice(tmp_path):
     data = _two_series_with_seg_masks(tmp_path)
-    config = {**SMALL, "data": str(data), "slices": 0, "methods": ("BP",), "variants": ("plain",), "xrai": "off"}
+    config = {**SMALL, "metrics": (), "data": str(data), "slices": 0, "methods": ("BP",), "variants": ("plain",),
+              "xrai": "off"}
     run_dir = run_study(StudyConfig(**config), tmp_path / "out", device="cpu")
     table = pd.read_csv(run_dir / "table.csv")
     assert table["error"].isna().all(), table["error"].dropna().tolist()
@@ -263,7 +299,8 @@ def test_a_folder_of_series_with_seg_masks_gives_a_row_group_per_masked_slice(tm
 def test_a_bad_slices_spec_fails_that_series_only(tmp_path):
     data = _two_series_with_seg_masks(tmp_path)
     (data / "labels.csv").write_text("file,label,slices\ncase0,1,7:9\ncase1,0,1\n")
-    config = {**SMALL, "data": str(data), "slices": 0, "methods": ("BP",), "variants": ("plain",), "xrai": "off"}
+    config = {**SMALL, "metrics": (), "data": str(data), "slices": 0, "methods": ("BP",), "variants": ("plain",),
+              "xrai": "off"}
     table = pd.read_csv(run_study(StudyConfig(**config), tmp_path / "out", device="cpu") / "table.csv")
     bad = table[table["slice_id"] == "case0"]["error"].iloc[0]
     assert "outside the volume's slices 0…3" in bad
@@ -289,7 +326,7 @@ def test_a_users_model_gets_EG_references_from_the_data(tmp_path):
     torch.manual_seed(0)
     weights, _ = save_checkpoint(build("resnet18", "logit"), tmp_path / "mine.safetensors",
                                  ModelCard(architecture="resnet18", input_size=(64, 64), output="logit"))
-    small = {**SMALL, "methods": ("EG",), "variants": ("plain",), "xrai": "off", "model": str(weights)}
+    small = {**SMALL, "metrics": (), "methods": ("EG",), "variants": ("plain",), "xrai": "off", "model": str(weights)}
     demo = pd.read_csv(run_study(StudyConfig(**{**small, "slices": 2}), tmp_path / "demo", device="cpu")
                        / "table.csv")
     assert demo["error"].isna().all() and demo["fidelity_continuous"].notna().all()  # the phantom's training slices

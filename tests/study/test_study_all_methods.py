@@ -15,7 +15,7 @@ from napari_ctinterp.study import StudyConfig, run_study
 
 ALL = ("BP", "IGB", "IGBW", "EG", "D", "GC", "GBP", "GGC", "OCC")
 SMALL = dict(slices=1, methods=ALL, variants=("plain", "SG"), steps=2, samples=2, sg_samples=2, xrai="fast",
-             fidelity_step=25.0, occ_window=32, occ_stride=32, sanity=True)
+             fidelity_step=25.0, occ_window=32, occ_stride=32, sanity=True, metrics=())
 
 
 @pytest.fixture(scope="module")
