@@ -113,6 +113,18 @@ def scored_voxels(layer: Any, info: MapLayerInfo | None = None) -> np.ndarray | 
     return keep
 
 
+def seen_pixels(layer: Any, info: MapLayerInfo, idx: int | None) -> np.ndarray | None:
+    """The pixels of slice ``idx`` a cropping 3D model saw (bool (H, W)); None: every pixel counts
+    (a 2D map, a 3D model that saw the whole CT, or a crop that cannot be read — scored whole)."""
+    if idx is None or not is_3d_model_map(info):
+        return None
+    try:
+        out = outside_voxels(layer, info)
+    except ValueError:
+        return None
+    return None if out is None or not out[idx].any() else ~out[idx]
+
+
 def axial_mip(layer: Any, info: MapLayerInfo | None = None) -> np.ndarray:
     """The axial maximum-intensity projection of ``|map|`` over the slices holding the map, (H, W).
 

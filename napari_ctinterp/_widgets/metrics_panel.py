@@ -29,10 +29,9 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFrame, QScrollArea
 
 from ..metrics import rank_correlation
-from ..metrics.schema import LABELS, MORE_SCORES, PANEL_METRICS, SCORE_INFO
+from ..metrics.schema import MORE_SCORES, PANEL_METRICS
 from ..metrics.table import MapScore, MapScorer, fingerprint
 from ..progress import Step
 from .along_z import AlongZ
@@ -40,9 +39,10 @@ from .dock_layout import hidden_tab, limit_width, make_scrollable, on_shown, wra
 from .known_shortcut import follow_new_marker, marker_check, shortcut_combo
 from .layer_choice import ct_layers, current_slice_index, default_ct, rewatch
 from .layer_info import ScoreNote, slice_of
-from .map_voxels import is_3d_model_map, outside_voxels
+from .map_voxels import is_3d_model_map, seen_pixels
 from .maps import map_info, map_layers, model_rows, show_map
 from .metric_plots import draw_curves
+from .score_choice import PANEL_CHOICES, Definitions, ScoreChoice
 from .score_table import ScoreTable, export_scores
 from .volume_scores import volume_items, volume_score
 from .workers import JobProgress, start_worker
@@ -53,60 +53,6 @@ SCOPES = ("this slice", "volume", "slice and volume")
 MAX_NAMED = 6
 #: Debounce of re-scoring after a brush stroke (ms).
 PAINT_DEBOUNCE_MS = 150
-#: The scores beyond the paper's the panel offers (max-sensitivity re-runs the explanation: the study has it).
-PANEL_CHOICES = tuple(m for m in MORE_SCORES if m != "max_sensitivity")
-#: The columns the definitions list, in the table's order.
-DEFINED = ("auc", "max_dice", "fidelity_continuous", *MORE_SCORES)
-
-
-class ScoreChoice(Container):
-    """The panel's "more scores": one tick box per score (its definition in the tooltip), three to a
-    row; ``value`` lists the ticked ones, and setting it tells ``on_change`` once."""
-
-    def __init__(self, choices: tuple[str, ...], chosen: tuple[str, ...], on_change: Any, **kwargs: Any) -> None:
-        self.boxes = {m: CheckBox(text=LABELS[m], value=m in chosen, tooltip=SCORE_INFO[m].text()) for m in choices}
-        rows = [Container(layout="horizontal", labels=False, widgets=[self.boxes[m] for m in choices[i:i + 3]])
-                for i in range(0, len(choices), 3)]
-        for row in rows:
-            row.margins = (0, 0, 0, 0)
-        super().__init__(widgets=rows, labels=False, **kwargs)
-        self.margins = (0, 0, 0, 0)
-        self._on_change = on_change
-        for box in self.boxes.values():
-            box.changed.connect(lambda *_: self._on_change())
-
-    @property
-    def value(self) -> list[str]:
-        """The ticked scores, in the boxes' order."""
-        return [m for m, box in self.boxes.items() if box.value]
-
-    @value.setter
-    def value(self, names: list[str]) -> None:
-        for m, box in self.boxes.items():
-            with box.changed.blocked():
-                box.value = m in names
-        self._on_change()
-
-
-def definitions_text() -> str:
-    """Every score's line: header, ↑ / ↓ (higher / lower is better), definition and source."""
-    lines = [SCORE_INFO[k].text() for k in DEFINED]
-    return ("\n".join(lines) + "\nmax sens. is the study's (ctinterp study --metrics max_sensitivity): it explains "
-            "the slice ten more times.")
-
-
-def _seen_pixels(layer: napari.layers.Image, info: Any, idx: int | None) -> np.ndarray | None:
-    """The pixels of slice ``idx`` a cropping 3D model saw (bool (H, W)); None: every pixel counts
-    (a 2D map, a 3D model that saw the whole CT, or a crop that cannot be read — scored whole)."""
-    if idx is None or not is_3d_model_map(info):
-        return None
-    try:
-        out = outside_voxels(layer, info)
-    except ValueError:
-        return None
-    return None if out is None or not out[idx].any() else ~out[idx]
-
-
 class MetricsPanel(Container):
     """Dock widget: table and plots of localisation (and fidelity) scores for every map."""
 
@@ -125,16 +71,8 @@ class MetricsPanel(Container):
         self.more = ScoreChoice(PANEL_CHOICES, PANEL_METRICS, lambda: self.compute() if self._computed else None,
                                 label="more scores",
                                 tooltip="table columns beyond the paper's; faith. r runs the model (fidelity ticked)")
-        self.explain_scores = PushButton(text="What the scores mean ▸")
-        self.definitions = wrapping_label()
-        self.definitions.value = definitions_text()
-        # in a box of its own height: opened, the definitions do not push the table off the screen
-        self.definitions_box = QScrollArea()
-        self.definitions_box.setWidget(self.definitions.native)
-        self.definitions_box.setWidgetResizable(True)
-        self.definitions_box.setFrameShape(QFrame.Shape.NoFrame)
-        self.definitions_box.setMaximumHeight(170)
-        self.definitions_box.setVisible(False)
+        self.meaning = Definitions()
+        self.explain_scores, self.definitions = self.meaning.button, self.meaning.label
         self.auto = CheckBox(text="re-score after painting", value=True)
         self.compute_button = PushButton(text="Compute")
         self.progress = JobProgress()
@@ -147,7 +85,7 @@ class MetricsPanel(Container):
         self.canvas.setMinimumHeight(470)
         self.extend([self.image, self.mask, self.shortcut, self.scope, self.curves_of, self.with_fidelity, self.more,
                      self.auto, self.compute_button, *self.progress.widgets, self.status, self.explain_scores])
-        self.native.layout().addWidget(self.definitions_box)
+        self.native.layout().addWidget(self.meaning.box)
         self.native.layout().addWidget(self.table)
         self.native.layout().addWidget(self.canvas)
         self.extend([self.export_path, self.export_button])
@@ -161,7 +99,6 @@ class MetricsPanel(Container):
         self.scope.changed.connect(lambda *_: self.compute() if self._computed else None)
         self.shortcut.changed.connect(self._shortcut_changed)
         self.with_fidelity.changed.connect(lambda *_: self._plot())
-        self.explain_scores.changed.connect(self._toggle_definitions)
         self.table.itemSelectionChanged.connect(self._row_selected)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self.image.reset_choices)
@@ -267,13 +204,8 @@ class MetricsPanel(Container):
 
     @property
     def definitions_shown(self) -> bool:
-        """Whether the definitions are open (hidden by the user or not; the dock itself may be hidden)."""
-        return not self.definitions_box.isHidden()
-
-    def _toggle_definitions(self, *_: Any) -> None:
-        shown = not self.definitions_shown
-        self.definitions_box.setVisible(shown)
-        self.explain_scores.text = "What the scores mean ▾" if shown else "What the scores mean ▸"
+        """Whether the scores' definitions are open."""
+        return self.meaning.shown
 
     # -- compute -------------------------------------------------------------------------------
     def compute(self) -> None:
@@ -321,7 +253,7 @@ class MetricsPanel(Container):
                 continue  # this map was made for another slice
             ranks = ly.metadata.get("ranks")
             ranks = None if ranks is None else slice_of(ranks, info, idx)
-            seen = _seen_pixels(ly, info, idx)
+            seen = seen_pixels(ly, info, idx)
             if seen is not None and not seen.any():
                 continue  # a 3D model never saw this slice (its crop): no slice row, the volume row has it
             item_mask = mask

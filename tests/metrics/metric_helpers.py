@@ -1,10 +1,19 @@
-"""Shared by the metric tests: a two-class model linear in its input, whose answers are known."""
+"""Shared by the metric tests: a random two-class ResNet-18, and a two-class model linear in its
+input, whose answers are known."""
 
 from __future__ import annotations
 
 import torch
 
-from napari_ctinterp.model import Classifier, ModelCard
+from napari_ctinterp.model import Classifier, ModelCard, build
+
+
+def resnet18_classifier(size: int, seed: int) -> Classifier:
+    """A random one-channel ResNet-18 of two softmax classes at ``size`` × ``size`` (weights seeded)."""
+    torch.manual_seed(seed)
+    card = ModelCard(architecture="resnet18", input_size=(size, size), output="softmax", class_names=("a", "b"))
+    return Classifier(build("resnet18", "softmax", in_channels=1, n_logits=2), card, torch.device("cpu"),
+                      source="test")
 
 
 class Linear(torch.nn.Module):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import quantus
 import torch
-from metric_helpers import linear_classifier
+from metric_helpers import linear_classifier, resnet18_classifier
 
 from napari_ctinterp.metrics.faithfulness import faithfulness_correlation, faithfulness_inputs, subsets
 from napari_ctinterp.model import Classifier, ModelCard, build
@@ -17,10 +17,7 @@ N_RUNS, SUBSET = 30, 40
 
 @pytest.fixture(scope="module")
 def clf() -> Classifier:
-    torch.manual_seed(2)
-    card = ModelCard(architecture="resnet18", input_size=(48, 48), output="softmax", class_names=("a", "b"))
-    return Classifier(build("resnet18", "softmax", in_channels=1, n_logits=2), card, torch.device("cpu"),
-                      source="test")
+    return resnet18_classifier(48, seed=2)
 
 
 def _maps(n: int, seed: int) -> dict[str, np.ndarray]:

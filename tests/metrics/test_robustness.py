@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import quantus
 import torch
-from metric_helpers import linear_classifier
+from metric_helpers import linear_classifier, resnet18_classifier
 
 from napari_ctinterp.explain import ExplainOptions
 from napari_ctinterp.explain.engine import iter_run
@@ -22,10 +22,7 @@ OPTS = ExplainOptions(methods=("BP", "IGB", "EG", "GC"), variants=("plain", "SG2
 
 @pytest.fixture(scope="module")
 def clf() -> Classifier:
-    torch.manual_seed(3)
-    card = ModelCard(architecture="resnet18", input_size=(40, 40), output="softmax", class_names=("a", "b"))
-    return Classifier(build("resnet18", "softmax", in_channels=1, n_logits=2), card, torch.device("cpu"),
-                      source="test")
+    return resnet18_classifier(40, seed=3)
 
 
 def _one_map(clf, refs, method, variant, sign):
