@@ -14,6 +14,7 @@ from .fidelity import (
     fidelity_inputs,
     fidelity_many,
     pooled_F,
+    pooled_F_draws,
 )
 from .ground_truth import (
     POINTING_TOLERANCE_MM,
@@ -34,8 +35,8 @@ from .table import MapScore, MapScorer
 from .volume import VolumeLocalisation, localisation_volume
 
 __all__ = ["Fidelity", "Localisation", "MapRanking", "rank_map", "balanced_accuracy", "exact_auc", "fidelity",
-           "fidelity_grid", "fidelity_inputs", "fidelity_many", "pooled_F", "localisation", "percent_grid",
-           "SanityCurves",
+           "fidelity_grid", "fidelity_inputs", "fidelity_many", "pooled_F", "pooled_F_draws", "localisation",
+           "percent_grid", "SanityCurves",
            "cascading_randomisation", "MapScore", "MapScorer", "rank_correlation",
            "OcclusionProbe", "Prober", "probe_occlusion", "VolumeLocalisation", "localisation_volume",
            "evidence_mask", "mask_note", "random_map", "GroundTruthScores", "TruthScore", "ground_truth_scores",

@@ -88,6 +88,28 @@ def pooled_F(pred_mif: np.ndarray, pred_lif: np.ndarray, labels: np.ndarray, p: 
     return mif, lif, float(np.trapezoid(lif - mif, np.asarray(p) / 100))
 
 
+def pooled_F_draws(pred_mif: np.ndarray, pred_lif: np.ndarray, labels: np.ndarray, p: np.ndarray,
+                   resamples: np.ndarray) -> np.ndarray:
+    """F of each bootstrap resample of the slices: ``pooled_F`` of ``pred_*[idx]`` for each row
+    ``idx`` of ``resamples`` (B, N), vectorised (slices drawn as multiplicities; the classes present
+    in a resample are averaged, as in ``balanced_accuracy``). Pass the same ``resamples`` for every
+    map to get paired draws: the difference of two maps' draws bounds the difference of their F."""
+    lab = np.asarray(labels).astype(int)
+    n = len(lab)
+    counts = np.stack([np.bincount(r, minlength=n) for r in np.asarray(resamples)]).astype(float)  # (B, N)
+    areas = []
+    for pred in (pred_mif, pred_lif):
+        correct = (np.asarray(pred) == lab[:, None]).astype(float)  # (N, P)
+        recalls = []
+        for c in np.unique(lab):
+            w = counts[:, lab == c]
+            total = w.sum(axis=1, keepdims=True)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                recalls.append((w @ correct[lab == c]) / total)  # NaN where the class was not drawn
+        areas.append(np.nanmean(np.stack(recalls), axis=0))  # (B, P)
+    return np.trapezoid(areas[1] - areas[0], np.asarray(p) / 100, axis=1)
+
+
 def balanced_accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
     """Mean recall of the classes present."""
     recalls = [float(np.mean(pred[labels == c] == c)) for c in np.unique(labels)]

@@ -71,6 +71,14 @@ class Comparison:
     nemenyi: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)  # p matrix, kinds × kinds
 
 
+def score_label(score: str) -> str:
+    """A compared score's short name in the report (the paper's F pooled over the set is the
+    fidelity table's; ``fidelity_continuous`` is F of each slice)."""
+    if score == "fidelity_continuous":
+        return "F per slice"
+    return SCORE_INFO[score].label if score in SCORE_INFO else score
+
+
 def kind_of(row: pd.Series) -> str:
     """A map kind's label: ``method variant``, `` XRAI`` after a region map's."""
     return f"{row['method']} {row['variant']}" + (" XRAI" if row["map_type"] == "region" else "")
@@ -163,7 +171,7 @@ def compare_methods(table: pd.DataFrame, score: str = "auc", *, sign: str = "abs
 
 def sentences(c: Comparison) -> list[str]:
     """Sentences of the paper's kind that state only what the tests support."""
-    label = SCORE_INFO[c.score].label if c.score in SCORE_INFO else c.score
+    label = score_label(c.score)
     first = c.ranks.iloc[0]
     out = [f"{first['kind']} ranks first on {label} (mean rank {first['mean_rank']:.2f} of {len(c.ranks)}; mean "
            f"{first['mean']:.3f}, 95 % CI [{first['ci_low']:.3f}, {first['ci_high']:.3f}], n = {c.n})."]
@@ -193,6 +201,6 @@ def cd_diagram(c: Comparison, ax) -> None:
 
     ranks = pd.Series(c.ranks["mean_rank"].to_numpy(), index=c.ranks["kind"].to_numpy())
     sp.critical_difference_diagram(ranks, c.nemenyi.fillna(1.0), alpha=c.alpha, ax=ax)
-    label = SCORE_INFO[c.score].label if c.score in SCORE_INFO else c.score
+    label = score_label(c.score)
     ax.set_title(f"{label}: mean rank over {c.n} slices (1 = best; a bar joins kinds Nemenyi cannot tell apart)",
                  fontsize=9)

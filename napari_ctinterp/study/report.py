@@ -47,14 +47,15 @@ def figure_distributions(table: pd.DataFrame, score: str) -> plt.Figure:
     """Box plots of a score per method × variant, pixel vs region maps (absolute maps)."""
     ok = table[(table["error"].isna()) & (table["sign"] == "absolute")]
     groups = [g for g, _ in ok.groupby(["method", "variant"], sort=False)]
-    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(groups) * 2), 3.6))
+    fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 0.75 * len(groups))), 3.8))
     for j, map_type in enumerate(("pixel", "region")):
         data = [pd.to_numeric(ok[(ok["method"] == m) & (ok["variant"] == v) & (ok["map_type"] == map_type)][score],
                               errors="coerce").dropna().to_numpy() for m, v in groups]
         pos = np.arange(len(groups)) * 2.6 + j
         ax.boxplot(data, positions=pos, widths=0.8, patch_artist=True,
                    boxprops={"facecolor": ("#8ecae6" if j == 0 else "#ffb703")}, medianprops={"color": "k"})
-    ax.set_xticks(np.arange(len(groups)) * 2.6 + 0.5, [f"{method_label(m)}\n{v}" for m, v in groups], fontsize=7)
+    ax.set_xticks(np.arange(len(groups)) * 2.6 + 0.5, [f"{method_label(m)}\n{v}" for m, v in groups], fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
     ax.set_ylabel(score)
     ax.set_title(f"{score} per method and variant — blue: pixel maps, orange: XRAI region maps"
                  + ("; + : beyond the paper" if any(method_label(m) != m for m, _ in groups) else ""), fontsize=9)
@@ -103,20 +104,36 @@ def human_vs_model(summary: pd.DataFrame, fid: pd.DataFrame) -> tuple[pd.DataFra
 
 
 def figure_human_vs_model(both: pd.DataFrame, rho: float) -> plt.Figure | None:
-    """Mean AUC against F, one point per method × variant × map type."""
+    """Mean AUC against F, one point per method × variant × map type. Colour = method, marker =
+    variant, black edge = XRAI region map, named in two legends (labels beside 30 points overlap)."""
     if both.empty:
         return None
+    from matplotlib.lines import Line2D
+
     markers = {"plain": "o", "SG": "s", "SG2": "^"}
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
     for _, r in both.iterrows():
+        region = r["map_type"] == "region"
         ax.scatter(r["auc_mean"], r["F"], color=COLOURS.get(r["method"], "grey"), marker=markers.get(r["variant"], "o"),
-                   s=45, edgecolors="k" if r["map_type"] == "region" else "none")
-        ax.annotate(f"{method_label(r['method'])} {r['variant']}{' X' if r['map_type'] == 'region' else ''}",
-                    (r["auc_mean"], r["F"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
+                   s=60 if region else 45, edgecolors="k" if region else "none", linewidths=1.2)
+    methods = list(dict.fromkeys(both["method"]))
+    variants = [v for v in markers if v in set(both["variant"])]
+    by_method = [Line2D([], [], ls="", marker="o", color=COLOURS.get(m, "grey"), label=method_label(m))
+                 for m in methods]
+    by_kind = [Line2D([], [], ls="", marker=markers[v], color="grey", label=v) for v in variants]
+    if (both["map_type"] == "region").any():
+        by_kind.append(Line2D([], [], ls="", marker="o", color="white", markeredgecolor="k", label="XRAI region"))
+    first = ax.legend(handles=by_method, title="method", fontsize=8, title_fontsize=8, loc="upper left",
+                      bbox_to_anchor=(1.01, 1.0))
+    ax.add_artist(first)
+    ax.legend(handles=by_kind, title="variant / map", fontsize=8, title_fontsize=8, loc="lower left",
+              bbox_to_anchor=(1.01, 0.0))
     rho_text = f"Spearman ρ = {rho:+.2f}" if np.isfinite(rho) else "ρ undefined"
-    ax.set(title=f"human vs model over the set: {rho_text} (X, black edge = XRAI region map)",
-           xlabel="mean exact AUC against the expert mask", ylabel="F (fidelity to the model)")
-    ax.title.set_fontsize(9)
+    ax.set(title=f"human vs model over the set: {rho_text}, {len(both)} absolute maps",
+           xlabel="mean exact AUC against the expert mask (agreement with a person)",
+           ylabel="F (fidelity to the model)")
+    ax.title.set_fontsize(10)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
@@ -209,20 +226,62 @@ def domain_sentence(counts: dict[str, int], unit: str = "slice") -> str:
     return text + "."
 
 
-def more_section(summary: pd.DataFrame, more: list[str]) -> list[str]:
-    """The report's section on the scores beyond the paper's (``StudyConfig.metrics``): what each
-    is (↑ higher is better, ↓ lower), then mean, SD and n per group."""
-    if not more:
+#: Figures' headings in the report (3D planes figures: "maps of …" from their names).
+FIGURE_TITLES = {"auc": "ROC AUC against the expert mask", "max_dice": "Max Dice against the expert mask",
+                 "fidelity": "Fidelity to the model (MiF / LiF curves and F)", "human_vs_model": "Human vs model",
+                 "example_maps": "Example maps", "sanity": "Sanity: model randomisation"}
+
+#: The report's style: a readable column, tables that scroll inside their own box.
+STYLE = ("body{font-family:sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;line-height:1.4}"
+         "table{border-collapse:collapse;font-size:12px} td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+         "img{max-width:100%} .scroll{overflow:auto;max-height:480px;max-width:100%;margin:.5em 0}"
+         ".headline{background:#f4f7fb;border:1px solid #d0dbe8;padding:.4em 1.2em;border-radius:6px}"
+         ".caveats li{margin:.2em 0} details{margin:.6em 0} summary{cursor:pointer;font-weight:bold}"
+         "nav a{margin-right:1.2em} table.best td,table.params td,table.paper td{text-align:left}"
+         "p.def{color:#444;font-size:14px}"
+         "pre{font-size:12px}")
+
+
+def _figure_title(name: str) -> str:
+    if name in FIGURE_TITLES:
+        return FIGURE_TITLES[name]
+    return f"Maps of the example series: {name.removeprefix('planes_').replace('_', ' ')}" \
+        if name.startswith("planes_") else name.replace("_", " ")
+
+
+def _table(title: str, frame: pd.DataFrame, note: str = "") -> str:
+    """A collapsed, scrollable table."""
+    body = f"<p>{note}</p>" if note else ""
+    return (f"<details><summary>{html.escape(title)}</summary>{body}<div class='scroll'>"
+            f"{frame.to_html(index=False)}</div></details>")
+
+
+def paper_section(comps: dict, fid: pd.DataFrame, draws: dict) -> list[str]:
+    """The paper's fidelity table and the poster's conclusions beside this study's (``study.paper``),
+    when the study has the paper's estimators; else nothing."""
+    from .paper import fidelity_vs_paper, has_paper_estimators, paper_rank_agreement, poster_checks
+
+    if not has_paper_estimators(fid):
         return []
-    legend = "".join(f"<li><b>{html.escape(m)}</b>: {html.escape(schema.SCORE_INFO[m].text())}</li>" for m in more)
-    cols = [*schema.KEY, *(f"{m}_{x}" for m in more for x in ("mean", "sd", "n"))]
-    return ["<h2>Scores beyond the paper (mean, SD, n per group)</h2>", f"<ul class='more'>{legend}</ul>",
-            summary[[c for c in cols if c in summary.columns]].round(4).to_html(index=False)]
+    parts = ["<h2 id='paper'>The paper beside this study</h2>",
+             "<p>Brocki et al. (EXTRAAMAS 2022): F × 10 on 290 real chest CT slices, ResNet-50; here the same "
+             "protocol (label fill) on this study's set. SG and SG² are those of BP; pixel maps.</p>",
+             f"<div class='scroll'>{fidelity_vs_paper(fid, draws).to_html(index=False)}</div>", "<ul>"]
+    for sign in ("absolute", "signed"):
+        r = paper_rank_agreement(fid, draws, sign)
+        parts.append(f"<li>Rank agreement with the paper's {sign} F over its {r['n']} estimators: Spearman ρ = "
+                     f"{r['rho']:+.2f} (p = {r['p']:.2g}; 95 % bootstrap CI [{r['ci_low']:+.2f}, "
+                     f"{r['ci_high']:+.2f}]).</li>")
+    parts += ["</ul>", "<h3>The poster's conclusions, tested here</h3>",
+              f"<div class='scroll'>{poster_checks(comps, fid, draws).to_html(index=False, classes='paper')}</div>"]
+    return parts
 
 
 def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid: pd.DataFrame, acc: dict,
                  cfg: dict, results: list[dict]) -> Path:
-    """Write figures (PNG) and ``report.html`` (figures embedded) into ``run_dir``."""
+    """Write figures (PNG) and ``report.html`` (figures embedded) into ``run_dir``, read top-down:
+    headline (model, data, settings, the first map kind per score, caveats), figures, statistics,
+    tables (collapsed), parameters."""
     figs_dir = run_dir / "figures"
     figs_dir.mkdir(exist_ok=True)
     example_path = run_dir / "example_maps.npz"
@@ -233,7 +292,6 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
             example["slice_id"] = str(example["slice_id"])
     three_d = cfg["card"].get("spatial_dims") == 3  # a 3D model: the unit is the series
     unit, units = ("series", "series") if three_d else ("slice", "slices")
-    images = []
     ok = table[table["error"].isna()]
     has_loc = pd.to_numeric(ok["auc"], errors="coerce").notna().any() if len(ok) else False
     figures = []
@@ -256,10 +314,15 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
     san = figure_sanity(sanity, example["slice_id"] if example else "", unit)
     if san is not None:
         figures.append(("sanity", san))
-    from .report_stats import statistics_section
+    from .pooled_fidelity import fidelity_draws
+    from .report_headline import headline
+    from .report_stats import comparisons, statistics_section
 
-    stats_parts, stats_figures = statistics_section(table, seed=int(cfg["config"].get("seed", 0)))
-    stats_images = {}
+    seed = int(cfg["config"].get("seed", 0))
+    comps = comparisons(table, seed=seed)
+    draws = fidelity_draws(results, cfg["config"]["fidelity_step"], seed)
+    stats_parts, stats_figures = statistics_section(comps)
+    images, stats_images = [], {}
     for name, fig in figures + stats_figures:
         data, b64 = _png(fig)
         (figs_dir / f"{name}.png").write_bytes(data)
@@ -275,39 +338,58 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
     more = [m for m in schema.MORE_SCORES if f"{m}_mean" in summary.columns]
     summ_cols = [c for c in summary.columns if (c.endswith(("_mean", "_sd", "_n")) and
                                                 not c.startswith(tuple(more))) or c in (*schema.KEY, "origin")]
-    accuracy = "n/a" if acc["accuracy"] is None else f"{acc['accuracy']:.3f}"
     domain = domain_counts(results)
+    rho_text = "undefined" if not np.isfinite(rho) else f"{rho:+.3f}"
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>napari-ctinterp study</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px} table{border-collapse:collapse;font-size:12px}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} img{max-width:100%}</style></head><body>",
+        f"<style>{STYLE}</style></head><body>",
         "<h1>napari-ctinterp study</h1>",
-        f"<p>{acc['n']} {units} scored, {acc['n_failed']} failed; model accuracy on the set: {accuracy}</p>",
+        "<nav><a href='#figures'>Figures</a><a href='#statistics'>Statistics</a><a href='#paper'>The paper</a>"
+        "<a href='#tables'>Tables</a>"
+        "<a href='#parameters'>Parameters</a></nav>",
+        "<div class='headline'>",
+        *headline(cfg, acc, table, fid, comps, draws, domain, unit, units),
         *([f"<p class='unit'>{html.escape(THREE_D_SENTENCE)}</p>"] if three_d else []),
         f"<p class='domain'>{html.escape(domain_sentence(domain, unit), quote=False)}</p>",
         f"<p class='methods'>{html.escape(methods_sentence(cfg['config']['methods'], cfg['config']['variants']))}</p>",
-        "<h2>Localisation (mean, SD, n per group)</h2>", summary[summ_cols].round(4).to_html(index=False),
-        *more_section(summary, more),
-        *stats_parts,
-        "<h2>Fidelity F per group</h2>", f_piv.round(4).to_html(index=False),
-        "<h2>Human vs model</h2>",
-        f"<p>Rank correlation (Spearman) between agreement with the expert mask (mean exact AUC) and "
-        f"fidelity to the model (F) over {len(both)} absolute maps: ρ = "
-        f"{'undefined' if not np.isfinite(rho) else f'{rho:+.3f}'}. A low or negative ρ means the maps "
-        f"that look right to a person are not the ones the model relies on.</p>",
-        both.round(4).to_html(index=False),
+        "</div>",
+        "<h2 id='figures'>Figures</h2>",
     ]
     for name, b64 in images:
-        parts.append(f"<h2>{html.escape(name)}</h2><img src='data:image/png;base64,{b64}'>")
+        parts.append(f"<h3 id='fig-{html.escape(name)}'>{html.escape(_figure_title(name))}</h3>")
+        if name == "human_vs_model":
+            parts.append(f"<p>Rank correlation (Spearman) between agreement with the expert mask (mean exact AUC) "
+                         f"and fidelity to the model (F) over {len(both)} absolute maps: ρ = {rho_text}. A low or "
+                         f"negative ρ means the maps that look right to a person are not the ones the model relies "
+                         f"on.</p>")
+        parts.append(f"<img src='data:image/png;base64,{b64}' alt='{html.escape(name)}'>")
     if sanity and sanity.get("error"):
-        parts.append(f"<h2>sanity</h2><p>The model randomisation test of the example {unit} failed: "
-                     f"{html.escape(sanity['error'])}</p>")
+        parts.append(f"<h3>Sanity: model randomisation</h3><p>The model randomisation test of the example {unit} "
+                     f"failed: {html.escape(sanity['error'])}</p>")
+    parts += ["<div id='statistics'>", *stats_parts, "</div>", *paper_section(comps, fid, draws),
+              "<h2 id='tables'>Tables</h2><p>Click a title to open its table; every table is also a CSV file in "
+              "this folder (table.csv: one row per map and slice).</p>",
+              _table("Localisation (mean, SD, n per group) — summary.csv", summary[summ_cols].round(4))]
+    if more:
+        legend = "".join(f"<li><b>{html.escape(m)}</b>: {html.escape(schema.SCORE_INFO[m].text())}</li>"
+                         for m in more)
+        cols = [*schema.KEY, *(f"{m}_{x}" for m in more for x in ("mean", "sd", "n"))]
+        parts.append(_table("Scores beyond the paper (mean, SD, n per group) — summary.csv",
+                            summary[[c for c in cols if c in summary.columns]].round(4),
+                            f"<ul class='more'>{legend}</ul>"))
+    parts += [_table("Fidelity F per group, with its bootstrap 95 % interval — fidelity.csv", f_piv.round(4)),
+              _table(f"Human vs model: mean AUC and F of each absolute map kind (ρ = {rho_text})", both.round(4))]
     if len(failed):
-        parts += [f"<h2>Failed {units}</h2>", failed.to_html(index=False)]
-    parts += ["<h2>Parameters</h2><pre>", html.escape(json.dumps(cfg["config"], indent=2)), "</pre>",
-              "<h2>Model card</h2><pre>", html.escape(json.dumps({k: v for k, v in cfg["card"].items()
-                                                                   if k != "training"}, indent=2)), "</pre>",
-              "</body></html>"]
+        parts.append(f"<h3>Failed {units}</h3><div class='scroll'>{failed.to_html(index=False)}</div>")
+    params = pd.DataFrame([{"parameter": k, "value": ", ".join(map(str, v)) if isinstance(v, list) else str(v)}
+                           for k, v in cfg["config"].items()])
+    card = {k: v for k, v in cfg["card"].items() if k != "training"}
+    parts += ["<h2 id='parameters'>Parameters</h2>",
+              f"<div class='scroll'>{params.to_html(index=False, classes='params')}</div>",
+              "<details><summary>config.json</summary><pre>", html.escape(json.dumps(cfg["config"], indent=2)),
+              "</pre></details>",
+              "<details><summary>Model card</summary><pre>", html.escape(json.dumps(card, indent=2)),
+              "</pre></details>", "</body></html>"]
     out = run_dir / "report.html"
     out.write_text("\n".join(parts))
     return out

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ..metrics.schema import MORE_SCORES, SCORE_INFO
-from .compare import Comparison, cd_diagram, compare_methods, sentences
+from .compare import Comparison, cd_diagram, compare_methods, score_label, sentences
 
 #: The paper's scores compared in every report (F per slice: its continuous form).
 STAT_SCORES = ("auc", "max_dice", "fidelity_continuous")
@@ -32,16 +32,21 @@ def comparisons(table: pd.DataFrame, seed: int = 0) -> dict[str, Comparison]:
     return out
 
 
-def statistics_section(table: pd.DataFrame, seed: int = 0) -> tuple[list[str], list[tuple[str, plt.Figure]]]:
-    """HTML parts (one subsection per score) and the CD diagrams to embed (name, figure)."""
+def statistics_section(comps: dict[str, Comparison]) -> tuple[list[str], list[tuple[str, plt.Figure]]]:
+    """HTML parts (one subsection per compared score, ``comparisons``) and the CD diagrams to
+    embed (name, figure)."""
     parts = ["<h2>Which method wins (paired tests over the slices)</h2>",
              "<p>Friedman over all map kinds, Nemenyi after it (the critical-difference diagram), Wilcoxon "
              "signed-rank per pair with Holm's correction; 95 % bootstrap intervals (slices resampled, seeded). "
              "Absolute maps, the random baseline left out.</p>"]
     figures = []
-    for score, c in comparisons(table, seed).items():
-        label = SCORE_INFO[score].text() if score in SCORE_INFO else score
-        parts.append(f"<h3>{html.escape(label)}</h3>")
+    for score, c in comps.items():
+        arrow = "↑" if c.higher_is_better else "↓"
+        parts.append(f"<h3 id='stats-{html.escape(score)}'>{html.escape(score_label(score))} {arrow}</h3>")
+        if score in SCORE_INFO:
+            info = SCORE_INFO[score]
+            parts.append(f"<p class='def'>{html.escape(info.definition[0].upper() + info.definition[1:])} "
+                         f"({html.escape(info.source)}).</p>")
         parts.append("<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences(c)) + "</ul>")
         if not c.note and len(c.ranks) >= 3:
             fig = plt.figure(figsize=(9, 0.9 + 0.22 * len(c.ranks)))
@@ -50,6 +55,6 @@ def statistics_section(table: pd.DataFrame, seed: int = 0) -> tuple[list[str], l
             parts.append(f"<!--figure:cd_{score}-->")
         sig = c.pairwise[c.pairwise["significant"]]
         if len(sig):
-            parts.append(f"<p>{len(sig)} of {len(c.pairwise)} pairs differ significantly:</p>"
-                         + sig.round(4).to_html(index=False))
+            parts.append(f"<details><summary>{len(sig)} of {len(c.pairwise)} pairs differ significantly</summary>"
+                         f"<div class='scroll'>{sig.round(4).to_html(index=False)}</div></details>")
     return parts, figures

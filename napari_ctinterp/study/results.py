@@ -5,7 +5,7 @@ error text; the score columns are ``metrics.schema``'s, as in the Metrics panel,
 beyond the paper's the study computed). ``summary.csv``: per group, n, mean ± SD and a 95 % CI
 (normal approximation) of exact AUC, grid AUC, max Dice, continuous fidelity and those scores.
 ``fidelity.csv``: per group, the paper's F from balanced-accuracy MiF/LiF curves pooled over
-slices, and the curves themselves. Both summaries carry ``origin``:
+slices, its bootstrap 95 % interval, and the curves themselves. Both summaries carry ``origin``:
 ``paper`` (the five methods of the reference study), ``beyond`` (GC, GCPP, GBP, GGC, OCC) or
 ``baseline`` (the random map). A 3D model's study has one row group per series (``slice_id`` is
 the series) and ``table_by_slice.csv``: its maps' localisation per slice along z.
@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..explain.options import METHODS
 from ..metrics import schema
-from ..metrics.fidelity import fidelity_grid, pooled_F
+from .pooled_fidelity import fidelity_table, origin
 from .store import load_results
 
 #: A map's group key, the scores summarised per group, and table.csv's columns (the slice's, then the schema's row).
@@ -29,12 +28,6 @@ GROUP = list(schema.KEY)
 SCORES = list(schema.SUMMARY_SCORES)
 COLUMNS = ["slice_id", "series", "z", "label", "p_contrast", "prediction", "target", "class", "in_domain",
            "domain_score", *schema.ROW, "mask_note", "score_note", "error"]
-
-
-def origin(method: str) -> str:
-    """Where a method comes from: ``paper`` (the reference study's five), ``baseline`` (the random
-    map) or ``beyond`` (methods this tool adds)."""
-    return "paper" if method in METHODS else "baseline" if method == "random" else "beyond"
 
 
 def _prediction(r: dict) -> int | None:
@@ -102,32 +95,13 @@ def summary_table(df: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def fidelity_table(results: list[dict], step: float) -> pd.DataFrame:
-    """The paper's F per group: balanced accuracy over the slices at each p, LiF − MiF area."""
-    ok = [r for r in results if not r["error"]]
-    if not ok:
-        return pd.DataFrame(columns=[*GROUP, "origin", "F", "n"])
-    p = fidelity_grid(step)
-    labels = np.array([r["label"] for r in ok])
-    out = []
-    for key in ok[0]["fidelity"]:
-        mif = np.array([r["fidelity"][key]["pred_mif"] for r in ok])
-        lif = np.array([r["fidelity"][key]["pred_lif"] for r in ok])
-        mif_c, lif_c, f = pooled_F(mif, lif, labels, p)
-        group = dict(zip(GROUP, key.split("|")))
-        out.append({**group, "origin": origin(group["method"]), "F": f, "n": len(ok),
-                    "mif_curve": json.dumps(np.round(mif_c, 4).tolist()),
-                    "lif_curve": json.dumps(np.round(lif_c, 4).tolist())})
-    return pd.DataFrame(out)
-
-
 def assemble(run_dir: Path, slice_ids: list[str] | None = None) -> dict[str, pd.DataFrame]:
     """Write table.csv, summary.csv, fidelity.csv, accuracy.json and the report; return the tables."""
     cfg = json.loads((run_dir / "config.json").read_text())
     results = load_results(run_dir, slice_ids)
     table = tidy_table(results)
     summary = summary_table(table)
-    fid = fidelity_table(results, cfg["config"]["fidelity_step"])
+    fid = fidelity_table(results, cfg["config"]["fidelity_step"], int(cfg["config"].get("seed", 0)))
     table.to_csv(run_dir / "table.csv", index=False)
     summary.to_csv(run_dir / "summary.csv", index=False)
     fid.to_csv(run_dir / "fidelity.csv", index=False)

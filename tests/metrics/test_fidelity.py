@@ -147,3 +147,20 @@ def test_road_fill_does_not_depend_on_the_batching(toy):
     a = fidelity(clf, images[:3], m, labels[:3], fill="road", step=25, bootstrap=5, batch_size=2)
     b = fidelity(clf, images[:3], m, labels[:3], fill="road", step=25, bootstrap=5, batch_size=16)
     assert np.array_equal(a.prob_mif, b.prob_mif) and np.array_equal(a.prob_lif, b.prob_lif)
+
+
+def test_pooled_F_draws_equal_pooled_F_of_each_resample():
+    """Each draw is ``pooled_F`` of the resampled slices (a resample missing a class averages the
+    classes present, as ``balanced_accuracy`` does)."""
+    from napari_ctinterp.metrics import pooled_F, pooled_F_draws
+
+    rng = np.random.default_rng(3)
+    n, p = 12, fidelity_grid(10)
+    labels = np.array([0] * 6 + [1] * 6)
+    mif = rng.integers(0, 2, size=(n, len(p)))
+    lif = rng.integers(0, 2, size=(n, len(p)))
+    resamples = np.vstack([rng.integers(0, n, size=(40, n)), np.zeros((1, n), int)])  # the last: class 0 only
+    draws = pooled_F_draws(mif, lif, labels, p, resamples)
+    want = [pooled_F(mif[r], lif[r], labels[r], p)[2] for r in resamples]
+    np.testing.assert_allclose(draws, want, atol=1e-12)
+    assert np.std(draws) > 0

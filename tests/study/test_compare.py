@@ -4,28 +4,13 @@ the libraries' own (scipy, scikit-posthocs' Wilcoxon–Holm, statsmodels); too f
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import scikit_posthocs as sp
+from compare_helpers import planted_table as _table
 from matplotlib.figure import Figure
 from scipy.stats import friedmanchisquare, wilcoxon
 
 from napari_ctinterp.study.compare import MIN_BLOCKS, cd_diagram, compare_methods, scores_by_block, sentences
-
-
-def _table(n: int, effects: dict[str, float], seed: int = 0, sd: float = 0.05) -> pd.DataFrame:
-    """A study table of ``n`` slices: each method's AUC = the slice's difficulty + its effect + noise."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        base = rng.uniform(0.5, 0.7)
-        for method, effect in effects.items():
-            for sign in ("absolute", "signed"):
-                rows.append({"slice_id": f"s{i}", "method": method, "variant": "plain", "map_type": "pixel",
-                             "sign": sign, "auc": base + effect + rng.normal(0, sd), "error": None})
-        rows.append({"slice_id": f"s{i}", "method": "random", "variant": "plain", "map_type": "pixel",
-                     "sign": "absolute", "auc": 0.5, "error": None})
-    return pd.DataFrame(rows)
 
 
 def test_the_planted_order_is_found_and_an_equal_pair_is_not_told_apart():

@@ -75,6 +75,7 @@ def test_demo_study_has_every_row_and_column(in_process):
     assert len(summary) == (2 * 1 * 2 + 1) * 2 and (summary["auc_n"] == 4).all()
     fid = pd.read_csv(in_process / "fidelity.csv")
     assert len(fid) == len(summary) and fid["F"].between(-1, 1).all()
+    assert (fid["F_ci_low"] <= fid["F_ci_high"]).all() and fid["F_ci_high"].gt(fid["F_ci_low"]).any()
     assert json.loads((in_process / "accuracy.json").read_text())["n"] == 4
     report = (in_process / "report.html").read_text()
     n_in = int(per_slice["in_domain"].sum())
@@ -82,8 +83,18 @@ def test_demo_study_has_every_row_and_column(in_process):
     assert "data:image/png;base64" in report and "Model card" in report and '&quot;steps&quot;: 4' in report
     assert (in_process / "figures" / "example_maps.png").exists()
     # Human vs model: every absolute non-random map type with its AUC, F and their rank correlation.
-    assert "<h2>Human vs model</h2>" in report and "Spearman" in report
-    assert "<h2>Scores beyond the paper (mean, SD, n per group)</h2>" in report and "AUPRC ↑" in report
+    assert "Human vs model</h3>" in report and "Spearman" in report
+    assert "<summary>Scores beyond the paper (mean, SD, n per group)" in report and "AUPRC ↑" in report
+    # read top-down: headline (model, data, settings, the first map kind per score, caveats), figures,
+    # statistics, tables (collapsed), parameters
+    order = [report.index(x) for x in ("class='headline'", "<h2 id='figures'>", "Which method wins",
+                                       "<h2 id='tables'>", "<h2 id='parameters'>")]
+    assert order == sorted(order)
+    head = report[order[0]:order[1]]
+    assert "Model: demo resnet18 (phantom)" in head and "4 slices scored (2 no contrast, 2 contrast)" in head
+    assert "IG 4 path points" in head and "<td>AUC ↑</td>" in head and "F (paper: pooled over the set) ↑" in head
+    assert "Too few slices for tests: 4" in head and "F moves in steps of" in head
+    assert report.count("<details>") >= 4 and report.index("<img") > order[1]  # no figure above the headline
     # the statistics section: 4 slices are too few for tests, and it says so instead of a p-value
     assert "<h2>Which method wins (paired tests over the slices)</h2>" in report
     assert "Too few slices for tests: 4 with every map kind scored (at least 6 needed)" in report
@@ -234,6 +245,8 @@ def test_a_four_class_model_with_class_names_as_labels(tmp_path):
     assert "unknown class 'portal'" in bad and "venous" in bad
     acc = json.loads((run_dir / "accuracy.json").read_text())
     assert acc["n"] == 2 and acc["n_failed"] == 1 and 0 <= acc["accuracy"] <= 1
+    report = (run_dir / "report.html").read_text()  # the headline counts the scored slices by class name
+    assert "2 slices scored (1 no contrast, 1 venous), 1 failed" in report and "1 slice failed (section" in report
 
 
 def test_demo_data_with_the_phase_demo_is_labelled_by_phase(tmp_path):

@@ -143,8 +143,9 @@ def test_a_3d_study_from_the_cli_resumes_and_reports_the_planes(setup, monkeypat
     for name in names:
         png = run_dir / "figures" / f"{name}.png"
         assert png.exists() and png.stat().st_size > 5000, name
-        assert f"<h2>{name}</h2><img src='data:image/png;base64," in html
-    assert "4 series scored, 0 failed" in html and "example_maps.png" not in html
+        heading = f"<h3 id='fig-{name}'>Maps of the example series: {name[7:].replace('_', ' ')}</h3>"
+        assert heading + "\n<img src='data:image/png;base64," in html
+    assert "4 series scored (" in html and "0 failed" in html and "example_maps.png" not in html
     with np.load(run_dir / "example_maps.npz") as z:
         assert str(z["kind"]) == "3d" and str(z["BP plain|through"]) == "the mask's centre"
         assert z["BP plain|map|coronal"].shape == (N_SLICES, 48) and z["BP plain|map|mip"].shape == (48, 48)

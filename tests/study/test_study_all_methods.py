@@ -53,7 +53,7 @@ def test_report_names_every_method_and_marks_the_papers(run_dir):
         assert f"<td>{m}</td>" in report, m
     for fig in ("auc", "max_dice", "fidelity", "human_vs_model", "example_maps", "sanity"):
         assert (run_dir / "figures" / f"{fig}.png").exists(), fig
-    assert "<h2>sanity</h2>" in report
+    assert "<h3 id='fig-sanity'>Sanity: model randomisation</h3>" in report
 
 
 def test_sanity_record_of_the_example_slice(run_dir):
