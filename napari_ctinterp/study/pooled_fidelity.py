@@ -66,3 +66,20 @@ def fidelity_table(results: list[dict], step: float, seed: int = 0) -> pd.DataFr
                     "mif_curve": json.dumps(np.round(mif_c, 4).tolist()),
                     "lif_curve": json.dumps(np.round(lif_c, 4).tolist())})
     return pd.DataFrame(out)
+
+
+def fill_flips(results: list[dict], key: str = "random|plain|pixel|absolute") -> dict[int, tuple[float, float, int]]:
+    """Per class: the share of its slices the model gets right before any pixel is replaced and
+    after the first fidelity step of the random map (``key``), and the number of slices. Random
+    pixels carry no ranking, so a large drop says the fill itself is a signal to the model (the
+    paper's white fill of a no-contrast slice can look like contrast): F then measures the fill,
+    not the maps, on that class. Empty when the study has no random map or no slices."""
+    ok = [r for r in results if not r["error"] and key in r.get("fidelity", {})]
+    if not ok:
+        return {}
+    labels = np.array([int(r["label"]) for r in ok])
+    pred = np.array([r["fidelity"][key]["pred_lif"] for r in ok])
+    if pred.ndim != 2 or pred.shape[1] < 2:
+        return {}
+    return {int(c): (float(np.mean(pred[labels == c, 0] == c)), float(np.mean(pred[labels == c, 1] == c)),
+                     int(np.sum(labels == c))) for c in np.unique(labels)}

@@ -314,7 +314,7 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
     san = figure_sanity(sanity, example["slice_id"] if example else "", unit)
     if san is not None:
         figures.append(("sanity", san))
-    from .pooled_fidelity import fidelity_draws
+    from .pooled_fidelity import fidelity_draws, fill_flips
     from .report_headline import headline
     from .report_stats import comparisons, statistics_section
 
@@ -348,7 +348,7 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
         "<a href='#tables'>Tables</a>"
         "<a href='#parameters'>Parameters</a></nav>",
         "<div class='headline'>",
-        *headline(cfg, acc, table, fid, comps, draws, domain, unit, units),
+        *headline(cfg, acc, table, fid, comps, draws, domain, unit, units, fill_flips(results)),
         *([f"<p class='unit'>{html.escape(THREE_D_SENTENCE)}</p>"] if three_d else []),
         f"<p class='domain'>{html.escape(domain_sentence(domain, unit), quote=False)}</p>",
         f"<p class='methods'>{html.escape(methods_sentence(cfg['config']['methods'], cfg['config']['variants']))}</p>",

@@ -22,6 +22,9 @@ from .compare import MIN_BLOCKS, Comparison, kind_of, score_label
 PAPER_SETTINGS = {"steps": (25, "IG path points {}"), "sg_samples": (15, "SmoothGrad copies {}"),
                   "fidelity_step": (2.5, "fidelity step {} %")}
 
+#: A class whose accuracy falls by this much at the random map's first fidelity step: the fill is a signal.
+FLIP_DROP = 0.5
+
 #: Below this accuracy the headline says the maps explain many wrong answers.
 GOOD_ACCURACY = 0.95
 
@@ -119,10 +122,18 @@ def _key(row: pd.Series) -> str:
 
 
 def caveats(cfg: Mapping, acc: Mapping, table: pd.DataFrame, comps: Mapping[str, Comparison],
-            domain: Mapping[str, int], unit: str, units: str) -> list[str]:
-    """What a reader must know before believing the figures."""
+            domain: Mapping[str, int], unit: str, units: str,
+            flips: Mapping[int, tuple[float, float, int]] | None = None) -> list[str]:
+    """What a reader must know before believing the figures (``flips``: ``pooled_fidelity.fill_flips``)."""
     config = cfg["config"]
     out = []
+    classes = list(cfg["card"].get("class_names") or ())
+    for c, (before, after, n) in (flips or {}).items():
+        if before - after >= FLIP_DROP:
+            out.append(f"The fill alone changes the answer: with {config.get('fidelity_step')} % of random pixels "
+                       f"filled (the random map's first fidelity step) the model is right on {after:.0%} of the "
+                       f"{n} {_class_name(c, classes)} {units}, {before:.0%} before. On that class F measures the "
+                       f"fill, not the maps (the paper's label fill: white on class 0, black on the others).")
     n_tested = min((c.n for c in comps.values()), default=0)
     if comps and n_tested < MIN_BLOCKS:
         out.append(f"Too few {units} for tests: {n_tested} with every map kind scored (at least {MIN_BLOCKS}); "
@@ -160,7 +171,8 @@ def caveats(cfg: Mapping, acc: Mapping, table: pd.DataFrame, comps: Mapping[str,
 
 
 def headline(cfg: Mapping, acc: Mapping, table: pd.DataFrame, fid: pd.DataFrame, comps: Mapping[str, Comparison],
-             draws: Mapping[str, np.ndarray], domain: Mapping[str, int], unit: str, units: str) -> list[str]:
+             draws: Mapping[str, np.ndarray], domain: Mapping[str, int], unit: str, units: str,
+             flips: Mapping[int, tuple[float, float, int]] | None = None) -> list[str]:
     """The report's first screen, as HTML parts."""
     best = best_rows(comps, fid, draws)
     parts = [f"<p class='data'>{html.escape(data_sentence(cfg, acc, table, units))}</p>",
@@ -168,7 +180,7 @@ def headline(cfg: Mapping, acc: Mapping, table: pd.DataFrame, fid: pd.DataFrame,
     if len(best):
         parts += ["<h3>Which map kind comes first (absolute maps; ↑ higher is better, ↓ lower)</h3>",
                   "<div class='scroll'>" + best.to_html(index=False, classes="best", escape=True) + "</div>"]
-    notes = caveats(cfg, acc, table, comps, domain, unit, units)
+    notes = caveats(cfg, acc, table, comps, domain, unit, units, flips)
     if notes:
         parts += ["<h3>Caveats</h3>",
                   "<ul class='caveats'>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>"]

@@ -49,8 +49,9 @@ def statistics_section(comps: dict[str, Comparison]) -> tuple[list[str], list[tu
                          f"({html.escape(info.source)}).</p>")
         parts.append("<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences(c)) + "</ul>")
         if not c.note and len(c.ranks) >= 3:
-            fig = plt.figure(figsize=(9, 0.9 + 0.22 * len(c.ranks)))
+            fig = plt.figure(figsize=(11, 0.9 + 0.22 * len(c.ranks)))
             cd_diagram(c, fig.add_subplot())
+            fig.subplots_adjust(left=0.19, right=0.81)  # the kinds' names sit outside the axis: keep them on the page
             figures.append((f"cd_{score}", fig))
             parts.append(f"<!--figure:cd_{score}-->")
         sig = c.pairwise[c.pairwise["significant"]]
