@@ -251,7 +251,7 @@ def _figure_title(name: str) -> str:
 
 def _table(title: str, frame: pd.DataFrame, note: str = "") -> str:
     """A collapsed, scrollable table."""
-    body = f"<p>{note}</p>" if note else ""
+    body = f"<div>{note}</div>" if note else ""
     return (f"<details><summary>{html.escape(title)}</summary>{body}<div class='scroll'>"
             f"{frame.to_html(index=False)}</div></details>")
 
@@ -264,14 +264,20 @@ def paper_section(comps: dict, fid: pd.DataFrame, draws: dict) -> list[str]:
     if not has_paper_estimators(fid):
         return []
     parts = ["<h2 id='paper'>The paper beside this study</h2>",
-             "<p>Brocki et al. (EXTRAAMAS 2022): F × 10 on 290 real chest CT slices, ResNet-50; here the same "
-             "protocol (label fill) on this study's set. SG and SG² are those of BP; pixel maps.</p>",
+             "<p>Brocki et al. (EXTRAAMAS 2022): F × 10 of a ResNet-50 on real chest CT (LIDC-IDRI + LNDb); here "
+             "the same protocol (label fill) on this study's set. We read the paper's SG and SG² as those of BP; "
+             "pixel maps. The intervals are bootstrap 95 % intervals over the slices, each read alone (no "
+             "correction for reading several).</p>",
              f"<div class='scroll'>{fidelity_vs_paper(fid, draws).to_html(index=False)}</div>", "<ul>"]
     for sign in ("absolute", "signed"):
         r = paper_rank_agreement(fid, draws, sign)
+        if not np.isfinite(r["rho"]):
+            parts.append(f"<li>Rank agreement with the paper's {sign} F: undefined (this study's {r['n']} F are all "
+                         f"equal).</li>")
+            continue
         parts.append(f"<li>Rank agreement with the paper's {sign} F over its {r['n']} estimators: Spearman ρ = "
                      f"{r['rho']:+.2f} (p = {r['p']:.2g}; 95 % bootstrap CI [{r['ci_low']:+.2f}, "
-                     f"{r['ci_high']:+.2f}]).</li>")
+                     f"{r['ci_high']:+.2f}] over {r['draws']} of {r['of_draws']} draws).</li>")
     parts += ["</ul>", "<h3>The poster's conclusions, tested here</h3>",
               f"<div class='scroll'>{poster_checks(comps, fid, draws).to_html(index=False, classes='paper')}</div>"]
     return parts
@@ -321,6 +327,7 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
     seed = int(cfg["config"].get("seed", 0))
     comps = comparisons(table, seed=seed)
     draws = fidelity_draws(results, cfg["config"]["fidelity_step"], seed)
+    paper_parts = paper_section(comps, fid, draws)
     stats_parts, stats_figures = statistics_section(comps)
     images, stats_images = [], {}
     for name, fig in figures + stats_figures:
@@ -331,8 +338,8 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
         else:
             images.append((name, b64))
     mark = "<!--figure:"  # where a CD diagram goes in the statistics section
-    stats_parts = [f"<img src='data:image/png;base64,{stats_images[p[len(mark):-3]]}'>" if p.startswith(mark) else p
-                   for p in stats_parts]
+    stats_parts = [f"<img src='data:image/png;base64,{stats_images[p[len(mark):-3]]}' alt='{p[len(mark):-3]}'>"
+                   if p.startswith(mark) else p for p in stats_parts]
     failed = table[table["error"].notna()][["slice_id", "error"]]
     f_piv = fid.drop(columns=["mif_curve", "lif_curve"], errors="ignore")
     more = [m for m in schema.MORE_SCORES if f"{m}_mean" in summary.columns]
@@ -344,8 +351,8 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
         "<!doctype html><html><head><meta charset='utf-8'><title>napari-ctinterp study</title>",
         f"<style>{STYLE}</style></head><body>",
         "<h1>napari-ctinterp study</h1>",
-        "<nav><a href='#figures'>Figures</a><a href='#statistics'>Statistics</a><a href='#paper'>The paper</a>"
-        "<a href='#tables'>Tables</a>"
+        "<nav><a href='#figures'>Figures</a><a href='#statistics'>Statistics</a>"
+        + ("<a href='#paper'>The paper</a>" if paper_parts else "") + "<a href='#tables'>Tables</a>"
         "<a href='#parameters'>Parameters</a></nav>",
         "<div class='headline'>",
         *headline(cfg, acc, table, fid, comps, draws, domain, unit, units, fill_flips(results)),
@@ -366,7 +373,7 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
     if sanity and sanity.get("error"):
         parts.append(f"<h3>Sanity: model randomisation</h3><p>The model randomisation test of the example {unit} "
                      f"failed: {html.escape(sanity['error'])}</p>")
-    parts += ["<div id='statistics'>", *stats_parts, "</div>", *paper_section(comps, fid, draws),
+    parts += ["<div id='statistics'>", *stats_parts, "</div>", *paper_parts,
               "<h2 id='tables'>Tables</h2><p>Click a title to open its table; every table is also a CSV file in "
               "this folder (table.csv: one row per map and slice).</p>",
               _table("Localisation (mean, SD, n per group) — summary.csv", summary[summ_cols].round(4))]

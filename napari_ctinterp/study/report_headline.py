@@ -43,7 +43,8 @@ def data_sentence(cfg: Mapping, acc: Mapping, table: pd.DataFrame, units: str) -
     if "label" in scored and len(scored):
         per = scored.groupby("slice_id")["label"].first() if "slice_id" in scored else scored["label"]
         vc = per.value_counts()  # labels: class indices or names (mixed in a user's labels.csv)
-        counts = " (" + ", ".join(f"{vc[c]} {_class_name(c, classes)}" for c in sorted(vc.index, key=str)) + ")"
+        order = sorted(vc.index, key=lambda c: (isinstance(c, str), c if not isinstance(c, str) else 0, str(c)))
+        counts = " (" + ", ".join(f"{vc[c]} {_class_name(c, classes)}" for c in order) + ")"
     accuracy = "n/a" if acc.get("accuracy") is None else f"{acc['accuracy']:.1%}"
     return (f"Model: {name} — {card.get('architecture', '?')}, input {size}, classes {', '.join(classes) or '?'}. "
             f"Data: {source}; {acc['n']} {units} scored{counts}, {acc['n_failed']} failed; the model's accuracy on "
@@ -69,8 +70,9 @@ def settings_sentence(config: Mapping) -> str:
 
 
 def f_resolution(step: float, labels: pd.Series) -> float:
-    """The smallest change of the paper's F on this set: one slice of the smallest class flipping
-    at one interior level moves balanced accuracy by 1 / (k · n_class), weighted by the step."""
+    """How much one slice moves the paper's F at most: one slice of the smallest class flipping at
+    one interior level moves balanced accuracy by 1 / (k · n_class), weighted by the step (slices of
+    larger classes, and several flips together, move it by less)."""
     counts = labels.value_counts()
     if counts.empty:
         return float("nan")
@@ -98,7 +100,7 @@ def best_rows(comps: Mapping[str, Comparison], fid: pd.DataFrame, draws: Mapping
                         f"{pair['diff']:+.3f} [{pair['ci_low']:+.3f}, {pair['ci_high']:+.3f}]",
                         "p (Wilcoxon–Holm)": ("no test: too few" if c.note else f"{pair['p_holm']:.2g}")})
         rows.append(row)
-    pooled = fid[(fid["sign"] == "absolute") & (fid["method"] != "random")] if len(fid) else fid
+    pooled = fid[(fid["sign"] == "absolute") & (fid["method"] != "random")].dropna(subset=["F"]) if len(fid) else fid
     if len(pooled):
         ranked = pooled.sort_values("F", ascending=False, kind="stable")
         first = ranked.iloc[0]
@@ -113,7 +115,9 @@ def best_rows(comps: Mapping[str, Comparison], fid: pd.DataFrame, draws: Mapping
             low, high = (np.nanpercentile(d, [2.5, 97.5]) if np.isfinite(d).any() else (np.nan, np.nan))
             row.update({"runner-up": kind_of(second), "difference [95 % CI]":
                         f"{first['F'] - second['F']:+.3f} [{low:+.3f}, {high:+.3f}]"})
-        rows.insert(min(2, len(rows)), row)  # after AUC and max Dice, as in the paper
+        scores = list(comps)
+        after = [i for i, sc in enumerate(scores) if sc in ("auc", "max_dice")]
+        rows.insert(after[-1] + 1 if after else 0, row)  # after AUC and max Dice, as in the paper
     return pd.DataFrame(rows)
 
 
@@ -134,18 +138,22 @@ def caveats(cfg: Mapping, acc: Mapping, table: pd.DataFrame, comps: Mapping[str,
                        f"filled (the random map's first fidelity step) the model is right on {after:.0%} of the "
                        f"{n} {_class_name(c, classes)} {units}, {before:.0%} before. On that class F measures the "
                        f"fill, not the maps (the paper's label fill: white on class 0, black on the others).")
-    n_tested = min((c.n for c in comps.values()), default=0)
-    if comps and n_tested < MIN_BLOCKS:
+    untested = {score_label(s): c.n for s, c in comps.items() if c.note}
+    if untested and len(untested) == len(comps):
+        n_tested = min(untested.values())
         out.append(f"Too few {units} for tests: {n_tested} with every map kind scored (at least {MIN_BLOCKS}); "
                    f"means and intervals only, no p-values — read the figures as a demonstration, not a result.")
+    elif untested:
+        out.append(f"Too few {units} with every map kind scored for tests of " + ", ".join(
+            f"{k} ({n})" for k, n in untested.items()) + f" (at least {MIN_BLOCKS}): means and intervals only there.")
     scored = table[table["error"].isna()] if "error" in table else table
     labels = (scored.groupby("slice_id")["label"].first() if len(scored) and "label" in scored
               else pd.Series(dtype=int))
     res = f_resolution(float(config.get("fidelity_step", 2.5)), labels)
     if np.isfinite(res):
-        text = (f"The paper's F moves in steps of {res:.3g} on this set ({len(labels)} {units}, fidelity step "
-                f"{config.get('fidelity_step')} %): smaller differences of F are not differences.")
-        out.append(text if res >= 0.01 else text.replace(": smaller", "; smaller"))
+        out.append(f"One {unit} of the smallest class changing its answer at one level of the fidelity curve moves "
+                   f"the paper's F by {res:.3g} on this set ({len(labels)} {units}, fidelity step "
+                   f"{config.get('fidelity_step')} %): differences of F of that size are one {unit}'s noise.")
     reduced = [f"{what.format(config[k])} (paper {paper})" for k, (paper, what) in PAPER_SETTINGS.items()
                if k in config and (config[k] > paper if k == "fidelity_step" else config[k] < paper)]
     if reduced:

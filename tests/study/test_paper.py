@@ -79,6 +79,11 @@ def test_the_papers_own_order_agrees_fully_and_its_reverse_not_at_all():
     reverse = {m: 1 - f for m, f in PAPER_ORDER.items()}
     rev, rev_draws = _fidelity(reverse)
     assert paper_rank_agreement(rev, rev_draws)["rho"] < 0
+    flat, flat_draws = _fidelity(dict.fromkeys(PAPER_ORDER, 0.3))
+    flat.loc[flat["method"] == "BP", "F"] = 0.3  # SG, SG² of BP at the others' F too: seven equal F
+    flat_draws = {k: 0 * v + 0.3 for k, v in flat_draws.items()}
+    r = paper_rank_agreement(flat, flat_draws)
+    assert np.isnan(r["rho"]) and r["draws"] == 0 and r["of_draws"] == 400  # no ordering, said, not a number
 
 
 def test_the_posters_conclusions_hold_on_a_study_built_to_agree_and_fail_where_it_does_not():
@@ -107,7 +112,21 @@ def test_the_posters_conclusions_hold_on_a_study_built_to_agree_and_fail_where_i
     assert poster_checks(comps, neither, neither_draws)["holds here"].iloc[1] == "no"
     # plain maps best on quality: the first fails
     worse = table.assign(auc=np.where(table["variant"] == "SG2", table["auc"] - 0.3, table["auc"]))
-    assert poster_checks({**comps, "auc": compare_methods(worse, "auc")}, fid, draws)["holds here"].iloc[0] == "partly"
+    worse_check = poster_checks({**comps, "auc": compare_methods(worse, "auc")}, fid, draws).iloc[0]
+    assert worse_check["holds here"] == "partly"  # max Dice still says SG², AUC says the opposite
+    assert "auc: first" in worse_check["here"] and "SG² significantly above plain / SG in 0 of 20" in worse_check["here"]
+    assert "below in 20" in worse_check["here"]  # pairs stored as (plain, SG2) read back as SG2's loss
+    # without region maps: the region parts are said to be untested, and can't make a verdict "yes"
+    pixel_only = {s: compare_methods(table[table["map_type"] == "pixel"], s) for s in ("auc", "max_dice")}
+    fid_px = fid[fid["map_type"] == "pixel"]
+    draws_px = {k: v for k, v in draws.items() if "|pixel|" in k}
+    no_region = poster_checks(pixel_only, fid_px, draws_px)
+    assert list(no_region["holds here"]) == ["partly", "yes", "yes"]
+    assert "no region maps: 'especially on region maps' not tested" in no_region["here"].iloc[0]
+    assert "no region maps: pixel vs region not tested" in no_region["here"].iloc[1]
+    # "most do well" needs the others above the random map
+    rnd = {**draws, "random|plain|pixel|absolute": draws["random|plain|pixel|absolute"] + 0.55}
+    assert poster_checks(comps, fid, rnd)["holds here"].iloc[2] == "partly"
     few = poster_checks(comps, fid.assign(n=3), draws)
     assert set(few["holds here"]) == {"not tested"} and few["here"].iloc[0] == "not tested: 3 slices (at least 6)"
 

@@ -50,7 +50,8 @@ def test_caveats_follow_from_the_set_and_the_settings():
     text = " ".join(notes)
     assert "Too few slices for tests: 3 with every map kind scored (at least 6)" in text
     assert f_resolution(10.0, pd.Series([0, 0, 1])) == 0.05  # one slice of the smallest class, k = 2, 10 % steps
-    assert "F moves in steps of 0.05 on this set (3 slices, fidelity step 10.0 %): smaller differences" in text
+    assert ("One slice of the smallest class changing its answer at one level of the fidelity curve moves the "
+            "paper's F by 0.05 on this set (3 slices, fidelity step 10.0 %)") in text
     assert "IG path points 10 (paper 25)" in text and "fidelity step 10.0 % (paper 2.5)" in text
     assert "SmoothGrad" not in text  # 15 copies: the paper's
     assert "1 slice failed" in text and "right on only 66.7 %" not in text and "right on only 66.7%" in text
@@ -60,7 +61,7 @@ def test_caveats_follow_from_the_set_and_the_settings():
     calm = caveats({**CFG, "config": {**CFG["config"], "steps": 25, "fidelity_step": 2.5}},
                    {"n": 40, "n_failed": 0, "accuracy": 1.0}, big, {"auc": compare_methods(big, "auc")},
                    {"in": 40, "out": 0, "unknown": 0}, "slice", "slices")
-    assert len(calm) == 1 and "steps of 0.000625" in calm[0]  # only the resolution, stated, not a warning
+    assert len(calm) == 1 and "F by 0.000625" in calm[0]  # only the resolution
 
 
 def test_the_data_sentence_names_model_data_classes_and_accuracy():

@@ -93,7 +93,7 @@ def test_demo_study_has_every_row_and_column(in_process):
     head = report[order[0]:order[1]]
     assert "Model: demo resnet18 (phantom)" in head and "4 slices scored (2 no contrast, 2 contrast)" in head
     assert "IG 4 path points" in head and "<td>AUC ↑</td>" in head and "F (paper: pooled over the set) ↑" in head
-    assert "Too few slices for tests: 4" in head and "F moves in steps of" in head
+    assert "Too few slices for tests: 4" in head and "moves the paper's F by" in head
     # the demo reads a 25 % white fill of random pixels as contrast: the headline says F measures the fill there
     assert "right on 0% of the 2 no contrast slices, 100% before" in head
     assert report.count("<details>") >= 4 and report.index("<img") > order[1]  # no figure above the headline
