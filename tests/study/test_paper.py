@@ -114,7 +114,8 @@ def test_the_posters_conclusions_hold_on_a_study_built_to_agree_and_fail_where_i
     worse = table.assign(auc=np.where(table["variant"] == "SG2", table["auc"] - 0.3, table["auc"]))
     worse_check = poster_checks({**comps, "auc": compare_methods(worse, "auc")}, fid, draws).iloc[0]
     assert worse_check["holds here"] == "partly"  # max Dice still says SG², AUC says the opposite
-    assert "auc: first" in worse_check["here"] and "SG² significantly above plain / SG in 0 of 20" in worse_check["here"]
+    here = worse_check["here"]
+    assert "auc: first" in here and "SG² significantly above plain / SG in 0 of 20" in here
     assert "below in 20" in worse_check["here"]  # pairs stored as (plain, SG2) read back as SG2's loss
     # without region maps: the region parts are said to be untested, and can't make a verdict "yes"
     pixel_only = {s: compare_methods(table[table["map_type"] == "pixel"], s) for s in ("auc", "max_dice")}
