@@ -203,8 +203,9 @@ def poster_checks(comps: Mapping[str, Comparison], fid: pd.DataFrame, draws: Map
     sig = [m for m, (lo, _) in gaps.items() if lo > 0]
     rnd = draws.get(_key("random", "plain", "pixel", "absolute"))
     do_well = [m for m in others if rnd is not None and _ci(plain[m] - rnd)[0] > 0]  # "do well": above random
-    well_text = (f"; above the random map (95 % CI of the difference above 0): {', '.join(do_well) or 'none'} of "
-                 f"{', '.join(others)}" if rnd is not None else "; no random map to compare with")
+    well_text = (f"; above the random map (95 % CI of the difference above 0): {len(do_well)} of {len(others)}"
+                 f"{' (' + ', '.join(do_well) + ')' if do_well else ''}" if rnd is not None
+                 else "; no random map to compare with")
     rows.append({"conclusion": CONCLUSIONS[2],
                  "here": "F of the plain absolute pixel maps, lowest first: "
                          + ", ".join(f"{m} {f_of[m]:.3f}" for m in order)
