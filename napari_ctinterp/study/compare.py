@@ -52,8 +52,8 @@ class Comparison:
         Per kind, best first: ``kind``, ``mean_rank``, ``mean``, ``ci_low``, ``ci_high``.
     pairwise : pandas.DataFrame
         Per pair ``a``, ``b`` (a ranked above b): ``diff`` (mean of a − b), ``ci_low``,
-        ``ci_high``, ``p_wilcoxon``, ``p_holm``, ``p_nemenyi``, ``effect_r`` and ``significant``
-        (Holm-corrected Wilcoxon p < alpha).
+        ``ci_high``, ``p_wilcoxon``, ``p_holm``, ``p_nemenyi``, ``effect_r`` (NaN, like the p-values,
+        below ``MIN_BLOCKS``) and ``significant`` (Holm-corrected Wilcoxon p < alpha).
     alpha : float
         The level the tests are read at.
     note : str
@@ -154,7 +154,8 @@ def compare_methods(table: pd.DataFrame, score: str = "auc", *, sign: str = "abs
             pw = 1.0 if not np.any(d != 0) else float(wilcoxon(d, zero_method="wilcox").pvalue)
         rows.append({"a": a, "b": b, "diff": float(d.mean()) if n else np.nan,
                      "ci_low": float(np.percentile(boot_d, 2.5)), "ci_high": float(np.percentile(boot_d, 97.5)),
-                     "p_wilcoxon": pw, "p_nemenyi": float(nemenyi.loc[a, b]), "effect_r": _rank_biserial(d)})
+                     "p_wilcoxon": pw, "p_nemenyi": float(nemenyi.loc[a, b]),
+                     "effect_r": _rank_biserial(d) if testable else np.nan})  # no effect size from < 6 blocks
     pairwise = pd.DataFrame(rows)
     if testable and len(pairwise):
         from statsmodels.stats.multitest import multipletests

@@ -183,13 +183,13 @@ def headline(cfg: Mapping, acc: Mapping, table: pd.DataFrame, fid: pd.DataFrame,
              flips: Mapping[int, tuple[float, float, int]] | None = None) -> list[str]:
     """The report's first screen, as HTML parts."""
     best = best_rows(comps, fid, draws)
-    parts = [f"<p class='data'>{html.escape(data_sentence(cfg, acc, table, units))}</p>",
-             f"<p class='settings'>{html.escape(settings_sentence(cfg['config']))}</p>"]
+    parts = [f"<p class='data'>{html.escape(data_sentence(cfg, acc, table, units), quote=False)}</p>",
+             f"<p class='settings'>{html.escape(settings_sentence(cfg['config']), quote=False)}</p>"]
     if len(best):
         parts += ["<h3>Which map kind comes first (absolute maps; ↑ higher is better, ↓ lower)</h3>",
                   "<div class='scroll'>" + best.to_html(index=False, classes="best", escape=True) + "</div>"]
     notes = caveats(cfg, acc, table, comps, domain, unit, units, flips)
     if notes:
         parts += ["<h3>Caveats</h3>",
-                  "<ul class='caveats'>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>"]
+                  "<ul class='caveats'>" + "".join(f"<li>{html.escape(n, quote=False)}</li>" for n in notes) + "</ul>"]
     return parts

@@ -59,7 +59,7 @@ def test_the_numbers_are_the_libraries_own():
 def test_three_slices_say_so_instead_of_a_p_value():
     c = compare_methods(_table(3, {"A": 0.1, "B": 0.0, "C": 0.0}), "auc")
     assert c.n == 3 < MIN_BLOCKS and np.isnan(c.friedman["p"].iloc[0]) and c.pairwise["p_holm"].isna().all()
-    assert not c.pairwise["significant"].any()
+    assert not c.pairwise["significant"].any() and c.pairwise["effect_r"].isna().all()  # no effect size either
     text = sentences(c)
     assert text[-1].startswith("Too few slices for tests: 3 with every map kind scored")
     with pytest.raises(ValueError, match="no column 'dice'"):
