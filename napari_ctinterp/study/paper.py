@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .compare import MIN_BLOCKS, Comparison
+from .pooled_fidelity import map_key
 
 #: The paper's F × 10 (signed, absolute) per estimator (REFERENCE.md, "Fidelity in the paper").
 PAPER_F10: dict[str, tuple[float, float]] = {"SG²": (6.2, 6.2), "SG": (3.4, 6.1), "IGBW": (0.0, 5.7),
@@ -36,16 +37,12 @@ CONCLUSIONS = ("SG² gives the best map quality (ROC AUC, max Dice), especially 
                "For fidelity, most methods do well except D and IGB.")
 
 
-def _key(method: str, variant: str, map_type: str = "pixel", sign: str = "absolute") -> str:
-    return f"{method}|{variant}|{map_type}|{sign}"
-
-
 def has_paper_estimators(fid: pd.DataFrame) -> bool:
     """Whether ``fid`` (fidelity.csv) has every estimator of the paper's table, both signs."""
     if fid is None or not len(fid):
         return False
-    have = {_key(*r) for r in fid[["method", "variant", "map_type", "sign"]].itertuples(index=False)}
-    return all(_key(m, v, "pixel", s) in have for m, v in ESTIMATORS.values() for s in ("absolute", "signed")
+    have = {map_key(*r) for r in fid[["method", "variant", "map_type", "sign"]].itertuples(index=False)}
+    return all(map_key(m, v, "pixel", s) in have for m, v in ESTIMATORS.values() for s in ("absolute", "signed")
                if m != "random" or s == "absolute")  # the random map has no sign
 
 
@@ -64,7 +61,7 @@ def fidelity_vs_paper(fid: pd.DataFrame, draws: Mapping[str, np.ndarray]) -> pd.
             sel = fid[(fid["method"] == method) & (fid["variant"] == variant) & (fid["map_type"] == "pixel")
                       & (fid["sign"] == sign)]
             f = float(sel["F"].iloc[0]) if len(sel) else np.nan
-            key = _key(method, variant, "pixel", sign)
+            key = map_key(method, variant, "pixel", sign)
             low, high = _ci(draws[key] * 10) if len(sel) and key in draws else (np.nan, np.nan)
             row.update({f"paper F×10 {sign}": PAPER_F10[name][j], f"ours F×10 {sign}": round(10 * f, 2),
                         f"ours 95 % CI {sign}": "—" if not np.isfinite(low) else f"[{low:.2f}, {high:.2f}]"})
@@ -85,7 +82,7 @@ def paper_rank_agreement(fid: pd.DataFrame, draws: Mapping[str, np.ndarray], sig
     paper = np.array([PAPER_F10[n][j] for n in names])
     ours = np.array([_f(fid, *ESTIMATORS[n], sign) for n in names])  # unrounded, as the draws
     rho, p = spearmanr(paper, ours) if np.ptp(ours) > 0 else (np.nan, np.nan)
-    boot = np.stack([draws[_key(*ESTIMATORS[n], "pixel", sign)] for n in names], axis=1)  # (B, 7)
+    boot = np.stack([draws[map_key(*ESTIMATORS[n], "pixel", sign)] for n in names], axis=1)  # (B, 7)
     varied = boot[np.ptp(boot, axis=1) > 0]  # a draw with every F equal has no ordering
     rhos = np.array([spearmanr(paper, b)[0] for b in varied])
     low, high = _ci(rhos) if len(rhos) else (np.nan, np.nan)
@@ -163,9 +160,9 @@ def poster_checks(comps: Mapping[str, Comparison], fid: pd.DataFrame, draws: Map
     pixel_kinds = [(m, v) for m in methods for v in ("plain", "SG", "SG2")]
     abs_vs_signed, pix_vs_region = [], []
     for m, v in pixel_kinds:
-        a = draws.get(_key(m, v, "pixel", "absolute"))
-        s = draws.get(_key(m, v, "pixel", "signed"))
-        r = draws.get(_key(m, v, "region", "absolute"))
+        a = draws.get(map_key(m, v, "pixel", "absolute"))
+        s = draws.get(map_key(m, v, "pixel", "signed"))
+        r = draws.get(map_key(m, v, "region", "absolute"))
         if a is not None and s is not None:
             abs_vs_signed.append(_ci(a - s))
         if a is not None and r is not None:
@@ -191,7 +188,7 @@ def poster_checks(comps: Mapping[str, Comparison], fid: pd.DataFrame, draws: Map
                          f"{len(abs_vs_signed)} pixel kinds, below for {below}; {region_text}",
                  "holds here": verdict})
     # 3. most do well except D and IGB (absolute pixel maps of the plain methods)
-    plain = {m: draws.get(_key(m, "plain", "pixel", "absolute")) for m in methods}
+    plain = {m: draws.get(map_key(m, "plain", "pixel", "absolute")) for m in methods}
     plain = {m: d for m, d in plain.items() if d is not None}
     f_of = {m: float(fid[(fid["method"] == m) & (fid["variant"] == "plain") & (fid["map_type"] == "pixel")
                          & (fid["sign"] == "absolute")]["F"].iloc[0]) for m in plain}
@@ -201,7 +198,7 @@ def poster_checks(comps: Mapping[str, Comparison], fid: pd.DataFrame, draws: Map
     gaps = {m: _ci(plain[worst_other] - plain[m]) for m in ("D", "IGB") if m in plain and worst_other}
     bottom_two = set(order[:2]) == {"D", "IGB"}
     sig = [m for m, (lo, _) in gaps.items() if lo > 0]
-    rnd = draws.get(_key("random", "plain", "pixel", "absolute"))
+    rnd = draws.get(map_key("random", "plain", "pixel", "absolute"))
     do_well = [m for m in others if rnd is not None and _ci(plain[m] - rnd)[0] > 0]  # "do well": above random
     well_text = (f"; above the random map (95 % CI of the difference above 0): {len(do_well)} of {len(others)}"
                  f"{' (' + ', '.join(do_well) + ')' if do_well else ''}" if rnd is not None

@@ -31,6 +31,11 @@ def origin(method: str) -> str:
 F_BOOT = 1000
 
 
+def map_key(method: str, variant: str, map_type: str = "pixel", sign: str = "absolute") -> str:
+    """A map group's key in a slice result's ``fidelity`` and in ``fidelity_draws``."""
+    return f"{method}|{variant}|{map_type}|{sign}"
+
+
 def fidelity_draws(results: list[dict], step: float, seed: int = 0, n_boot: int = F_BOOT) -> dict[str, np.ndarray]:
     """Per map key (``method|variant|map_type|sign``), F of each of ``n_boot`` bootstrap resamples
     of the scored slices — the same resamples for every map, so draws of two maps are paired."""
@@ -45,7 +50,8 @@ def fidelity_draws(results: list[dict], step: float, seed: int = 0, n_boot: int 
             for key in ok[0]["fidelity"]}
 
 
-def fidelity_table(results: list[dict], step: float, seed: int = 0) -> pd.DataFrame:
+def fidelity_table(results: list[dict], step: float, seed: int = 0,
+                   draws: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """The paper's F per group: balanced accuracy over the slices at each p, LiF − MiF area, and a
     seeded bootstrap 95 % interval (slices resampled; ``fidelity_draws``)."""
     ok = [r for r in results if not r["error"]]
@@ -53,7 +59,7 @@ def fidelity_table(results: list[dict], step: float, seed: int = 0) -> pd.DataFr
         return pd.DataFrame(columns=[*GROUP, "origin", "F", "F_ci_low", "F_ci_high", "n"])
     p = fidelity_grid(step)
     labels = np.array([r["label"] for r in ok])
-    draws = fidelity_draws(results, step, seed)
+    draws = fidelity_draws(results, step, seed) if draws is None else draws  # the caller's, computed once
     out = []
     for key in ok[0]["fidelity"]:
         mif = np.array([r["fidelity"][key]["pred_mif"] for r in ok])

@@ -284,7 +284,7 @@ def paper_section(comps: dict, fid: pd.DataFrame, draws: dict) -> list[str]:
 
 
 def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid: pd.DataFrame, acc: dict,
-                 cfg: dict, results: list[dict]) -> Path:
+                 cfg: dict, results: list[dict], draws: dict | None = None) -> Path:
     """Write figures (PNG) and ``report.html`` (figures embedded) into ``run_dir``, read top-down:
     headline (model, data, settings, the first map kind per score, caveats), figures, statistics,
     tables (collapsed), parameters."""
@@ -326,7 +326,8 @@ def write_report(run_dir: Path, table: pd.DataFrame, summary: pd.DataFrame, fid:
 
     seed = int(cfg["config"].get("seed", 0))
     comps = comparisons(table, seed=seed)
-    draws = fidelity_draws(results, cfg["config"]["fidelity_step"], seed)
+    if draws is None:  # F's bootstrap draws (``pooled_fidelity.fidelity_draws``), unless the caller has them
+        draws = fidelity_draws(results, cfg["config"]["fidelity_step"], seed)
     paper_parts = paper_section(comps, fid, draws)
     stats_parts, stats_figures = statistics_section(comps)
     images, stats_images = [], {}

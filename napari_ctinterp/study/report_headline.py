@@ -4,7 +4,7 @@ see before any figure.
 
 Everything here is read from the study's tables and the comparisons the statistics section
 shows (``report_stats.comparisons``); the paper's F, pooled over the slices, has no paired test —
-its runner-up difference is bounded by a bootstrap interval (``results.fidelity_draws``).
+its runner-up difference is bounded by a bootstrap interval (``pooled_fidelity.fidelity_draws``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..metrics.schema import KEY
 from .compare import MIN_BLOCKS, Comparison, kind_of, score_label
+from .pooled_fidelity import map_key
 
 #: The paper's settings (../shared/REFERENCE.md) a study's are held against in the caveats.
 PAPER_SETTINGS = {"steps": (25, "IG path points {}"), "sg_samples": (15, "SmoothGrad copies {}"),
@@ -111,7 +112,8 @@ def best_rows(comps: Mapping[str, Comparison], fid: pd.DataFrame, draws: Mapping
                "n": int(first["n"])}
         if len(ranked) > 1:
             second = ranked.iloc[1]
-            d = draws.get(_key(first), np.array([np.nan])) - draws.get(_key(second), np.array([np.nan]))
+            none = np.array([np.nan])
+            d = draws.get(map_key(*first[list(KEY)]), none) - draws.get(map_key(*second[list(KEY)]), none)
             low, high = (np.nanpercentile(d, [2.5, 97.5]) if np.isfinite(d).any() else (np.nan, np.nan))
             row.update({"runner-up": kind_of(second), "difference [95 % CI]":
                         f"{first['F'] - second['F']:+.3f} [{low:+.3f}, {high:+.3f}]"})
@@ -119,10 +121,6 @@ def best_rows(comps: Mapping[str, Comparison], fid: pd.DataFrame, draws: Mapping
         after = [i for i, sc in enumerate(scores) if sc in ("auc", "max_dice")]
         rows.insert(after[-1] + 1 if after else 0, row)  # after AUC and max Dice, as in the paper
     return pd.DataFrame(rows)
-
-
-def _key(row: pd.Series) -> str:
-    return "|".join(str(row[k]) for k in KEY)
 
 
 def caveats(cfg: Mapping, acc: Mapping, table: pd.DataFrame, comps: Mapping[str, Comparison],

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import schema
-from .pooled_fidelity import fidelity_table, origin
+from .pooled_fidelity import fidelity_draws, fidelity_table, origin
 from .store import load_results
 
 #: A map's group key, the scores summarised per group, and table.csv's columns (the slice's, then the schema's row).
@@ -101,7 +101,9 @@ def assemble(run_dir: Path, slice_ids: list[str] | None = None) -> dict[str, pd.
     results = load_results(run_dir, slice_ids)
     table = tidy_table(results)
     summary = summary_table(table)
-    fid = fidelity_table(results, cfg["config"]["fidelity_step"], int(cfg["config"].get("seed", 0)))
+    step, seed = cfg["config"]["fidelity_step"], int(cfg["config"].get("seed", 0))
+    draws = fidelity_draws(results, step, seed)  # F's bootstrap: the table's intervals and the report's
+    fid = fidelity_table(results, step, seed, draws)
     table.to_csv(run_dir / "table.csv", index=False)
     summary.to_csv(run_dir / "summary.csv", index=False)
     fid.to_csv(run_dir / "fidelity.csv", index=False)
@@ -117,5 +119,5 @@ def assemble(run_dir: Path, slice_ids: list[str] | None = None) -> dict[str, pd.
     (run_dir / "accuracy.json").write_text(json.dumps(acc, indent=2))
     from .report import write_report
 
-    write_report(run_dir, table, summary, fid, acc, cfg, results)
+    write_report(run_dir, table, summary, fid, acc, cfg, results, draws)
     return {"table": table, "summary": summary, "fidelity": fid}
